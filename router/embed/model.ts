@@ -22,6 +22,8 @@ export interface EmbedResult {
 export interface RerankResult {
   /** Relevance scores in input order (after the configured activation). */
   scores: number[];
+  /** The raw model outputs behind `scores`. */
+  logits: number[];
   promptTokens: number;
 }
 
@@ -60,7 +62,7 @@ export class LoadedModel {
     }
     const batcher = new Batcher(workers, { windowMs: config.batchWindowMs, maxBatch: config.maxBatch, maxQueue: config.maxQueue });
     // A warm-up run validates the graph, the output choice and the pooling, and gives the width.
-    let dimensions = 1;
+    let dimensions: number;
     try {
       const probe = tokenizer.encode('hello world', config.maxLength, true);
       const enc = config.kind === 'rerank' ? tokenizer.encodePair(tokenizer.content('hello'), 'hello world', config.maxLength) : probe;
@@ -68,7 +70,7 @@ export class LoadedModel {
       dimensions = rows[0]!.length;
     } catch (err) {
       await batcher.close();
-      throw new Error(`embedding model '${config.id}' failed its warm-up run: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`embedding model '${config.id}' failed its warm-up run: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     logger?.info(
       { model: config.id, kind: config.kind, provider: runtime.provider, output: runtime.output, dimensions, workers: config.workers, maxLength: config.maxLength },
@@ -128,7 +130,8 @@ export class LoadedModel {
     }
     const rows = await this.submit(encs);
     const act = this.config.scoreActivation === 'sigmoid' ? (x: number) => 1 / (1 + Math.exp(-x)) : (x: number) => x;
-    return { scores: rows.map((r) => act(r[0]!)), promptTokens: encs.reduce((n, e) => n + e.ids.length, 0) };
+    const logits = rows.map((r) => r[0]!);
+    return { scores: logits.map(act), logits, promptTokens: encs.reduce((n, e) => n + e.ids.length, 0) };
   }
 
   private async submit(encs: Encoded[]): Promise<Float32Array[]> {

@@ -1,0 +1,71 @@
+#!/usr/bin/env -S node --import tsx
+// Entry point for every service: `start` (the whole embedded stack), `router`, `node-agent`,
+// `control-plane`. Each reads the same YAML config file.
+import { parseArgs } from 'node:util';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../common/config.ts';
+
+const USAGE = `usage: icp <command> [--config FILE]
+
+commands:
+  start            the whole stack on this machine (simulated engines from the config's simulators:)
+  router           the OpenAI-compatible router
+  node-agent       one node agent (--id ID picks it from the config's agents:, optional when there is one)
+  control-plane    the node registry and watch API
+
+--config FILE      YAML config (default: $ICP_CONFIG or config/local.yaml)`;
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const command = positionals[0];
+  if (values.help || !command) {
+    console.log(USAGE);
+    process.exit(command || values.help ? 0 : 2);
+  }
+  const file = values.config ?? process.env.ICP_CONFIG ?? DEFAULT_CONFIG_PATH;
+  let config: Config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  switch (command) {
+    case 'start': {
+      const { runSupervisor } = await import('./supervisor.ts');
+      return runSupervisor(config, file);
+    }
+    case 'router': {
+      const { runRouter } = await import('../router/main.ts');
+      return runRouter(config);
+    }
+    case 'control-plane': {
+      const { runControlPlane } = await import('../control-plane/main.ts');
+      return runControlPlane(config);
+    }
+    case 'node-agent': {
+      const agents = config.agents;
+      const agent = values.id ? agents.find((a) => a.id === values.id) : agents.length === 1 ? agents[0] : undefined;
+      if (!agent) {
+        console.error(values.id ? `no agent with id '${values.id}' in ${file} (have: ${agents.map((a) => a.id).join(', ') || 'none'})` : `${file} has ${agents.length} agents: pick one with --id`);
+        process.exit(2);
+      }
+      const { runAgent } = await import('../node-agent/main.ts');
+      return runAgent(config, agent);
+    }
+    default:
+      console.error(`unknown command '${command}'\n\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exit(1);
+});

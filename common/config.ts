@@ -1,0 +1,141 @@
+// One YAML file configures every service; each service reads its own section. Validated with
+// zod: a bad file names the field and the problem, and the service exits non-zero.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const listenSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535),
+});
+
+const laneSchema = z.enum(['critical', 'standard', 'sheddable']);
+
+export const controlPlaneSchema = z.strictObject({
+  listen: listenSchema.default({ host: '127.0.0.1', port: 8081 }),
+  /** A registered node that misses heartbeats for this long is dropped. */
+  nodeTtlMs: z.number().int().positive().default(3_000),
+  /** Nodes known from config alone (never expire). */
+  staticNodes: z.array(z.strictObject({ id: z.string().min(1), address: z.string().min(1) })).default([]),
+});
+
+export const routerSchema = z.strictObject({
+  id: z.string().min(1).optional(),
+  listen: listenSchema.default({ host: '127.0.0.1', port: 8080 }),
+  /** Nodes to use without a control plane (or in addition to it). */
+  staticNodes: z.array(z.strictObject({ id: z.string().min(1), address: z.string().min(1) })).default([]),
+  /** Model aliases: requested name -> served model. */
+  aliases: z.record(z.string(), z.string()).default({}),
+  /** Upper bound for a whole request, queueing included. */
+  requestTimeoutMs: z.number().int().positive().default(300_000),
+  /** A node whose last status is older than this is not scheduled. */
+  statusStaleMs: z.number().int().positive().default(2_000),
+  /** Attempts on other nodes when one fails before the first token. */
+  maxAttempts: z.number().int().min(1).max(5).default(3),
+  bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  defaultLane: laneSchema.default('standard'),
+  /** Graceful shutdown: how long in-flight streams may run after SIGTERM. */
+  shutdownGraceMs: z.number().int().positive().default(10_000),
+});
+
+export const agentSchema = z.strictObject({
+  id: z.string().min(1),
+  listen: listenSchema,
+  /** Address routers dial; defaults to listen host:port. */
+  advertiseAddress: z.string().optional(),
+  /** Liveness/readiness/metrics HTTP endpoint of the agent. */
+  httpListen: listenSchema.optional(),
+  engine: z.strictObject({
+    kind: z.enum(['vllm', 'tgi']).default('vllm'),
+    url: z.url(),
+    /** Served model names; by default read from the engine's /v1/models. */
+    models: z.array(z.string()).optional(),
+    requestTimeoutMs: z.number().int().positive().default(300_000),
+  }),
+  /** Engine /health and /metrics scrape interval (at most 500 ms by default). */
+  scrapeIntervalMs: z.number().int().positive().default(500),
+  /** Status heartbeat to routers and to the control plane. */
+  heartbeatMs: z.number().int().positive().default(500),
+  warmup: z.strictObject({
+    enabled: z.boolean().default(true),
+    prompt: z.string().default('Hello'),
+    maxTokens: z.number().int().positive().default(1),
+    timeoutMs: z.number().int().positive().default(60_000),
+  }).default({ enabled: true, prompt: 'Hello', maxTokens: 1, timeoutMs: 60_000 }),
+  drainGraceMs: z.number().int().positive().default(30_000),
+});
+
+export const simulatorSchema = z.strictObject({
+  id: z.string().min(1),
+  kind: z.enum(['vllm']).default('vllm'),
+  port: z.number().int().min(0).max(65535),
+  model: z.string().min(1),
+  speed: z.number().positive().default(1),
+  maxNumSeqs: z.number().int().positive().optional(),
+  loadTimeMs: z.number().int().min(0).optional(),
+});
+
+export const configSchema = z.strictObject({
+  /** How routers and agents reach the control plane; omit to run without one. */
+  controlPlaneUrl: z.url().optional(),
+  controlPlane: controlPlaneSchema.default(controlPlaneSchema.parse({})),
+  router: routerSchema.default(routerSchema.parse({})),
+  agents: z.array(agentSchema).default([]),
+  /** Simulated engines that `start` launches (the laptop default); empty on real GPU hosts. */
+  simulators: z.array(simulatorSchema).default([]),
+  logging: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Log prompts and completions. Off unless an operator turns it on. */
+    logContent: z.boolean().default(false),
+  }).default({ level: 'info', logContent: false }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type AgentConfig = z.infer<typeof agentSchema>;
+export type RouterConfig = z.infer<typeof routerSchema>;
+export type ControlPlaneConfig = z.infer<typeof controlPlaneSchema>;
+export type Lane = z.infer<typeof laneSchema>;
+export const LANES: readonly Lane[] = laneSchema.options;
+
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`invalid config ${file}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Formats zod issues as `field.path: problem`, one per line. */
+export function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+}
+
+export function parseConfig(raw: unknown, file = '(inline)'): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(file, describeIssues(result.error));
+  const config = result.data;
+  const ids = new Set<string>();
+  for (const a of config.agents) {
+    if (ids.has(a.id)) throw new ConfigError(file, [`agents: duplicate agent id '${a.id}'`]);
+    ids.add(a.id);
+  }
+  return config;
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read file: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(file, [`not valid YAML: ${(err as Error).message}`]);
+  }
+  return parseConfig(raw, file);
+}
+
+export const DEFAULT_CONFIG_PATH = resolve(dirname(new URL(import.meta.url).pathname), '../config/local.yaml');

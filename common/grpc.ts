@@ -1,0 +1,43 @@
+// Loads the router <-> agent contract (proto/inference/v1/node_agent.proto) at run time with
+// @grpc/proto-loader; the TypeScript types come from proto-loader-gen-types (`npm run gen:proto`).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+import type { ProtoGrpcType } from '../proto/generated/node_agent';
+import type { NodeAgentClient, NodeAgentHandlers } from '../proto/generated/inference/v1/NodeAgent';
+
+export type { NodeAgentClient, NodeAgentHandlers };
+export type { NodeStatus, NodeStatus__Output } from '../proto/generated/inference/v1/NodeStatus';
+export type { GenerateEvent, GenerateEvent__Output } from '../proto/generated/inference/v1/GenerateEvent';
+export type { GenerateRequest, GenerateRequest__Output } from '../proto/generated/inference/v1/GenerateRequest';
+export type { GenerateError, GenerateError__Output } from '../proto/generated/inference/v1/GenerateError';
+export type { Usage, Usage__Output } from '../proto/generated/inference/v1/Usage';
+export type { GpuHealth } from '../proto/generated/inference/v1/GpuHealth';
+export type { ModelInfo, ModelInfo__Output } from '../proto/generated/inference/v1/ModelInfo';
+export type { EngineLoad, EngineLoad__Output } from '../proto/generated/inference/v1/EngineLoad';
+export type { ErrorKind } from '../proto/generated/inference/v1/ErrorKind';
+
+export const PROTO_PATH = fileURLToPath(new URL('../proto/inference/v1/node_agent.proto', import.meta.url));
+
+// Same options as `gen:proto`, so the generated types describe what the loader produces.
+const definition = protoLoader.loadSync(PROTO_PATH, { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
+const loaded = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+
+export const NodeAgentService = loaded.inference.v1.NodeAgent.service;
+export const NODE_AGENT_SERVICE_NAME = 'inference.v1.NodeAgent';
+
+/** Keepalive so a dead peer (SIGKILL, cable pulled) is noticed in seconds, not minutes. */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
+export function createNodeAgentClient(address: string): NodeAgentClient {
+  return new loaded.inference.v1.NodeAgent(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+}
+
+export { grpc };

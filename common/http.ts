@@ -1,0 +1,63 @@
+// The fastify setup every service shares: errors always rendered in OpenAI's shape, a bounded
+// body, JSON only, no stack traces to clients, and no request bodies in logs.
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import type { Logger } from './logger.ts';
+import { ApiError, errors } from './errors.ts';
+
+export interface HttpServerOptions {
+  logger: Logger;
+  bodyLimitBytes?: number;
+}
+
+export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024 }: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: bodyLimitBytes,
+    // Deep or huge JSON must not take the process down: fastify's parser is secure-json-parse
+    // on top of JSON.parse; the body limit bounds the size, and we refuse prototype poisoning.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    forceCloseConnections: false,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) req.log.error({ err }, 'request failed');
+    if (apiError.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(apiError.retryAfterSeconds))));
+    reply.code(apiError.status).send(apiError.toBody());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = errors.notFound(`Unknown route ${req.method} ${req.url.split('?')[0]}`);
+    reply.code(404).send(e.toBody());
+  });
+
+  return app;
+}
+
+/** Maps fastify's own errors (bad JSON, body too large, wrong content type) to OpenAI's shape. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as Partial<FastifyError> & { message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return errors.unsupportedMediaType('Unsupported content type: send the body as application/json.');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return errors.payloadTooLarge('Request body is too large.');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return errors.invalidRequest('Request body is empty: expected a JSON object.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return errors.invalidRequest('Content-Length does not match the body.');
+  }
+  if (e.statusCode === 400 || e instanceof SyntaxError) {
+    return errors.invalidRequest(`We could not parse the JSON body of your request: ${e.message ?? 'invalid JSON'}`);
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new ApiError(e.statusCode, e.message ?? 'Bad request', 'invalid_request_error');
+  }
+  return errors.internal();
+}

@@ -1,0 +1,78 @@
+// Node registry API (fastify plugin): register / heartbeat / deregister for agents, list and
+// cordon for operators, and a watch stream (SSE) that routers follow.
+import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import { errors } from '../../common/errors.ts';
+import type { NodeRegistry } from '../registry/node-registry.ts';
+
+const registerBody = z.strictObject({
+  id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
+  address: z.string().min(1).max(256),
+  models: z.array(z.string().max(256)).max(256).optional(),
+  labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+});
+const idParams = z.object({ id: z.string().min(1) });
+
+export interface NodesApiOptions {
+  registry: NodeRegistry;
+  /** SSE keep-alive comment interval; also bounds how fast a router notices a dead watch. */
+  keepAliveMs?: number;
+}
+
+export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { registry, keepAliveMs = 5_000 }) => {
+  app.post('/v1/nodes/register', async (req) => {
+    const parsed = registerBody.safeParse(req.body);
+    if (!parsed.success) throw errors.invalidRequest(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    const record = registry.register(parsed.data);
+    return { node: record, ttlMs: registry.ttlMs };
+  });
+
+  app.post('/v1/nodes/:id/heartbeat', async (req, reply) => {
+    const { id } = idParams.parse(req.params);
+    if (!registry.heartbeat(id)) throw errors.notFound(`node '${id}' is not registered`);
+    reply.code(204);
+  });
+
+  app.delete('/v1/nodes/:id', async (req, reply) => {
+    const { id } = idParams.parse(req.params);
+    if (!registry.deregister(id)) throw errors.notFound(`node '${id}' is not registered (or is static)`);
+    reply.code(204);
+  });
+
+  app.get('/v1/nodes', async () => ({ data: registry.list() }));
+
+  for (const [verb, cordoned] of [['cordon', true], ['uncordon', false]] as const) {
+    app.post(`/v1/nodes/:id/${verb}`, async (req) => {
+      const { id } = idParams.parse(req.params);
+      const n = registry.setCordoned(id, cordoned);
+      if (!n) throw errors.notFound(`node '${id}' is not registered`);
+      return { node: n };
+    });
+  }
+
+  const watchers = new Set<import('node:http').ServerResponse>();
+  // Watch streams never end on their own: end them so close() does not wait on them.
+  app.addHook('preClose', async () => {
+    for (const res of watchers) res.end();
+  });
+
+  // Watch: the full membership on connect and on every change (membership is small; a full
+  // snapshot per change keeps routers free of diff bookkeeping).
+  app.get('/v1/nodes/watch', (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const send = (snap: ReturnType<NodeRegistry['snapshot']>) => res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
+    watchers.add(res);
+    send(registry.snapshot());
+    registry.on('change', send);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs);
+    const close = () => {
+      clearInterval(keepAlive);
+      watchers.delete(res);
+      registry.off('change', send);
+    };
+    req.raw.on('close', close);
+    res.on('error', close);
+  });
+};

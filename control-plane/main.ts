@@ -1,0 +1,37 @@
+// Control plane process: node registry API + watch stream. Never on the request path.
+import type { Config } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { createHttpServer } from '../common/http.ts';
+import { announceListening, onShutdown } from '../common/process.ts';
+import { NodeRegistry } from './registry/node-registry.ts';
+import { nodesApi } from './api/nodes.ts';
+
+export async function startControlPlane(config: Config) {
+  const cfg = config.controlPlane;
+  const logger = createLogger('control-plane', config.logging.level);
+  const registry = new NodeRegistry(cfg.nodeTtlMs);
+  for (const s of cfg.staticNodes) registry.addStatic(s.id, s.address);
+  registry.on('expired', (n: { id: string }) => logger.warn({ node: n.id }, 'node expired: missed heartbeats'));
+  registry.start();
+
+  const app = createHttpServer({ logger });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async () => ({ status: 'ok' }));
+  await app.register(nodesApi, { registry });
+  const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+  logger.info({ address }, 'control plane listening');
+  return {
+    url: address,
+    registry,
+    async close() {
+      registry.stop();
+      await app.close();
+    },
+  };
+}
+
+export async function runControlPlane(config: Config): Promise<void> {
+  const cp = await startControlPlane(config);
+  announceListening('control-plane', cp.url);
+  onShutdown(createLogger('control-plane'), () => cp.close());
+}

@@ -1,0 +1,100 @@
+// The agent's side of the contract: Generate forwards to the engine adapter, WatchStatus streams
+// NodeStatus, Drain stops new work. Every Generate ends with exactly one Usage or Error event.
+import { once } from 'node:events';
+import { grpc, type NodeAgentHandlers, type GenerateEvent } from '../common/grpc.ts';
+import type { Logger } from '../common/logger.ts';
+import { EngineError, type EngineAdapter, type Operation } from './engines/engine.ts';
+import type { StatusPublisher } from './status-publisher.ts';
+
+export interface AgentState {
+  readonly ready: boolean;
+  readonly draining: boolean;
+  inFlight: number;
+}
+
+export interface GrpcServiceDeps {
+  engine: EngineAdapter;
+  publisher: StatusPublisher;
+  state: AgentState;
+  logger: Logger;
+  onDrain: (graceMs: number) => void;
+  onInFlightChange: () => void;
+}
+
+const FORWARDED_METADATA = ['x-request-id', 'traceparent', 'tracestate'];
+
+export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandlers {
+  const { engine, publisher, state, logger } = deps;
+
+  return {
+    async Generate(call) {
+      const req = call.request;
+      const fail = (kind: string, message: string, extra: Partial<NonNullable<GenerateEvent['error']>> = {}) => {
+        call.write({ error: { kind, message, beforeFirstToken: true, ...extra } } as GenerateEvent);
+        call.end();
+      };
+      if (state.draining) return fail('DRAINING', 'node is draining');
+      if (!state.ready) return fail('ENGINE_UNAVAILABLE', 'node is not ready');
+      const op = req.operation as Operation;
+      if (op !== 'CHAT_COMPLETIONS' && op !== 'COMPLETIONS') return fail('INVALID_REQUEST', `unknown operation ${req.operation}`);
+      let body: Record<string, unknown>;
+      try {
+        const parsed: unknown = JSON.parse(req.bodyJson);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('body is not a JSON object');
+        body = parsed as Record<string, unknown>;
+      } catch (err) {
+        return fail('INVALID_REQUEST', `body_json: ${(err as Error).message}`);
+      }
+
+      const headers: Record<string, string> = {};
+      for (const key of FORWARDED_METADATA) {
+        const v = call.metadata.get(key)[0];
+        if (typeof v === 'string') headers[key] = v;
+      }
+      const ac = new AbortController();
+      call.on('cancelled', () => ac.abort());
+      state.inFlight += 1;
+      deps.onInFlightChange();
+      let sent = false;
+      try {
+        for await (const ev of engine.generate(op, body, ac.signal, headers)) {
+          if (ac.signal.aborted) break;
+          let msg: GenerateEvent;
+          if (ev.type === 'chunk') msg = { chunkJson: ev.json };
+          else if (ev.type === 'response') msg = { responseJson: ev.json };
+          else msg = { usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, ttftSeconds: ev.ttftSeconds } };
+          if (ev.type !== 'usage') sent = true;
+          // Respect HTTP/2 flow control: a slow router must not make the agent buffer without bound.
+          if (!call.write(msg)) await once(call, 'drain');
+        }
+      } catch (err) {
+        if (!ac.signal.aborted) {
+          const e = err instanceof EngineError ? err : new EngineError('ENGINE_ERROR', (err as Error).message ?? String(err));
+          if (e.kind !== 'INVALID_REQUEST') logger.warn({ requestId: req.requestId, kind: e.kind, status: e.httpStatus, msg: e.message }, 'engine call failed');
+          call.write({ error: { kind: e.kind, message: e.message, httpStatus: e.httpStatus, errorJson: e.errorJson, beforeFirstToken: !sent } } as GenerateEvent);
+        }
+      } finally {
+        state.inFlight -= 1;
+        deps.onInFlightChange();
+        if (!ac.signal.aborted) call.end();
+      }
+    },
+
+    WatchStatus(call) {
+      const unsubscribe = publisher.subscribe((status) => {
+        call.write(status);
+      });
+      const stop = () => unsubscribe();
+      call.on('cancelled', stop);
+      call.on('close', stop);
+      call.on('error', stop);
+    },
+
+    Drain(call, callback) {
+      deps.onDrain(call.request.graceMs);
+      callback(null, { draining: true, inFlight: state.inFlight });
+    },
+  };
+}
+
+export { grpc };

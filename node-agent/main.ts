@@ -1,0 +1,159 @@
+// Node agent process: wires the engine adapter, engine watcher, readiness, status publisher,
+// gRPC service (+ standard health service), HTTP liveness/readiness/metrics and registration.
+import { HealthImplementation } from 'grpc-health-check';
+import type { Config, AgentConfig } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { createHttpServer } from '../common/http.ts';
+import { announceListening, onShutdown, sleep } from '../common/process.ts';
+import { grpc, NodeAgentService, NODE_AGENT_SERVICE_NAME } from '../common/grpc.ts';
+import { VllmAdapter } from './engines/vllm.ts';
+import type { EngineAdapter } from './engines/engine.ts';
+import { EngineWatcher } from './engine-watcher.ts';
+import { Readiness } from './readiness.ts';
+import { StatusPublisher } from './status-publisher.ts';
+import { createNodeAgentHandlers, type AgentState } from './grpc-service.ts';
+import { Registration } from './registration.ts';
+
+export interface RunningAgent {
+  id: string;
+  grpcAddress: string;
+  httpUrl: string | undefined;
+  readonly ready: boolean;
+  /** Stop taking new work; resolves when in-flight generations ended or `graceMs` passed. */
+  drain(graceMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+function createEngine(cfg: AgentConfig): EngineAdapter {
+  switch (cfg.engine.kind) {
+    case 'vllm':
+      return new VllmAdapter({ url: cfg.engine.url, requestTimeoutMs: cfg.engine.requestTimeoutMs });
+    case 'tgi':
+      throw new Error('engine kind "tgi" is not implemented yet (see issue 4)');
+  }
+}
+
+export async function startAgent(config: Config, cfg: AgentConfig): Promise<RunningAgent> {
+  const logger = createLogger(`node-agent`, config.logging.level).child({ node: cfg.id });
+  const engine = createEngine(cfg);
+  const watcher = new EngineWatcher(engine, cfg.scrapeIntervalMs);
+  const readiness = new Readiness(engine, watcher, cfg.warmup, cfg.engine.models, logger);
+  let draining = false;
+  const state: AgentState = {
+    get ready() {
+      return readiness.ready;
+    },
+    get draining() {
+      return draining;
+    },
+    inFlight: 0,
+  };
+
+  const publisher = new StatusPublisher(
+    () => ({
+      nodeId: cfg.id,
+      ready: readiness.ready,
+      notReadyReason: readiness.reason,
+      draining,
+      models: readiness.models.map((m) => ({ name: m.name, engineKind: engine.kind, maxContext: m.maxContext })),
+      load: {
+        running: watcher.load.running,
+        waiting: watcher.load.waiting,
+        kvCacheUsage: watcher.load.kvCacheUsage,
+        ttftRecentSeconds: watcher.load.ttftRecentSeconds,
+        prefixCacheHitRate: watcher.load.prefixCacheHitRate,
+      },
+      gpuVerdict: 'HEALTHY',
+      gpus: [],
+    }),
+    cfg.heartbeatMs,
+  );
+
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [NODE_AGENT_SERVICE_NAME]: 'NOT_SERVING' });
+  const syncHealth = () => {
+    const s = readiness.ready && !draining ? 'SERVING' : 'NOT_SERVING';
+    health.setStatus('', s);
+    health.setStatus(NODE_AGENT_SERVICE_NAME, s);
+  };
+  readiness.on('change', () => {
+    logger.info({ ready: readiness.ready, reason: readiness.reason }, 'readiness changed');
+    syncHealth();
+    publisher.changed();
+  });
+  watcher.on('change', () => publisher.changed());
+
+  let drainWaiters: (() => void)[] = [];
+  const onInFlightChange = () => {
+    if (state.inFlight === 0) {
+      for (const w of drainWaiters) w();
+      drainWaiters = [];
+    }
+  };
+  const drain = async (graceMs = cfg.drainGraceMs) => {
+    if (!draining) {
+      draining = true;
+      logger.info({ inFlight: state.inFlight, graceMs }, 'draining');
+      syncHealth();
+      publisher.changed();
+    }
+    if (state.inFlight === 0) return;
+    await Promise.race([new Promise<void>((r) => drainWaiters.push(r)), sleep(graceMs)]);
+  };
+
+  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5_000 });
+  server.addService(NodeAgentService, createNodeAgentHandlers({ engine, publisher, state, logger, onDrain: (g) => void drain(g || cfg.drainGraceMs), onInFlightChange }));
+  health.addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${cfg.listen.host}:${cfg.listen.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const grpcAddress = cfg.advertiseAddress ?? `${cfg.listen.host}:${port}`;
+
+  let httpUrl: string | undefined;
+  const http = createHttpServer({ logger });
+  http.get('/healthz', async () => ({ status: 'ok' })); // liveness: never calls the engine
+  http.get('/readyz', async (_req, reply) => {
+    const ok = readiness.ready && !draining;
+    reply.code(ok ? 200 : 503);
+    return { ready: ok, reason: draining ? 'draining' : readiness.reason };
+  });
+  http.get('/v1/status', async () => publisher.current());
+  if (cfg.httpListen) httpUrl = await http.listen({ host: cfg.httpListen.host, port: cfg.httpListen.port });
+
+  watcher.start();
+  publisher.start();
+  const registration = config.controlPlaneUrl
+    ? new Registration({ controlPlaneUrl: config.controlPlaneUrl, nodeId: cfg.id, address: grpcAddress, heartbeatMs: cfg.heartbeatMs, models: () => readiness.models.map((m) => m.name), logger })
+    : undefined;
+  registration?.start();
+  logger.info({ grpcAddress, engine: cfg.engine.url }, 'node agent listening');
+
+  return {
+    id: cfg.id,
+    grpcAddress,
+    httpUrl,
+    get ready() {
+      return readiness.ready;
+    },
+    drain,
+    async close() {
+      watcher.stop();
+      await registration?.stop();
+      publisher.stop();
+      // WatchStatus streams never end on their own; routers see the stream close and drop us.
+      server.forceShutdown();
+      await http.close();
+      await engine.close();
+    },
+  };
+}
+
+export async function runAgent(config: Config, cfg: AgentConfig): Promise<void> {
+  const agent = await startAgent(config, cfg);
+  announceListening('node-agent', agent.grpcAddress, { id: cfg.id, http: agent.httpUrl });
+  const logger = createLogger('node-agent');
+  // SIGTERM: report draining (routers stop sending), let in-flight streams finish, then exit.
+  onShutdown(logger, async () => {
+    await agent.drain();
+    await agent.close();
+  }, cfg.drainGraceMs + 5_000);
+}

@@ -1,0 +1,135 @@
+// POST /v1/chat/completions and /v1/completions: validate, resolve the model, dispatch to the
+// GPU pool, and answer as JSON or SSE. A client that goes away cancels the gRPC call (and with it
+// the engine request); a stream that breaks after its first token ends with an error event.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { errors, ApiError } from '../../common/errors.ts';
+import type { GenerateEvent__Output } from '../../common/grpc.ts';
+import type { Lane } from '../../common/config.ts';
+import { chatCompletionBody, completionBody, parseBody } from './openai-schemas.ts';
+import type { NodeDispatcher, Operation } from '../upstream/node-dispatch.ts';
+import type { ModelResolver } from '../models/model-resolver.ts';
+
+export interface GenerationRoutesOptions {
+  dispatcher: NodeDispatcher;
+  resolver: ModelResolver;
+  requestTimeoutMs: number;
+  defaultLane: Lane;
+}
+
+const LANE_HEADER = 'x-priority-lane';
+
+export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
+  const handle = (operation: Operation, schema: z.ZodType) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const body = parseBody(schema, req.body) as Record<string, unknown> & { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean } | null };
+    const model = opts.resolver.resolve(body.model);
+    const stream = body.stream === true;
+    const wantsUsage = stream && body.stream_options?.include_usage === true;
+    const laneHeader = req.headers[LANE_HEADER];
+    const lane = (typeof laneHeader === 'string' && ['critical', 'standard', 'sheddable'].includes(laneHeader) ? laneHeader : opts.defaultLane) as Lane;
+
+    const clientGone = new AbortController();
+    // 'close' on the raw response fires on completion too; only an unfinished response is an abort.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) clientGone.abort();
+    });
+
+    const dispatch = await opts.dispatcher.dispatch({
+      requestId: req.id,
+      operation,
+      model,
+      body: { ...body, model },
+      deadline: new Date(Date.now() + opts.requestTimeoutMs),
+      lane,
+      traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
+      signal: clientGone.signal,
+    });
+    reply.header('x-backend', `node:${dispatch.node.id}`);
+
+    if (!stream) {
+      try {
+        const ev = dispatch.first;
+        if (ev.event !== 'responseJson') throw errors.upstream('GPU node answered a non-streaming request with a stream');
+        // Read to the final event so the call ends cleanly (usage is settled by a later issue).
+        for (let r = await dispatch.rest.next(); !r.done; r = await dispatch.rest.next()) {
+          if (r.value.event === 'error') throw errors.upstream(`GPU node failed: ${r.value.error?.message ?? 'unknown error'}`);
+        }
+        reply.header('content-type', 'application/json');
+        return reply.send(ev.responseJson);
+      } finally {
+        dispatch.cancel();
+      }
+    }
+
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': req.id,
+      'x-backend': `node:${dispatch.node.id}`,
+    });
+    try {
+      let ev: GenerateEvent__Output | undefined = dispatch.first;
+      while (ev) {
+        if (clientGone.signal.aborted) return;
+        if (ev.event === 'chunkJson' && ev.chunkJson) {
+          if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, `data: ${ev.chunkJson}\n\n`);
+        } else if (ev.event === 'error' && ev.error) {
+          writeStreamError(res, errors.upstream(`GPU node ${dispatch.node.id} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
+          return;
+        } else if (ev.event === 'usage') {
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        const next: IteratorResult<GenerateEvent__Output> = await dispatch.rest.next();
+        ev = next.done ? undefined : next.value;
+      }
+      // The call ended without its final event: never leave the client hanging.
+      writeStreamError(res, errors.upstream(`GPU node ${dispatch.node.id} ended the stream early`, 'stream_interrupted'));
+    } catch (err) {
+      if (!clientGone.signal.aborted) {
+        writeStreamError(res, err instanceof ApiError ? err : errors.upstream(`GPU node ${dispatch.node.id} failed mid-stream: ${(err as Error).message}`, 'stream_interrupted'));
+      }
+    } finally {
+      dispatch.cancel();
+      if (!res.writableEnded) res.end();
+    }
+  };
+
+  app.post('/v1/chat/completions', handle('CHAT_COMPLETIONS', chatCompletionBody));
+  app.post('/v1/completions', handle('COMPLETIONS', completionBody));
+};
+
+/** The usage-only chunk (`choices: []` + usage) that we asked the engine for on the client's behalf. */
+function isUsageOnlyChunk(json: string): boolean {
+  if (!json.includes('"usage"')) return false;
+  try {
+    const c = JSON.parse(json) as { choices?: unknown[]; usage?: unknown };
+    return Array.isArray(c.choices) && c.choices.length === 0 && c.usage !== null && c.usage !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function writeStreamError(res: ServerResponse, err: ApiError): void {
+  if (res.writableEnded) return;
+  res.write(`data: ${JSON.stringify(err.toBody())}\n\n`);
+  res.end();
+}
+
+/** Writes with backpressure: a slow client slows its own stream, not the router's memory. */
+function write(res: ServerResponse, data: string): Promise<void> | void {
+  if (res.write(data)) return;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

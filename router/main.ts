@@ -1,0 +1,78 @@
+// Router process: wires membership (control plane + static nodes), the node pool, the scheduler,
+// the dispatcher and the HTTP routes. Route handlers only translate HTTP; decisions live in
+// scheduling/ and upstream/.
+import { hostname } from 'node:os';
+import type { Config } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { createHttpServer } from '../common/http.ts';
+import { announceListening, onShutdown, sleep } from '../common/process.ts';
+import { NodePool } from './nodes/node-pool.ts';
+import { ControlPlaneWatch } from './nodes/membership.ts';
+import { Scheduler, defaultProfile } from './scheduling/scheduler.ts';
+import { NodeDispatcher } from './upstream/node-dispatch.ts';
+import { ModelResolver } from './models/model-resolver.ts';
+import { generationRoutes } from './http/generation.ts';
+import { modelsRoutes } from './http/models.ts';
+
+export interface RunningRouter {
+  url: string;
+  pool: NodePool;
+  close(): Promise<void>;
+}
+
+export async function startRouter(config: Config): Promise<RunningRouter> {
+  const cfg = config.router;
+  const routerId = cfg.id ?? `router-${hostname()}-${process.pid}`;
+  const logger = createLogger('router', config.logging.level).child({ router: routerId });
+
+  const pool = new NodePool(routerId, logger);
+  pool.setStatic(cfg.staticNodes.map((n) => ({ ...n, cordoned: false })));
+  let membershipSynced = !config.controlPlaneUrl;
+  const watch = config.controlPlaneUrl ? new ControlPlaneWatch(config.controlPlaneUrl, logger) : undefined;
+  watch?.on('members', (members) => {
+    membershipSynced = true;
+    pool.setMembers(members);
+  });
+  watch?.start();
+
+  const scheduler = new Scheduler(pool, defaultProfile(cfg.statusStaleMs));
+  const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger);
+  const resolver = new ModelResolver(cfg.aliases, scheduler);
+
+  const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes });
+  let closing = false;
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const usable = scheduler.servedModels(cfg.statusStaleMs).size;
+    const ready = membershipSynced && !closing;
+    reply.code(ready ? 200 : 503);
+    return { ready, membershipSynced, nodes: pool.list().length, servedModels: usable };
+  });
+  await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs });
+  await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane });
+
+  const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+  logger.info({ url }, 'router listening');
+
+  return {
+    url,
+    pool,
+    async close() {
+      closing = true;
+      // Stop admitting (fastify answers 503 while closing) and let in-flight streams finish,
+      // within the grace period; then cut what is left.
+      const closed = app.close();
+      await Promise.race([closed, sleep(cfg.shutdownGraceMs)]);
+      app.server.closeAllConnections();
+      await closed;
+      watch?.stop();
+      pool.close();
+    },
+  };
+}
+
+export async function runRouter(config: Config): Promise<void> {
+  const router = await startRouter(config);
+  announceListening('router', router.url);
+  onShutdown(createLogger('router'), () => router.close(), config.router.shutdownGraceMs + 5_000);
+}

@@ -1,0 +1,55 @@
+// Adapts the node pool to the scheduling profile: snapshots each NodeConnection as a Candidate.
+import type { NodePool } from '../nodes/node-pool.ts';
+import type { NodeConnection } from '../nodes/node-connection.ts';
+import type { Candidate, SchedulingRequest } from './types.ts';
+import { SchedulingProfile, type Decision } from './profile.ts';
+import { servesModel } from './filters/serves-model.ts';
+import { available } from './filters/available.ts';
+import { predictedWait } from './scorers/predicted-wait.ts';
+import { maxScorePicker } from './picker.ts';
+
+export function toCandidate(n: NodeConnection, now = Date.now()): Candidate {
+  return {
+    id: n.id,
+    status: n.status,
+    statusAgeMs: n.statusReceivedAt ? now - n.statusReceivedAt : Infinity,
+    connected: n.connected,
+    cordoned: n.cordoned,
+    inFlight: n.inFlight,
+    dispatchedSinceStatus: n.dispatchedSinceStatus,
+  };
+}
+
+export function defaultProfile(statusStaleMs: number): SchedulingProfile {
+  return new SchedulingProfile([servesModel, available(statusStaleMs)], [{ scorer: predictedWait, weight: 1 }], maxScorePicker());
+}
+
+export class Scheduler {
+  constructor(private readonly pool: NodePool, private readonly profile: SchedulingProfile) {}
+
+  schedule(req: SchedulingRequest): Decision & { connection: NodeConnection | undefined } {
+    const now = Date.now();
+    const decision = this.profile.schedule(this.pool.list().map((n) => toCandidate(n, now)), req);
+    return { ...decision, connection: decision.node ? this.pool.get(decision.node.id) : undefined };
+  }
+
+  /** Models served by at least one node that is usable now (for /v1/models and 404 vs 503). */
+  servedModels(statusStaleMs: number): Set<string> {
+    const now = Date.now();
+    const out = new Set<string>();
+    const avail = available(statusStaleMs);
+    for (const n of this.pool.list()) {
+      const c = toCandidate(n, now);
+      if (!avail.keep(c, { model: '', exclude: new Set() })) continue;
+      for (const m of c.status?.models ?? []) out.add(m.name);
+    }
+    return out;
+  }
+
+  /** Models any known node reports, usable or not (a cold or draining node's model is known: 503, not 404). */
+  knownModels(): Set<string> {
+    const out = new Set<string>();
+    for (const n of this.pool.list()) for (const m of n.status?.models ?? []) out.add(m.name);
+    return out;
+  }
+}

@@ -1,0 +1,158 @@
+// Dispatches one generation to the GPU pool: schedule, call Generate, and wait for the first
+// event. A failure before the first token goes to another node (up to `maxAttempts`); after
+// that the caller owns the stream. Nothing here touches HTTP.
+import { grpc, type GenerateEvent__Output } from '../../common/grpc.ts';
+import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Scheduler } from '../scheduling/scheduler.ts';
+import type { NodeConnection } from '../nodes/node-connection.ts';
+
+export type Operation = 'CHAT_COMPLETIONS' | 'COMPLETIONS';
+
+export interface DispatchRequest {
+  requestId: string;
+  operation: Operation;
+  model: string;
+  body: Record<string, unknown>;
+  deadline: Date;
+  lane: string;
+  traceparent?: string;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+export interface Dispatch {
+  node: NodeConnection;
+  attempts: number;
+  first: GenerateEvent__Output;
+  /** The remaining events (after `first`). Ends after the final usage or error event. */
+  rest: AsyncIterator<GenerateEvent__Output>;
+  /** Cancels the gRPC call (and with it the engine request). Idempotent. */
+  cancel(): void;
+}
+
+/** Kinds that mean "this node could not take it": another node may. */
+const RETRYABLE = new Set(['ENGINE_UNAVAILABLE', 'ENGINE_OVERLOADED', 'DRAINING', 'ENGINE_ERROR', 'TIMEOUT']);
+
+export class NodeDispatcher {
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly maxAttempts: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async dispatch(req: DispatchRequest): Promise<Dispatch> {
+    const tried = new Set<string>();
+    let lastError: ApiError | undefined;
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      if (req.signal.aborted) throw errors.invalidRequest('client closed the request');
+      const decision = this.scheduler.schedule({ model: req.model, exclude: tried });
+      const node = decision.connection;
+      if (!node) {
+        if (lastError) throw lastError;
+        throw errors.overloaded(`No GPU node can serve model '${req.model}' right now.`, 1, 'no_ready_node');
+      }
+      tried.add(node.id);
+      const outcome = await this.tryNode(node, req);
+      if ('dispatch' in outcome) return { ...outcome.dispatch, attempts: attempt };
+      lastError = outcome.error;
+      if (!outcome.retryable) throw outcome.error;
+      this.logger.warn({ requestId: req.requestId, node: node.id, attempt, err: outcome.error.message }, 'node failed before first token; trying another');
+    }
+    throw lastError ?? errors.overloaded(`No GPU node can serve model '${req.model}' right now.`, 1, 'no_ready_node');
+  }
+
+  private async tryNode(node: NodeConnection, req: DispatchRequest): Promise<{ dispatch: Omit<Dispatch, 'attempts'> } | { error: ApiError; retryable: boolean }> {
+    const metadata = new grpc.Metadata();
+    metadata.set('x-request-id', req.requestId);
+    metadata.set('x-lane', req.lane);
+    if (req.traceparent) metadata.set('traceparent', req.traceparent);
+    const call = node.client.Generate(
+      { requestId: req.requestId, operation: req.operation, model: req.model, bodyJson: JSON.stringify(req.body) },
+      metadata,
+      { deadline: req.deadline },
+    );
+    node.inFlight += 1;
+    node.dispatchedSinceStatus += 1;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      node.inFlight -= 1;
+    };
+    call.on('close', release);
+    call.on('error', release);
+    call.on('end', release);
+    let cancelled = false;
+    const cancel = () => {
+      if (cancelled) return;
+      cancelled = true;
+      call.cancel();
+      release();
+    };
+    const onAbort = () => cancel();
+    req.signal.addEventListener('abort', onAbort, { once: true });
+
+    const iterator = (call as AsyncIterable<GenerateEvent__Output>)[Symbol.asyncIterator]();
+    let first: IteratorResult<GenerateEvent__Output>;
+    try {
+      first = await iterator.next();
+    } catch (err) {
+      cancel();
+      req.signal.removeEventListener('abort', onAbort);
+      const e = err as grpc.ServiceError;
+      if (e.code === grpc.status.DEADLINE_EXCEEDED) return { error: errors.timeout('The request timed out waiting for a GPU node.'), retryable: false };
+      if (e.code === grpc.status.CANCELLED) return { error: errors.invalidRequest('client closed the request'), retryable: false };
+      return { error: errors.upstream(`GPU node ${node.id} failed: ${e.details || e.message}`, 'node_unavailable'), retryable: true };
+    }
+    if (first.done) {
+      cancel();
+      return { error: errors.upstream(`GPU node ${node.id} ended the call without an answer`, 'node_error'), retryable: true };
+    }
+    const ev = first.value;
+    if (ev.event === 'error' && ev.error) {
+      cancel();
+      req.signal.removeEventListener('abort', onAbort);
+      return { error: toApiError(ev.error, node.id), retryable: ev.error.beforeFirstToken && RETRYABLE.has(ev.error.kind) };
+    }
+    return {
+      dispatch: {
+        node,
+        first: ev,
+        rest: iterator,
+        cancel: () => {
+          req.signal.removeEventListener('abort', onAbort);
+          cancel();
+        },
+      },
+    };
+  }
+}
+
+/** Maps an agent's typed error to what the client sees. An engine's own 4xx body passes through. */
+export function toApiError(e: NonNullable<GenerateEvent__Output['error']>, nodeId: string): ApiError {
+  if (e.kind === 'INVALID_REQUEST') {
+    let body: unknown;
+    try {
+      body = e.errorJson ? JSON.parse(e.errorJson) : undefined;
+    } catch {
+      body = undefined;
+    }
+    const status = e.httpStatus >= 400 && e.httpStatus < 500 ? e.httpStatus : 400;
+    if (isOpenAIErrorBody(body)) {
+      const b = body.error;
+      return new ApiError(status, b.message, b.type || 'invalid_request_error', b.code === null || b.code === undefined ? null : String(b.code), b.param ?? null);
+    }
+    return new ApiError(status, e.message, 'invalid_request_error');
+  }
+  switch (e.kind) {
+    case 'ENGINE_OVERLOADED':
+    case 'DRAINING':
+    case 'ENGINE_UNAVAILABLE':
+      return errors.overloaded(`GPU node ${nodeId} cannot take the request: ${e.message}`, 1, 'node_unavailable');
+    case 'TIMEOUT':
+      return errors.timeout(`GPU node ${nodeId} timed out: ${e.message}`);
+    default:
+      return errors.upstream(`GPU node ${nodeId} failed: ${e.message}`, 'engine_error');
+  }
+}
