@@ -122,6 +122,11 @@ export class BatchingEngine {
     if (this.blocksFor(req.promptTokens + 1) > this.totalBlocks) {
       throw new Error(`prompt of ${req.promptTokens} tokens exceeds the KV cache of ${this.totalBlocks * this.config.blockSize} tokens`);
     }
+    // A sequence must always fit the whole cache on its own, or it could never be readmitted
+    // after a preemption (a livelock). Real vLLM refuses to start unless the KV cache holds one
+    // max_model_len sequence; here the output is capped instead, ending with 'length'.
+    const room = this.totalBlocks * this.config.blockSize - req.promptTokens - 1;
+    if (req.maxTokens > room) req = { ...req, maxTokens: Math.max(1, room) };
     const seq: Sequence = {
       req, generated: 0, blocks: 0, arrivedAt: this.now(), firstScheduledAt: null, lastTokenAt: null,
       pendingPrefill: req.promptTokens, everAdmitted: false,
