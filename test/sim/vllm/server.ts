@@ -228,6 +228,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
 
     if (stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.flushHeaders(); // the client sees 200 before the first token, as with vLLM's streaming response
     }
     if (faults.failAfterTokens === 0) return g.fail('Simulated failure after 0 tokens.');
     inflight.add(g);
@@ -244,8 +245,16 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
             text += tokenText;
             if (stream) {
               if (index === 0 && kind === 'chat') write(chatFirstChunk(head));
-              write(kind === 'chat' ? chatTokenChunk(head, tokenText, finish) : completionTokenChunk(head, tokenText, finish));
-              if (faults.dropConnection) { finishUp(); engine.abort(head.id); res.socket?.destroy(); return; }
+              const chunk = kind === 'chat' ? chatTokenChunk(head, tokenText, finish) : completionTokenChunk(head, tokenText, finish);
+              if (faults.dropConnection) {
+                // let the token reach the client first, then cut the connection: no [DONE], no error event
+                finishUp();
+                engine.abort(head.id);
+                const socket = res.socket;
+                res.write(`data: ${JSON.stringify(chunk)}\n\n`, () => socket?.destroy());
+                return;
+              }
+              write(chunk);
             }
             if (finish) {
               finishUp();
