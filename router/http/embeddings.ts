@@ -21,7 +21,7 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 
 const embeddingsBody = z.object({
   model: z.string().min(1),
-  input: z.unknown(),
+  input: z.unknown().optional(),
   encoding_format: z.enum(['float', 'base64']).default('float'),
   dimensions: z.number().int().min(1).optional(),
   user: z.string().optional(),
