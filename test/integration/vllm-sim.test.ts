@@ -29,6 +29,9 @@ function sseEvents(body: string): string[] {
   for (const e of events) assert.match(e, /^data: /);
   return events.map((e) => e.slice('data: '.length));
 }
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read into arbitrary response JSON
+type Json = any;
+const json = (r: Response): Promise<Json> => r.json();
 const keys = (o: object) => Object.keys(o).sort();
 async function waitFor(cond: () => boolean | Promise<boolean>, ms = 3000) {
   const end = Date.now() + ms;
@@ -96,17 +99,17 @@ test('streaming without include_usage: no usage chunk; completions stream uses t
 
 test('non-streaming chat and completions; same seed and prompt give the same text', async () => {
   const s = await sim();
-  const a = await (await post(s, '/v1/chat/completions', chat({ max_completion_tokens: 8 }))).json();
+  const a = await json(await post(s, '/v1/chat/completions', chat({ max_completion_tokens: 8 })));
   assert.equal(a.object, 'chat.completion');
   assert.equal(a.choices[0].message.role, 'assistant');
   assert.equal(a.choices[0].finish_reason, 'length');
   assert.equal(a.usage.completion_tokens, 8);
   assert.ok(a.usage.prompt_tokens > 0);
-  const b = await (await post(s, '/v1/chat/completions', chat({ max_completion_tokens: 8 }))).json();
+  const b = await json(await post(s, '/v1/chat/completions', chat({ max_completion_tokens: 8 })));
   assert.equal(a.choices[0].message.content, b.choices[0].message.content);
   assert.notEqual(a.id, b.id);
 
-  const c = await (await post(s, '/v1/completions', { model: MODEL, prompt: ['Hello', ' world'] })).json();
+  const c = await json(await post(s, '/v1/completions', { model: MODEL, prompt: ['Hello', ' world'] }));
   assert.equal(c.object, 'text_completion');
   assert.equal(c.choices[0].finish_reason, 'stop');
   assert.ok(c.choices[0].text.length > 0);
@@ -114,7 +117,7 @@ test('non-streaming chat and completions; same seed and prompt give the same tex
 
 test('/v1/models in vLLM shape, /health 200 with an empty body, unknown route 404', async () => {
   const s = await sim({ maxModelLen: 4096 });
-  const m = await (await fetch(s.url + '/v1/models')).json();
+  const m = await json(await fetch(s.url + '/v1/models'));
   assert.equal(m.object, 'list');
   assert.equal(m.data[0].id, MODEL);
   assert.equal(m.data[0].owned_by, 'vllm');
@@ -129,7 +132,7 @@ test('errors in OpenAI/vLLM shape: unknown model 404, invalid body 400, bad JSON
   const s = await sim({ maxModelLen: 64 });
   const check = async (res: Response, status: number, type: string) => {
     assert.equal(res.status, status);
-    const b = await res.json();
+    const b = await json(res);
     assert.deepEqual(keys(b.error), ['code', 'message', 'param', 'type']);
     assert.equal(b.error.code, status);
     assert.equal(b.error.type, type);
@@ -168,7 +171,7 @@ test('/metrics, read with the agent parser, reflects running and waiting', async
 
 test('legacy metric names (vLLM <= 0.10) are exposed by the sim and read by the parser', async () => {
   const s = await sim({ metricsNaming: 'legacy' });
-  await (await post(s, '/v1/chat/completions', chat({ max_tokens: 5 }))).json();
+  await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 5 })));
   const text = await (await fetch(s.url + '/metrics')).text();
   assert.match(text, /^vllm:gpu_cache_usage_perc\{/m);
   assert.match(text, /^vllm:time_per_output_token_seconds_count\{/m);
@@ -192,7 +195,7 @@ test('a client that aborts mid-stream frees its engine slot at once', async () =
   assert.equal(s.state().aborted, 1);
   assert.equal(s.state().kvCacheUsedTokens, 0);
   // the slot is usable again
-  const again = await (await post(s, '/v1/chat/completions', chat({ max_tokens: 2 }))).json();
+  const again = await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 2 })));
   assert.equal(again.usage.completion_tokens, 2);
 });
 
@@ -217,7 +220,7 @@ test('fault engineDead: /health 503, generation 500, in-flight streams end with 
   assert.equal((await fetch(s.url + '/health')).status, 503);
   const r = await post(s, '/v1/chat/completions', chat());
   assert.equal(r.status, 500);
-  assert.equal((await r.json()).error.type, 'InternalServerError');
+  assert.equal((await json(r)).error.type, 'InternalServerError');
   s.setFaults({ engineDead: false });
   assert.equal((await fetch(s.url + '/health')).status, 200);
 });
@@ -226,14 +229,14 @@ test('fault http5xx (flipped over HTTP by /sim/faults): 500 in OpenAI shape; /si
   const s = await sim();
   const f = await post(s, '/sim/faults', { http5xx: true });
   assert.equal(f.status, 200);
-  assert.equal((await f.json()).http5xx, true);
+  assert.equal((await json(f)).http5xx, true);
   const r = await post(s, '/v1/chat/completions', chat());
   assert.equal(r.status, 500);
-  assert.equal((await r.json()).error.code, 500);
+  assert.equal((await json(r)).error.code, 500);
   assert.equal((await post(s, '/sim/faults', { bogus: 1 })).status, 400);
   await post(s, '/sim/faults', { http5xx: false });
   assert.equal((await post(s, '/v1/chat/completions', chat({ max_tokens: 1 }))).status, 200);
-  const st = await (await fetch(s.url + '/sim/state')).json();
+  const st = await json(await fetch(s.url + '/sim/state'));
   assert.deepEqual(keys(st), ['aborted', 'completed', 'kvCacheCapacityTokens', 'kvCacheUsedTokens', 'preemptions', 'running', 'waiting']);
   assert.equal(st.completed, 1);
 });
@@ -275,7 +278,7 @@ test('fault slowdown: a brownout makes generation proportionally slower', async 
   const s = await sim({ decodeStepMs: 4, prefillMsPerToken: 0 });
   const time = async () => {
     const t0 = performance.now();
-    await (await post(s, '/v1/chat/completions', chat({ max_tokens: 10 }))).json();
+    await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 10 })));
     return performance.now() - t0;
   };
   const normal = await time();
@@ -290,7 +293,7 @@ test('speed factor: a twice-as-fast instance takes about half the time', async (
   const fastSim = await sim({ decodeStepMs: 10, prefillMsPerToken: 0, speed: 2 });
   const time = async (s: VllmSim) => {
     const t0 = performance.now();
-    await (await post(s, '/v1/chat/completions', chat({ max_tokens: 20 }))).json();
+    await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 20 })));
     return performance.now() - t0;
   };
   const [a, b] = [await time(slowSim), await time(fastSim)];

@@ -109,9 +109,9 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     prefillMsPerToken: opts.prefillMsPerToken ?? 0.05, decodeStepMs: opts.decodeStepMs ?? 10,
     decodeStepMsPerSeq: opts.decodeStepMsPerSeq ?? 0.5, speed: opts.speed ?? 1, slowdown: faults.slowdown,
   };
-  let engine: BatchingEngine;
+  // the metrics' collect callbacks read the engine lazily, after it exists
   const metrics = createSimMetrics(o.model, opts.metricsNaming ?? 'current', () => engine);
-  engine = new BatchingEngine(engineCfg, () => performance.now(), metrics.observer);
+  const engine: BatchingEngine = new BatchingEngine(engineCfg, () => performance.now(), metrics.observer);
   const created = Math.floor(Date.now() / 1000);
   const fingerprint = `vllm-sim-${fnv1a(o.model).toString(16)}`;
   const inflight = new Set<InFlight>();
