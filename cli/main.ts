@@ -1,4 +1,3 @@
-#!/usr/bin/env -S node --import tsx
 // Entry point for every service: `start` (the whole embedded stack), `router`, `node-agent`,
 // `control-plane`. Each reads the same YAML config file.
 import { parseArgs } from 'node:util';

@@ -1,6 +1,6 @@
 // The fastify setup every service shares: errors always rendered in OpenAI's shape, a bounded
 // body, JSON only, no stack traces to clients, and no request bodies in logs.
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from './logger.ts';
 import { ApiError, errors } from './errors.ts';
 
@@ -12,7 +12,8 @@ export interface HttpServerOptions {
 export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024 }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // The request log line is written by the service itself (with what it decided), not fastify.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: bodyLimitBytes,
     // Deep or huge JSON must not take the process down: fastify's parser is secure-json-parse
     // on top of JSON.parse; the body limit bounds the size, and we refuse prototype poisoning.

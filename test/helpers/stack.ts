@@ -1,0 +1,158 @@
+// Starts the real processes on loopback with random ports (simulated vLLM engines, control
+// plane, agents, router) from a generated config file, and tears them all down. Integration,
+// e2e and bench code build on this.
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
+import { sleep } from '../../common/process.ts';
+
+export interface SimSpec {
+  id: string;
+  model?: string;
+  args?: string[];
+}
+
+export interface AgentSpec {
+  id: string;
+  /** Which simulator this agent fronts. */
+  sim: string;
+  extra?: Record<string, unknown>;
+}
+
+export interface StackSpec {
+  sims: SimSpec[];
+  agents: AgentSpec[];
+  withControlPlane?: boolean;
+  router?: Record<string, unknown>;
+  controlPlane?: Record<string, unknown>;
+  logLevel?: string;
+}
+
+export interface Stack {
+  dir: string;
+  configFile: string;
+  sims: Map<string, ServiceProcess>;
+  agents: Map<string, ServiceProcess>;
+  controlPlane: ServiceProcess | undefined;
+  router: ServiceProcess;
+  routerUrl: string;
+  /** Output lines of every process, for debugging a failed test. */
+  logs: string[];
+  startAgent(id: string): Promise<ServiceProcess>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_MODEL = 'sim-model';
+
+export async function startStack(spec: StackSpec): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'icp-stack-'));
+  const configFile = join(dir, 'config.yaml');
+  const logs: string[] = [];
+  const started: ServiceProcess[] = [];
+  const env = { LOG_LEVEL: spec.logLevel ?? 'warn' };
+  const onLine = (name: string) => (line: string) => {
+    logs.push(`[${name}] ${line}`);
+    if (logs.length > 2_000) logs.shift();
+  };
+  const start = async (name: string, entry: string, args: string[]) => {
+    const p = await spawnService({ name, entry, args, env, onLine: onLine(name) });
+    started.push(p);
+    return p;
+  };
+
+  try {
+    const sims = new Map<string, ServiceProcess>();
+    await Promise.all(spec.sims.map(async (s) => {
+      sims.set(s.id, await start(s.id, 'test/sim/vllm/main.ts', ['--port', '0', '--model', s.model ?? DEFAULT_MODEL, ...(s.args ?? [])]));
+    }));
+
+    const config: Record<string, unknown> = {
+      controlPlane: { listen: { host: '127.0.0.1', port: 0 }, ...spec.controlPlane },
+      router: { listen: { host: '127.0.0.1', port: 0 }, ...spec.router },
+      agents: spec.agents.map((a) => ({
+        id: a.id,
+        listen: { host: '127.0.0.1', port: 0 },
+        engine: { kind: 'vllm', url: sims.get(a.sim)!.url },
+        scrapeIntervalMs: 200,
+        heartbeatMs: 250,
+        ...a.extra,
+      })),
+      logging: { level: spec.logLevel ?? 'warn' },
+    };
+    const write = () => writeFileSync(configFile, stringify(config));
+
+    let controlPlane: ServiceProcess | undefined;
+    if (spec.withControlPlane !== false) {
+      write();
+      controlPlane = await start('control-plane', 'cli/main.ts', ['control-plane', '--config', configFile]);
+      config.controlPlaneUrl = controlPlane.url;
+    }
+    write();
+    const agents = new Map<string, ServiceProcess>();
+    const startAgent = async (id: string) => {
+      const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile]);
+      agents.set(id, p);
+      return p;
+    };
+    await Promise.all(spec.agents.map((a) => startAgent(a.id)));
+    if (spec.withControlPlane === false) {
+      (config.router as Record<string, unknown>).staticNodes = spec.agents.map((a) => ({ id: a.id, address: agents.get(a.id)!.url }));
+      write();
+    }
+    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile]);
+
+    return {
+      dir,
+      configFile,
+      sims,
+      agents,
+      controlPlane,
+      router,
+      routerUrl: router.url,
+      logs,
+      startAgent,
+      async stop() {
+        await Promise.all([...started].reverse().map((p) => p.stop(5_000)));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.stop(2_000)));
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Polls until `check` returns a truthy value or the time is up; returns the value. */
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < until) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export async function listModels(routerUrl: string): Promise<string[]> {
+  const res = await fetch(`${routerUrl}/v1/models`);
+  const body = (await res.json()) as { data: { id: string }[] };
+  return body.data.map((m) => m.id);
+}
+
+export async function simState(simUrl: string): Promise<{ running: number; waiting: number; completed: number; aborted: number }> {
+  const res = await fetch(`${simUrl}/sim/state`);
+  return (await res.json()) as { running: number; waiting: number; completed: number; aborted: number };
+}
+
+export async function setSimFaults(simUrl: string, faults: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${simUrl}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+  if (!res.ok) throw new Error(`setting faults failed: ${res.status}`);
+}
