@@ -121,15 +121,16 @@ export class GpuMonitor extends EventEmitter {
 
   private async queryCsv(): Promise<RunResult & { readings: GpuReading[]; rows: Record<string, string>[] }> {
     // An unknown field fails the whole query on that driver: drop it and ask again.
-    for (let attempt = 0; attempt < 8; attempt++) {
+    for (let attempt = 0; attempt <= QUERY_GPU_FIELDS.length; attempt++) {
       const r = await this.run(queryGpuArgs(this.fields));
       const bad = !r.ok ? invalidFieldFromError(r.stdout + (r.error ?? '')) : null;
-      if (bad && this.fields.includes(bad) && bad !== 'index' && bad !== 'uuid') {
+      if (bad && this.fields.includes(bad) && this.fields.length > 1) {
         this.fields = this.fields.filter((f) => f !== bad);
         continue;
       }
       if (!r.ok || r.noDevices) return { ...r, readings: [], rows: [] };
       const parsed = parseQueryGpuCsv(r.stdout, this.fields);
+      parsed.readings.forEach((g, i) => { g.index ??= i; }); // rows come in enumeration order
       if (parsed.readings.length === 0) return { ok: false, stdout: r.stdout, error: `unparseable nvidia-smi output: ${r.stdout.slice(0, 200)}`, readings: [], rows: [] };
       return { ...r, ...parsed };
     }
