@@ -91,6 +91,9 @@ export class LoadedModel {
     const prefix = opts.inputType === 'query' ? this.config.queryPrefix : this.config.passagePrefix;
     const truncate = opts.truncate ?? this.config.truncate;
     const encs: Encoded[] = [];
+    // Each request tokenizes in its own macrotask, so a burst of requests resolved together does
+    // not tokenize back to back in one turn of the event loop.
+    await yieldToLoop();
     let last = performance.now();
     for (const [i, text] of texts.entries()) {
       try {
@@ -118,6 +121,7 @@ export class LoadedModel {
   }
 
   async rerank(query: string, documents: string[]): Promise<RerankResult> {
+    await yieldToLoop();
     const q = this.tokenizer.content(this.config.queryPrefix + query);
     const encs: Encoded[] = [];
     let last = performance.now();
