@@ -71,3 +71,10 @@ test('csv noheader form with the monitor field list', () => {
   assert.equal(r.readings[0]!.powerLimitW, 70);
   assert.equal(canonicalPciAddress(r.readings[0]!.pciBusId!), '0000:00:1e');
 });
+
+test('docs/metrics.md lists every GPU metric the code declares', async () => {
+  const { GPU_METRICS } = await import('../../../node-agent/gpu/metrics.ts');
+  const doc = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'metrics.md'), 'utf8');
+  const names = [...GPU_METRICS.map((m) => m.name), 'gpu_throttle_reason_active', 'gpu_health_verdict', 'gpu_node_health_verdict', 'gpu_last_poll_timestamp_seconds'];
+  for (const n of names) assert.ok(doc.includes(`\`${n}\``), n);
+});
