@@ -8,9 +8,9 @@ import { sleep } from '../common/process.ts';
 export async function runSupervisor(config: Config, configFile: string): Promise<void> {
   const children: ServiceProcess[] = [];
   let stopping = false;
-  const verbose = process.env.LOG_LEVEL !== undefined;
+  const verbose = Boolean(process.env.LOG_LEVEL);
   // Children log at warn unless LOG_LEVEL says otherwise: six processes at info drown the banner.
-  const env = { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const env = { LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
   const onLine = (name: string) => (line: string) => {
     if (!stopping || verbose) process.stdout.write(`[${name}] ${line}\n`);
   };

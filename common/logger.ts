@@ -11,7 +11,7 @@ const REDACT = [
 
 /** `LOG_LEVEL` in the environment overrides the configured level. */
 export function createLogger(service: string, configured = 'info'): Logger {
-  const level = process.env.LOG_LEVEL ?? configured;
+  const level = process.env.LOG_LEVEL || configured;
   return pino({
     level,
     base: { service, pid: process.pid },
