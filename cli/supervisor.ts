@@ -73,8 +73,9 @@ async function waitForModels(routerUrl: string, timeoutMs: number): Promise<stri
   while (Date.now() < until) {
     try {
       const res = await fetch(`${routerUrl}/v1/models`);
-      const body = (await res.json()) as { data: { id: string }[] };
-      if (body.data.length > 0) return body.data.map((m) => m.id);
+      const body = (await res.json()) as { data: { id: string; owned_by: string }[] };
+      // Ready when a GPU-pool model is served (the router's own embedders are there at once).
+      if (body.data.some((m) => m.owned_by === 'gpu-pool')) return body.data.map((m) => m.id);
     } catch {
       // not up yet
     }

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+// The embedder's schema lives beside its code; the router's section embeds it.
+import { embeddingsConfigSchema } from '../router/embed/config.ts';
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -37,6 +39,8 @@ export const routerSchema = z.strictObject({
   defaultLane: laneSchema.default('standard'),
   /** Graceful shutdown: how long in-flight streams may run after SIGTERM. */
   shutdownGraceMs: z.number().int().positive().default(10_000),
+  /** ONNX embedders and rerankers served by the router itself; paths relative to the install dir. */
+  embeddings: embeddingsConfigSchema.optional(),
 });
 
 export const agentSchema = z.strictObject({

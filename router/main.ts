@@ -13,6 +13,9 @@ import { NodeDispatcher } from './upstream/node-dispatch.ts';
 import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
 import { modelsRoutes } from './http/models.ts';
+import { embeddingRoutes } from './http/embeddings.ts';
+import { EmbeddingService } from './embed/index.ts';
+import { REPO_ROOT } from '../cli/spawn-service.ts';
 
 export interface RunningRouter {
   url: string;
@@ -39,6 +42,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger);
   const resolver = new ModelResolver(cfg.aliases, scheduler);
 
+  const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
+
   const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes });
   let closing = false;
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -48,7 +53,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     reply.code(ready ? 200 : 503);
     return { ready, membershipSynced, nodes: pool.list().length, servedModels: usable };
   });
-  await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs });
+  await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [] });
+  if (embeddings) await app.register(embeddingRoutes, { service: embeddings });
   await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
@@ -67,6 +73,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       await closed;
       watch?.stop();
       pool.close();
+      await embeddings?.close();
     },
   };
 }

@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { defaultEmbeddingsConfig } from '../../router/embed/index.ts';
 import { startStack, waitFor, listModels, simState, setSimFaults, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
 
 const OTHER_MODEL = 'sim-other-model';
@@ -23,7 +24,7 @@ describe('router end to end with the openai SDK', () => {
         { id: 'gpu-b', sim: 'sim-b' },
         { id: 'gpu-c', sim: 'sim-c' },
       ],
-      router: { aliases: { 'chat-default': DEFAULT_MODEL } },
+      router: { aliases: { 'chat-default': DEFAULT_MODEL }, embeddings: defaultEmbeddingsConfig() },
     });
     client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
     await waitFor(async () => {
@@ -39,7 +40,23 @@ describe('router end to end with the openai SDK', () => {
   it('lists served models and aliases', async () => {
     const page = await client.models.list();
     const ids = page.data.map((m) => m.id).sort();
-    assert.deepEqual(ids, ['chat-default', DEFAULT_MODEL, OTHER_MODEL]);
+    assert.deepEqual(ids, ['chat-default', 'glove-100d-embed', 'glove-100d-rerank', DEFAULT_MODEL, OTHER_MODEL]);
+  });
+
+  it('serves embeddings from the router\'s own ONNX embedder, float and base64', async () => {
+    const float = await client.embeddings.create({ model: 'glove-100d-embed', input: ['GPU memory errors', 'the cat sat on the mat'] });
+    assert.equal(float.data.length, 2);
+    assert.equal(float.data[0]!.embedding.length, 100);
+    assert.ok(float.usage.prompt_tokens > 0);
+    const b64 = await client.embeddings.create({ model: 'glove-100d-embed', input: 'GPU memory errors', encoding_format: 'base64' });
+    // Asked for explicitly, base64 comes back as the raw little-endian float32 string.
+    const a = float.data[0]!.embedding;
+    const raw = Buffer.from(b64.data[0]!.embedding as unknown as string, 'base64');
+    const b = Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
+    assert.equal(b.length, 100);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6);
+    await assert.rejects(client.embeddings.create({ model: 'no-such-embedder', input: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(client.embeddings.create({ model: 'glove-100d-embed', input: [] }), (e: unknown) => e instanceof OpenAI.BadRequestError);
   });
 
   it('answers a non-streaming chat completion with real usage', async () => {
@@ -135,7 +152,7 @@ describe('router end to end with the openai SDK', () => {
       const states = await Promise.all(sims.map((s) => simState(s.url)));
       return states.every((s) => s.running === 0 && s.waiting === 0) ? states : undefined;
     }, 3_000);
-    assert.ok(state.reduce((n, s) => n + s.aborted, 0) >= 1, 'one engine counts an aborted request');
+    assert.ok(state!.reduce((n, s) => n + s.aborted, 0) >= 1, 'one engine counts an aborted request');
   });
 
   it('ends a stream that breaks after its first token with an error event', async () => {
