@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 // The embedder's schema lives beside its code; the router's section embeds it.
 import { embeddingsConfigSchema } from '../router/embed/config.ts';
+import { HealthThresholdsSchema } from '../node-agent/gpu/health-policy.ts';
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -68,6 +69,21 @@ export const agentSchema = z.strictObject({
     timeoutMs: z.number().int().positive().default(60_000),
   }).default({ enabled: true, prompt: 'Hello', maxTokens: 1, timeoutMs: 60_000 }),
   drainGraceMs: z.number().int().positive().default(30_000),
+  /**
+   * GPU health from nvidia-smi (docs/gpu-health.md). `auto`: on when nvidia-smi is on PATH
+   * (a laptop with simulated engines has none). `true` on a GPU host makes a missing or
+   * failing nvidia-smi an unhealthy node, as it should.
+   */
+  gpu: z.strictObject({
+    enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+    nvidiaSmiPath: z.string().default('nvidia-smi'),
+    queryIntervalMs: z.number().int().positive().default(5_000),
+    xmlIntervalMs: z.number().int().positive().default(30_000),
+    timeoutMs: z.number().int().positive().default(10_000),
+    failuresBeforeUnhealthy: z.number().int().positive().default(3),
+    kernelLog: z.boolean().default(false),
+    thresholds: HealthThresholdsSchema.partial().default({}),
+  }).default({ enabled: 'auto', nvidiaSmiPath: 'nvidia-smi', queryIntervalMs: 5_000, xmlIntervalMs: 30_000, timeoutMs: 10_000, failuresBeforeUnhealthy: 3, kernelLog: false, thresholds: {} }),
 });
 
 export const simulatorSchema = z.strictObject({

@@ -19,6 +19,8 @@ export interface GrpcServiceDeps {
   logger: Logger;
   onDrain: (graceMs: number) => void;
   onInFlightChange: () => void;
+  /** Called once per generation with how it ended and its usage (if any). */
+  onFinished?: (outcome: string, usage: { promptTokens: number; completionTokens: number } | undefined) => void;
 }
 
 const FORWARDED_METADATA = ['x-request-id', 'traceparent', 'tracestate'];
@@ -56,6 +58,8 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
       state.inFlight += 1;
       deps.onInFlightChange();
       let sent = false;
+      let outcome = 'ok';
+      let usage: { promptTokens: number; completionTokens: number } | undefined;
       try {
         for await (const ev of engine.generate(op, body, ac.signal, headers)) {
           if (ac.signal.aborted) break;
@@ -64,16 +68,20 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
           else if (ev.type === 'response') msg = { responseJson: ev.json };
           else msg = { usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, ttftSeconds: ev.ttftSeconds } };
           if (ev.type !== 'usage') sent = true;
+          else usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens };
           // Respect HTTP/2 flow control: a slow router must not make the agent buffer without bound.
           if (!call.write(msg)) await once(call, 'drain');
         }
       } catch (err) {
+        outcome = ac.signal.aborted ? 'cancelled' : err instanceof EngineError ? err.kind.toLowerCase() : 'engine_error';
         if (!ac.signal.aborted) {
           const e = err instanceof EngineError ? err : new EngineError('ENGINE_ERROR', (err as Error).message ?? String(err));
           if (e.kind !== 'INVALID_REQUEST') logger.warn({ requestId: req.requestId, kind: e.kind, status: e.httpStatus, msg: e.message }, 'engine call failed');
           call.write({ error: { kind: e.kind, message: e.message, httpStatus: e.httpStatus, errorJson: e.errorJson, beforeFirstToken: !sent } } as GenerateEvent);
         }
       } finally {
+        if (ac.signal.aborted && outcome === 'ok') outcome = 'cancelled';
+        deps.onFinished?.(outcome, usage);
         state.inFlight -= 1;
         deps.onInFlightChange();
         if (!ac.signal.aborted) call.end();

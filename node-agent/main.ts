@@ -13,6 +13,11 @@ import { Readiness } from './readiness.ts';
 import { StatusPublisher } from './status-publisher.ts';
 import { createNodeAgentHandlers, type AgentState } from './grpc-service.ts';
 import { Registration } from './registration.ts';
+import { GpuMonitor } from './gpu/monitor.ts';
+import { registerGpuMetrics } from './gpu/metrics.ts';
+import { createAgentMetrics } from './metrics.ts';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 
 export interface RunningAgent {
   id: string;
@@ -22,6 +27,34 @@ export interface RunningAgent {
   /** Stop taking new work; resolves when in-flight generations ended or `graceMs` passed. */
   drain(graceMs?: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** True when `cmd` is an executable path, or found on PATH. */
+function executableExists(cmd: string): boolean {
+  const candidates = isAbsolute(cmd) || cmd.includes('/') ? [cmd] : (process.env.PATH ?? '').split(delimiter).map((d) => join(d, cmd));
+  return candidates.some((p) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function createGpuMonitor(cfg: AgentConfig): GpuMonitor | undefined {
+  const g = cfg.gpu;
+  const enabled = g.enabled === 'auto' ? executableExists(g.nvidiaSmiPath) : g.enabled;
+  if (!enabled) return undefined;
+  return new GpuMonitor({
+    nvidiaSmiPath: g.nvidiaSmiPath,
+    queryIntervalMs: g.queryIntervalMs,
+    xmlIntervalMs: g.xmlIntervalMs,
+    timeoutMs: g.timeoutMs,
+    failuresBeforeUnhealthy: g.failuresBeforeUnhealthy,
+    kernelLog: { enabled: g.kernelLog },
+    thresholds: g.thresholds,
+  });
 }
 
 function createEngine(cfg: AgentConfig): EngineAdapter {
@@ -38,6 +71,8 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
   const engine = createEngine(cfg);
   const watcher = new EngineWatcher(engine, cfg.scrapeIntervalMs);
   const readiness = new Readiness(engine, watcher, cfg.warmup, cfg.engine.models, logger);
+  const gpu = createGpuMonitor(cfg);
+  if (!gpu) logger.info('GPU monitoring off (no nvidia-smi found, or gpu.enabled: false)');
   let draining = false;
   const state: AgentState = {
     get ready() {
@@ -63,8 +98,8 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
         ttftRecentSeconds: watcher.load.ttftRecentSeconds,
         prefixCacheHitRate: watcher.load.prefixCacheHitRate,
       },
-      gpuVerdict: 'HEALTHY',
-      gpus: [],
+      gpuVerdict: gpu?.snapshot().verdict ?? 'HEALTHY',
+      gpus: gpu?.snapshot().gpus ?? [],
     }),
     cfg.heartbeatMs,
   );
@@ -81,6 +116,13 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
     publisher.changed();
   });
   watcher.on('change', () => publisher.changed());
+  gpu?.on('change', (h: { verdict: string; reasons: string[] }) => {
+    logger.warn({ verdict: h.verdict, reasons: h.reasons }, 'GPU health changed');
+    readiness.setGpuUnhealthy(h.verdict === 'UNHEALTHY');
+    publisher.changed();
+  });
+  const metrics = createAgentMetrics({ watcher, readiness, state, nodeId: cfg.id });
+  if (gpu) registerGpuMetrics(metrics.registry, gpu);
 
   let drainWaiters: (() => void)[] = [];
   const onInFlightChange = () => {
@@ -101,7 +143,15 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
   };
 
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5_000 });
-  server.addService(NodeAgentService, createNodeAgentHandlers({ engine, publisher, state, logger, onDrain: (g) => void drain(g || cfg.drainGraceMs), onInFlightChange }));
+  server.addService(NodeAgentService, createNodeAgentHandlers({ engine, publisher, state, logger, onDrain: (g) => void drain(g || cfg.drainGraceMs), onInFlightChange,
+    onFinished: (outcome, usage) => {
+      metrics.generations.inc({ outcome });
+      if (usage) {
+        metrics.promptTokens.inc(usage.promptTokens);
+        metrics.generationTokens.inc(usage.completionTokens);
+      }
+    },
+  }));
   health.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${cfg.listen.host}:${cfg.listen.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -117,8 +167,17 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
     return { ready: ok, reason: draining ? 'draining' : readiness.reason };
   });
   http.get('/v1/status', async () => publisher.current());
+  http.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
   if (cfg.httpListen) httpUrl = await http.listen({ host: cfg.httpListen.host, port: cfg.httpListen.port });
 
+  if (gpu) {
+    // The first poll decides readiness: a node must not report ready before its GPUs were read.
+    await gpu.start();
+    readiness.setGpuUnhealthy(gpu.snapshot().verdict === 'UNHEALTHY');
+  }
   watcher.start();
   publisher.start();
   const registration = config.controlPlaneUrl
@@ -137,6 +196,7 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
     drain,
     async close() {
       watcher.stop();
+      gpu?.stop();
       await registration?.stop();
       publisher.stop();
       // WatchStatus streams never end on their own; routers see the stream close and drop us.

@@ -19,6 +19,8 @@ export interface AgentSpec {
   /** Which simulator this agent fronts. */
   sim: string;
   extra?: Record<string, unknown>;
+  /** Extra environment for this agent's process (e.g. the fake nvidia-smi's state file). */
+  env?: Record<string, string>;
 }
 
 export interface StackSpec {
@@ -56,8 +58,8 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     logs.push(`[${name}] ${line}`);
     if (logs.length > 2_000) logs.shift();
   };
-  const start = async (name: string, entry: string, args: string[]) => {
-    const p = await spawnService({ name, entry, args, env, onLine: onLine(name) });
+  const start = async (name: string, entry: string, args: string[], extraEnv: Record<string, string> = {}) => {
+    const p = await spawnService({ name, entry, args, env: { ...env, ...extraEnv }, onLine: onLine(name) });
     started.push(p);
     return p;
   };
@@ -92,7 +94,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     write();
     const agents = new Map<string, ServiceProcess>();
     const startAgent = async (id: string) => {
-      const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile]);
+      const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile], spec.agents.find((a) => a.id === id)?.env);
       agents.set(id, p);
       return p;
     };
