@@ -1,0 +1,75 @@
+// Routing reacts to GPU health: a node whose GPU turns unhealthy (fake nvidia-smi fault) gets no
+// new requests within one status interval; when it recovers it gets traffic again. The agent's
+// /metrics and status carry the per-GPU readings and verdicts.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startStack, waitFor, listModels, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
+import { createFakeNvidiaSmi, type FakeNvidiaSmi } from '../../sim/nvidia-smi/control.ts';
+
+describe('routing reacts to GPU health', () => {
+  let stack: Stack;
+  let client: OpenAI;
+  let smiA: FakeNvidiaSmi;
+  let smiB: FakeNvidiaSmi;
+
+  before(async () => {
+    smiA = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml' });
+    smiB = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml' });
+    const gpu = (smi: FakeNvidiaSmi) => ({
+      gpu: { enabled: true, nvidiaSmiPath: smi.path, queryIntervalMs: 200, xmlIntervalMs: 200, timeoutMs: 3_000, thresholds: { risingHoldMs: 60_000 } },
+      httpListen: { host: '127.0.0.1', port: 0 },
+    });
+    stack = await startStack({
+      sims: [{ id: 'sim-a' }, { id: 'sim-b' }],
+      agents: [
+        { id: 'gpu-a', sim: 'sim-a', extra: gpu(smiA), env: smiA.env },
+        { id: 'gpu-b', sim: 'sim-b', extra: gpu(smiB), env: smiB.env },
+      ],
+    });
+    client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
+    await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 30_000);
+  });
+
+  after(async () => {
+    await stack?.stop();
+    smiA?.cleanup();
+    smiB?.cleanup();
+  });
+
+  const backends = async (n: number) => {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const { response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `r${i}` }], max_tokens: 1 }).withResponse();
+      const b = response.headers.get('x-backend') ?? '?';
+      seen.set(b, (seen.get(b) ?? 0) + 1);
+    }
+    return seen;
+  };
+
+  it('both healthy nodes get traffic', async () => {
+    const seen = await waitFor(async () => {
+      const s = await backends(20);
+      return s.size === 2 ? s : undefined;
+    }, 10_000);
+    assert.deepEqual([...seen.keys()].sort(), ['node:gpu-a', 'node:gpu-b']);
+  });
+
+  it('an uncorrected ECC error takes a node out of routing, and recovery brings it back', async () => {
+    smiA.setFault('ecc_uncorrected');
+    const t0 = Date.now();
+    // The agent polls every 200 ms and pushes status at once on a change.
+    await waitFor(async () => {
+      const seen = await backends(10);
+      return !seen.has('node:gpu-a');
+    }, 5_000, 20);
+    const reactMs = Date.now() - t0;
+    const seen = await backends(20);
+    assert.deepEqual([...seen.keys()], ['node:gpu-b'], 'no request reaches the unhealthy node');
+    assert.ok(reactMs < 3_000, `reacted in ${reactMs} ms`);
+
+    // Clearing the fault drops the volatile count back (as a GPU reset does), which ends the hold.
+    smiA.setFault(null);
+    await waitFor(async () => (await backends(20)).has('node:gpu-a'), 10_000, 100);
+  });
+});
