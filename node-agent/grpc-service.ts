@@ -89,9 +89,10 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
     },
 
     WatchStatus(call) {
-      const unsubscribe = publisher.subscribe((status) => {
-        call.write(status);
-      });
+      const unsubscribe = publisher.subscribe(
+        (status) => call.write(status),
+        () => call.end(),
+      );
       const stop = () => unsubscribe();
       call.on('cancelled', stop);
       call.on('close', stop);

@@ -198,8 +198,10 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
       watcher.stop();
       gpu?.stop();
       await registration?.stop();
+      // Ends every WatchStatus stream (routers see it close and drop us), so that a graceful
+      // shutdown only waits for the last Generate events to flush; bounded all the same.
       publisher.stop();
-      // WatchStatus streams never end on their own; routers see the stream close and drop us.
+      await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), sleep(2_000)]);
       server.forceShutdown();
       await http.close();
       await engine.close();

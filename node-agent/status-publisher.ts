@@ -6,7 +6,7 @@ type Sink = (status: NodeStatus) => void;
 
 export class StatusPublisher {
   private seq = 0;
-  private readonly sinks = new Set<Sink>();
+  private readonly sinks = new Map<Sink, () => void>();
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
   private last: NodeStatus | undefined;
@@ -18,13 +18,17 @@ export class StatusPublisher {
     this.timer.unref();
   }
 
+  /** Stops the heartbeat and ends every subscription (their `end` callbacks run). */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    const ends = [...this.sinks.values()];
     this.sinks.clear();
+    for (const end of ends) end();
   }
 
-  subscribe(sink: Sink): () => void {
-    this.sinks.add(sink);
+  /** `end` runs when the publisher stops, so watch streams close cleanly instead of being cut. */
+  subscribe(sink: Sink, end: () => void = () => undefined): () => void {
+    this.sinks.set(sink, end);
     sink(this.current());
     return () => this.sinks.delete(sink);
   }
@@ -55,6 +59,6 @@ export class StatusPublisher {
 
   private publish(): void {
     const status = this.next();
-    for (const sink of this.sinks) sink(status);
+    for (const sink of this.sinks.keys()) sink(status);
   }
 }

@@ -52,7 +52,7 @@ describe('routing reacts to GPU health', () => {
       const s = await backends(20);
       return s.size === 2 ? s : undefined;
     }, 10_000);
-    assert.deepEqual([...seen.keys()].sort(), ['node:gpu-a', 'node:gpu-b']);
+    assert.deepEqual([...seen!.keys()].sort(), ['node:gpu-a', 'node:gpu-b']);
   });
 
   it('an uncorrected ECC error takes a node out of routing, and recovery brings it back', async () => {
