@@ -23,6 +23,47 @@ export const controlPlaneSchema = z.strictObject({
   staticNodes: z.array(z.strictObject({ id: z.string().min(1), address: z.string().min(1) })).default([]),
 });
 
+const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
+  z.strictObject({
+    /** The pool counts as saturated for the lane when every node's predicted wait is above this. */
+    maxPredictedWaitSeconds: z.number().positive().default(d.maxPredictedWaitSeconds),
+    queueTimeoutMs: z.number().int().min(0).default(d.queueTimeoutMs),
+    maxQueue: z.number().int().min(0).default(d.maxQueue),
+  }).default(d);
+
+const LANE_DEFAULTS = {
+  critical: { maxPredictedWaitSeconds: 8, queueTimeoutMs: 60_000, maxQueue: 1_000 },
+  standard: { maxPredictedWaitSeconds: 2, queueTimeoutMs: 15_000, maxQueue: 500 },
+  sheddable: { maxPredictedWaitSeconds: 1, queueTimeoutMs: 0, maxQueue: 0 },
+};
+
+const admissionSchema = z.strictObject({
+  /** Off: every request goes straight to scheduling (no queues, no shedding). */
+  enabled: z.boolean().default(true),
+  maxQueuedTotal: z.number().int().min(0).default(1_000),
+  /** How often queued requests are re-checked against the pool and their deadlines. */
+  tickMs: z.number().int().positive().default(20),
+  lanes: z.strictObject({
+    critical: laneSettingsSchema(LANE_DEFAULTS.critical),
+    standard: laneSettingsSchema(LANE_DEFAULTS.standard),
+    sheddable: laneSettingsSchema(LANE_DEFAULTS.sheddable),
+  }).default(LANE_DEFAULTS),
+});
+
+const schedulingSchema = z.strictObject({
+  /** scorer name -> weight (see docs/scheduling.md); a scorer left out is not run. */
+  scorers: z.partialRecord(z.enum(['predicted-wait', 'kv-fit', 'gpu-degraded', 'in-flight', 'prefix-affinity']), z.number().min(0))
+    .default({ 'predicted-wait': 2, 'in-flight': 1, 'kv-fit': 1, 'gpu-degraded': 1, 'prefix-affinity': 3 }),
+  picker: z.enum(['max-score', 'round-robin']).default('max-score'),
+  /** Score a DEGRADED GPU node gets from the gpu-degraded scorer (healthy: 1). */
+  degradedScore: z.number().min(0).max(1).default(0),
+  affinity: z.strictObject({
+    /** Affinity yields when the holder's predicted wait > best x (1 + yieldFactor) + yieldSlackSeconds. */
+    yieldFactor: z.number().min(0).default(1),
+    yieldSlackSeconds: z.number().min(0).default(0.5),
+  }).default({ yieldFactor: 1, yieldSlackSeconds: 0.5 }),
+});
+
 export const routerSchema = z.strictObject({
   id: z.string().min(1).optional(),
   listen: listenSchema.default({ host: '127.0.0.1', port: 8080 }),
@@ -38,6 +79,13 @@ export const routerSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(5).default(3),
   bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024),
   defaultLane: laneSchema.default('standard'),
+  /** Lane caps: API key -> highest lane it may ask for; other keys get `defaultMaxLane`. */
+  lanes: z.strictObject({
+    keys: z.record(z.string().min(1), laneSchema).default({}),
+    defaultMaxLane: laneSchema.default('standard'),
+  }).default({ keys: {}, defaultMaxLane: 'standard' }),
+  admission: admissionSchema.default(admissionSchema.parse({})),
+  scheduling: schedulingSchema.default(schedulingSchema.parse({})),
   /** Graceful shutdown: how long in-flight streams may run after SIGTERM. */
   shutdownGraceMs: z.number().int().positive().default(10_000),
   /** ONNX embedders and rerankers served by the router itself; paths relative to the install dir. */

@@ -12,6 +12,7 @@ import { Scheduler, defaultProfile } from './scheduling/scheduler.ts';
 import { NodeDispatcher } from './upstream/node-dispatch.ts';
 import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
+import { AdmissionController } from './admission/controller.ts';
 import { modelsRoutes } from './http/models.ts';
 import { embeddingRoutes } from './http/embeddings.ts';
 import { EmbeddingService } from './embed/index.ts';
@@ -38,7 +39,14 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   });
   watch?.start();
 
-  const scheduler = new Scheduler(pool, defaultProfile(cfg.statusStaleMs));
+  const scheduler = new Scheduler(pool, defaultProfile(cfg.statusStaleMs, cfg.scheduling));
+  const admission = cfg.admission.enabled
+    ? new AdmissionController(cfg.admission, (model) => scheduler.bestPredictedWait({ model, exclude: new Set() }))
+    : undefined;
+  // Queued requests are re-checked on every status (load changed) and on a short tick (deadlines).
+  const admissionTick = admission ? setInterval(() => admission.tick(), cfg.admission.tickMs) : undefined;
+  admissionTick?.unref();
+  if (admission) pool.on('change', () => admission.pump());
   const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger);
   const resolver = new ModelResolver(cfg.aliases, scheduler);
 
@@ -55,7 +63,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   });
   await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [] });
   if (embeddings) await app.register(embeddingRoutes, { service: embeddings });
-  await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane });
+  await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ url }, 'router listening');
@@ -65,6 +73,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     pool,
     async close() {
       closing = true;
+      if (admissionTick) clearInterval(admissionTick);
+      admission?.close();
       // Stop admitting (fastify answers 503 while closing) and let in-flight streams finish,
       // within the grace period; then cut what is left.
       const closed = app.close();

@@ -7,8 +7,12 @@ import type { z } from 'zod';
 import { errors, ApiError } from '../../common/errors.ts';
 import type { GenerateEvent__Output } from '../../common/grpc.ts';
 import type { Lane } from '../../common/config.ts';
+import type { AdmissionController } from '../admission/controller.ts';
+import { isAdmissionRefusal, type FallbackHook } from '../admission/fallback.ts';
+import { LANE_HEADER, apiKeyOf, resolveLane, type LanePolicy } from '../admission/lanes.ts';
+import { analysePrompt } from '../scheduling/prompt-prefix.ts';
 import { chatCompletionBody, completionBody, parseBody } from './openai-schemas.ts';
-import type { NodeDispatcher, Operation } from '../upstream/node-dispatch.ts';
+import type { Dispatch, NodeDispatcher, Operation } from '../upstream/node-dispatch.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 
 export interface GenerationRoutesOptions {
@@ -16,9 +20,11 @@ export interface GenerationRoutesOptions {
   resolver: ModelResolver;
   requestTimeoutMs: number;
   defaultLane: Lane;
+  lanePolicy: LanePolicy;
+  /** Lane queues and shedding; without it every request goes straight to scheduling. */
+  admission?: AdmissionController;
+  fallback?: FallbackHook<Dispatch>;
 }
-
-const LANE_HEADER = 'x-priority-lane';
 
 export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
   const handle = (operation: Operation, schema: z.ZodType) => async (req: FastifyRequest, reply: FastifyReply) => {
@@ -27,7 +33,9 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const stream = body.stream === true;
     const wantsUsage = stream && body.stream_options?.include_usage === true;
     const laneHeader = req.headers[LANE_HEADER];
-    const lane = (typeof laneHeader === 'string' && ['critical', 'standard', 'sheddable'].includes(laneHeader) ? laneHeader : opts.defaultLane) as Lane;
+    const apiKey = apiKeyOf(req.headers.authorization);
+    const { lane } = resolveLane(typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined, apiKey, opts.lanePolicy, opts.defaultLane);
+    reply.header(LANE_HEADER, lane);
 
     const clientGone = new AbortController();
     // 'close' on the raw response fires on completion too; only an unfinished response is an abort.
@@ -35,16 +43,35 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       if (!reply.raw.writableFinished) clientGone.abort();
     });
 
-    const dispatch = await opts.dispatcher.dispatch({
+    const deadline = Date.now() + opts.requestTimeoutMs;
+    const prompt = analysePrompt(body);
+    const start = () => opts.dispatcher.dispatch({
       requestId: req.id,
       operation,
       model,
       body: { ...body, model },
-      deadline: new Date(Date.now() + opts.requestTimeoutMs),
+      deadline: new Date(deadline),
       lane,
+      promptTokens: prompt.promptTokens,
+      prefixHashes: prompt.prefixHashes,
       traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
       signal: clientGone.signal,
     });
+    let dispatch: Dispatch;
+    if (!opts.admission) {
+      dispatch = await start();
+    } else {
+      const admissionReq = { lane, tenant: apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal };
+      try {
+        dispatch = await opts.admission.run(admissionReq, start);
+      } catch (err) {
+        const fallback = isAdmissionRefusal(err) ? opts.fallback?.take(admissionReq, err) : undefined;
+        if (!fallback) throw err;
+        dispatch = await fallback;
+      }
+    }
+    // Whatever this request held on the node is freed when it ends: let queued work in.
+    if (opts.admission) reply.raw.once('close', () => setImmediate(() => opts.admission!.pump()));
     reply.header('x-backend', `node:${dispatch.node.id}`);
 
     if (!stream) {

@@ -3,10 +3,9 @@ import type { NodePool } from '../nodes/node-pool.ts';
 import type { NodeConnection } from '../nodes/node-connection.ts';
 import type { Candidate, SchedulingRequest } from './types.ts';
 import { SchedulingProfile, type Decision } from './profile.ts';
-import { servesModel } from './filters/serves-model.ts';
 import { available } from './filters/available.ts';
-import { predictedWait } from './scorers/predicted-wait.ts';
-import { maxScorePicker } from './picker.ts';
+import { predictedWaitSeconds } from './scorers/predicted-wait.ts';
+import { buildProfile, DEFAULT_PROFILE, type ProfileConfig } from './plugins.ts';
 
 export function toCandidate(n: NodeConnection, now = Date.now()): Candidate {
   return {
@@ -20,8 +19,8 @@ export function toCandidate(n: NodeConnection, now = Date.now()): Candidate {
   };
 }
 
-export function defaultProfile(statusStaleMs: number): SchedulingProfile {
-  return new SchedulingProfile([servesModel, available(statusStaleMs)], [{ scorer: predictedWait, weight: 1 }], maxScorePicker());
+export function defaultProfile(statusStaleMs: number, cfg: ProfileConfig = DEFAULT_PROFILE): SchedulingProfile {
+  return buildProfile(cfg, statusStaleMs);
 }
 
 export class Scheduler {
@@ -31,6 +30,18 @@ export class Scheduler {
     const now = Date.now();
     const decision = this.profile.schedule(this.pool.list().map((n) => toCandidate(n, now)), req);
     return { ...decision, connection: decision.node ? this.pool.get(decision.node.id) : undefined };
+  }
+
+  /**
+   * The shortest predicted wait among the nodes that may serve the request (Infinity when none):
+   * the pool's saturation signal for admission.
+   */
+  bestPredictedWait(req: SchedulingRequest): number {
+    const now = Date.now();
+    const { kept } = this.profile.filter(this.pool.list().map((n) => toCandidate(n, now)), req);
+    let best = Infinity;
+    for (const c of kept) best = Math.min(best, predictedWaitSeconds(c));
+    return best;
   }
 
   /** Models served by at least one node that is usable now (for /v1/models and 404 vs 503). */

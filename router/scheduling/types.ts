@@ -9,14 +9,22 @@ export interface Candidate {
   statusAgeMs: number;
   connected: boolean;
   cordoned: boolean;
+  /** Generations this router has in flight on the node (its own view; no lag). */
   inFlight: number;
   dispatchedSinceStatus: number;
 }
+
+export type LaneName = 'critical' | 'standard' | 'sheddable';
 
 export interface SchedulingRequest {
   model: string;
   /** Nodes already tried for this request (failed before the first token). */
   exclude: ReadonlySet<string>;
+  /** Estimated prompt length in tokens (0 when unknown): for the KV-fit filter and scorer. */
+  promptTokens?: number;
+  /** Chained hashes of the prompt's leading blocks, first block first (prefix affinity). */
+  prefixHashes?: readonly string[];
+  lane?: LaneName;
 }
 
 export interface Filter {
@@ -28,8 +36,18 @@ export interface Filter {
 export interface Scorer {
   readonly name: string;
   score(c: Candidate, req: SchedulingRequest): number;
+  /**
+   * Optional: score every candidate at once, for scorers whose answer depends on the others
+   * (prefix affinity yields to a clearly less loaded peer). Same order as `cs`.
+   */
+  scoreAll?(cs: readonly Candidate[], req: SchedulingRequest): number[];
 }
 
 export interface Picker {
   pick(scored: { candidate: Candidate; score: number }[]): Candidate | undefined;
+}
+
+/** Told about every pick: lets stateful plugins (prefix index, round-robin) learn. */
+export interface PickObserver {
+  onPicked(node: Candidate, req: SchedulingRequest): void;
 }

@@ -5,6 +5,7 @@ import { grpc, type GenerateEvent__Output } from '../../common/grpc.ts';
 import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
+import type { SchedulingRequest } from '../scheduling/types.ts';
 import type { NodeConnection } from '../nodes/node-connection.ts';
 
 export type Operation = 'CHAT_COMPLETIONS' | 'COMPLETIONS';
@@ -16,6 +17,9 @@ export interface DispatchRequest {
   body: Record<string, unknown>;
   deadline: Date;
   lane: string;
+  /** Estimated prompt tokens and prefix block hashes (router/scheduling/prompt-prefix.ts). */
+  promptTokens?: number;
+  prefixHashes?: readonly string[];
   traceparent?: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
@@ -46,7 +50,15 @@ export class NodeDispatcher {
     let lastError: ApiError | undefined;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       if (req.signal.aborted) throw errors.invalidRequest('client closed the request');
-      const decision = this.scheduler.schedule({ model: req.model, exclude: tried });
+      // A retry only within the request's deadline: better an honest timeout than a late answer.
+      if (attempt > 1 && Date.now() >= req.deadline.getTime()) throw errors.timeout('The request timed out before a GPU node could answer.');
+      const decision = this.scheduler.schedule({
+        model: req.model,
+        exclude: tried,
+        promptTokens: req.promptTokens,
+        prefixHashes: req.prefixHashes,
+        lane: req.lane as SchedulingRequest['lane'],
+      });
       const node = decision.connection;
       if (!node) {
         if (lastError) throw lastError;

@@ -1,4 +1,4 @@
-import type { Picker } from './types.ts';
+import type { Picker } from '../types.ts';
 
 /** Highest score wins; exact ties are broken at random so equal nodes share the load. */
 export function maxScorePicker(random: () => number = Math.random): Picker {

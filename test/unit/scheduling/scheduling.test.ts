@@ -5,7 +5,7 @@ import { SchedulingProfile } from '../../../router/scheduling/profile.ts';
 import { servesModel } from '../../../router/scheduling/filters/serves-model.ts';
 import { available } from '../../../router/scheduling/filters/available.ts';
 import { predictedWait, predictedWaitSeconds } from '../../../router/scheduling/scorers/predicted-wait.ts';
-import { maxScorePicker } from '../../../router/scheduling/picker.ts';
+import { maxScorePicker } from '../../../router/scheduling/pickers/max-score.ts';
 import { defaultProfile } from '../../../router/scheduling/scheduler.ts';
 
 function node(id: string, over: { running?: number; waiting?: number; ttft?: number; maxNumSeqs?: number; ready?: boolean; draining?: boolean; models?: string[] } = {}, c: Partial<Candidate> = {}): Candidate {
