@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
+import { createNodeAgentClient } from '../../common/grpc.ts';
 
 const registerBody = z.strictObject({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
@@ -49,6 +50,26 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
       return { node: n };
     });
   }
+
+  // Drain: cordon (routers stop picking it at once, from membership) and ask the agent itself
+  // to drain over its gRPC Drain (it reports draining and finishes in-flight work).
+  app.post('/v1/nodes/:id/drain', async (req) => {
+    const { id } = idParams.parse(req.params);
+    const graceMs = z.object({ graceMs: z.number().int().positive().max(3_600_000).optional() }).parse(req.body ?? {}).graceMs ?? 0;
+    const node = registry.setCordoned(id, true);
+    if (!node) throw errors.notFound(`node '${id}' is not registered`);
+    const client = createNodeAgentClient(node.address);
+    try {
+      const res = await new Promise<{ draining: boolean; inFlight: number }>((resolve, reject) =>
+        client.Drain({ graceMs }, { deadline: Date.now() + 5_000 }, (err, r) => (err || !r ? reject(err ?? new Error('no answer')) : resolve(r))),
+      );
+      return { node, agent: res };
+    } catch (err) {
+      throw errors.upstream(`node '${id}' is cordoned but its agent did not answer Drain: ${(err as Error).message}`, 'agent_unreachable');
+    } finally {
+      client.close();
+    }
+  });
 
   const watchers = new Set<import('node:http').ServerResponse>();
   // Watch streams never end on their own: end them so close() does not wait on them.

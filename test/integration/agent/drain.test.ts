@@ -62,4 +62,20 @@ describe('agent drain on SIGTERM', () => {
     }
     assert.equal(await agentA.exited, 0, 'the agent exits cleanly after draining');
   });
+
+  it('a drain from the control plane cordons the node and the agent reports draining', async () => {
+    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-b/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ graceMs: 5_000 }) });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { node: { cordoned: boolean }; agent: { draining: boolean } };
+    assert.equal(body.node.cordoned, true);
+    assert.equal(body.agent.draining, true);
+    // gpu-a is gone (previous test) and gpu-b is draining: nothing can serve, honestly.
+    await waitFor(async () => !(await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 3_000, 20);
+    await assert.rejects(
+      client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
+      (e: unknown) => e instanceof OpenAI.APIError && e.status === 503 && e.headers?.get('retry-after') !== null,
+    );
+    const unknown = await fetch(`${stack.controlPlane!.url}/v1/nodes/nope/drain`, { method: 'POST' });
+    assert.equal(unknown.status, 404);
+  });
 });
