@@ -1,0 +1,112 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdmissionController, DEFAULT_ADMISSION, type AdmissionSettings } from '../../../router/admission/controller.ts';
+import { ApiError } from '../../../common/errors.ts';
+import type { Lane } from '../../../router/admission/lanes.ts';
+
+function setup(settings: AdmissionSettings = DEFAULT_ADMISSION) {
+  const state = { wait: 0, t: 0, started: [] as string[] };
+  const ctl = new AdmissionController(settings, () => state.wait, () => state.t);
+  const run = (id: string, lane: Lane, tenant = 't', deadline = 1e9) =>
+    ctl.run({ lane, tenant, model: 'm', deadline }, async () => { state.started.push(id); return id; });
+  return { ctl, state, run };
+}
+const refusal = (f: () => unknown): ApiError => {
+  try { f(); } catch (e) { return e as ApiError; }
+  throw new Error('expected a refusal');
+};
+
+describe('admission controller', () => {
+  it('admits at once while the pool is under the lane budget', async () => {
+    const { run, state } = setup();
+    assert.equal(await run('a', 'sheddable'), 'a');
+    assert.deepEqual(state.started, ['a']);
+  });
+
+  it('sheds sheddable at once with 429 + Retry-After when saturated, without queueing', () => {
+    const { ctl, run, state } = setup();
+    state.wait = 3.2;
+    const e = refusal(() => run('s', 'sheddable'));
+    assert.equal(e.status, 429);
+    assert.equal(e.retryAfterSeconds, 4);
+    assert.equal(e.code, 'lane_shed');
+    assert.equal(ctl.queueDepth('sheddable'), 0);
+  });
+
+  it('queues standard until the pool has room, then 503 after its queue deadline', async () => {
+    const { ctl, run, state } = setup();
+    state.wait = 5;
+    const p1 = run('s1', 'standard');
+    const p2 = run('s2', 'standard');
+    assert.equal(ctl.queueDepth('standard'), 2);
+    state.wait = 0.5;
+    ctl.pump();
+    assert.equal(await p1, 's1');
+    assert.equal(await p2, 's2');
+    state.wait = 5;
+    const p3 = run('s3', 'standard');
+    state.t = DEFAULT_ADMISSION.lanes.standard.queueTimeoutMs + 1;
+    ctl.tick();
+    await assert.rejects(p3, (e: ApiError) => e.status === 503 && e.code === 'lane_queue_timeout' && (e.retryAfterSeconds ?? 0) >= 1);
+  });
+
+  it('critical goes first when both wait, and gets a bigger budget than standard', async () => {
+    const { ctl, run, state } = setup();
+    state.wait = 4; // over standard's 2 s, under critical's 8 s
+    assert.equal(await run('c0', 'critical'), 'c0');
+    state.wait = 10;
+    const s = run('s', 'standard');
+    const c = run('c', 'critical');
+    state.wait = 1;
+    ctl.pump();
+    await Promise.all([s, c]);
+    assert.deepEqual(state.started, ['c0', 'c', 's']);
+  });
+
+  it('a new request does not overtake those queued in its lane', () => {
+    const { ctl, run, state } = setup();
+    state.wait = 5;
+    void run('s1', 'standard');
+    state.wait = 0;
+    void run('s2', 'standard');
+    assert.equal(ctl.queueDepth('standard'), 2);
+    assert.deepEqual(state.started, []);
+  });
+
+  it('critical is never refused while lower lanes hold queue slots: it evicts the youngest', async () => {
+    const settings: AdmissionSettings = { ...DEFAULT_ADMISSION, maxQueuedTotal: 2 };
+    const { ctl, run, state } = setup(settings);
+    state.wait = 20;
+    const s1 = run('s1', 'standard');
+    const s2 = run('s2', 'standard');
+    const e = refusal(() => run('s3', 'standard'));
+    assert.equal(e.code, 'lane_queue_full');
+    const c = run('c', 'critical');
+    await assert.rejects(s2, (err: ApiError) => err.code === 'lane_evicted');
+    assert.equal(ctl.queueDepth('critical'), 1);
+    state.wait = 0;
+    ctl.pump();
+    assert.equal(await c, 'c');
+    assert.equal(await s1, 's1');
+  });
+
+  it('a client that goes away leaves the queue', async () => {
+    const { ctl, state } = setup();
+    state.wait = 5;
+    const ac = new AbortController();
+    const p = ctl.run({ lane: 'standard', tenant: 't', model: 'm', deadline: 1e9, signal: ac.signal }, async () => 'x');
+    ac.abort();
+    await assert.rejects(p, (e: ApiError) => e.status === 400);
+    assert.equal(ctl.queueDepth('standard'), 0);
+  });
+
+  it('fair across tenants within a lane', async () => {
+    const { ctl, run, state } = setup();
+    state.wait = 5;
+    const ps = [run('big1', 'standard', 'big'), run('big2', 'standard', 'big'), run('big3', 'standard', 'big'), run('small1', 'standard', 'small')];
+    state.wait = 0;
+    ctl.pump();
+    await Promise.all(ps);
+    assert.deepEqual(state.started, ['big1', 'small1', 'big2', 'big3']);
+  });
+});
