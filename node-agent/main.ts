@@ -7,6 +7,7 @@ import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
 import { grpc, NodeAgentService, NODE_AGENT_SERVICE_NAME } from '../common/grpc.ts';
 import { VllmAdapter } from './engines/vllm.ts';
+import { TgiAdapter } from './engines/tgi.ts';
 import type { EngineAdapter } from './engines/engine.ts';
 import { EngineWatcher } from './engine-watcher.ts';
 import { Readiness } from './readiness.ts';
@@ -62,7 +63,7 @@ function createEngine(cfg: AgentConfig): EngineAdapter {
     case 'vllm':
       return new VllmAdapter({ url: cfg.engine.url, requestTimeoutMs: cfg.engine.requestTimeoutMs });
     case 'tgi':
-      throw new Error('engine kind "tgi" is not implemented yet (see issue 4)');
+      return new TgiAdapter({ url: cfg.engine.url, requestTimeoutMs: cfg.engine.requestTimeoutMs });
   }
 }
 

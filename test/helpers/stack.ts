@@ -10,6 +10,8 @@ import { sleep } from '../../common/process.ts';
 
 export interface SimSpec {
   id: string;
+  /** Which engine the simulator imitates (default vllm); its agent gets the same engine.kind. */
+  kind?: 'vllm' | 'tgi';
   model?: string;
   args?: string[];
 }
@@ -67,7 +69,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
   try {
     const sims = new Map<string, ServiceProcess>();
     await Promise.all(spec.sims.map(async (s) => {
-      sims.set(s.id, await start(s.id, 'test/sim/vllm/main.ts', ['--port', '0', '--model', s.model ?? DEFAULT_MODEL, ...(s.args ?? [])]));
+      sims.set(s.id, await start(s.id, `test/sim/${s.kind ?? 'vllm'}/main.ts`, ['--port', '0', '--model', s.model ?? DEFAULT_MODEL, ...(s.args ?? [])]));
     }));
 
     const config: Record<string, unknown> = {
@@ -76,7 +78,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
       agents: spec.agents.map((a) => ({
         id: a.id,
         listen: { host: '127.0.0.1', port: 0 },
-        engine: { kind: 'vllm', url: sims.get(a.sim)!.url },
+        engine: { kind: spec.sims.find((s) => s.id === a.sim)?.kind ?? 'vllm', url: sims.get(a.sim)!.url },
         scrapeIntervalMs: 200,
         heartbeatMs: 250,
         ...a.extra,
