@@ -1,7 +1,15 @@
 // Padding a group of tokenized sequences into the int64 [batch, seq] arrays the graph takes.
 import { endianness } from 'node:os';
 import type { Encoded } from './tokenizer.ts';
-import type { BatchInput } from './worker-protocol.ts';
+
+/** One padded batch: int64 [batch, seq] arrays as BigInt64Array buffers. */
+export interface BatchInput {
+  batch: number;
+  seq: number;
+  inputIds: ArrayBuffer;
+  attentionMask: ArrayBuffer;
+  tokenTypeIds: ArrayBuffer;
+}
 
 const LITTLE_ENDIAN = endianness() === 'LE';
 

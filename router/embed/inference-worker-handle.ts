@@ -1,6 +1,6 @@
-// Main-thread side of one inference worker: start it, send it batches, await their outputs.
+// Main-thread side of one inference worker: start it, send it batches of texts, await their outputs.
 import { Worker } from 'node:worker_threads';
-import type { BatchInput, BatchOutput, FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
+import type { FromWorker, RunInput, RunOutput, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 export interface WorkerReady {
   provider: 'cpu' | 'cuda';
@@ -11,7 +11,7 @@ export interface WorkerReady {
 }
 
 interface Pending {
-  resolve(v: { outputs: BatchOutput[]; runMs: number }): void;
+  resolve(v: RunOutput): void;
   reject(e: Error): void;
 }
 
@@ -39,7 +39,10 @@ export class InferenceWorker {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.type === 'result') p.resolve({ outputs: m.outputs, runMs: m.runMs });
+      if (m.type === 'result') {
+        const { type: _t, id: _i, ...out } = m;
+        p.resolve(out);
+      }
       else p.reject(new Error(m.message));
     });
     const die = (err: Error) => {
@@ -78,13 +81,16 @@ export class InferenceWorker {
     return this.dead === null;
   }
 
-  run(batches: BatchInput[]): Promise<{ outputs: BatchOutput[]; runMs: number }> {
+  run(input: RunInput): Promise<RunOutput> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
-    const msg: ToWorker = { type: 'run', id, batches };
+    const msg: ToWorker = { type: 'run', id, input };
+    const transfer: ArrayBuffer[] = [];
+    if (input.truncate) transfer.push(input.truncate.buffer as ArrayBuffer);
+    if (input.queryIndex) transfer.push(input.queryIndex.buffer as ArrayBuffer);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(msg, batches.flatMap((b) => [b.inputIds, b.attentionMask, b.tokenTypeIds]));
+      this.worker.postMessage(msg, transfer);
     });
   }
 

@@ -1,9 +1,13 @@
-// Worker thread entry: owns one onnxruntime session, runs padded batches and pools the outputs,
-// so the main thread only tokenizes and routes results.
+// Worker thread entry: owns the model's tokenizer and one onnxruntime session. A batch arrives as
+// raw texts; the worker tokenizes them (truncation rules, special tokens, too-long checks), groups
+// them by token length, pads, runs, pools, and sends back one buffer of vectors in item order.
+// The main thread only routes requests and results.
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { buildBatchInput, groupByLength, type BatchInput } from './batch-input.ts';
 import { clsPool, l2NormalizeRows, meanPool } from './pooling.ts';
-import type { BatchInput, BatchOutput, FromWorker, ToWorker, WorkerInit } from './worker-protocol.ts';
+import { TextTokenizer, TooLongError, type Encoded } from './tokenizer.ts';
+import type { FromWorker, ItemFailure, RunInput, RunOutput, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -43,21 +47,59 @@ function pickOutput(names: readonly string[]): string {
   return preferred.find((n) => names.includes(n)) ?? names[0]!;
 }
 
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** Tokenizes every item; failures (too long, tokenizer errors) are reported per item. */
+function tokenize(tokenizer: TextTokenizer, input: RunInput): { encs: (Encoded | null)[]; failures: ItemFailure[] } {
+  const failures: ItemFailure[] = [];
+  const encs: (Encoded | null)[] = new Array(input.texts.length).fill(null);
+  if (init.kind === 'rerank') {
+    const queries = input.queries ?? [];
+    const qIdx = input.queryIndex ?? new Int32Array(input.texts.length);
+    const qContent: (number[] | Error)[] = queries.map((q) => {
+      try { return tokenizer.content(q); } catch (err) { return err instanceof Error ? err : new Error(String(err)); }
+    });
+    input.texts.forEach((passage, i) => {
+      const q = qContent[qIdx[i]!];
+      try {
+        if (q === undefined) throw new Error('no query for this passage');
+        if (q instanceof Error) throw q;
+        encs[i] = tokenizer.encodePair(q, passage, init.maxLength);
+      } catch (err) {
+        failures.push({ index: i, message: message(err) });
+      }
+    });
+  } else {
+    input.texts.forEach((text, i) => {
+      try {
+        encs[i] = tokenizer.encode(text, init.maxLength, input.truncate?.[i] === 1);
+      } catch (err) {
+        if (err instanceof TooLongError) failures.push({ index: i, message: err.message, tooLong: { tokens: err.tokens, maxLength: err.maxLength } });
+        else failures.push({ index: i, message: message(err) });
+      }
+    });
+  }
+  return { encs, failures };
+}
+
 async function main(): Promise<void> {
   let session: ort.InferenceSession;
   let output: string;
+  let tokenizer: TextTokenizer;
   try {
+    tokenizer = await TextTokenizer.load(init.tokenizerPath, init.tokenizerConfigPath);
     const s = await createSession();
     session = s.session;
     output = pickOutput(session.outputNames);
     post({ type: 'ready', provider: s.provider, fallbackReason: s.fallbackReason, output, inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
   } catch (err) {
-    post({ type: 'init-error', message: err instanceof Error ? err.message : String(err) });
+    post({ type: 'init-error', message: message(err) });
     return;
   }
   const inputNames = new Set(session.inputNames);
 
-  const runOne = async (b: BatchInput): Promise<BatchOutput> => {
+  /** One padded group -> rows x cols float32. */
+  const runGroup = async (b: BatchInput): Promise<{ cols: number; data: Float32Array }> => {
     const dims = [b.batch, b.seq];
     const mask = new BigInt64Array(b.attentionMask);
     const feeds: Record<string, ort.Tensor> = {};
@@ -74,7 +116,7 @@ async function main(): Promise<void> {
         if (init.logitIndex >= cols) throw new Error(`logitIndex ${init.logitIndex} out of range for output with ${cols} columns`);
         const scores = new Float32Array(b.batch);
         for (let i = 0; i < b.batch; i++) scores[i] = data[i * cols + init.logitIndex]!;
-        return { rows: b.batch, cols: 1, data: scores.buffer };
+        return { cols: 1, data: scores };
       }
       let vecs: Float32Array;
       let hidden: number;
@@ -89,10 +131,41 @@ async function main(): Promise<void> {
         throw new Error(`output '${output}' has unsupported shape [${t.dims.join(', ')}]`);
       }
       if (init.normalize) l2NormalizeRows(vecs, b.batch, hidden);
-      return { rows: b.batch, cols: hidden, data: vecs.buffer as ArrayBuffer };
+      return { cols: hidden, data: vecs };
     } finally {
       for (const v of Object.values(result)) v.dispose();
     }
+  };
+
+  const runBatch = async (input: RunInput): Promise<RunOutput> => {
+    const t0 = performance.now();
+    const { encs, failures } = tokenize(tokenizer, input);
+    const n = input.texts.length;
+    const tokens = new Int32Array(n);
+    const ok: number[] = [];
+    encs.forEach((e, i) => {
+      if (e) {
+        ok.push(i);
+        tokens[i] = e.ids.length;
+      }
+    });
+    const t1 = performance.now();
+    // Groups of similar length (from the real token counts), so short inputs are not padded to long ones.
+    const groups = groupByLength(ok.map((i) => tokens[i]!)).map((g) => g.map((k) => ok[k]!));
+    let cols = 0;
+    let out = new Float32Array(0);
+    let paddedTokens = 0;
+    for (const g of groups) {
+      const b = buildBatchInput(g.map((i) => encs[i]!));
+      paddedTokens += b.batch * b.seq;
+      const r = await runGroup(b);
+      if (out.length === 0) {
+        cols = r.cols;
+        out = new Float32Array(n * cols);
+      }
+      g.forEach((item, row) => out.set(r.data.subarray(row * cols, (row + 1) * cols), item * cols));
+    }
+    return { cols, data: out.buffer as ArrayBuffer, tokens: tokens.buffer as ArrayBuffer, failures, groups: groups.length, paddedTokens, tokenizeMs: t1 - t0, runMs: performance.now() - t1 };
   };
 
   port.on('message', (msg: ToWorker) => {
@@ -100,12 +173,10 @@ async function main(): Promise<void> {
       void session.release().finally(() => port.close());
       return;
     }
-    const t0 = performance.now();
-    (async () => {
-      const outputs: BatchOutput[] = [];
-      for (const b of msg.batches) outputs.push(await runOne(b));
-      post({ type: 'result', id: msg.id, outputs, runMs: performance.now() - t0 }, outputs.map((o) => o.data));
-    })().catch((err: unknown) => post({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err) }));
+    runBatch(msg.input).then(
+      (r) => post({ type: 'result', id: msg.id, ...r }, [r.data, r.tokens]),
+      (err: unknown) => post({ type: 'error', id: msg.id, message: message(err) }),
+    );
   });
 }
 

@@ -1,11 +1,12 @@
-// One served model: its tokenizer, its inference workers and its batcher.
+// One served model: its inference workers (each with the tokenizer and a session) and its batcher.
+// The main thread applies prefixes and routes; tokenizing and inference run in the workers.
 import { isAbsolute, resolve } from 'node:path';
 import { errors } from '../../common/errors.ts';
-import { Batcher, QueueFullError } from './batcher.ts';
+import { Batcher, ItemError, QueueFullError, type SubmitResult, type WorkItem } from './batcher.ts';
 import type { EmbeddingModelConfig } from './config.ts';
 import { InferenceWorker, type WorkerReady } from './inference-worker-handle.ts';
 import { truncateDimensions } from './pooling.ts';
-import { TextTokenizer, TooLongError, type Encoded } from './tokenizer.ts';
+import type { WorkerInit } from './worker-protocol.ts';
 
 export interface ModelLogger {
   info(o: object, msg?: string): void;
@@ -27,14 +28,9 @@ export interface RerankResult {
   promptTokens: number;
 }
 
-/** Tokenizing is synchronous JS; yield to the event loop every few ms on big requests. */
-const YIELD_EVERY_MS = 4;
-const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
-
 export class LoadedModel {
   private constructor(
     readonly config: EmbeddingModelConfig,
-    private readonly tokenizer: TextTokenizer,
     private readonly batcher: Batcher,
     readonly runtime: WorkerReady,
     /** Native output width (embeddings) or 1 (rerank). */
@@ -43,10 +39,12 @@ export class LoadedModel {
 
   static async load(config: EmbeddingModelConfig, baseDir: string, defaultThreads: number, logger?: ModelLogger): Promise<LoadedModel> {
     const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-    const tokenizer = await TextTokenizer.load(abs(config.tokenizer), config.tokenizerConfig ? abs(config.tokenizerConfig) : undefined);
-    const init = {
+    const init: WorkerInit = {
       modelPath: abs(config.path),
+      tokenizerPath: abs(config.tokenizer),
+      tokenizerConfigPath: config.tokenizerConfig ? abs(config.tokenizerConfig) : undefined,
       kind: config.kind,
+      maxLength: config.maxLength,
       output: config.output,
       pooling: config.pooling,
       normalize: config.normalize,
@@ -55,7 +53,13 @@ export class LoadedModel {
       cudaDeviceId: config.cudaDeviceId,
       intraOpNumThreads: config.intraOpNumThreads ?? defaultThreads,
     };
-    const workers = await Promise.all(Array.from({ length: config.workers }, () => InferenceWorker.start(init)));
+    const started = await Promise.allSettled(Array.from({ length: config.workers }, () => InferenceWorker.start(init)));
+    const workers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(workers.map((w) => w.close()));
+      throw new Error(`embedding model '${config.id}' failed to start: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`, { cause: failed.reason });
+    }
     const runtime = workers[0]!.info;
     if (runtime.fallbackReason) {
       logger?.warn({ model: config.id, reason: runtime.fallbackReason }, 'CUDA execution provider unavailable; running on CPU');
@@ -64,10 +68,10 @@ export class LoadedModel {
     // A warm-up run validates the graph, the output choice and the pooling, and gives the width.
     let dimensions: number;
     try {
-      const probe = tokenizer.encode('hello world', config.maxLength, true);
-      const enc = config.kind === 'rerank' ? tokenizer.encodePair(tokenizer.content('hello'), 'hello world', config.maxLength) : probe;
-      const rows = await batcher.submit([enc]);
-      dimensions = rows[0]!.length;
+      // One item per worker, so every worker's tokenizer and session are exercised.
+      const probe: WorkItem = config.kind === 'rerank' ? { text: 'hello world', query: 'hello' } : { text: 'hello world', truncate: true };
+      const runs = await Promise.all(workers.map(() => batcher.submit([probe])));
+      dimensions = runs[0]!.rows[0]!.length;
     } catch (err) {
       await batcher.close();
       throw new Error(`embedding model '${config.id}' failed its warm-up run: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -76,7 +80,7 @@ export class LoadedModel {
       { model: config.id, kind: config.kind, provider: runtime.provider, output: runtime.output, dimensions, workers: config.workers, maxLength: config.maxLength },
       'embedding model loaded',
     );
-    return new LoadedModel(config, tokenizer, batcher, runtime, dimensions);
+    return new LoadedModel(config, batcher, runtime, dimensions);
   }
 
   get queued(): number {
@@ -90,57 +94,38 @@ export class LoadedModel {
   async embed(texts: string[], opts: { inputType?: InputType; truncate?: boolean; dimensions?: number } = {}): Promise<EmbedResult> {
     const prefix = opts.inputType === 'query' ? this.config.queryPrefix : this.config.passagePrefix;
     const truncate = opts.truncate ?? this.config.truncate;
-    const encs: Encoded[] = [];
-    // Each request tokenizes in its own macrotask, so a burst of requests resolved together does
-    // not tokenize back to back in one turn of the event loop.
-    await yieldToLoop();
-    let last = performance.now();
-    for (const [i, text] of texts.entries()) {
-      try {
-        encs.push(this.tokenizer.encode(prefix + text, this.config.maxLength, truncate));
-      } catch (err) {
-        if (err instanceof TooLongError) {
-          const where = texts.length > 1 ? `input[${i}]` : 'input';
-          throw errors.invalidRequest(
-            `This model's maximum input length is ${err.maxLength} tokens, but ${where} has ${err.tokens} tokens. Shorten it or send "truncate": true.`,
-            'input',
-            'context_length_exceeded',
-          );
-        }
-        throw err;
-      }
-      if (performance.now() - last > YIELD_EVERY_MS) {
-        await yieldToLoop();
-        last = performance.now();
-      }
-    }
-    const rows = await this.submit(encs);
-    const dims = opts.dimensions;
-    const embeddings = dims !== undefined && dims !== this.dimensions ? rows.map((r) => truncateDimensions(r, dims, this.config.normalize)) : rows;
-    return { embeddings, promptTokens: encs.reduce((n, e) => n + e.ids.length, 0) };
-  }
-
-  async rerank(query: string, documents: string[]): Promise<RerankResult> {
-    await yieldToLoop();
-    const q = this.tokenizer.content(this.config.queryPrefix + query);
-    const encs: Encoded[] = [];
-    let last = performance.now();
-    for (const doc of documents) {
-      encs.push(this.tokenizer.encodePair(q, this.config.passagePrefix + doc, this.config.maxLength));
-      if (performance.now() - last > YIELD_EVERY_MS) {
-        await yieldToLoop();
-        last = performance.now();
-      }
-    }
-    const rows = await this.submit(encs);
-    const act = this.config.scoreActivation === 'sigmoid' ? (x: number) => 1 / (1 + Math.exp(-x)) : (x: number) => x;
-    const logits = rows.map((r) => r[0]!);
-    return { scores: logits.map(act), logits, promptTokens: encs.reduce((n, e) => n + e.ids.length, 0) };
-  }
-
-  private async submit(encs: Encoded[]): Promise<Float32Array[]> {
+    let res: SubmitResult;
     try {
-      return await this.batcher.submit(encs);
+      res = await this.submit(texts.map((text) => ({ text: prefix + text, truncate })));
+    } catch (err) {
+      const tooLong = err instanceof ItemError ? err.failure.tooLong : undefined;
+      if (err instanceof ItemError && tooLong) {
+        const where = texts.length > 1 ? `input[${err.index}]` : 'input';
+        throw errors.invalidRequest(
+          `This model's maximum input length is ${tooLong.maxLength} tokens, but ${where} has ${tooLong.tokens} tokens. Shorten it or send "truncate": true.`,
+          'input',
+          'context_length_exceeded',
+        );
+      }
+      throw err;
+    }
+    const dims = opts.dimensions;
+    const embeddings = dims !== undefined && dims !== this.dimensions ? res.rows.map((r) => truncateDimensions(r, dims, this.config.normalize)) : res.rows;
+    return { embeddings, promptTokens: res.tokens };
+  }
+
+  /** Passages over the length budget are cut (the query is kept); a rerank never refuses length. */
+  async rerank(query: string, documents: string[]): Promise<RerankResult> {
+    const q = this.config.queryPrefix + query;
+    const res = await this.submit(documents.map((doc) => ({ text: this.config.passagePrefix + doc, query: q })));
+    const act = this.config.scoreActivation === 'sigmoid' ? (x: number) => 1 / (1 + Math.exp(-x)) : (x: number) => x;
+    const logits = res.rows.map((r) => r[0]!);
+    return { scores: logits.map(act), logits, promptTokens: res.tokens };
+  }
+
+  private async submit(items: WorkItem[]): Promise<SubmitResult> {
+    try {
+      return await this.batcher.submit(items);
     } catch (err) {
       if (err instanceof QueueFullError) {
         throw errors.rateLimited(`Model '${this.config.id}' is at capacity (${err.queued} inputs queued). Retry shortly.`, 1, 'queue_full');
