@@ -80,7 +80,7 @@ describe('agent readiness', () => {
       const r = await fetch(`${httpUrl}/readyz`);
       return r.status === 200 ? ((await r.json()) as { ready: boolean }) : undefined;
     }, 15_000);
-    assert.equal(body.ready, true);
+    assert.equal(body?.ready, true);
     assert.equal(await grpcHealth(agent.url), 'SERVING');
     const state = await simState(sim!.url);
     assert.ok(state.completed >= 1, 'the warm-up generation reached the engine');
