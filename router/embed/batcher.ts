@@ -1,7 +1,8 @@
 // Dynamic batching for one model: texts from concurrent requests run together in one worker message.
-// Policy: submissions made in the same event-loop turn are coalesced (the pump runs on setImmediate,
-// a few microseconds later). A free worker takes the queue at once when nothing else is running (so
-// a lone request pays no window); while another batch is running it waits up to `windowMs` for more,
+// Policy: a lone request (nothing queued or running) goes to a free worker at once, paying no window.
+// Otherwise submissions made in the same event-loop turn are coalesced (the pump runs on
+// setImmediate, a few microseconds later), e.g. all the clients a finished batch released. A free
+// worker takes the queue at once when nothing else is running; while another batch is running it waits up to `windowMs` for more,
 // or until its share of `maxBatch` is queued. When several workers are free, the queue is split
 // evenly between them. The queue is bounded: beyond `maxQueue` waiting items a request is refused
 // whole (the route answers 429). Tokenizing, length grouping and padding happen in the worker.
@@ -99,8 +100,11 @@ export class Batcher {
     return new Promise((resolve, reject) => {
       const req: Request = { rows: new Array(items.length), tokens: 0, remaining: items.length, failed: null, done: false, resolve, reject };
       const now = performance.now();
+      const wasEmpty = this.queue.length === 0;
       items.forEach((work, index) => this.queue.push({ work, req, index, enqueuedAt: now }));
-      this.schedulePump();
+      // A lone request (nothing queued, running or about to be pumped) goes to a worker right away.
+      if (wasEmpty && this.inFlight === 0 && this.immediate === null && this.idle.length > 0) this.pump();
+      else this.schedulePump();
     });
   }
 
@@ -132,6 +136,7 @@ export class Batcher {
   private dispatch(worker: InferenceWorker, items: Item[]): void {
     this.inFlight++;
     const input = toRunInput(items);
+    const released = new Set(items.map((it) => it.req)).size;
     worker.run(input).then(
       (out) => {
         this.stats.batches++;
@@ -160,7 +165,8 @@ export class Batcher {
       this.inFlight--;
       if (worker.alive) this.idle.push(worker);
       else if (this.idle.length === 0 && this.inFlight === 0) this.failAll(new Error('all inference workers are gone'));
-      this.schedulePump();
+      // Several released requests resubmit in this turn: pump once they have, so they batch together.
+      if (this.queue.length > 0 || released > 1) this.schedulePump();
     });
   }
 

@@ -128,3 +128,42 @@ test('a bad config fails at load with a clear message', async () => {
     /no output 'nope'/,
   );
 });
+
+test('two workers, small batches: vectors, usage, prefixes and the too-long error are unchanged', async () => {
+  const base = { kind: 'embedding' as const, path: 'models/glove-100d-embed/model.onnx', output: 'sentence_embedding', ...glove, workers: 2, maxBatch: 4, batchWindowMs: 0 };
+  const s = await loadService({
+    models: [
+      { id: 'e2', ...base },
+      { id: 'prefixed', ...base, queryPrefix: 'tower ', passagePrefix: 'bananas ' },
+      { id: 'r2', kind: 'rerank', path: 'models/glove-100d-rerank/model.onnx', scoreActivation: 'identity', ...glove, workers: 2, maxBatch: 3 },
+    ],
+  });
+  try {
+    const texts = [...embedRef.single.map((x) => x.text), ...embedRef.single.map((x) => `${x.text} again`)];
+    const r = await s.embed('e2', texts);
+    const one = await svc.embed('embed', texts);
+    r.embeddings.forEach((v, i) => assert.ok(maxAbsDiff(v, one.embeddings[i]!) < 1e-6));
+    assert.equal(r.promptTokens, one.promptTokens);
+    // Prefixes are applied before tokenizing (in the worker), and counted in usage.
+    const q = await s.embed('prefixed', ['paris'], { inputType: 'query' });
+    const p = await s.embed('prefixed', ['paris'], { inputType: 'passage' });
+    assert.ok(maxAbsDiff(q.embeddings[0]!, (await s.embed('e2', ['tower paris'])).embeddings[0]!) < 1e-6);
+    assert.ok(maxAbsDiff(p.embeddings[0]!, (await s.embed('e2', ['bananas paris'])).embeddings[0]!) < 1e-6);
+    assert.equal(q.promptTokens, 4);
+    // Several over-long inputs spread over batches: the error names the first one, with its count.
+    const long = 'word '.repeat(300);
+    await assert.rejects(s.embed('e2', ['ok', 'fine', 'short', 'more', long, 'x', 'word '.repeat(400), 'y']), (err: Error) => {
+      assert.match(err.message, /maximum input length is 256 tokens, but input\[4\] has 302 tokens/);
+      return true;
+    });
+    await assert.rejects(s.embed('e2', [long]), /but input has 302 tokens/);
+    assert.equal((await s.embed('e2', [long], { truncate: true })).promptTokens, 256);
+    // Rerank across workers: same scores as one at a time; over-long passages are cut, the query kept.
+    const qtext = rerankRef.pairs[0]!.query;
+    const docs = [...rerankRef.pairs.map((x) => x.passage), long];
+    const rr = await s.rerank('r2', qtext, docs);
+    for (const [i, d] of docs.entries()) assert.ok(Math.abs((await svc.rerank('rerank', qtext, [d])).scores[0]! - rr.scores[i]!) < 1e-5);
+  } finally {
+    await s.close();
+  }
+});
