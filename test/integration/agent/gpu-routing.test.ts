@@ -72,4 +72,17 @@ describe('routing reacts to GPU health', () => {
     smiA.setFault(null);
     await waitFor(async () => (await backends(20)).has('node:gpu-a'), 10_000, 100);
   });
+
+  it('a degraded GPU (software thermal slowdown) is preferred less, not dropped', async () => {
+    smiA.setFault('sw_thermal_slowdown');
+    await waitFor(async () => {
+      const status = await (await fetch(`${String(stack.agents.get('gpu-a')!.info.http)}/v1/status`)).json() as { gpuVerdict: string };
+      return status.gpuVerdict === 'DEGRADED';
+    }, 5_000, 50);
+    const seen = await backends(30);
+    assert.ok((seen.get('node:gpu-b') ?? 0) > (seen.get('node:gpu-a') ?? 0), `degraded node got ${seen.get('node:gpu-a') ?? 0} of 30`);
+    // Still ready: a degraded node serves when it is the only one (its model stays listed).
+    assert.ok((await listModels(stack.routerUrl)).includes(DEFAULT_MODEL));
+    smiA.setFault(null);
+  });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type FakeNvidiaSmiFault = null | 'none' | 'ecc_uncorrected' | 'thermal_slowdown' | 'hang' | 'fail' | 'gpu_missing';
+export type FakeNvidiaSmiFault = null | 'none' | 'ecc_uncorrected' | 'thermal_slowdown' | 'sw_thermal_slowdown' | 'hang' | 'fail' | 'gpu_missing';
 
 export interface FakeNvidiaSmi {
   /** Absolute path of the executable (pass as GpuMonitorOptions.nvidiaSmiPath). */

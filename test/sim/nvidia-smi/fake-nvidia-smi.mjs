@@ -3,7 +3,7 @@
 // (rewritten by tests to switch faults mid-run), else from FAKE_NVIDIA_SMI_FIXTURE /
 // FAKE_NVIDIA_SMI_FAULT:
 //   { "fixture": "tesla-p100-pcie-16gb-driver510.47.03.xml" | "<csv file>", "fault": null |
-//     "ecc_uncorrected" | "thermal_slowdown" | "hang" | "fail" | "gpu_missing" }
+//     "ecc_uncorrected" | "thermal_slowdown" | "sw_thermal_slowdown" | "hang" | "fail" | "gpu_missing" }
 // XML fixtures: `-q -x` prints the file (faults applied as text edits) and the CSV answer is
 // derived from that same XML. CSV fixtures: the CSV answer selects columns from the capture and
 // `-q -x` prints a minimal XML built from it.
@@ -62,6 +62,10 @@ function applyXmlFaults(xml) {
       .replace(/(<clocks_(?:event|throttle)_reason_hw_thermal_slowdown>)Not Active/, '$1Active')
       .replace(/(<clocks_(?:event|throttle)_reason_sw_thermal_slowdown>)Not Active/, '$1Active')
       .replace(/<gpu_temp>\d+ C</, `<gpu_temp>${slow} C<`);
+  }
+  if (fault === 'sw_thermal_slowdown') {
+    // The driver's own software slowdown alone: a degraded GPU, not an unhealthy one.
+    return xml.replace(/(<clocks_(?:event|throttle)_reason_sw_thermal_slowdown>)Not Active/, '$1Active');
   }
   if (fault === 'gpu_missing') {
     const blocks = [...xml.matchAll(/<gpu id="[^"]*">[\s\S]*?\n\s*<\/gpu>/g)];
@@ -129,6 +133,7 @@ function csvModel(text) {
   const g0 = gpus[0];
   if (fault === 'ecc_uncorrected' && g0) g0['ecc.errors.uncorrected.volatile.total'] = String(Number(g0['ecc.errors.uncorrected.volatile.total'] === NA ? 0 : g0['ecc.errors.uncorrected.volatile.total']) + 2);
   if (fault === 'thermal_slowdown' && g0) { g0['clocks_event_reasons.hw_thermal_slowdown'] = 'Active'; g0['clocks_event_reasons.sw_thermal_slowdown'] = 'Active'; }
+  if (fault === 'sw_thermal_slowdown' && g0) g0['clocks_event_reasons.sw_thermal_slowdown'] = 'Active';
   if (fault === 'gpu_missing') gpus = gpus.slice(0, -1);
   return gpus;
 }
