@@ -76,7 +76,7 @@ export const routerSchema = z.strictObject({
   /** A node whose last status is older than this is not scheduled. */
   statusStaleMs: z.number().int().positive().default(2_000),
   /** Attempts on other nodes when one fails before the first token. */
-  maxAttempts: z.number().int().min(1).max(5).default(3),
+  maxAttempts: z.number().int().min(1).max(5).default(2),
   bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024),
   defaultLane: laneSchema.default('standard'),
   /** Lane caps: API key -> highest lane it may ask for; other keys get `defaultMaxLane`. */

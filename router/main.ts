@@ -14,6 +14,7 @@ import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
 import { AdmissionController } from './admission/controller.ts';
 import { modelsRoutes } from './http/models.ts';
+import { createRouterMetrics } from './metrics.ts';
 import { embeddingRoutes } from './http/embeddings.ts';
 import { EmbeddingService } from './embed/index.ts';
 import { REPO_ROOT } from '../cli/spawn-service.ts';
@@ -40,14 +41,24 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   watch?.start();
 
   const scheduler = new Scheduler(pool, defaultProfile(cfg.statusStaleMs, cfg.scheduling));
+  // The queue-depth gauge reads `admission` at scrape time, after it exists.
+  const metrics = createRouterMetrics((lane) => admission?.queueDepth(lane) ?? 0);
   const admission = cfg.admission.enabled
-    ? new AdmissionController(cfg.admission, (model) => scheduler.bestPredictedWait({ model, exclude: new Set() }))
+    ? new AdmissionController(cfg.admission, (model) => scheduler.bestPredictedWait({ model, exclude: new Set() }), Date.now, {
+      onAdmitted: (lane, queuedMs) => metrics.queueWait.observe({ lane }, queuedMs / 1000),
+      onRefused: (lane, reason) => metrics.refusals.inc({ lane, reason }),
+    })
     : undefined;
   // Queued requests are re-checked on every status (load changed) and on a short tick (deadlines).
   const admissionTick = admission ? setInterval(() => admission.tick(), cfg.admission.tickMs) : undefined;
   admissionTick?.unref();
   if (admission) pool.on('change', () => admission.pump());
-  const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger);
+  const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger, {
+    onAttempt: (node, outcome) => {
+      metrics.picks.inc({ node });
+      metrics.attempts.inc({ node, outcome });
+    },
+  });
   const resolver = new ModelResolver(cfg.aliases, scheduler);
 
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
@@ -61,9 +72,13 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     reply.code(ready ? 200 : 503);
     return { ready, membershipSynced, nodes: pool.list().length, servedModels: usable };
   });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
   await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [] });
   if (embeddings) await app.register(embeddingRoutes, { service: embeddings });
-  await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission });
+  await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ url }, 'router listening');

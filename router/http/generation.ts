@@ -14,6 +14,8 @@ import { analysePrompt } from '../scheduling/prompt-prefix.ts';
 import { chatCompletionBody, completionBody, parseBody } from './openai-schemas.ts';
 import type { Dispatch, NodeDispatcher, Operation } from '../upstream/node-dispatch.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
+import type { RouterMetrics } from '../metrics.ts';
+import { toApiError } from '../../common/http.ts';
 
 export interface GenerationRoutesOptions {
   dispatcher: NodeDispatcher;
@@ -24,18 +26,44 @@ export interface GenerationRoutesOptions {
   /** Lane queues and shedding; without it every request goes straight to scheduling. */
   admission?: AdmissionController;
   fallback?: FallbackHook<Dispatch>;
+  metrics?: RouterMetrics;
+}
+
+/** What one request did, for metrics; filled in as the request goes. */
+interface RequestRecord {
+  model: string;
+  lane: Lane;
+  backend: string;
+  status: number;
+  firstTokenAt: number;
+  usage: { promptTokens: number; completionTokens: number } | undefined;
 }
 
 export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
   const handle = (operation: Operation, schema: z.ZodType) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const started = performance.now();
+    const rec: RequestRecord = { model: 'unknown', lane: opts.defaultLane, backend: 'none', status: 200, firstTokenAt: 0, usage: undefined };
+    try {
+      return await serve(operation, schema, req, reply, rec);
+    } catch (err) {
+      rec.status = toApiError(err).status;
+      throw err;
+    } finally {
+      if (opts.metrics) record(opts.metrics, operation, rec, started);
+    }
+  };
+
+  const serve = async (operation: Operation, schema: z.ZodType, req: FastifyRequest, reply: FastifyReply, rec: RequestRecord) => {
     const body = parseBody(schema, req.body) as Record<string, unknown> & { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean } | null };
     const model = opts.resolver.resolve(body.model);
+    rec.model = model;
     const stream = body.stream === true;
     const wantsUsage = stream && body.stream_options?.include_usage === true;
     const laneHeader = req.headers[LANE_HEADER];
     const apiKey = apiKeyOf(req.headers.authorization);
     const { lane } = resolveLane(typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined, apiKey, opts.lanePolicy, opts.defaultLane);
     reply.header(LANE_HEADER, lane);
+    rec.lane = lane;
 
     const clientGone = new AbortController();
     // 'close' on the raw response fires on completion too; only an unfinished response is an abort.
@@ -73,6 +101,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     // Whatever this request held on the node is freed when it ends: let queued work in.
     if (opts.admission) reply.raw.once('close', () => setImmediate(() => opts.admission!.pump()));
     reply.header('x-backend', `node:${dispatch.node.id}`);
+    rec.backend = 'node';
 
     if (!stream) {
       try {
@@ -81,6 +110,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         // Read to the final event so the call ends cleanly (usage is settled by a later issue).
         for (let r = await dispatch.rest.next(); !r.done; r = await dispatch.rest.next()) {
           if (r.value.event === 'error') throw errors.upstream(`GPU node failed: ${r.value.error?.message ?? 'unknown error'}`);
+          if (r.value.event === 'usage' && r.value.usage) rec.usage = r.value.usage;
         }
         reply.header('content-type', 'application/json');
         return reply.send(ev.responseJson);
@@ -103,11 +133,13 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       while (ev) {
         if (clientGone.signal.aborted) return;
         if (ev.event === 'chunkJson' && ev.chunkJson) {
+          if (rec.firstTokenAt === 0) rec.firstTokenAt = performance.now();
           if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, `data: ${ev.chunkJson}\n\n`);
         } else if (ev.event === 'error' && ev.error) {
           writeStreamError(res, errors.upstream(`GPU node ${dispatch.node.id} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
           return;
         } else if (ev.event === 'usage') {
+          if (ev.usage) rec.usage = ev.usage;
           res.end('data: [DONE]\n\n');
           return;
         }
@@ -129,6 +161,20 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
   app.post('/v1/chat/completions', handle('CHAT_COMPLETIONS', chatCompletionBody));
   app.post('/v1/completions', handle('COMPLETIONS', completionBody));
 };
+
+function record(m: RouterMetrics, operation: Operation, rec: RequestRecord, started: number): void {
+  const now = performance.now();
+  const op = operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion';
+  m.requests.inc({ operation: op, model: rec.model, lane: rec.lane, backend: rec.backend, status: String(rec.status) });
+  if (rec.status >= 400) return;
+  m.duration.observe({ operation: op, model: rec.model, lane: rec.lane }, (now - started) / 1000);
+  if (rec.firstTokenAt) m.ttft.observe({ model: rec.model, lane: rec.lane }, (rec.firstTokenAt - started) / 1000);
+  if (rec.usage) {
+    m.tokens.inc({ model: rec.model, type: 'input' }, rec.usage.promptTokens);
+    m.tokens.inc({ model: rec.model, type: 'output' }, rec.usage.completionTokens);
+    if (rec.firstTokenAt && rec.usage.completionTokens > 1) m.tpot.observe({ model: rec.model }, (now - rec.firstTokenAt) / 1000 / (rec.usage.completionTokens - 1));
+  }
+}
 
 /** The usage-only chunk (`choices: []` + usage) that we asked the engine for on the client's behalf. */
 function isUsageOnlyChunk(json: string): boolean {

@@ -38,11 +38,17 @@ export interface Dispatch {
 /** Kinds that mean "this node could not take it": another node may. */
 const RETRYABLE = new Set(['ENGINE_UNAVAILABLE', 'ENGINE_OVERLOADED', 'DRAINING', 'ENGINE_ERROR', 'TIMEOUT']);
 
+/** Per-node stats hook (metrics): every pick and how the attempt ended. */
+export interface DispatchObserver {
+  onAttempt?(nodeId: string, outcome: 'ok' | 'retried' | 'failed'): void;
+}
+
 export class NodeDispatcher {
   constructor(
     private readonly scheduler: Scheduler,
     private readonly maxAttempts: number,
     private readonly logger: Logger,
+    private readonly observer: DispatchObserver = {},
   ) {}
 
   async dispatch(req: DispatchRequest): Promise<Dispatch> {
@@ -66,8 +72,13 @@ export class NodeDispatcher {
       }
       tried.add(node.id);
       const outcome = await this.tryNode(node, req);
-      if ('dispatch' in outcome) return { ...outcome.dispatch, attempts: attempt };
+      if ('dispatch' in outcome) {
+        this.observer.onAttempt?.(node.id, 'ok');
+        return { ...outcome.dispatch, attempts: attempt };
+      }
       lastError = outcome.error;
+      const retrying = outcome.retryable && attempt < this.maxAttempts;
+      this.observer.onAttempt?.(node.id, retrying ? 'retried' : 'failed');
       if (!outcome.retryable) throw outcome.error;
       this.logger.warn({ requestId: req.requestId, node: node.id, attempt, err: outcome.error.message }, 'node failed before first token; trying another');
     }

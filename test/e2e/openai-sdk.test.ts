@@ -185,6 +185,18 @@ describe('router end to end with the openai SDK', () => {
     }
   });
 
+  it('counts what it did in the router\'s /metrics', async () => {
+    const text = await (await fetch(`${stack.routerUrl}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(value(new RegExp(`router_requests_total\\{operation="chat",model="${DEFAULT_MODEL}",lane="standard",backend="node",status="200"\\} (\\d+)`)) >= 5);
+    assert.ok(value(/router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="404"\} (\d+)/) >= 1);
+    assert.ok(value(/router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="400"\} (\d+)/) >= 2);
+    assert.ok(value(new RegExp(`router_time_to_first_token_seconds_count\\{model="${DEFAULT_MODEL}",lane="standard"\\} (\\d+)`)) >= 2);
+    assert.ok(value(new RegExp(`router_tokens_total\\{model="${DEFAULT_MODEL}",type="output"\\} (\\d+)`)) > 10);
+    assert.ok(value(/router_node_attempts_total\{node="gpu-a",outcome="retried"\} (\d+)/) >= 1, 'the 5xx node\'s failed attempts were retried');
+    assert.doesNotMatch(text, /no-such-model/, 'a client\'s raw model string never becomes a label');
+  });
+
   it('drops a killed agent from routing and /v1/models within 2 s', async () => {
     assert.ok((await listModels(stack.routerUrl)).includes(OTHER_MODEL));
     stack.agents.get('gpu-c')!.kill('SIGKILL');

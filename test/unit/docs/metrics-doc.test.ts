@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { createAgentMetrics } from '../../../node-agent/metrics.ts';
+import { createRouterMetrics } from '../../../router/metrics.ts';
 import type { EngineWatcher } from '../../../node-agent/engine-watcher.ts';
 import type { Readiness } from '../../../node-agent/readiness.ts';
 
@@ -20,5 +21,15 @@ describe('docs/metrics.md agrees with the agent registry', () => {
     const text = await m.registry.metrics();
     assert.match(text, /agent_engine_requests_waiting\{node="n1"\} 2/);
     assert.match(text, /agent_generations_in_flight\{node="n1"\} 3/);
+  });
+
+  it('documents every router_* metric, and only those', async () => {
+    const m = createRouterMetrics(() => 0);
+    const declared = (await m.registry.getMetricsAsJSON()).map((x) => x.name).filter((n) => n.startsWith('router_')).sort();
+    const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Router'));
+    const documented = [...section.matchAll(/^\| `(router_[a-z_]+)` \|/gm)].map((x) => x[1]!).sort();
+    assert.deepEqual(documented, declared);
+    for (const name of declared) assert.match(name, /_(total|seconds|depth)$/, `${name} follows Prometheus naming`);
   });
 });

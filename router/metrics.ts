@@ -1,0 +1,35 @@
+// The router's Prometheus metrics, declared in one place with their help text (docs/metrics.md
+// lists them; a test checks the two agree). Labels are bounded: lanes and operations are fixed
+// sets, models are served model names (never the raw requested string), nodes are registry ids.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LANES, type Lane } from '../common/config.ts';
+
+/** LLM latencies span milliseconds (cached, short) to minutes (long generations, queueing). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300];
+const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5];
+
+export function createRouterMetrics(queueDepth?: (lane: Lane) => number) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    requests: new Counter({ name: 'router_requests_total', help: 'Generation requests by operation, served model, lane, backend kind and HTTP status.', labelNames: ['operation', 'model', 'lane', 'backend', 'status'], registers: [registry] }),
+    ttft: new Histogram({ name: 'router_time_to_first_token_seconds', help: 'From request arrival to the first token written to the client (streaming), queueing included (mirrors gen_ai.server.time_to_first_token).', labelNames: ['model', 'lane'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    tpot: new Histogram({ name: 'router_time_per_output_token_seconds', help: 'Mean time per output token after the first, per streamed request (mirrors gen_ai.server.time_per_output_token).', labelNames: ['model'], buckets: TOKEN_LATENCY_BUCKETS, registers: [registry] }),
+    duration: new Histogram({ name: 'router_request_duration_seconds', help: 'End-to-end generation request duration, queueing included (mirrors gen_ai.server.request.duration).', labelNames: ['operation', 'model', 'lane'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    tokens: new Counter({ name: 'router_tokens_total', help: 'Tokens by type (input, output), from the engine\'s usage (mirrors gen_ai.client.token.usage).', labelNames: ['model', 'type'], registers: [registry] }),
+    queueWait: new Histogram({ name: 'router_queue_wait_seconds', help: 'Time an admitted request waited in its lane queue (0 when it went straight through).', labelNames: ['lane'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    refusals: new Counter({ name: 'router_refusals_total', help: 'Requests refused by admission, by lane and reason (shed, queue_full, queue_timeout, evicted).', labelNames: ['lane', 'reason'], registers: [registry] }),
+    picks: new Counter({ name: 'router_node_picks_total', help: 'Scheduling decisions that picked a node.', labelNames: ['node'], registers: [registry] }),
+    attempts: new Counter({ name: 'router_node_attempts_total', help: 'Dispatch attempts per node by outcome (ok, retried, failed).', labelNames: ['node', 'outcome'], registers: [registry] }),
+  };
+  new Gauge({
+    name: 'router_queue_depth', help: 'Requests waiting in each lane queue.', labelNames: ['lane'], registers: [registry],
+    collect() {
+      for (const lane of LANES) this.set({ lane }, queueDepth?.(lane) ?? 0);
+    },
+  });
+  return m;
+}
+
+export type RouterMetrics = ReturnType<typeof createRouterMetrics>;
