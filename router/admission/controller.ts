@@ -33,9 +33,9 @@ export interface AdmissionSettings {
 
 export const DEFAULT_ADMISSION: AdmissionSettings = {
   lanes: {
-    critical: { maxPredictedWaitSeconds: 8, queueTimeoutMs: 60_000, maxQueue: 1_000 },
-    standard: { maxPredictedWaitSeconds: 2, queueTimeoutMs: 15_000, maxQueue: 500 },
-    sheddable: { maxPredictedWaitSeconds: 1, queueTimeoutMs: 0, maxQueue: 0 },
+    critical: { maxPredictedWaitSeconds: 0, queueTimeoutMs: 60_000, maxQueue: 1_000 },
+    standard: { maxPredictedWaitSeconds: 0, queueTimeoutMs: 15_000, maxQueue: 500 },
+    sheddable: { maxPredictedWaitSeconds: 0, queueTimeoutMs: 0, maxQueue: 0 },
   },
   maxQueuedTotal: 1_000,
 };
@@ -64,7 +64,7 @@ export type SaturationProbe = (model: string) => number;
 interface Entry extends Queued {
   req: AdmissionRequest;
   start: () => void;
-  reject: (e: unknown) => void;
+  reject: (e: ApiError) => void;
   onAbort?: () => void;
 }
 
@@ -95,43 +95,62 @@ export class AdmissionController {
   /**
    * Runs `start` when the request is admitted: synchronously when it can go now, later from
    * pump() otherwise. `start` must dispatch synchronously up to its first await, so the node's
-   * load counters move before the next queued request is considered.
+   * load counters move before the next queued request is considered. Throws the refusal when the
+   * request is refused at once.
    */
   run<T>(req: AdmissionRequest, start: () => Promise<T>): Promise<T> {
+    let resolve!: (v: T) => void;
+    let reject!: (e: unknown) => void;
+    const p = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+    let now = true;
+    let immediate: Promise<T> | undefined;
+    this.admit(req, () => {
+      if (now) { immediate = start(); return; }
+      try { start().then(resolve, reject); } catch (e) { reject(e); }
+    }, reject);
+    now = false;
+    return immediate ?? p;
+  }
+
+  /**
+   * The same without promises (a driver in virtual time has no event loop to settle them):
+   * `start` runs when admitted, at once or from a later pump(); `refused` gets a later refusal
+   * (queue deadline, eviction, client gone). A refusal at once is thrown.
+   */
+  admit(req: AdmissionRequest, start: () => void, refused: (e: ApiError) => void): void {
     const lane = req.lane;
     const ls = this.settings.lanes[lane];
     if (!this.waitingAtOrAbove(lane)) {
       if (this.probe(req.model) <= ls.maxPredictedWaitSeconds) {
         this.admitted(lane, 0);
-        return start();
+        start();
+        return;
       }
     }
     const q = this.queues[lane];
     if (ls.maxQueue === 0) throw this.refusal(req, 'shed');
     const totalFull = this.totalQueued() >= this.settings.maxQueuedTotal;
     if ((q.full || totalFull) && !(lane === 'critical' && this.evictBelow(lane))) throw this.refusal(req, 'queue_full');
-    return new Promise<T>((resolve, reject) => {
-      const now = this.now();
-      const entry: Entry = {
-        req,
-        tenant: req.tenant,
-        enqueuedAt: now,
-        deadline: Math.min(req.deadline, now + ls.queueTimeoutMs),
-        reject,
-        start: () => {
-          if (entry.onAbort) req.signal?.removeEventListener('abort', entry.onAbort);
-          this.admitted(lane, this.now() - entry.enqueuedAt);
-          start().then(resolve, reject);
-        },
+    const now = this.now();
+    const entry: Entry = {
+      req,
+      tenant: req.tenant,
+      enqueuedAt: now,
+      deadline: Math.min(req.deadline, now + ls.queueTimeoutMs),
+      reject: refused,
+      start: () => {
+        if (entry.onAbort) req.signal?.removeEventListener('abort', entry.onAbort);
+        this.admitted(lane, this.now() - entry.enqueuedAt);
+        start();
+      },
+    };
+    if (req.signal) {
+      entry.onAbort = () => {
+        if (this.queues[lane].remove(entry)) refused(errors.invalidRequest('client closed the request'));
       };
-      if (req.signal) {
-        entry.onAbort = () => {
-          if (this.queues[lane].remove(entry)) reject(errors.invalidRequest('client closed the request'));
-        };
-        req.signal.addEventListener('abort', entry.onAbort, { once: true });
-      }
-      q.push(entry);
-    });
+      req.signal.addEventListener('abort', entry.onAbort, { once: true });
+    }
+    q.push(entry);
   }
 
   /** Admit what the pool can take now: lanes by priority, fair across tenants within a lane. */

@@ -7,6 +7,7 @@ import { available } from './filters/available.ts';
 import { gpuHealthy } from './filters/gpu-healthy.ts';
 import { kvCapacity } from './filters/kv-capacity.ts';
 import { predictedWait } from './scorers/predicted-wait.ts';
+import { freeSlots } from './scorers/free-slots.ts';
 import { kvFit } from './scorers/kv-fit.ts';
 import { gpuDegraded } from './scorers/gpu-degraded.ts';
 import { inFlight } from './scorers/in-flight.ts';
@@ -14,7 +15,7 @@ import { prefixAffinity } from './scorers/prefix-affinity.ts';
 import { maxScorePicker } from './pickers/max-score.ts';
 import { roundRobinPicker } from './pickers/round-robin.ts';
 
-export const SCORER_NAMES = ['predicted-wait', 'kv-fit', 'gpu-degraded', 'in-flight', 'prefix-affinity'] as const;
+export const SCORER_NAMES = ['predicted-wait', 'free-slots', 'kv-fit', 'gpu-degraded', 'in-flight', 'prefix-affinity'] as const;
 export type ScorerName = (typeof SCORER_NAMES)[number];
 export const PICKER_NAMES = ['max-score', 'round-robin'] as const;
 export type PickerName = (typeof PICKER_NAMES)[number];
@@ -27,9 +28,12 @@ export interface ProfileConfig {
   affinity: { yieldFactor: number; yieldSlackSeconds: number };
 }
 
-/** The default: every signal, affinity strongest (it saves whole prefills), load next. */
+/**
+ * The default: the slot wait first (a free batch slot beats any queue), affinity next (it saves
+ * whole prefills; it yields to clearly less loaded peers), then headroom and the rest.
+ */
 export const DEFAULT_PROFILE: ProfileConfig = {
-  scorers: { 'predicted-wait': 2, 'in-flight': 1, 'kv-fit': 1, 'gpu-degraded': 1, 'prefix-affinity': 3 },
+  scorers: { 'predicted-wait': 4, 'free-slots': 1, 'in-flight': 1, 'kv-fit': 1, 'gpu-degraded': 1, 'prefix-affinity': 3 },
   picker: 'max-score',
   degradedScore: 0,
   affinity: { yieldFactor: 1, yieldSlackSeconds: 0.5 },
@@ -38,6 +42,7 @@ export const DEFAULT_PROFILE: ProfileConfig = {
 export function buildScorer(name: ScorerName, cfg: ProfileConfig): Scorer {
   switch (name) {
     case 'predicted-wait': return predictedWait;
+    case 'free-slots': return freeSlots;
     case 'kv-fit': return kvFit;
     case 'gpu-degraded': return gpuDegraded(cfg.degradedScore);
     case 'in-flight': return inFlight();

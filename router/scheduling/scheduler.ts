@@ -4,11 +4,13 @@ import type { NodeConnection } from '../nodes/node-connection.ts';
 import type { Candidate, SchedulingRequest } from './types.ts';
 import { SchedulingProfile, type Decision } from './profile.ts';
 import { available } from './filters/available.ts';
-import { predictedWaitSeconds } from './scorers/predicted-wait.ts';
+import { bestWaitSeconds } from './saturation.ts';
+import { ServiceTimes } from './service-times.ts';
 import { buildProfile, DEFAULT_PROFILE, type ProfileConfig } from './plugins.ts';
 
-export function toCandidate(n: NodeConnection, now = Date.now()): Candidate {
+export function toCandidate(n: NodeConnection, now = Date.now(), service?: ServiceTimes): Candidate {
   return {
+    serviceSeconds: service?.get(n.id),
     id: n.id,
     status: n.status,
     statusAgeMs: n.statusReceivedAt ? now - n.statusReceivedAt : Infinity,
@@ -24,24 +26,34 @@ export function defaultProfile(statusStaleMs: number, cfg: ProfileConfig = DEFAU
 }
 
 export class Scheduler {
+  /**
+   * Per-node slot time of this router's finished requests: call `observeService(node, seconds
+   * from first token to end)` when a generation ends; it gives the saturation estimator each
+   * node's drain rate.
+   */
+  readonly serviceTimes = new ServiceTimes();
+
   constructor(private readonly pool: NodePool, private readonly profile: SchedulingProfile) {}
+
+  observeService(nodeId: string, seconds: number): void {
+    this.serviceTimes.observe(nodeId, seconds);
+  }
 
   schedule(req: SchedulingRequest): Decision & { connection: NodeConnection | undefined } {
     const now = Date.now();
-    const decision = this.profile.schedule(this.pool.list().map((n) => toCandidate(n, now)), req);
+    const decision = this.profile.schedule(this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)), req);
     return { ...decision, connection: decision.node ? this.pool.get(decision.node.id) : undefined };
   }
 
   /**
-   * The shortest predicted wait among the nodes that may serve the request (Infinity when none):
-   * the pool's saturation signal for admission.
+   * The shortest predicted wait for a batch slot among the nodes that may serve the request
+   * (0 while any has a free slot, Infinity when none may serve it): the pool's saturation signal
+   * for admission (saturation.ts).
    */
   bestPredictedWait(req: SchedulingRequest): number {
     const now = Date.now();
-    const { kept } = this.profile.filter(this.pool.list().map((n) => toCandidate(n, now)), req);
-    let best = Infinity;
-    for (const c of kept) best = Math.min(best, predictedWaitSeconds(c));
-    return best;
+    const { kept } = this.profile.filter(this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)), req);
+    return bestWaitSeconds(kept);
   }
 
   /** Models served by at least one node that is usable now (for /v1/models and 404 vs 503). */

@@ -12,6 +12,10 @@ export interface Candidate {
   /** Generations this router has in flight on the node (its own view; no lag). */
   inFlight: number;
   dispatchedSinceStatus: number;
+  /** This router's in-flight count when the last status was taken (tells other routers' work apart). */
+  inFlightAtStatus?: number;
+  /** Mean seconds one of this router's sequences held a batch slot on the node (ServiceTimes). */
+  serviceSeconds?: number;
 }
 
 export type LaneName = 'critical' | 'standard' | 'sheddable';

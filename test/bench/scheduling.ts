@@ -12,6 +12,9 @@ import { percentile, printTable, writeResults } from './report.ts';
 import type { Lane } from '../../router/admission/lanes.ts';
 
 const QUICK = process.env.BENCH_QUICK === '1';
+/** BENCH_ONLY=policies,prefix,overload,scale,live: run only those sections. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
+const section = (name: string) => ONLY.size === 0 || ONLY.has(name);
 const N = QUICK ? 800 : 2_000;
 const SEEDS = [1, 2, 3];
 const TTFT_SLO_MS = Number(process.env.TTFT_SLO_MS ?? 2_000);
@@ -79,7 +82,7 @@ console.log(`measured capacity, 4 nodes (1, 1, 0.6, 0.3): ${cap4.toFixed(2)} req
 
 // 2. Policies x loads x workloads, 4 nodes.
 const policyRows: Record<string, unknown>[] = [];
-for (const wl of ['azure-trace', 'poisson']) {
+for (const wl of section('policies') ? ['azure-trace', 'poisson'] : []) {
   for (const load of [0.5, 0.8, 1.0, 1.2]) {
     for (const [name, policy] of Object.entries(POLICIES)) {
       const ss = SEEDS.map((seed) => {
@@ -98,7 +101,7 @@ printTable(`Policies, 4 nodes, ${N} requests per run, TTFT SLO ${TTFT_SLO_MS} ms
 const spCapReqs = sharedPrefixWorkload(N, 1_000);
 const spCap = busyThroughput(simulate(spCapReqs, { speeds: SPEEDS4, profile: buildProfile(LOAD_ONLY, 2_000) }).results);
 const prefixRows: Record<string, unknown>[] = [];
-for (const [name, policy] of [['load-only', LOAD_ONLY], ['with-affinity', DEFAULT_PROFILE], ['round-robin', POLICIES['round-robin']!]] as const) {
+for (const [name, policy] of section('prefix') ? [['load-only', LOAD_ONLY], ['with-affinity', DEFAULT_PROFILE], ['round-robin', POLICIES['round-robin']!]] as const : []) {
   const m = medianSummary(SEEDS.map((seed) => run(sharedPrefixWorkload(N, spCap * 0.8, 100, 4_096, 64, 64, seed), policy, 4, seed)));
   prefixRows.push({ policy: name, rate_rps: spCap * 0.8, ttft_p50_ms: m.ttftP50, ttft_p90_ms: m.ttftP90, throughput_rps: m.throughput, goodput_rps: m.goodput });
 }
@@ -112,7 +115,7 @@ const perLane: Record<Lane, { offered: number[]; slo: number[]; refused: number[
   standard: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
   sheddable: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
 };
-for (const seed of SEEDS) {
+for (const seed of section('overload') ? SEEDS : []) {
   const reqs = traceWorkload(rows, N, cap4 * 2, (seed - 1) * 5_000, laneOf, seed);
   const { results } = simulate(reqs, { speeds: SPEEDS4, profile: buildProfile(DEFAULT_PROFILE, 2_000, rngFor(seed)), admission: DEFAULT_ADMISSION });
   for (const lane of ['critical', 'standard', 'sheddable'] as Lane[]) {
@@ -138,7 +141,7 @@ printTable(`Overload at 2x capacity (${(cap4 * 2).toFixed(1)} req/s), lanes 20/5
 
 // 5. Scale: 16, 64, 256 nodes at 80% and 100% of capacity; scheduler decision time.
 const scaleRows: Record<string, unknown>[] = [];
-for (const nodes of QUICK ? [16, 64] : [16, 64, 256]) {
+for (const nodes of !section('scale') ? [] : QUICK ? [16, 64] : [16, 64, 256]) {
   const cap = cap4 * nodes / 4;
   for (const load of [0.8, 1.0]) {
     for (const [name, policy] of Object.entries(POLICIES)) {

@@ -1,23 +1,23 @@
 import type { Candidate, Scorer } from '../types.ts';
-
-/** Floor for the per-request cost estimate when a node has not reported a TTFT yet. */
-const DEFAULT_TTFT_SECONDS = 0.05;
+import { nodeLoad } from '../saturation.ts';
 
 /**
- * Predicted time until a new request would see its first token, in seconds: everything queued
- * ahead of it (the node's waiting queue plus what this router sent since the last status) times
- * the node's recent TTFT. A full batch (running at max_num_seqs) counts as one more queue slot.
+ * Predicted time until a new request gets a batch slot on the node, in seconds (saturation.ts):
+ * 0 while the batch has a free slot; otherwise the requests queued ahead of it over the node's
+ * drain rate. Uses this router's in-flight count (no status lag) plus other routers' work.
  */
 export function predictedWaitSeconds(c: Candidate): number {
-  const load = c.status?.load;
-  const ttft = load && load.ttftRecentSeconds > 0 ? load.ttftRecentSeconds : DEFAULT_TTFT_SECONDS;
-  const waiting = (load?.waiting ?? 0) + c.dispatchedSinceStatus;
-  const batchFull = load && load.maxNumSeqs > 0 && load.running >= load.maxNumSeqs ? 1 : 0;
-  return ttft * (1 + waiting + batchFull);
+  return nodeLoad(c).waitSeconds;
 }
 
-/** Higher for shorter predicted waits; 1 for an idle node with an instant TTFT. */
+/**
+ * 1 for a node with a free batch slot; below 0.5 and falling with the predicted wait for a full
+ * one, so a free slot anywhere beats any queue (join the shortest expected delay).
+ */
 export const predictedWait: Scorer = {
   name: 'predicted-wait',
-  score: (c) => 1 / (1 + predictedWaitSeconds(c)),
+  score: (c) => {
+    const w = predictedWaitSeconds(c);
+    return w <= 0 ? 1 : 0.5 / (1 + w);
+  },
 };

@@ -7,7 +7,8 @@ import { BatchingEngine, type EngineConfig } from '../../sim/vllm/batching.ts';
 import type { SchedulingProfile } from '../../../router/scheduling/profile.ts';
 import type { Candidate } from '../../../router/scheduling/types.ts';
 import { AdmissionController, type AdmissionSettings } from '../../../router/admission/controller.ts';
-import { predictedWaitSeconds } from '../../../router/scheduling/scorers/predicted-wait.ts';
+import { bestWaitSeconds } from '../../../router/scheduling/saturation.ts';
+import { ServiceTimes } from '../../../router/scheduling/service-times.ts';
 import type { Lane } from '../../../router/admission/lanes.ts';
 import type { ApiError } from '../../../common/errors.ts';
 
@@ -127,6 +128,7 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     };
     n.statusAt = now;
     n.cand.dispatchedSinceStatus = 0;
+    n.cand.inFlightAtStatus = n.cand.inFlight;
   };
   nodes.forEach((n, i) => {
     pushStatus(n);
@@ -135,8 +137,12 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     const tick = () => { pushStatus(n); heap.push(now + statusMs, tick); };
     heap.push(first, tick);
   });
+  const service = new ServiceTimes();
   const candidates = (): Candidate[] => {
-    for (const n of nodes) n.cand.statusAgeMs = now - n.statusAt;
+    for (const n of nodes) {
+      n.cand.statusAgeMs = now - n.statusAt;
+      n.cand.serviceSeconds = service.get(n.id);
+    }
     return nodes.map((n) => n.cand);
   };
   const step = (n: SimNode) => {
@@ -164,6 +170,7 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
           if (index === 0) { res.ttftMs = now - r.at; node.ttfts.push(res.ttftMs); }
           if (finish) {
             res.e2eMs = now - r.at;
+            service.observe(node.id, (res.e2eMs - res.ttftMs!) / 1000);
             node.cand.inFlight--;
             pending--;
             admission?.pump();
@@ -174,12 +181,7 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     if (!node.stepping) step(node);
     return Promise.resolve();
   };
-  const probe = () => {
-    const { kept } = opts.profile.filter(candidates(), { model, exclude: new Set() });
-    let best = Infinity;
-    for (const c of kept) best = Math.min(best, predictedWaitSeconds(c));
-    return best;
-  };
+  const probe = () => bestWaitSeconds(opts.profile.filter(candidates(), { model, exclude: new Set() }).kept);
   const admission = opts.admission ? new AdmissionController(opts.admission, probe, clock) : undefined;
   if (admission) {
     const tick = () => { admission.tick(); if (pending > 0) heap.push(now + 20, tick); };
@@ -195,27 +197,28 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
       results.push(res);
       if (!admission) { void dispatch(r, res); return; }
       const t0 = performance.now();
-      const fail = (e: unknown) => {
-        const err = e as ApiError;
-        res.refused ??= { status: err.status, code: err.code ?? '', refusalUs: (performance.now() - t0) * 1000 };
-        pending--;
-      };
       try {
-        admission.run({ lane: r.lane, tenant: r.tenant, model, deadline: now + 300_000 }, () => dispatch(r, res)).catch((e: unknown) => {
+        // Callbacks, not promises: this loop is synchronous, so promise reactions would only run
+        // after simulate() returned (that was the "non-terminating loop": later refusals never
+        // counted down `pending`, and the periodic ticks kept the loop alive).
+        admission.admit({ lane: r.lane, tenant: r.tenant, model, deadline: now + 300_000 }, () => void dispatch(r, res), (e) => {
           // Refused later (queue deadline, eviction): not a fast refusal; its cost is not timed.
-          res.refused ??= { status: (e as ApiError).status, code: (e as ApiError).code ?? '', refusalUs: NaN };
+          res.refused ??= { status: e.status, code: e.code ?? '', refusalUs: NaN };
           pending--;
         });
       } catch (e) {
-        fail(e);
+        const err = e as ApiError;
+        res.refused ??= { status: err.status, code: err.code ?? '', refusalUs: (performance.now() - t0) * 1000 };
+        pending--;
       }
     });
   }
-  // Safety bound: a policy that never drains its queues must not hang the benchmark.
-  const hardStop = (requests.at(-1)?.at ?? 0) + 600_000;
+  // Every request ends (served, or refused by its queue deadline at the latest): a run past
+  // this bound is a simulator bug, not a slow policy.
+  const hardStop = (requests.at(-1)?.at ?? 0) + 3_600_000;
   for (let ev = heap.pop(); ev; ev = heap.pop()) {
     now = ev.t;
-    if (now > hardStop) break;
+    if (now > hardStop) throw new Error(`virtual cluster did not finish: ${pending} requests pending at ${now} ms`);
     ev.f();
     if (pending <= 0 && heap.size > 0 && now > (requests.at(-1)?.at ?? 0)) {
       // Only periodic ticks are left: stop.

@@ -4,7 +4,17 @@ import { AdmissionController, DEFAULT_ADMISSION, type AdmissionSettings } from '
 import { ApiError } from '../../../common/errors.ts';
 import type { Lane } from '../../../router/admission/lanes.ts';
 
-function setup(settings: AdmissionSettings = DEFAULT_ADMISSION) {
+// The mechanism tests use budgets in seconds of predicted wait (the defaults are 0: free slot).
+const BUDGETS: AdmissionSettings = {
+  ...DEFAULT_ADMISSION,
+  lanes: {
+    critical: { ...DEFAULT_ADMISSION.lanes.critical, maxPredictedWaitSeconds: 8 },
+    standard: { ...DEFAULT_ADMISSION.lanes.standard, maxPredictedWaitSeconds: 2 },
+    sheddable: { ...DEFAULT_ADMISSION.lanes.sheddable, maxPredictedWaitSeconds: 1 },
+  },
+};
+
+function setup(settings: AdmissionSettings = BUDGETS) {
   const state = { wait: 0, t: 0, started: [] as string[] };
   const ctl = new AdmissionController(settings, () => state.wait, () => state.t);
   const run = (id: string, lane: Lane, tenant = 't', deadline = 1e9) =>
@@ -74,7 +84,7 @@ describe('admission controller', () => {
   });
 
   it('critical is never refused while lower lanes hold queue slots: it evicts the youngest', async () => {
-    const settings: AdmissionSettings = { ...DEFAULT_ADMISSION, maxQueuedTotal: 2 };
+    const settings: AdmissionSettings = { ...BUDGETS, maxQueuedTotal: 2 };
     const { ctl, run, state } = setup(settings);
     state.wait = 20;
     const s1 = run('s1', 'standard');
@@ -108,5 +118,38 @@ describe('admission controller', () => {
     ctl.pump();
     await Promise.all(ps);
     assert.deepEqual(state.started, ['big1', 'small1', 'big2', 'big3']);
+  });
+});
+
+describe('admission defaults: work waits in the router, not in the engines', () => {
+  it('every lane goes at once only while a batch slot is free (predicted wait 0)', async () => {
+    const { ctl, run, state } = setup(DEFAULT_ADMISSION);
+    assert.equal(await run('s0', 'sheddable'), 's0');
+    state.wait = 0.3; // every node's batch is full: 0.3 s until a slot frees
+    assert.equal(refusal(() => run('x', 'sheddable')).code, 'lane_shed');
+    const std = run('s', 'standard');
+    const crit = run('c', 'critical');
+    assert.equal(ctl.queueDepth('standard'), 1);
+    assert.equal(ctl.queueDepth('critical'), 1);
+    assert.deepEqual(state.started, ['s0']);
+    state.wait = 0;
+    ctl.pump();
+    assert.deepEqual(state.started, ['s0', 'c', 's'], 'critical takes the free slot first');
+    assert.equal(await crit, 'c');
+    assert.equal(await std, 's');
+  });
+
+  it('admit(): callbacks without promises (virtual time); later refusals go to the callback', () => {
+    const { ctl, state } = setup(DEFAULT_ADMISSION);
+    state.wait = 1;
+    const events: string[] = [];
+    ctl.admit({ lane: 'standard', tenant: 't', model: 'm', deadline: 1e9 }, () => events.push('start'), (e) => events.push(e.code!));
+    assert.equal(events.length, 0);
+    state.t = DEFAULT_ADMISSION.lanes.standard.queueTimeoutMs + 1;
+    ctl.tick();
+    assert.deepEqual(events, ['lane_queue_timeout'], 'refused synchronously from tick()');
+    state.wait = 0;
+    ctl.admit({ lane: 'standard', tenant: 't', model: 'm', deadline: 1e9 }, () => events.push('start'), (e) => events.push(e.code!));
+    assert.deepEqual(events, ['lane_queue_timeout', 'start']);
   });
 });

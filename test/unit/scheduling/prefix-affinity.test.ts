@@ -62,15 +62,17 @@ describe('prefix-affinity scorer', () => {
   it('one hot prefix spreads over nodes instead of piling onto one (full profile, simulated load)', () => {
     const profile = buildProfile(DEFAULT_PROFILE, 2_000, () => 0);
     const waiting = new Map<string, number>([['a', 0], ['b', 0], ['c', 0], ['d', 0]]);
+    const picked = new Set<string>();
     for (let i = 0; i < 200; i++) {
       // Each pick adds one waiting request on that node; the nodes drain 1 per 4 arrivals each.
       const cands = [...waiting].map(([id, w]) => node(id, { ttft: 0.1, waiting: w }));
       const d = profile.schedule(cands, req(system + `q${i}`));
       waiting.set(d.node!.id, waiting.get(d.node!.id)! + 1);
+      picked.add(d.node!.id);
       if (i % 4 === 3) for (const [id, w] of waiting) waiting.set(id, Math.max(0, w - 1));
     }
     const max = Math.max(...waiting.values());
     assert.ok(max < 20, `hot node queue ${max}: affinity piled up`);
-    assert.ok([...waiting.values()].filter((w) => w > 0).length >= 2, 'the prefix spread over more than one node');
+    assert.ok(picked.size >= 2, 'the prefix spread over more than one node');
   });
 });

@@ -43,20 +43,25 @@ describe('filters', () => {
 });
 
 describe('predicted-wait scorer', () => {
-  it('grows with the waiting queue, the router\'s unseen dispatches and a full batch', () => {
-    const idle = predictedWaitSeconds(node('a', { ttft: 0.1 }));
-    assert.ok(Math.abs(idle - 0.1) < 1e-9);
-    assert.ok(Math.abs(predictedWaitSeconds(node('a', { ttft: 0.1, waiting: 4 })) - 0.5) < 1e-9);
-    assert.ok(Math.abs(predictedWaitSeconds(node('a', { ttft: 0.1 }, { dispatchedSinceStatus: 2 })) - 0.3) < 1e-9);
-    assert.ok(Math.abs(predictedWaitSeconds(node('a', { ttft: 0.1, running: 8, maxNumSeqs: 8 })) - 0.2) < 1e-9);
+  it('is 0 while a batch slot is free; then the queue ahead over the drain rate', () => {
+    assert.equal(predictedWaitSeconds(node('a', { running: 3, maxNumSeqs: 8 }, { inFlight: 3, serviceSeconds: 4 })), 0);
+    // full: 8 running, 8 slots, 4 s per sequence -> 2 completions/s; the next request waits for 1
+    assert.equal(predictedWaitSeconds(node('a', { running: 8, maxNumSeqs: 8 }, { inFlight: 8, serviceSeconds: 4 })), 0.5);
+    // 2 more of this router's dispatches since the status queue ahead of it
+    assert.equal(predictedWaitSeconds(node('a', { running: 8, maxNumSeqs: 8 }, { inFlight: 10, dispatchedSinceStatus: 2, serviceSeconds: 4 })), 1.5);
   });
 
-  it('scores a faster node higher than a slower one at equal queues', () => {
-    assert.ok(predictedWait.score(node('fast', { ttft: 0.05 }), req()) > predictedWait.score(node('slow', { ttft: 0.4 }), req()));
+  it('scores a free slot above any queue, and a shorter queue above a longer one', () => {
+    const free = predictedWait.score(node('a', { maxNumSeqs: 8 }, { inFlight: 7 }), req());
+    const short = predictedWait.score(node('b', { maxNumSeqs: 8, running: 8 }, { inFlight: 8, serviceSeconds: 4 }), req());
+    const long = predictedWait.score(node('c', { maxNumSeqs: 8, running: 8, waiting: 4 }, { inFlight: 12, serviceSeconds: 4 }), req());
+    assert.equal(free, 1);
+    assert.ok(short < 0.5 && long < short);
   });
 
-  it('falls back to a default TTFT for a node that has not reported one', () => {
-    assert.ok(predictedWaitSeconds(node('a', { ttft: 0 })) > 0);
+  it('falls back to the recent TTFT per queued request before any drain rate is known', () => {
+    assert.ok(Math.abs(predictedWaitSeconds(node('a', { ttft: 0.1, waiting: 4, maxNumSeqs: 4, running: 4 })) - 0.5) < 1e-9); // 4 queued ahead + itself
+    assert.ok(predictedWaitSeconds(node('a', { ttft: 0, waiting: 1 })) > 0);
   });
 });
 
