@@ -1,0 +1,145 @@
+// Redis limits: one Lua script per admission (one round trip, atomic across router replicas).
+// Time comes from Redis (TIME), so routers with skewed clocks share one notion of "now".
+// Keys carry a hash tag ({icp:lim:<key>}) so the three keys of a key land in one Cluster slot.
+import { Redis } from 'ioredis';
+import type { AdmitInput, AdmitResult, LimitPolicy, LimitReason, LimitStore } from './limits.ts';
+import { bucketState } from './memory-limits.ts';
+
+const ADMIT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local maxc = tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4]); local lease = ARGV[5]; local ttl = tonumber(ARGV[6])
+local function refill(key, limit)
+  local v = redis.call('HMGET', key, 'l', 't')
+  local level = tonumber(v[1]); local at = tonumber(v[2])
+  if level == nil then return limit end
+  return math.min(limit, level + (now - at) * limit / 60000)
+end
+local rl, tl
+if rpm >= 0 then rl = refill(KEYS[1], rpm) end
+if tpm >= 0 then tl = refill(KEYS[2], tpm) end
+local reason = 0
+local retry = 0
+if rl ~= nil and rl < 1 then
+  reason = 1; retry = math.ceil((1 - rl) * 60000 / rpm)
+else
+  local need = 0
+  if tl ~= nil then need = math.min(tokens, tpm) end
+  if tl ~= nil and tl < need then
+    reason = 2; retry = math.ceil((need - tl) * 60000 / tpm)
+  elseif maxc >= 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    if redis.call('ZCARD', KEYS[3]) >= maxc then
+      reason = 3
+      local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+      retry = math.max(1, math.min(1000, tonumber(first[2]) - now))
+    end
+  end
+end
+if reason == 0 then
+  if rl ~= nil then rl = rl - 1 end
+  if tl ~= nil then tl = tl - tokens end
+  if maxc >= 0 then
+    redis.call('ZADD', KEYS[3], now + ttl, lease)
+    redis.call('PEXPIRE', KEYS[3], ttl + 60000)
+  end
+end
+if rl ~= nil then redis.call('HSET', KEYS[1], 'l', tostring(rl), 't', now); redis.call('PEXPIRE', KEYS[1], 120000) end
+if tl ~= nil then redis.call('HSET', KEYS[2], 'l', tostring(tl), 't', now); redis.call('PEXPIRE', KEYS[2], 120000) end
+return {reason, retry, tostring(rl or -1), tostring(tl or -1)}
+`;
+
+const SETTLE = `
+redis.call('ZREM', KEYS[3], ARGV[1])
+local tpm = tonumber(ARGV[2]); local delta = tonumber(ARGV[3])
+if tpm >= 0 and delta ~= 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local v = redis.call('HMGET', KEYS[2], 'l', 't')
+  local level = tonumber(v[1]); local at = tonumber(v[2])
+  if level == nil then level = tpm; at = now end
+  level = math.min(tpm, math.min(tpm, level + (now - at) * tpm / 60000) - delta)
+  redis.call('HSET', KEYS[2], 'l', tostring(level), 't', now)
+  redis.call('PEXPIRE', KEYS[2], 120000)
+end
+return 1
+`;
+
+const RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+`;
+
+const REASONS: (LimitReason | undefined)[] = [undefined, 'requests', 'tokens', 'concurrency'];
+
+type Scripts = {
+  icpAdmit(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<[number, number, string, string]>;
+  icpSettle(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<number>;
+  icpRenew(k1: string, ...args: (string | number)[]): Promise<number>;
+};
+
+export class RedisLimitStore implements LimitStore {
+  readonly kind = 'redis' as const;
+  private readonly redis: Redis & Scripts;
+
+  constructor(url: string, opts: { commandTimeoutMs?: number } = {}) {
+    const redis = new Redis(url, {
+      // Fail fast when Redis is down: the caller applies the fail-open/closed policy.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: opts.commandTimeoutMs ?? 500,
+      lazyConnect: false,
+    });
+    redis.defineCommand('icpAdmit', { numberOfKeys: 3, lua: ADMIT });
+    redis.defineCommand('icpSettle', { numberOfKeys: 3, lua: SETTLE });
+    redis.defineCommand('icpRenew', { numberOfKeys: 1, lua: RENEW });
+    // Errors surface on each call; the connection event is only noise here.
+    redis.on('error', () => undefined);
+    this.redis = redis as Redis & Scripts;
+  }
+
+  private keys(key: string): [string, string, string] {
+    const tag = `{icp:lim:${key}}`;
+    return [`${tag}:rpm`, `${tag}:tpm`, `${tag}:leases`];
+  }
+
+  /** Resolves once connected (or rejects after `timeoutMs`); calls before that fail fast. */
+  ready(timeoutMs = 5_000): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('redis not reachable')), timeoutMs);
+      this.redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async admit(input: AdmitInput): Promise<AdmitResult> {
+    const { policy } = input;
+    const [reason, retry, rl, tl] = await this.redis.icpAdmit(...this.keys(input.key),
+      policy.rpm ?? -1, policy.tpm ?? -1, policy.maxConcurrent ?? -1, input.tokens, input.leaseId, input.leaseTtlMs);
+    const r = REASONS[reason];
+    return {
+      admitted: r === undefined,
+      reason: r,
+      retryAfterMs: retry,
+      requests: policy.rpm !== undefined ? bucketState(Number(rl), policy.rpm) : undefined,
+      tokens: policy.tpm !== undefined ? bucketState(Number(tl), policy.tpm) : undefined,
+    };
+  }
+
+  async settle(key: string, leaseId: string, policy: LimitPolicy, tokenDelta: number): Promise<void> {
+    await this.redis.icpSettle(...this.keys(key), leaseId, policy.tpm ?? -1, tokenDelta);
+  }
+
+  async renew(key: string, leaseId: string, leaseTtlMs: number): Promise<void> {
+    await this.redis.icpRenew(this.keys(key)[2], leaseId, leaseTtlMs);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
