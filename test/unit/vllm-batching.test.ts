@@ -220,3 +220,63 @@ test('idle engine: beginStep returns null', () => {
   assert.equal(engine.beginStep(), null);
   assert.equal(engine.hasWork(), false);
 });
+
+test('prefix caching: a cached prefix skips its prefill and its blocks are shared, not copied', () => {
+  const { engine, submit, step } = setup({ prefillMsPerToken: 1, kvCacheTokens: 1024, maxNumSeqs: 8 });
+  const prefix = ['p0', 'p1', 'p2', 'p3']; // 64 tokens in 4 full blocks
+  submit('a', 70, 100, 100, { prefixHashes: prefix });
+  assert.equal(step(), 70 + 11, 'first sequence computes the whole prompt');
+  assert.equal(engine.state().kvCacheUsedTokens, 5 * 16);
+  submit('b', 70, 100, 100, { prefixHashes: prefix });
+  assert.equal(step(), 6 + 12, 'second one prefills only the 6 tokens after the cached 64');
+  // b holds the 4 shared blocks plus 1 of its own: 5 + 1 blocks in use, not 10
+  assert.equal(engine.state().kvCacheUsedTokens, 6 * 16);
+  assert.equal(engine.counters.prefixHits, 64);
+});
+
+test('prefix caching: finished sequences leave their blocks cached but free; later prompts still hit', () => {
+  const { engine, submit, step } = setup({ prefillMsPerToken: 1 });
+  submit('a', 64, 1, 1, { prefixHashes: ['q0', 'q1', 'q2', 'q3'] });
+  step();
+  assert.equal(engine.hasWork(), false);
+  assert.equal(engine.state().kvCacheUsedTokens, 0, 'cached blocks count as free');
+  submit('b', 64, 1, 1, { prefixHashes: ['q0', 'q1', 'q2', 'q3'] });
+  assert.equal(step(), 0 + 11, 'whole prompt cached');
+});
+
+test('prefix caching: eviction is LRU and only when an allocation needs the room (within KV capacity)', () => {
+  // 8 blocks in all
+  const { engine, submit, step } = setup({ prefillMsPerToken: 1, kvCacheTokens: 128, maxNumSeqs: 8 });
+  submit('a', 48, 1, 1, { prefixHashes: ['a0', 'a1', 'a2'] }); // 4 blocks, 3 cached
+  step();
+  submit('b', 48, 1, 1, { prefixHashes: ['b0', 'b1', 'b2'] });
+  step();
+  // a's and b's 6 cached blocks are unreferenced; a's are the least recently used, its tail first
+  submit('c', 60, 1, 1, { prefixHashes: ['c0', 'c1', 'c2'] }); // needs 4 blocks: 2 never used + 2 evicted (a2, a1)
+  step();
+  submit('b2', 48, 1, 1, { prefixHashes: ['b0', 'b1', 'b2'] });
+  assert.equal(step(), 0 + 11, 'b\'s blocks survived');
+  submit('a2', 48, 1, 1, { prefixHashes: ['a0', 'a1', 'a2'] });
+  assert.equal(step(), 48 - 16 + 11, 'a\'s tail was evicted, its head block a0 still hits');
+  assert.equal(engine.state().kvCacheUsedTokens, 0);
+});
+
+test('prefix caching: a preempted sequence re-hits its own cached prompt blocks', () => {
+  // 7 blocks: a and b take 3 each; at 16 tokens both need a 4th: a gets it, b is preempted
+  const { engine, submit, step } = setup({ prefillMsPerToken: 1, kvCacheTokens: 112, maxNumSeqs: 8, decodeStepMs: 0, decodeStepMsPerSeq: 0 });
+  submit('a', 32, 20, 1000, { prefixHashes: ['x0', 'x1'] });
+  submit('b', 32, 1000, 1000, { prefixHashes: ['y0', 'y1'] });
+  assert.equal(step(), 64);
+  let d: number | null = 0;
+  for (let i = 0; i < 100 && engine.state().preemptions === 0; i++) d = step();
+  assert.equal(engine.state().preemptions, 1);
+  assert.equal(d, 0);
+  for (let i = 0; i < 100; i++) {
+    d = step();
+    if (d !== null && d > 0) break;
+  }
+  // b's cached blocks were not needed by anyone meanwhile: its recompute of prompt + generated
+  // (32 + 16 tokens) skips the 32 cached prompt tokens.
+  assert.equal(d, 48 - 32);
+  assert.ok(engine.state().kvCacheUsedTokens <= engine.state().kvCacheCapacityTokens);
+});

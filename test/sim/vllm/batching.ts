@@ -16,9 +16,14 @@
 // - Prefill cost = prefillMsPerToken x tokens to (re)compute, minus prefix-cache hits, added to
 //   the step that admits the sequence; the prefill step also yields the first token.
 // - Decode step time = (decodeStepMs + decodeStepMsPerSeq x batch size) x slowdown / speed.
-// - Prefix cache: hashes of the prompt's full leading blocks; queries and hits are counted in
-//   tokens like vLLM's vllm:prefix_cache_* counters. Blocks are not shared between sequences
-//   (each sequence allocates its own), so hits only shorten prefill; a simplification.
+// - Automatic prefix caching (vLLM's APC): a prompt's full blocks are registered under their
+//   chained hashes when the sequence is admitted. A later sequence whose leading hashes are
+//   cached shares those blocks (reference counts; no new KV for them) and skips their prefill.
+//   A block nobody references stays cached but counts as free: it is evicted, least recently
+//   used first, only when an allocation needs the room (so the cache lives within the KV
+//   capacity; `prefixCacheBlocks` bounds it further). A preempted sequence's blocks go back to
+//   that pool, so its recompute hits what was not evicted meanwhile. Queries and hits are counted
+//   in tokens at first admission, like vLLM's vllm:prefix_cache_* counters.
 
 export interface EngineConfig {
   maxNumSeqs: number;
@@ -74,7 +79,10 @@ export interface SubmitRequest {
 interface Sequence {
   req: SubmitRequest;
   generated: number;
+  /** KV blocks the sequence holds: its shared (cached, hashed) blocks plus its private ones */
   blocks: number;
+  /** hashes of the cached blocks it references (a prefix of its prompt's blocks) */
+  shared: string[];
   arrivedAt: number;
   firstScheduledAt: number | null;
   lastTokenAt: number | null;
@@ -99,8 +107,12 @@ export class BatchingEngine {
   private readonly running: Sequence[] = [];
   private readonly byId = new Map<string, Sequence>();
   private readonly totalBlocks: number;
-  private usedBlocks = 0;
-  private readonly prefixCache = new Map<string, true>();
+  /** blocks held by one sequence each (decode growth, partial prompt blocks) */
+  private privateBlocks = 0;
+  /** hash -> number of sequences referencing the cached block */
+  private readonly cache = new Map<string, number>();
+  /** cached blocks nobody references, least recently used first: free, but still hits */
+  private readonly evictable = new Map<string, true>();
   private inStep = false;
   readonly counters = { preemptions: 0, completed: 0, aborted: 0, promptTokens: 0, generationTokens: 0, prefixQueries: 0, prefixHits: 0 };
 
@@ -128,7 +140,7 @@ export class BatchingEngine {
     const room = this.totalBlocks * this.config.blockSize - req.promptTokens - 1;
     if (req.maxTokens > room) req = { ...req, maxTokens: Math.max(1, room) };
     const seq: Sequence = {
-      req, generated: 0, blocks: 0, arrivedAt: this.now(), firstScheduledAt: null, lastTokenAt: null,
+      req, generated: 0, blocks: 0, shared: [], arrivedAt: this.now(), firstScheduledAt: null, lastTokenAt: null,
       pendingPrefill: req.promptTokens, everAdmitted: false,
     };
     this.byId.set(req.id, seq);
@@ -164,7 +176,7 @@ export class BatchingEngine {
     return {
       running: this.running.length,
       waiting: this.waiting.length,
-      kvCacheUsedTokens: this.usedBlocks * this.config.blockSize,
+      kvCacheUsedTokens: this.usedBlocks() * this.config.blockSize,
       kvCacheCapacityTokens: this.totalBlocks * this.config.blockSize,
       preemptions: this.counters.preemptions,
       completed: this.counters.completed,
@@ -173,7 +185,7 @@ export class BatchingEngine {
   }
 
   kvCacheUsage(): number {
-    return this.totalBlocks === 0 ? 0 : this.usedBlocks / this.totalBlocks;
+    return this.totalBlocks === 0 ? 0 : this.usedBlocks() / this.totalBlocks;
   }
 
   /** The ids in admission order / queue order, for tests. */
@@ -199,8 +211,8 @@ export class BatchingEngine {
         if (victim === seq) break;
       }
       if (!this.running.includes(seq)) break; // it preempted itself; everything after is gone too
+      this.allocate(need);
       seq.blocks += need;
-      this.usedBlocks += need;
     }
 
     let prefillTokens = 0;
@@ -208,11 +220,11 @@ export class BatchingEngine {
       while (this.waiting.length > 0 && this.running.length < this.config.maxNumSeqs) {
         const seq = this.waiting[0]!;
         const blocks = this.blocksFor(seq.req.promptTokens + seq.generated + 1);
-        if (blocks > this.freeBlocks()) break; // strict FIFO: no overtaking
+        const hits = this.leadingHits(seq.req.prefixHashes);
+        const revived = hits.filter((h) => this.cache.get(h) === 0).length;
+        if (blocks - hits.length > this.freeBlocks() - revived) break; // strict FIFO: no overtaking
         this.waiting.shift();
-        seq.blocks = blocks;
-        this.usedBlocks += blocks;
-        prefillTokens += this.admitPrefill(seq);
+        prefillTokens += this.admitPrefill(seq, hits, blocks);
         if (seq.firstScheduledAt === null) seq.firstScheduledAt = this.now();
         this.running.push(seq);
       }
@@ -261,49 +273,109 @@ export class BatchingEngine {
     return d;
   }
 
-  private freeBlocks(): number {
-    return this.totalBlocks - this.usedBlocks;
+  /** Blocks in use: private ones plus cached ones some sequence references. */
+  private usedBlocks(): number {
+    return this.privateBlocks + this.cache.size - this.evictable.size;
   }
 
-  private admitPrefill(seq: Sequence): number {
-    let tokens = seq.pendingPrefill;
+  /** Blocks an allocation may take: never used, or cached but unreferenced (evicted on demand). */
+  private freeBlocks(): number {
+    return this.totalBlocks - this.usedBlocks();
+  }
+
+  /** Takes `n` private blocks, evicting least recently used unreferenced cached blocks for room. */
+  private allocate(n: number): void {
+    let short = n - (this.totalBlocks - this.privateBlocks - this.cache.size);
+    for (const h of this.evictable.keys()) {
+      if (short <= 0) break;
+      this.evictable.delete(h);
+      this.cache.delete(h);
+      short--;
+    }
+    this.privateBlocks += n;
+  }
+
+  /** The prompt's leading block hashes present in the cache. */
+  private leadingHits(hashes: string[]): string[] {
+    let n = 0;
+    while (n < hashes.length && this.cache.has(hashes[n]!)) n++;
+    return hashes.slice(0, n);
+  }
+
+  /**
+   * Admits `seq` holding `blocks` blocks in all: references the cached `hits`, allocates the rest,
+   * registers its newly computed full prompt blocks in the cache. Returns the tokens to prefill.
+   */
+  private admitPrefill(seq: Sequence, hits: string[], blocks: number): number {
+    for (const h of hits) this.ref(h);
+    const fresh = blocks - hits.length;
+    this.allocate(fresh);
+    const shared = [...hits];
+    // This prompt's other full blocks become cached blocks of its own (hash chains make a hash
+    // after a miss new; one that is somehow cached already stays a private block here).
+    const full = Math.min(seq.req.prefixHashes.length, Math.floor(seq.req.promptTokens / this.config.blockSize));
+    for (let i = hits.length; i < full && shared.length < blocks; i++) {
+      const h = seq.req.prefixHashes[i]!;
+      if (this.cache.has(h)) break;
+      this.privateBlocks--;
+      this.cache.set(h, 1);
+      shared.push(h);
+    }
+    seq.shared = shared;
+    seq.blocks = blocks;
+    this.boundCache();
+
+    const hitTokens = Math.min(hits.length * this.config.blockSize, seq.req.promptTokens);
     if (!seq.everAdmitted) {
       seq.everAdmitted = true;
       this.counters.promptTokens += seq.req.promptTokens;
       this.observer.onPromptTokens?.(seq.req.promptTokens);
-      const hits = this.queryPrefixCache(seq.req.prefixHashes) * this.config.blockSize;
       this.counters.prefixQueries += seq.req.promptTokens;
-      this.counters.prefixHits += hits;
-      this.observer.onPrefixCache?.(seq.req.promptTokens, hits);
-      seq.req.listener.onAdmitted?.(Math.min(hits, seq.req.promptTokens));
-      tokens = Math.max(0, tokens - hits);
+      this.counters.prefixHits += hitTokens;
+      this.observer.onPrefixCache?.(seq.req.promptTokens, hitTokens);
+      seq.req.listener.onAdmitted?.(hitTokens);
     }
+    const tokens = Math.max(0, seq.pendingPrefill - hitTokens);
     seq.pendingPrefill = 0;
     return tokens;
   }
 
-  /** Leading blocks already seen; then remember this prompt's blocks (LRU bounded). */
-  private queryPrefixCache(hashes: string[]): number {
-    let hit = 0;
-    while (hit < hashes.length && this.prefixCache.has(hashes[hit]!)) hit++;
-    const cap = this.config.prefixCacheBlocks ?? this.totalBlocks;
-    for (const h of hashes) {
-      this.prefixCache.delete(h);
-      this.prefixCache.set(h, true);
+  private ref(h: string): void {
+    const n = this.cache.get(h) ?? 0;
+    if (n === 0) this.evictable.delete(h);
+    this.cache.set(h, n + 1);
+  }
+
+  /** Gives back every block `seq` holds: private ones are freed, cached ones become evictable (most recent last). */
+  private release(seq: Sequence): void {
+    this.privateBlocks -= seq.blocks - seq.shared.length;
+    // Last block first, as vLLM frees them: a prompt's tail is evicted before its head, so a
+    // shared prefix outlives the suffixes that hang off it.
+    for (const h of [...seq.shared].reverse()) {
+      const n = (this.cache.get(h) ?? 1) - 1;
+      this.cache.set(h, n);
+      if (n === 0) this.evictable.set(h, true);
     }
-    while (this.prefixCache.size > cap) {
-      const oldest = this.prefixCache.keys().next().value;
-      if (oldest === undefined) break;
-      this.prefixCache.delete(oldest);
+    seq.shared = [];
+    seq.blocks = 0;
+    this.boundCache();
+  }
+
+  /** Optional bound on cached blocks (`prefixCacheBlocks`): drops unreferenced ones, LRU first. */
+  private boundCache(): void {
+    const cap = this.config.prefixCacheBlocks;
+    if (cap === undefined) return;
+    for (const h of this.evictable.keys()) {
+      if (this.cache.size <= cap) break;
+      this.evictable.delete(h);
+      this.cache.delete(h);
     }
-    return hit;
   }
 
   private preempt(seq: Sequence): void {
     const i = this.running.indexOf(seq);
     if (i >= 0) this.running.splice(i, 1);
-    this.usedBlocks -= seq.blocks;
-    seq.blocks = 0;
+    this.release(seq);
     // Recompute: the prompt and every token generated so far must be prefilled again.
     seq.pendingPrefill = seq.req.promptTokens + seq.generated;
     this.waiting.unshift(seq);
@@ -317,7 +389,6 @@ export class BatchingEngine {
     if (r >= 0) this.running.splice(r, 1);
     const w = this.waiting.indexOf(seq);
     if (w >= 0) this.waiting.splice(w, 1);
-    this.usedBlocks -= seq.blocks;
-    seq.blocks = 0;
+    this.release(seq);
   }
 }
