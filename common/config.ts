@@ -7,6 +7,7 @@ import { z } from 'zod';
 // The embedder's schema lives beside its code; the router's section embeds it.
 import { embeddingsConfigSchema } from '../router/embed/config.ts';
 import { HealthThresholdsSchema } from '../node-agent/gpu/health-policy.ts';
+import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -21,6 +22,29 @@ export const controlPlaneSchema = z.strictObject({
   nodeTtlMs: z.number().int().positive().default(3_000),
   /** Nodes known from config alone (never expire). */
   staticNodes: z.array(z.strictObject({ id: z.string().min(1), address: z.string().min(1) })).default([]),
+  /** Admin token file (else env ICP_ADMIN_TOKEN); no default token: without one the admin API is off. */
+  adminTokenFile: z.string().optional(),
+  /** Tenants and keys survive a restart in this file (key hashes only); absent = memory only. */
+  stateFile: z.string().optional(),
+  /** Node-metric history and the capacity report (docs/capacity-planning.md). */
+  capacity: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** How often every node's latest status (and agent /metrics, where known) is sampled. */
+    sampleIntervalMs: z.number().int().min(100).default(2_000),
+    /** Raw samples are kept this long, then only their 1-minute buckets. */
+    rawRetentionMs: z.number().int().positive().default(3_600_000),
+    bucketMs: z.number().int().positive().default(60_000),
+    bucketRetentionMs: z.number().int().positive().default(7 * 24 * 3_600_000),
+    /** Embedded file store: directory of the history file (relative to the working directory). */
+    store: z.strictObject({ kind: z.literal('file').default('file'), path: z.string().min(1).default('data/capacity') }).default({ kind: 'file', path: 'data/capacity' }),
+    /** How often the file store is compacted (rewritten atomically) after appends. */
+    compactEveryMs: z.number().int().positive().default(60_000),
+    /** Agent HTTP base URLs (node id -> url) whose /metrics give request and token rates. Agents in this file's `agents:` with a fixed httpListen port are added automatically. */
+    metricsUrls: z.record(z.string(), z.url()).default({}),
+    /** Report defaults. */
+    sloTtftSeconds: z.number().positive().default(1),
+    defaultWindowMs: z.number().int().positive().default(3_600_000),
+  }).default({ enabled: true, sampleIntervalMs: 2_000, rawRetentionMs: 3_600_000, bucketMs: 60_000, bucketRetentionMs: 7 * 24 * 3_600_000, store: { kind: 'file', path: 'data/capacity' }, compactEveryMs: 60_000, metricsUrls: {}, sloTtftSeconds: 1, defaultWindowMs: 3_600_000 }),
 });
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
@@ -90,6 +114,8 @@ export const routerSchema = z.strictObject({
   shutdownGraceMs: z.number().int().positive().default(10_000),
   /** ONNX embedders and rerankers served by the router itself; paths relative to the install dir. */
   embeddings: embeddingsConfigSchema.optional(),
+  /** Hosted-provider fallback chains, breakers and retries: see docs/fallback.md. */
+  fallback: fallbackConfigSchema.optional(),
 });
 
 export const agentSchema = z.strictObject({

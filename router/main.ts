@@ -18,6 +18,7 @@ import { createRouterMetrics } from './metrics.ts';
 import { embeddingRoutes } from './http/embeddings.ts';
 import { EmbeddingService } from './embed/index.ts';
 import { REPO_ROOT } from '../cli/spawn-service.ts';
+import { createFallback } from './upstream/fallback.ts';
 
 export interface RunningRouter {
   url: string;
@@ -53,13 +54,16 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const admissionTick = admission ? setInterval(() => admission.tick(), cfg.admission.tickMs) : undefined;
   admissionTick?.unref();
   if (admission) pool.on('change', () => admission.pump());
+  // Breakers exist with or without fallback configured (defaults then); see docs/fallback.md.
+  const fallback = createFallback(cfg, logger, metrics);
   const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger, {
     onAttempt: (node, outcome) => {
       metrics.picks.inc({ node });
       metrics.attempts.inc({ node, outcome });
     },
-  });
-  const resolver = new ModelResolver(cfg.aliases, scheduler);
+  }, fallback.nodeBreakers);
+  const upstream = fallback.wrap(dispatcher);
+  const resolver = new ModelResolver(cfg.aliases, scheduler, upstream.chainModels?.());
 
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
 
@@ -78,7 +82,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   });
   await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [] });
   if (embeddings) await app.register(embeddingRoutes, { service: embeddings });
-  await app.register(generationRoutes, { dispatcher, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
+  await app.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ url }, 'router listening');

@@ -21,6 +21,9 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number) {
     queueWait: new Histogram({ name: 'router_queue_wait_seconds', help: 'Time an admitted request waited in its lane queue (0 when it went straight through).', labelNames: ['lane'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     refusals: new Counter({ name: 'router_refusals_total', help: 'Requests refused by admission, by lane and reason (shed, queue_full, queue_timeout, evicted).', labelNames: ['lane', 'reason'], registers: [registry] }),
     picks: new Counter({ name: 'router_node_picks_total', help: 'Scheduling decisions that picked a node.', labelNames: ['node'], registers: [registry] }),
+    breakerTransitions: new Counter({ name: 'router_circuit_breaker_transitions_total', help: 'Circuit breaker state changes, per breaker (node:<id>, provider:<name>) and target state (open, half_open, closed).', labelNames: ['breaker', 'to'], registers: [registry] }),
+    breakerState: new Gauge({ name: 'router_circuit_breaker_state', help: 'Circuit breaker state per breaker: 0 closed, 1 half-open, 2 open.', labelNames: ['breaker'], registers: [registry] }),
+    fallbacks: new Counter({ name: 'router_fallback_requests_total', help: 'Requests offered to a hosted provider, by provider, trigger (no_ready_node, lane_saturated, node_failed, breaker_open) and outcome (served, failed, denied).', labelNames: ['provider', 'trigger', 'outcome'], registers: [registry] }),
     attempts: new Counter({ name: 'router_node_attempts_total', help: 'Dispatch attempts per node by outcome (ok, retried, failed).', labelNames: ['node', 'outcome'], registers: [registry] }),
   };
   new Gauge({

@@ -12,20 +12,23 @@ import { isAdmissionRefusal, type FallbackHook } from '../admission/fallback.ts'
 import { LANE_HEADER, apiKeyOf, resolveLane, type LanePolicy } from '../admission/lanes.ts';
 import { analysePrompt } from '../scheduling/prompt-prefix.ts';
 import { chatCompletionBody, completionBody, parseBody } from './openai-schemas.ts';
-import type { Dispatch, NodeDispatcher, Operation } from '../upstream/node-dispatch.ts';
+import type { DispatchRequest, Operation } from '../upstream/node-dispatch.ts';
+import type { Upstream } from '../upstream/fallback-dispatch.ts';
+import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { toApiError } from '../../common/http.ts';
 
 export interface GenerationRoutesOptions {
-  dispatcher: NodeDispatcher;
+  /** The GPU pool (NodeDispatcher), or the fallback chain in front of it. */
+  dispatcher: Upstream;
   resolver: ModelResolver;
   requestTimeoutMs: number;
   defaultLane: Lane;
   lanePolicy: LanePolicy;
   /** Lane queues and shedding; without it every request goes straight to scheduling. */
   admission?: AdmissionController;
-  fallback?: FallbackHook<Dispatch>;
+  fallback?: FallbackHook<UpstreamDispatch>;
   metrics?: RouterMetrics;
 }
 
@@ -73,7 +76,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
 
     const deadline = Date.now() + opts.requestTimeoutMs;
     const prompt = analysePrompt(body);
-    const start = () => opts.dispatcher.dispatch({
+    const dispatchReq: DispatchRequest = {
       requestId: req.id,
       operation,
       model,
@@ -84,12 +87,15 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       prefixHashes: prompt.prefixHashes,
       traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
       signal: clientGone.signal,
-    });
-    let dispatch: Dispatch;
+      apiKey,
+    };
+    const start = () => opts.dispatcher.dispatch(dispatchReq);
+    let dispatch: UpstreamDispatch;
     if (!opts.admission) {
       dispatch = await start();
     } else {
-      const admissionReq = { lane, tenant: apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal };
+      // `dispatch` rides along so the fallback hook can send the same request to a provider.
+      const admissionReq = { lane, tenant: apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal, dispatch: dispatchReq };
       try {
         dispatch = await opts.admission.run(admissionReq, start);
       } catch (err) {
@@ -100,16 +106,16 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     }
     // Whatever this request held on the node is freed when it ends: let queued work in.
     if (opts.admission) reply.raw.once('close', () => setImmediate(() => opts.admission!.pump()));
-    reply.header('x-backend', `node:${dispatch.node.id}`);
-    rec.backend = 'node';
+    reply.header('x-backend', dispatch.backend);
+    rec.backend = dispatch.backend.slice(0, dispatch.backend.indexOf(':'));
 
     if (!stream) {
       try {
         const ev = dispatch.first;
-        if (ev.event !== 'responseJson') throw errors.upstream('GPU node answered a non-streaming request with a stream');
+        if (ev.event !== 'responseJson') throw errors.upstream(`${dispatch.backend} answered a non-streaming request with a stream`);
         // Read to the final event so the call ends cleanly (usage is settled by a later issue).
         for (let r = await dispatch.rest.next(); !r.done; r = await dispatch.rest.next()) {
-          if (r.value.event === 'error') throw errors.upstream(`GPU node failed: ${r.value.error?.message ?? 'unknown error'}`);
+          if (r.value.event === 'error') throw errors.upstream(`${dispatch.backend} failed: ${r.value.error?.message ?? 'unknown error'}`);
           if (r.value.event === 'usage' && r.value.usage) rec.usage = r.value.usage;
         }
         reply.header('content-type', 'application/json');
@@ -126,7 +132,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       'cache-control': 'no-cache',
       connection: 'keep-alive',
       'x-request-id': req.id,
-      'x-backend': `node:${dispatch.node.id}`,
+      'x-backend': dispatch.backend,
     });
     try {
       let ev: GenerateEvent__Output | undefined = dispatch.first;
@@ -136,7 +142,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           if (rec.firstTokenAt === 0) rec.firstTokenAt = performance.now();
           if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, `data: ${ev.chunkJson}\n\n`);
         } else if (ev.event === 'error' && ev.error) {
-          writeStreamError(res, errors.upstream(`GPU node ${dispatch.node.id} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
+          writeStreamError(res, errors.upstream(`${dispatch.backend} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
           return;
         } else if (ev.event === 'usage') {
           if (ev.usage) rec.usage = ev.usage;
@@ -147,10 +153,10 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         ev = next.done ? undefined : next.value;
       }
       // The call ended without its final event: never leave the client hanging.
-      writeStreamError(res, errors.upstream(`GPU node ${dispatch.node.id} ended the stream early`, 'stream_interrupted'));
+      writeStreamError(res, errors.upstream(`${dispatch.backend} ended the stream early`, 'stream_interrupted'));
     } catch (err) {
       if (!clientGone.signal.aborted) {
-        writeStreamError(res, err instanceof ApiError ? err : errors.upstream(`GPU node ${dispatch.node.id} failed mid-stream: ${(err as Error).message}`, 'stream_interrupted'));
+        writeStreamError(res, err instanceof ApiError ? err : errors.upstream(`${dispatch.backend} failed mid-stream: ${(err as Error).message}`, 'stream_interrupted'));
       }
     } finally {
       dispatch.cancel();

@@ -4,11 +4,16 @@ import { errors } from '../../common/errors.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
 
 export class ModelResolver {
-  constructor(private readonly aliases: Record<string, string>, private readonly scheduler: Scheduler) {}
+  constructor(
+    private readonly aliases: Record<string, string>,
+    private readonly scheduler: Scheduler,
+    /** Models served even with no node (a fallback chain with hosted providers). */
+    private readonly alwaysKnown: ReadonlySet<string> = new Set(),
+  ) {}
 
   resolve(requested: string): string {
     const model = this.aliases[requested] ?? requested;
-    if (!this.scheduler.knownModels().has(model)) throw errors.modelNotFound(requested);
+    if (!this.alwaysKnown.has(model) && !this.scheduler.knownModels().has(model)) throw errors.modelNotFound(requested);
     return model;
   }
 

@@ -7,6 +7,8 @@ import type { Logger } from '../../common/logger.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
 import type { SchedulingRequest } from '../scheduling/types.ts';
 import type { NodeConnection } from '../nodes/node-connection.ts';
+import type { BreakerSet, Permit } from './circuit-breaker.ts';
+import type { UpstreamDispatch } from './providers/types.ts';
 
 export type Operation = 'CHAT_COMPLETIONS' | 'COMPLETIONS';
 
@@ -23,9 +25,11 @@ export interface DispatchRequest {
   traceparent?: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** The caller's API key (fallback residency); absent for anonymous requests. */
+  apiKey?: string;
 }
 
-export interface Dispatch {
+export interface Dispatch extends UpstreamDispatch {
   node: NodeConnection;
   attempts: number;
   first: GenerateEvent__Output;
@@ -49,6 +53,8 @@ export class NodeDispatcher {
     private readonly maxAttempts: number,
     private readonly logger: Logger,
     private readonly observer: DispatchObserver = {},
+    /** Per-node breakers (router/upstream/circuit-breaker.ts): open nodes are not picked. */
+    private readonly breakers?: { set: BreakerSet; slowFirstTokenMs: number },
   ) {}
 
   async dispatch(req: DispatchRequest): Promise<Dispatch> {
@@ -58,9 +64,10 @@ export class NodeDispatcher {
       if (req.signal.aborted) throw errors.invalidRequest('client closed the request');
       // A retry only within the request's deadline: better an honest timeout than a late answer.
       if (attempt > 1 && Date.now() >= req.deadline.getTime()) throw errors.timeout('The request timed out before a GPU node could answer.');
+      const broken = this.breakers?.set.refusing('node:');
       const decision = this.scheduler.schedule({
         model: req.model,
-        exclude: tried,
+        exclude: broken?.size ? new Set([...tried, ...broken]) : tried,
         promptTokens: req.promptTokens,
         prefixHashes: req.prefixHashes,
         lane: req.lane as SchedulingRequest['lane'],
@@ -68,13 +75,24 @@ export class NodeDispatcher {
       const node = decision.connection;
       if (!node) {
         if (lastError) throw lastError;
+        if (broken?.size && this.scheduler.schedule({ model: req.model, exclude: tried, lane: req.lane as SchedulingRequest['lane'] }).connection) {
+          throw errors.overloaded(`Every GPU node for model '${req.model}' has an open circuit breaker.`, 1, 'breaker_open');
+        }
         throw errors.overloaded(`No GPU node can serve model '${req.model}' right now.`, 1, 'no_ready_node');
       }
       tried.add(node.id);
+      const permit = this.breakers?.set.get(`node:${node.id}`).tryAcquire();
+      const started = performance.now();
       const outcome = await this.tryNode(node, req);
       if ('dispatch' in outcome) {
         this.observer.onAttempt?.(node.id, 'ok');
+        // A first token slower than the bound is a brownout: served, but counted against the node.
+        if (permit) judge(permit, performance.now() - started <= this.breakers!.slowFirstTokenMs);
         return { ...outcome.dispatch, attempts: attempt };
+      }
+      if (permit) {
+        if (outcome.retryable || outcome.error.status === 504) permit.failure();
+        else permit.release();
       }
       lastError = outcome.error;
       const retrying = outcome.retryable && attempt < this.maxAttempts;
@@ -141,6 +159,7 @@ export class NodeDispatcher {
     return {
       dispatch: {
         node,
+        backend: `node:${node.id}`,
         first: ev,
         rest: iterator,
         cancel: () => {
@@ -150,6 +169,11 @@ export class NodeDispatcher {
       },
     };
   }
+}
+
+function judge(permit: Permit, ok: boolean): void {
+  if (ok) permit.success();
+  else permit.failure();
 }
 
 /** Maps an agent's typed error to what the client sees. An engine's own 4xx body passes through. */

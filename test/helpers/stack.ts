@@ -25,11 +25,25 @@ export interface AgentSpec {
   env?: Record<string, string>;
 }
 
+/** A simulated hosted provider (test/sim/providers): OpenAI, Azure OpenAI and Anthropic routes. */
+export interface ProviderSimSpec {
+  id: string;
+  /** The key it accepts (given to it through its environment, never as an argument). */
+  apiKey: string;
+  args?: string[];
+}
+
 export interface StackSpec {
   sims: SimSpec[];
   agents: AgentSpec[];
   withControlPlane?: boolean;
-  router?: Record<string, unknown>;
+  /** The router section; a function receives the provider simulators (for their URLs). */
+  router?: Record<string, unknown> | ((ctx: { providerSims: Map<string, ServiceProcess> }) => Record<string, unknown>);
+  providerSims?: ProviderSimSpec[];
+  /** Extra environment for the router process (provider credentials). */
+  routerEnv?: Record<string, string>;
+  /** Output lines kept in `logs` (default 2000). */
+  maxLogLines?: number;
   controlPlane?: Record<string, unknown>;
   logLevel?: string;
 }
@@ -38,6 +52,7 @@ export interface Stack {
   dir: string;
   configFile: string;
   sims: Map<string, ServiceProcess>;
+  providerSims: Map<string, ServiceProcess>;
   agents: Map<string, ServiceProcess>;
   controlPlane: ServiceProcess | undefined;
   router: ServiceProcess;
@@ -58,7 +73,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
   const env = { LOG_LEVEL: spec.logLevel ?? 'warn' };
   const onLine = (name: string) => (line: string) => {
     logs.push(`[${name}] ${line}`);
-    if (logs.length > 2_000) logs.shift();
+    if (logs.length > (spec.maxLogLines ?? 2_000)) logs.shift();
   };
   const start = async (name: string, entry: string, args: string[], extraEnv: Record<string, string> = {}) => {
     const p = await spawnService({ name, entry, args, env: { ...env, ...extraEnv }, onLine: onLine(name) });
@@ -72,9 +87,15 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
       sims.set(s.id, await start(s.id, `test/sim/${s.kind ?? 'vllm'}/main.ts`, ['--port', '0', '--model', s.model ?? DEFAULT_MODEL, ...(s.args ?? [])]));
     }));
 
+    const providerSims = new Map<string, ServiceProcess>();
+    await Promise.all((spec.providerSims ?? []).map(async (p) => {
+      providerSims.set(p.id, await start(p.id, 'test/sim/providers/main.ts', ['--port', '0', ...(p.args ?? [])], { SIM_PROVIDER_API_KEY: p.apiKey }));
+    }));
+    const routerSection = typeof spec.router === 'function' ? spec.router({ providerSims }) : spec.router;
+
     const config: Record<string, unknown> = {
       controlPlane: { listen: { host: '127.0.0.1', port: 0 }, ...spec.controlPlane },
-      router: { listen: { host: '127.0.0.1', port: 0 }, ...spec.router },
+      router: { listen: { host: '127.0.0.1', port: 0 }, ...routerSection },
       agents: spec.agents.map((a) => ({
         id: a.id,
         listen: { host: '127.0.0.1', port: 0 },
@@ -105,12 +126,13 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
       (config.router as Record<string, unknown>).staticNodes = spec.agents.map((a) => ({ id: a.id, address: agents.get(a.id)!.url }));
       write();
     }
-    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile]);
+    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile], spec.routerEnv);
 
     return {
       dir,
       configFile,
       sims,
+      providerSims,
       agents,
       controlPlane,
       router,
