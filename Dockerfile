@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# One image, three services: the command picks it (router | control-plane | node-agent).
+#   docker build -t icp:dev .
+#   docker build --build-arg ONNXRUNTIME_NODE_INSTALL=cuda12 -t icp:cuda .   # onnxruntime-node's CUDA 12 EP
+#   docker build --target sim -t icp-sim:dev .                                # + test/sim engines (laptop compose)
+# Runs as the non-root `node` user; no secrets are baked in (tokens come from the environment at
+# run time); the entrypoint is exec form, so node itself is PID 1 and gets SIGTERM (graceful drain).
+
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
+# ---- dependencies: production only, in a throwaway stage ----
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+# skip (default, as in .npmrc): onnxruntime-node's bundled CPU binaries only.
+# cuda12: also download the CUDA 12 execution provider (router.embeddings.models[].executionProvider: cuda).
+ARG ONNXRUNTIME_NODE_INSTALL=skip
+ENV ONNXRUNTIME_NODE_INSTALL=${ONNXRUNTIME_NODE_INSTALL}
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# ---- application: sources + production node_modules, non-root ----
+FROM ${NODE_IMAGE} AS app
+ENV NODE_ENV=production \
+    ICP_CONFIG=/etc/icp/config.yaml \
+    ICP_HEALTH_URL=http://127.0.0.1:8080/healthz
+WORKDIR /app
+COPY --from=deps --chown=root:root /app/node_modules ./node_modules
+COPY --chown=root:root package.json package-lock.json tsconfig.json ./
+COPY --chown=root:root cli ./cli
+COPY --chown=root:root common ./common
+COPY --chown=root:root router ./router
+COPY --chown=root:root node-agent ./node-agent
+COPY --chown=root:root control-plane ./control-plane
+COPY --chown=root:root proto ./proto
+COPY --chown=root:root models ./models
+COPY --chown=root:root config ./config
+COPY --chown=root:root deploy/docker/healthcheck.mjs deploy/docker/render-config.mjs ./deploy/docker/
+# Code is owned by root and read-only to the service user.
+USER node
+EXPOSE 8080 8081 50051 9101
+# Each service's own liveness endpoint; ICP_HEALTH_URL says which (compose and k8s set it per service).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["node", "/app/deploy/docker/healthcheck.mjs"]
+# tsx as a loader in the same process (not the tsx CLI, which would put a parent in front of it).
+ENTRYPOINT ["node", "--import", "tsx", "cli/main.ts"]
+CMD ["router", "--config", "/etc/icp/config.yaml"]
+
+# ---- laptop: the simulated engines as well (docker-compose.sim.yml builds this target) ----
+FROM app AS sim
+USER root
+COPY --chown=root:root test/sim ./test/sim
+USER node
+
+# ---- default target: the production image ----
+FROM app AS runtime
+USER node
