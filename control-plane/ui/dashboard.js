@@ -32,29 +32,30 @@ function lineChart(series, { width = 520, height = 140, title = '' } = {}) {
     svg.append(t);
     return svg;
   }
-  const pad = { l: 40, r: 8, t: 14, b: 18 };
+  const pad = height < 60 ? { l: 2, r: 2, t: 4, b: 4 } : { l: 40, r: 8, t: 14, b: 18 };
   const t0 = Math.min(...pts.map((p) => p[0])), t1 = Math.max(...pts.map((p) => p[0]));
   const yMax = Math.max(1e-9, ...pts.map((p) => p[1])) * 1.1;
   const x = (t) => pad.l + ((t - t0) / Math.max(1, t1 - t0)) * (width - pad.l - pad.r);
   const y = (v) => height - pad.b - (v / yMax) * (height - pad.t - pad.b);
   svg.append(svgEl('line', { x1: pad.l, y1: height - pad.b, x2: width - pad.r, y2: height - pad.b, stroke: '#ccc' }));
-  for (const v of [0, yMax / 2, yMax / 1.1]) {
+  for (const v of height < 60 ? [] : [0, yMax / 2, yMax / 1.1]) {
     const tx = svgEl('text', { x: 2, y: y(v) + 3 });
     tx.textContent = fmt(v, 1);
     svg.append(tx);
   }
+  if (height >= 60) {
   const tl = svgEl('text', { x: pad.l, y: height - 4 });
   tl.textContent = new Date(t0).toLocaleTimeString();
   const tr = svgEl('text', { x: width - pad.r - 50, y: height - 4 });
   tr.textContent = new Date(t1).toLocaleTimeString();
   svg.append(tl, tr);
+  }
   let lx = pad.l;
   for (const s of series) {
     if (s.points.length) {
       svg.append(svgEl('polyline', { fill: 'none', stroke: s.color, 'stroke-width': 1.5, points: s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ') }));
     }
     const lg = svgEl('text', { x: lx, y: 10, fill: s.color });
-    lg.setAttribute('style', `fill:${s.color}`);
     lg.textContent = s.name;
     svg.append(lg);
     lx += 8 + 6 * s.name.length;
