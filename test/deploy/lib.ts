@@ -78,23 +78,23 @@ export function promqlMetricNames(expr: string): string[] {
 }
 
 /** Metric names documented in docs/metrics.md (first column of its tables). */
-export function documentedMetrics(markdown: string): Set<string> {
-  const names = new Set<string>();
+export function documentedMetrics(markdown: string): Map<string, string> {
+  const names = new Map<string, string>();
   for (const line of markdown.split('\n')) {
     const m = /^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(counter|gauge|histogram|summary)\s*\|/.exec(line);
-    if (m?.[1]) names.add(m[1]);
+    if (m?.[1] && m[2]) names.set(m[1], m[2]);
   }
   return names;
 }
 
-/** Prometheus built-ins and histogram series suffixes allowed beside documented names. */
-export function undocumentedMetrics(names: Iterable<string>, documented: Set<string>): string[] {
+/** Names neither documented nor Prometheus built-ins (`_bucket`/`_sum`/`_count` only on documented histograms). */
+export function undocumentedMetrics(names: Iterable<string>, documented: Map<string, string>): string[] {
   const builtins = new Set(['up', 'time']);
   const out: string[] = [];
   for (const n of names) {
     if (builtins.has(n) || documented.has(n)) continue;
     const base = n.replace(/_(bucket|sum|count)$/, '');
-    if (base !== n && documented.has(base)) continue;
+    if (base !== n && documented.get(base) === 'histogram') continue;
     out.push(n);
   }
   return out;
