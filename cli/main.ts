@@ -10,6 +10,8 @@ commands:
   router           the OpenAI-compatible router
   node-agent       one node agent (--id ID picks it from the config's agents:, optional when there is one)
   control-plane    the node registry and watch API
+  capacity         print the control plane's capacity report (--url URL, --window 1h, --growth 1.5,
+                   --slo SECONDS, --add N[:kind], --remove N[:kind], --json)
 
 --config FILE      YAML config (default: $ICP_CONFIG or config/local.yaml)`;
 
@@ -17,7 +19,12 @@ async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      // capacity
+      url: { type: 'string' }, window: { type: 'string' }, growth: { type: 'string' }, slo: { type: 'string' },
+      add: { type: 'string', multiple: true }, remove: { type: 'string', multiple: true }, json: { type: 'boolean' },
+    },
   });
   const command = positionals[0];
   if (values.help || !command) {
@@ -47,6 +54,10 @@ async function main(argv: string[]): Promise<void> {
     case 'control-plane': {
       const { runControlPlane } = await import('../control-plane/main.ts');
       return runControlPlane(config);
+    }
+    case 'capacity': {
+      const { runCapacity } = await import('./capacity.ts');
+      return runCapacity(config, values);
     }
     case 'node-agent': {
       const agents = config.agents;
