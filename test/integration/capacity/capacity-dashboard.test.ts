@@ -71,7 +71,7 @@ describe('capacity history, report and dashboard on a live stack', () => {
       const pool = r.pools.find((p) => p.model === DEFAULT_MODEL);
       return pool && pool.demand.peak > 0 && pool.nodes.length === 2 ? r : undefined;
     }, 10_000, 300);
-    const pool = report.pools.find((p) => p.model === DEFAULT_MODEL)!;
+    const pool = report!.pools.find((p) => p.model === DEFAULT_MODEL)!;
     assert.equal(pool.unit, 'requests/s');
     assert.deepEqual(pool.nodes.map((n) => n.node), ['gpu-a', 'gpu-b']);
     assert.ok(pool.demand.outputTokensPerSecond!.peak > 0);
@@ -104,7 +104,7 @@ describe('capacity history, report and dashboard on a live stack', () => {
 
       smiA.setFault('ecc_uncorrected');
       const t0 = Date.now();
-      await page.waitForFunction(() => /UNHEALTHY/.test(document.querySelector('[data-testid="gpu-gpu-a"]')?.textContent ?? ''), undefined, { timeout: 5_000, polling: 100 });
+      await page.waitForFunction(`/UNHEALTHY/.test(document.querySelector('[data-testid="gpu-gpu-a"]')?.textContent ?? '')`, undefined, { timeout: 5_000, polling: 100 });
       const reactMs = Date.now() - t0;
       const cell = await page.locator('[data-testid="gpu-gpu-a"]').innerText();
       assert.match(cell, /ecc/i, 'the reason is shown');
