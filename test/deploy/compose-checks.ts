@@ -109,14 +109,14 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
       const envFiles = engine.env_file === undefined ? [] : [engine.env_file].flat();
       if (envFiles.length === 0) problems.push(`${e.service}: token not read from an env_file`);
       const env = engine.environment ?? {};
-      const envKeys = Array.isArray(env) ? env.map((x: string) => x.split('=')[0]) : Object.keys(env);
+      const envKeys: string[] = Array.isArray(env) ? env.map((x: string) => x.split('=')[0] ?? '') : Object.keys(env);
       for (const k of envKeys) if (/TOKEN|SECRET|PASSWORD/i.test(k)) problems.push(`${e.service}: ${k} set inline in environment (use the env file)`);
     } else if (engine.environment?.HF_TOKEN !== 'hf_replace_me') {
       problems.push(`${e.service}: HF_TOKEN does not come from the env file`);
     }
 
     // The agent's config entry must point at this engine, and drain before compose kills it.
-    const id = argAfter(commandArgs(agent), '--id');
+    const id = argAfter(commandArgs(agent), '--id') ?? '';
     const ac = config.agents.find((a) => a.id === id);
     if (!ac) problems.push(`${e.agent}: --id ${id} is not an agent in ${configFile}`);
     else {

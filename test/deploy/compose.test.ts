@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { parse as parseYaml } from 'yaml';
 import { checkGpuCompose } from './compose-checks.ts';
-import { clone, readYaml, rootPath } from './lib.ts';
+import { clone, readYaml, rootPath, type Doc } from './lib.ts';
 
 const require = createRequire(import.meta.url);
 // ajv and ajv-formats are CommonJS; their default export shape differs between loaders.
@@ -105,7 +105,7 @@ test('GPU compose (as written): the same checks pass', () => {
 
 test('GPU compose checks fail when a required part is removed', () => {
   const doc = readYaml('docker-compose.gpu.yml');
-  const broken: [string, (d: ReturnType<typeof clone>) => void, RegExp][] = [
+  const broken: [string, (d: Doc) => void, RegExp][] = [
     ['no GPU reservation on vllm', (d) => delete d.services.vllm.deploy, /vllm: no GPU device reservation/],
     ['agent without GPU (no nvidia-smi)', (d) => delete d.services['agent-tgi'].deploy, /agent-tgi: no GPU device reservation/],
     ['wrong driver', (d) => (d.services.tgi.deploy.resources.reservations.devices[0].driver = 'amd'), /driver is amd/],
