@@ -96,6 +96,13 @@ export interface ClusterOptions {
   admission?: AdmissionSettings;
   statusMs?: number;
   model?: string;
+  /** engine settings other than `ENGINE`'s (the live twin's simulators) */
+  engine?: Partial<Omit<EngineConfig, 'speed'>>;
+  /**
+   * Router signals the production router may not feed yet (see docs/scheduling.md): per-node slot
+   * times (Scheduler.observeService) and the in-flight count at status time. Default: both on.
+   */
+  signals?: { serviceTimes?: boolean; inFlightAtStatus?: boolean };
 }
 
 export function simulate(requests: SimRequest[], opts: ClusterOptions): { results: SimResult[]; endMs: number; decisionUs: number[] } {
@@ -107,7 +114,7 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
   const decisionUs: number[] = [];
   const nodes: SimNode[] = opts.speeds.map((speed, i) => {
     const id = `n${String(i).padStart(3, '0')}`;
-    const engine = new BatchingEngine({ ...ENGINE, speed }, clock);
+    const engine = new BatchingEngine({ ...ENGINE, ...opts.engine, speed }, clock);
     return {
       id, engine, stepping: false, statusAt: 0, ttfts: [],
       cand: { id, status: undefined, statusAgeMs: 0, connected: true, cordoned: false, inFlight: 0, dispatchedSinceStatus: 0 },
@@ -122,13 +129,13 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
       models: [{ name: model, engineKind: 'vllm', maxContext: 32_768 }],
       load: {
         running: s.running, waiting: s.waiting, kvCacheUsage: n.engine.kvCacheUsage(), ttftRecentSeconds: ttft / 1000,
-        prefixCacheHitRate: 0, maxNumSeqs: ENGINE.maxNumSeqs, kvCacheCapacityTokens: String(s.kvCacheCapacityTokens),
+        prefixCacheHitRate: 0, maxNumSeqs: opts.engine?.maxNumSeqs ?? ENGINE.maxNumSeqs, kvCacheCapacityTokens: String(s.kvCacheCapacityTokens),
       },
       gpuVerdict: 'HEALTHY', gpus: [], heartbeatIntervalMs: statusMs,
     };
     n.statusAt = now;
     n.cand.dispatchedSinceStatus = 0;
-    n.cand.inFlightAtStatus = n.cand.inFlight;
+    if (opts.signals?.inFlightAtStatus !== false) n.cand.inFlightAtStatus = n.cand.inFlight;
   };
   nodes.forEach((n, i) => {
     pushStatus(n);
@@ -141,7 +148,7 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
   const candidates = (): Candidate[] => {
     for (const n of nodes) {
       n.cand.statusAgeMs = now - n.statusAt;
-      n.cand.serviceSeconds = service.get(n.id);
+      if (opts.signals?.serviceTimes !== false) n.cand.serviceSeconds = service.get(n.id);
     }
     return nodes.map((n) => n.cand);
   };
