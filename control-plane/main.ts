@@ -5,6 +5,8 @@ import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown } from '../common/process.ts';
 import { NodeRegistry } from './registry/node-registry.ts';
 import { nodesApi } from './api/nodes.ts';
+import { capacityApi } from './api/capacity.ts';
+import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
 
 export async function startControlPlane(config: Config) {
   const cfg = config.controlPlane;
@@ -18,13 +20,21 @@ export async function startControlPlane(config: Config) {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));
   await app.register(nodesApi, { registry });
+  // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).
+  const capacity = cfg.capacity.enabled ? new CapacityService({ config: cfg.capacity, registry, logger, metricsUrl: metricsUrlResolver(config) }) : undefined;
+  if (capacity) {
+    await capacity.start();
+    await app.register(capacityApi, { capacity, registry });
+  }
   const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ address }, 'control plane listening');
   return {
     url: address,
     registry,
+    capacity,
     async close() {
       registry.stop();
+      await capacity?.stop();
       await app.close();
     },
   };
