@@ -45,7 +45,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   // The queue-depth gauge reads `admission` at scrape time, after it exists.
   const metrics = createRouterMetrics((lane) => admission?.queueDepth(lane) ?? 0);
   const admission = cfg.admission.enabled
-    ? new AdmissionController(cfg.admission, (model) => scheduler.bestPredictedWait({ model, exclude: new Set() }), Date.now, {
+    ? new AdmissionController(cfg.admission, (model) => fallbackAwareWait(model, scheduler.bestPredictedWait({ model, exclude: new Set() })), Date.now, {
       onAdmitted: (lane, queuedMs) => metrics.queueWait.observe({ lane }, queuedMs / 1000),
       onRefused: (lane, reason) => metrics.refusals.inc({ lane, reason }),
     })
@@ -63,7 +63,13 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     },
   }, fallback.nodeBreakers);
   const upstream = fallback.wrap(dispatcher);
-  const resolver = new ModelResolver(cfg.aliases, scheduler, upstream.chainModels?.());
+  const chainModels = upstream.chainModels?.() ?? new Set<string>();
+  const resolver = new ModelResolver(cfg.aliases, scheduler, chainModels);
+  // No node at all for a model with a fallback chain: admit at once and let the chain serve it,
+  // rather than queue for nodes that do not exist (the `no_ready_node` trigger).
+  function fallbackAwareWait(model: string, wait: number): number {
+    return wait === Infinity && chainModels.has(model) ? 0 : wait;
+  }
 
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
 
