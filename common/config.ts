@@ -114,6 +114,23 @@ export const routerSchema = z.strictObject({
   shutdownGraceMs: z.number().int().positive().default(10_000),
   /** ONNX embedders and rerankers served by the router itself; paths relative to the install dir. */
   embeddings: embeddingsConfigSchema.optional(),
+  /**
+   * Tenants, API keys and limits (docs/tenants.md). `off`: no keys needed (the laptop default).
+   * `required`: every generation request needs a key issued by the control plane; its tenant's
+   * RPM/TPM/concurrency limits hold across replicas through the limit store (Redis with
+   * REDIS_URL, else memory).
+   */
+  auth: z.strictObject({
+    mode: z.enum(['off', 'required']).default('off'),
+    /** Redis URL for shared limits; REDIS_URL in the environment wins; absent = in memory. */
+    redisUrl: z.string().optional(),
+    /** When the limit store cannot answer: serve without limits (open) or refuse (closed). */
+    onStoreError: z.enum(['open', 'closed']).default('open'),
+    /** A Redis call slower than this counts as a store error (a down Redis fails at once). */
+    commandTimeoutMs: z.number().int().positive().default(1_000),
+    leaseTtlMs: z.number().int().positive().default(30_000),
+    defaultMaxTokens: z.number().int().positive().default(256),
+  }).default({ mode: 'off', onStoreError: 'open', commandTimeoutMs: 1_000, leaseTtlMs: 30_000, defaultMaxTokens: 256 }),
   /** Hosted-provider fallback chains, breakers and retries: see docs/fallback.md. */
   fallback: fallbackConfigSchema.optional(),
 });

@@ -7,6 +7,9 @@ import { NodeRegistry } from './registry/node-registry.ts';
 import { nodesApi } from './api/nodes.ts';
 import { capacityApi } from './api/capacity.ts';
 import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
+import { adminApi } from './api/admin.ts';
+import { TenantRegistry } from './tenants/tenant-registry.ts';
+import { readFileSync } from 'node:fs';
 
 export async function startControlPlane(config: Config) {
   const cfg = config.controlPlane;
@@ -15,6 +18,10 @@ export async function startControlPlane(config: Config) {
   for (const s of cfg.staticNodes) registry.addStatic(s.id, s.address);
   registry.on('expired', (n: { id: string }) => logger.warn({ node: n.id }, 'node expired: missed heartbeats'));
   registry.start();
+
+  const tenants = new TenantRegistry(cfg.stateFile);
+  const adminToken = cfg.adminTokenFile ? readFileSync(cfg.adminTokenFile, 'utf8').trim() : process.env.ICP_ADMIN_TOKEN || undefined;
+  if (!adminToken) logger.info('admin API off: no ICP_ADMIN_TOKEN / controlPlane.adminTokenFile');
 
   const app = createHttpServer({ logger });
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -26,11 +33,13 @@ export async function startControlPlane(config: Config) {
     await capacity.start();
     await app.register(capacityApi, { capacity, registry });
   }
+  await app.register(adminApi, { registry: tenants, adminToken });
   const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ address }, 'control plane listening');
   return {
     url: address,
     registry,
+    tenants,
     capacity,
     async close() {
       registry.stop();

@@ -19,6 +19,7 @@ import { embeddingRoutes } from './http/embeddings.ts';
 import { EmbeddingService } from './embed/index.ts';
 import { REPO_ROOT } from '../cli/spawn-service.ts';
 import { createFallback } from './upstream/fallback.ts';
+import { startTenancy } from './tenancy/index.ts';
 
 export interface RunningRouter {
   url: string;
@@ -73,6 +74,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
 
+  const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger) : undefined;
+
   const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes });
   let closing = false;
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -80,15 +83,19 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     const usable = scheduler.servedModels(cfg.statusStaleMs).size;
     const ready = membershipSynced && !closing;
     reply.code(ready ? 200 : 503);
-    return { ready, membershipSynced, nodes: pool.list().length, servedModels: usable };
+    return { ready, membershipSynced, nodes: pool.list().length, servedModels: usable, tenancy: tenancy?.status() };
   });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
   await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [] });
-  if (embeddings) await app.register(embeddingRoutes, { service: embeddings });
-  await app.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
+  // Keys and limits (when on) guard every route that spends GPU or CPU: one encapsulated scope.
+  await app.register(async (guarded) => {
+    if (tenancy) guarded.addHook('preHandler', tenancy.hook);
+    if (embeddings) await guarded.register(embeddingRoutes, { service: embeddings });
+    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
+  });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ url }, 'router listening');
@@ -109,6 +116,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       watch?.stop();
       pool.close();
       await embeddings?.close();
+      await tenancy?.close();
     },
   };
 }

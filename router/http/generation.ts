@@ -17,6 +17,7 @@ import type { Upstream } from '../upstream/fallback-dispatch.ts';
 import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
+import { requestUsage } from '../request-context.ts';
 import { toApiError } from '../../common/http.ts';
 
 export interface GenerationRoutesOptions {
@@ -52,6 +53,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       rec.status = toApiError(err).status;
       throw err;
     } finally {
+      if (rec.usage) requestUsage.set(req, rec.usage);
       if (opts.metrics) record(opts.metrics, operation, rec, started);
     }
   };

@@ -1,5 +1,6 @@
-// Follows the control plane's node watch stream (SSE snapshots). When the control plane is
-// down the router keeps its last membership: the control plane is never on the request path.
+// Follows one of the control plane's watch streams (SSE `snapshot` events: node membership,
+// tenant policy). When the control plane is down the router keeps the last snapshot: the control
+// plane is never on the request path.
 import { EventEmitter } from 'node:events';
 import { request } from 'undici';
 import { createParser } from 'eventsource-parser';
@@ -12,12 +13,18 @@ export interface Member {
   cordoned: boolean;
 }
 
-export class ControlPlaneWatch extends EventEmitter {
+/** Emits 'snapshot' with each parsed snapshot of `path`. */
+export class SnapshotWatch extends EventEmitter {
   private stopped = false;
   private abort = new AbortController();
   connected = false;
 
-  constructor(private readonly url: string, private readonly logger: Logger) {
+  constructor(
+    private readonly url: string,
+    private readonly logger: Logger,
+    private readonly path = '/v1/nodes/watch',
+    private readonly headers: Record<string, string> = {},
+  ) {
     super();
   }
 
@@ -41,7 +48,7 @@ export class ControlPlaneWatch extends EventEmitter {
         if (this.stopped) return;
         if (Date.now() - lastWarn > 10_000) {
           lastWarn = Date.now();
-          this.logger.warn({ err: (err as Error).message }, 'control plane watch failed; keeping last membership');
+          this.logger.warn({ err: (err as Error).message, path: this.path }, 'control plane watch failed; keeping the last snapshot');
         }
       }
       this.connected = false;
@@ -52,8 +59,9 @@ export class ControlPlaneWatch extends EventEmitter {
   }
 
   private async follow(): Promise<void> {
-    const res = await request(this.url.replace(/\/+$/, '') + '/v1/nodes/watch', {
+    const res = await request(this.url.replace(/\/+$/, '') + this.path, {
       method: 'GET',
+      headers: this.headers,
       signal: this.abort.signal,
       headersTimeout: 5_000,
       // The server sends a keep-alive comment every few seconds: silence means it is gone.
@@ -66,12 +74,20 @@ export class ControlPlaneWatch extends EventEmitter {
     this.connected = true;
     const parser = createParser({
       onEvent: (ev) => {
-        if (ev.event !== 'snapshot') return;
-        const snap = JSON.parse(ev.data) as { nodes: { id: string; address: string; cordoned: boolean }[] };
-        this.emit('members', snap.nodes.map((n) => ({ id: n.id, address: n.address, cordoned: n.cordoned })) satisfies Member[]);
+        if (ev.event === 'snapshot') this.emit('snapshot', JSON.parse(ev.data) as unknown);
       },
     });
     for await (const piece of res.body) parser.feed((piece as Buffer).toString('utf8'));
     throw new Error('watch stream ended');
+  }
+}
+
+/** Node membership: emits 'members' (Member[]) on every snapshot of /v1/nodes/watch. */
+export class ControlPlaneWatch extends SnapshotWatch {
+  constructor(url: string, logger: Logger) {
+    super(url, logger, '/v1/nodes/watch');
+    this.on('snapshot', (snap: { nodes: Member[] }) => {
+      this.emit('members', snap.nodes.map((n) => ({ id: n.id, address: n.address, cordoned: n.cordoned })) satisfies Member[]);
+    });
   }
 }

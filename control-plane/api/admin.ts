@@ -1,0 +1,103 @@
+// Admin API for tenants and keys, authenticated with an admin token (env ICP_ADMIN_TOKEN or the
+// file named in config; there is no default token: without one the admin API is off). Also the
+// policy watch stream routers follow (same token).
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { z } from 'zod';
+import { errors } from '../../common/errors.ts';
+import { policySchema } from '../tenants/policy.ts';
+import type { TenantRegistry, PolicySnapshot } from '../tenants/tenant-registry.ts';
+
+export interface AdminApiOptions {
+  registry: TenantRegistry;
+  /** undefined = admin API disabled. */
+  adminToken: string | undefined;
+  keepAliveMs?: number;
+}
+
+const tenantBody = z.strictObject({ name: z.string().min(1).max(200), policy: policySchema.optional(), tags: z.record(z.string().max(64), z.string().max(256)).optional() });
+const tenantPatch = z.strictObject({ name: z.string().min(1).max(200).optional(), policy: policySchema.optional(), tags: z.record(z.string().max(64), z.string().max(256)).optional(), disabled: z.boolean().optional() });
+const keyBody = z.strictObject({ name: z.string().max(200).optional(), policy: policySchema.optional() });
+const idParams = z.object({ id: z.string().min(1).max(64) });
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+function parse<T extends z.ZodType>(schema: T, v: unknown): z.infer<T> {
+  const r = schema.safeParse(v ?? {});
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw errors.invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`, i.path.join('.') || null);
+  }
+  return r.data;
+}
+
+/** Never echo a secret: the key list and the watch carry hashes only. */
+export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000 }) => {
+  const expected = adminToken ? digest(adminToken) : undefined;
+  const authorize = async (req: FastifyRequest) => {
+    if (!expected) throw errors.forbidden('The admin API is disabled: set ICP_ADMIN_TOKEN (or controlPlane.adminTokenFile) on the control plane.', 'admin_disabled');
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    // Compare digests so the comparison is constant-time whatever the lengths.
+    if (!m || !timingSafeEqual(digest(m[1]!.trim()), expected)) throw errors.unauthorized('Invalid admin token.');
+  };
+
+  app.register(async (scope) => {
+    scope.addHook('onRequest', authorize);
+
+    scope.post('/v1/admin/tenants', async (req, reply) => {
+      const t = registry.createTenant(parse(tenantBody, req.body));
+      reply.code(201);
+      return t;
+    });
+    scope.get('/v1/admin/tenants', async () => ({ data: registry.listTenants() }));
+    scope.patch('/v1/admin/tenants/:id', async (req) => {
+      const { id } = idParams.parse(req.params);
+      const t = registry.updateTenant(id, parse(tenantPatch, req.body));
+      if (!t) throw errors.notFound(`tenant '${id}' not found`);
+      return t;
+    });
+    scope.post('/v1/admin/tenants/:id/keys', async (req, reply) => {
+      const { id } = idParams.parse(req.params);
+      const created = registry.createKey(id, parse(keyBody, req.body));
+      if (!created) throw errors.notFound(`tenant '${id}' not found`);
+      reply.code(201);
+      const { hash: _hash, ...record } = created.record;
+      return { ...record, key: created.key, note: 'Store this key now: it is not shown again.' };
+    });
+    scope.get('/v1/admin/keys', async (req) => {
+      const q = z.object({ tenant: z.string().optional() }).parse(req.query);
+      return { data: registry.listKeys(q.tenant).map(({ hash: _hash, ...k }) => k) };
+    });
+    scope.delete('/v1/admin/keys/:id', async (req) => {
+      const { id } = idParams.parse(req.params);
+      const k = registry.revokeKey(id);
+      if (!k) throw errors.notFound(`key '${id}' not found`);
+      const { hash: _hash, ...record } = k;
+      return record;
+    });
+
+    // Routers follow this: the whole policy on connect and on every change.
+    const watchers = new Set<ServerResponse>();
+    scope.addHook('preClose', async () => {
+      for (const res of watchers) res.end();
+    });
+    scope.get('/v1/policy/watch', (req, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      const send = (snap: PolicySnapshot) => res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
+      watchers.add(res);
+      send(registry.snapshot());
+      registry.on('change', send);
+      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs);
+      const close = () => {
+        clearInterval(keepAlive);
+        watchers.delete(res);
+        registry.off('change', send);
+      };
+      req.raw.on('close', close);
+      res.on('error', close);
+    });
+  });
+};

@@ -1,0 +1,42 @@
+// Tenant and key policy. A key can narrow its tenant's policy, never widen it: the effective
+// policy takes the stricter of each field.
+import { z } from 'zod';
+
+export const laneName = z.enum(['critical', 'standard', 'sheddable']);
+const LANE_RANK = { critical: 0, standard: 1, sheddable: 2 } as const;
+
+export const policySchema = z.strictObject({
+  /** Model names or aliases the holder may call; absent = all. */
+  allowedModels: z.array(z.string().min(1).max(256)).max(1_000).optional(),
+  maxLane: laneName.optional(),
+  rpm: z.number().int().positive().optional(),
+  tpm: z.number().int().positive().optional(),
+  maxConcurrent: z.number().int().positive().optional(),
+  monthlyTokenBudget: z.number().int().positive().optional(),
+  monthlyCostBudgetUsd: z.number().positive().optional(),
+  /** May requests leave the cluster (hosted-provider fallback)? Absent = yes. */
+  allowHostedFallback: z.boolean().optional(),
+});
+export type Policy = z.infer<typeof policySchema>;
+
+const min = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+
+/** The stricter of two policies, field by field. */
+export function narrow(tenant: Policy, key: Policy): Policy {
+  const allowedModels = tenant.allowedModels && key.allowedModels
+    ? tenant.allowedModels.filter((m) => key.allowedModels!.includes(m))
+    : tenant.allowedModels ?? key.allowedModels;
+  const maxLane = tenant.maxLane && key.maxLane
+    ? (LANE_RANK[tenant.maxLane] >= LANE_RANK[key.maxLane] ? tenant.maxLane : key.maxLane)
+    : tenant.maxLane ?? key.maxLane;
+  return {
+    allowedModels,
+    maxLane,
+    rpm: min(tenant.rpm, key.rpm),
+    tpm: min(tenant.tpm, key.tpm),
+    maxConcurrent: min(tenant.maxConcurrent, key.maxConcurrent),
+    monthlyTokenBudget: min(tenant.monthlyTokenBudget, key.monthlyTokenBudget),
+    monthlyCostBudgetUsd: min(tenant.monthlyCostBudgetUsd, key.monthlyCostBudgetUsd),
+    allowHostedFallback: tenant.allowHostedFallback === false || key.allowHostedFallback === false ? false : (tenant.allowHostedFallback ?? key.allowHostedFallback),
+  };
+}

@@ -1,0 +1,42 @@
+// Wires tenancy for the router: the limit store (Redis with REDIS_URL, else memory), the key
+// directory fed by the control plane's policy watch, and the enforcement hook.
+import type { Config } from '../../common/config.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { LimitStore } from '../../common/store/limits.ts';
+import { MemoryLimitStore } from '../../common/store/memory-limits.ts';
+import { RedisLimitStore } from '../../common/store/redis-limits.ts';
+import type { PolicySnapshot } from '../../control-plane/tenants/tenant-registry.ts';
+import { SnapshotWatch } from '../nodes/membership.ts';
+import { KeyDirectory } from './key-directory.ts';
+import { createTenancyHook } from './enforcement.ts';
+
+export async function startTenancy(config: Config, logger: Logger, onStoreFailure?: () => void) {
+  const auth = config.router.auth;
+  if (!config.controlPlaneUrl) throw new Error('router.auth.mode "required" needs controlPlaneUrl: keys and tenants come from the control plane');
+  const redisUrl = process.env.REDIS_URL || auth.redisUrl;
+  let store: LimitStore;
+  if (redisUrl) {
+    const redis = new RedisLimitStore(redisUrl, { commandTimeoutMs: auth.commandTimeoutMs });
+    // Not reachable at start: keep going; each request follows `onStoreError` until it is.
+    await redis.ready(3_000).catch(() => logger.warn('Redis not reachable at start; limits follow router.auth.onStoreError until it is'));
+    store = redis;
+  } else {
+    store = new MemoryLimitStore();
+  }
+  const directory = new KeyDirectory();
+  const token = process.env.ICP_ADMIN_TOKEN;
+  const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', token ? { authorization: `Bearer ${token}` } : {});
+  watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
+  watch.start();
+  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, defaultLane: config.router.defaultLane, logger, onStoreFailure });
+  return {
+    hook,
+    store,
+    directory,
+    status: () => ({ policySynced: directory.version >= 0, keys: directory.size, store: store.kind }),
+    async close() {
+      watch.stop();
+      await store.close();
+    },
+  };
+}
