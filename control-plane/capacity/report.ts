@@ -191,8 +191,13 @@ function poolReport(model: string, points: Point[], input: ReportInput, params: 
       if (c > 0) { capacity = c; basis = 'max-num-seqs'; }
     } else {
       const goodRates = good.map((p) => (p.rps ?? 0) * share(p)).filter((x) => x > 0).sort((a, b) => b - a);
-      if (saturated && goodRates.length) {
-        // The slots where it was pushed hardest and still met the SLO: the top quarter (at least 1).
+      const queued = good.filter((p) => p.waiting >= 0.5 && (p.rps ?? 0) > 0);
+      if (queued.length) {
+        // Requests waited in the engine and the SLO still held: it ran at its ceiling. Their mean rate.
+        capacity = mean(queued.map((p) => p.rps! * share(p)));
+        basis = 'measured-at-saturation';
+      } else if (saturated && goodRates.length) {
+        // Pushed over the SLO at times: the slots where it did the most within it (top quarter, at least 1).
         capacity = mean(goodRates.slice(0, Math.max(1, Math.ceil(goodRates.length / 4))));
         basis = 'measured-at-saturation';
       } else if (saturated && over.length) {
