@@ -30,6 +30,7 @@ describe('docs/metrics.md agrees with the agent registry', () => {
     const section = doc.slice(doc.indexOf('## Router'));
     const documented = [...section.matchAll(/^\| `(router_[a-z_]+)` \|/gm)].map((x) => x[1]!).sort();
     assert.deepEqual(documented, declared);
-    for (const name of declared) assert.match(name, /_(total|seconds|depth)$/, `${name} follows Prometheus naming`);
+    // `_state`: an enum gauge (0/1/2), as the breaker state is.
+    for (const name of declared) assert.match(name, /_(total|seconds|depth|state)$/, `${name} follows Prometheus naming`);
   });
 });
