@@ -104,7 +104,8 @@ describe('capacity history, report and dashboard on a live stack', () => {
 
       smiA.setFault('ecc_uncorrected');
       const t0 = Date.now();
-      await page.waitForFunction(`/UNHEALTHY/.test(document.querySelector('[data-testid="gpu-gpu-a"]')?.textContent ?? '')`, undefined, { timeout: 5_000, polling: 100 });
+      // A locator, not waitForFunction: the page's CSP (no unsafe-eval) refuses evaluated strings.
+      await page.locator('[data-testid="gpu-gpu-a"]', { hasText: 'UNHEALTHY' }).waitFor({ timeout: 5_000 });
       const reactMs = Date.now() - t0;
       const cell = await page.locator('[data-testid="gpu-gpu-a"]').innerText();
       assert.match(cell, /ecc/i, 'the reason is shown');
