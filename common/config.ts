@@ -147,6 +147,13 @@ export const agentSchema = z.strictObject({
     url: z.url(),
     /** Served model names; by default read from the engine's /v1/models. */
     models: z.array(z.string()).optional(),
+    /**
+     * The engine's batch size (vLLM --max-num-seqs, TGI --max-concurrent-requests) and KV-cache
+     * size in tokens. Engines do not export these as metrics; the scheduler's saturation and
+     * KV-fit signals and the capacity report use them when given.
+     */
+    maxNumSeqs: z.number().int().positive().optional(),
+    kvCacheCapacityTokens: z.number().int().positive().optional(),
     requestTimeoutMs: z.number().int().positive().default(300_000),
   }),
   /** Engine /health and /metrics scrape interval (at most 500 ms by default). */

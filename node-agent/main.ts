@@ -98,6 +98,8 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
         kvCacheUsage: watcher.load.kvCacheUsage,
         ttftRecentSeconds: watcher.load.ttftRecentSeconds,
         prefixCacheHitRate: watcher.load.prefixCacheHitRate,
+        maxNumSeqs: cfg.engine.maxNumSeqs ?? 0,
+        kvCacheCapacityTokens: String(cfg.engine.kvCacheCapacityTokens ?? 0),
       },
       gpuVerdict: gpu?.snapshot().verdict ?? 'HEALTHY',
       gpus: gpu?.snapshot().gpus ?? [],

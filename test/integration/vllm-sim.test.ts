@@ -281,9 +281,11 @@ test('fault slowdown: a brownout makes generation proportionally slower', async 
     await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 10 })));
     return performance.now() - t0;
   };
-  const normal = await time();
+  // The fastest of three runs: on a loaded CI machine one run can be delayed, the minimum is not.
+  const fastest = async () => Math.min(await time(), await time(), await time());
+  const normal = await fastest();
   s.setFaults({ slowdown: 10 });
-  const slow = await time();
+  const slow = await fastest();
   assert.ok(slow > normal * 4, `normal ${normal.toFixed(1)} ms, slow ${slow.toFixed(1)} ms`);
   assert.ok(slow >= 10 * 4 * 10 * 0.9);
 });
