@@ -18,6 +18,7 @@ import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { requestUsage } from '../request-context.ts';
+import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
 
 export interface GenerationRoutesOptions {
@@ -90,6 +91,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
       signal: clientGone.signal,
       apiKey,
+      dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
     };
     const start = () => opts.dispatcher.dispatch(dispatchReq);
     let dispatch: UpstreamDispatch;
@@ -97,7 +99,8 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       dispatch = await start();
     } else {
       // `dispatch` rides along so the fallback hook can send the same request to a provider.
-      const admissionReq = { lane, tenant: apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal, dispatch: dispatchReq };
+      // Fairness is per tenant when tenants exist (all of a tenant's keys share its turn), else per key.
+      const admissionReq = { lane, tenant: principalOf(req)?.tenantId ?? apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal, dispatch: dispatchReq };
       try {
         dispatch = await opts.admission.run(admissionReq, start);
       } catch (err) {

@@ -108,8 +108,7 @@ export class FallbackDispatcher implements Upstream {
   private allowed(req: DispatchRequest, trigger: Trigger): boolean {
     if (!this.cfg.triggers.includes(trigger)) return false;
     if (!this.cfg.lanes.includes(req.lane as never)) return false;
-    const residency = (req.apiKey !== undefined ? this.cfg.residency.keys[req.apiKey] : undefined) ?? this.cfg.residency.default;
-    return residency === 'any';
+    return dataMayLeave(this.cfg, req);
   }
 
   private async callProvider(p: Provider, model: string, req: DispatchRequest, isLast: boolean): Promise<UpstreamDispatch> {
@@ -183,4 +182,15 @@ export function triggerOf(err: unknown): Trigger | undefined {
 function honest(last: ApiError | undefined, why: string): ApiError {
   if (last && (last.status === 503 || last.status === 429) && last.retryAfterSeconds !== undefined) return last;
   return errors.overloaded(`${last ? `${last.message} ` : ''}(${why})`.trim(), last?.retryAfterSeconds ?? 1, last?.code ?? 'no_capacity');
+}
+
+/**
+ * Residency: a tenant whose policy forbids hosted fallback (`allowHostedFallback: false`, from
+ * the control plane) never leaves the cluster, whatever the config's per-key map says; otherwise
+ * the key's entry in `residency.keys`, else `residency.default`.
+ */
+export function dataMayLeave(cfg: Pick<FallbackConfig, 'residency'>, req: Pick<DispatchRequest, 'apiKey' | 'dataMayLeave'>): boolean {
+  if (req.dataMayLeave === false) return false;
+  const residency = (req.apiKey !== undefined ? cfg.residency.keys[req.apiKey] : undefined) ?? cfg.residency.default;
+  return residency === 'any';
 }

@@ -27,6 +27,8 @@ export interface DispatchRequest {
   signal: AbortSignal;
   /** The caller's API key (fallback residency); absent for anonymous requests. */
   apiKey?: string;
+  /** False when the caller's tenant forbids data leaving the cluster (no hosted fallback). */
+  dataMayLeave?: boolean;
 }
 
 export interface Dispatch extends UpstreamDispatch {
