@@ -33,7 +33,7 @@ const LOAD_ONLY: ProfileConfig = { ...DEFAULT_PROFILE, scorers: { ...DEFAULT_PRO
 
 const median = (xs: number[]) => percentile(xs, 50);
 
-interface Summary { ttftP50: number; ttftP90: number; ttftP99: number; e2eP99: number; throughput: number; goodput: number; decisionP50Us: number; decisionP99Us: number }
+interface Summary { ttftP50: number; ttftP90: number; ttftP99: number; e2eP99: number; throughput: number; goodput: number; sloPct: number; decisionP50Us: number; decisionP99Us: number }
 
 function summarise(results: SimResult[], reqs: SimRequest[], decisionUs: number[]): Summary {
   const done = results.filter((r) => r.e2eMs !== undefined);
@@ -42,9 +42,10 @@ function summarise(results: SimResult[], reqs: SimRequest[], decisionUs: number[
   return {
     ttftP50: percentile(ttft, 50), ttftP90: percentile(ttft, 90), ttftP99: percentile(ttft, 99), e2eP99: percentile(done.map((r) => r.e2eMs!), 99),
     throughput: (done.length / span) * 1000,
-    // Requests meeting the TTFT SLO per second of the arrival window (not of the drain tail, which
-    // one long generation on the slow node would stretch).
-    goodput: (done.filter((r) => r.ttftMs! <= TTFT_SLO_MS).length / Math.max(1, reqs.at(-1)!.at - reqs[0]!.at)) * 1000,
+    // Requests meeting the TTFT SLO per second from the first arrival to the last completion.
+    goodput: (done.filter((r) => r.ttftMs! <= TTFT_SLO_MS).length / span) * 1000,
+    // Share of all offered requests that met the TTFT SLO.
+    sloPct: (100 * done.filter((r) => r.ttftMs! <= TTFT_SLO_MS).length) / reqs.length,
     decisionP50Us: percentile(decisionUs, 50),
     decisionP99Us: percentile(decisionUs, 99),
   };
@@ -95,7 +96,7 @@ for (const wl of section('policies') ? ['azure-trace', 'poisson'] : []) {
         return run(reqs, policy, 4, seed);
       });
       const m = medianSummary(ss);
-      policyRows.push({ workload: wl, load: `${load * 100}%`, policy: name, ttft_p50_ms: m.ttftP50, ttft_p99_ms: m.ttftP99, e2e_p99_ms: m.e2eP99, throughput_rps: m.throughput, goodput_rps: m.goodput });
+      policyRows.push({ workload: wl, load: `${load * 100}%`, policy: name, ttft_p50_ms: m.ttftP50, ttft_p99_ms: m.ttftP99, e2e_p99_ms: m.e2eP99, throughput_rps: m.throughput, goodput_rps: m.goodput, slo_pct: m.sloPct });
     }
   }
 }
@@ -109,7 +110,7 @@ for (const [name, policy] of section('prefix') ? [['load-only', LOAD_ONLY], ['wi
   const m = medianSummary(SEEDS.map((seed) => run(sharedPrefixWorkload(N, spCap * 0.8, 100, 4_096, 64, 64, seed), policy, 4, seed)));
   prefixRows.push({ policy: name, rate_rps: spCap * 0.8, ttft_p50_ms: m.ttftP50, ttft_p90_ms: m.ttftP90, throughput_rps: m.throughput, goodput_rps: m.goodput });
 }
-printTable(`Shared prefix (100 groups x 4096-token prefix), 4 nodes, 80% of load-only capacity ${spCap.toFixed(1)} req/s`, prefixRows);
+if (section('prefix')) printTable(`Shared prefix (100 groups x 4096-token prefix), 4 nodes, 80% of load-only capacity ${spCap.toFixed(1)} req/s`, prefixRows);
 
 // 4. Overload: 2x capacity, 20% critical / 50% standard / 30% sheddable, full profile + admission.
 const laneOf = (r: () => number): Lane => { const x = r(); return x < 0.2 ? 'critical' : x < 0.7 ? 'standard' : 'sheddable'; };
@@ -133,7 +134,7 @@ for (const seed of section('overload') ? SEEDS : []) {
     perLane[lane].refusalUs.push(...rs.filter((r) => r.refused && Number.isFinite(r.refused.refusalUs)).map((r) => r.refused!.refusalUs));
   }
 }
-for (const lane of ['critical', 'standard', 'sheddable'] as Lane[]) {
+for (const lane of section('overload') ? ['critical', 'standard', 'sheddable'] as Lane[] : []) {
   const p = perLane[lane];
   overloadRows.push({
     lane, offered: median(p.offered), served: median(p.served), refused: median(p.refused),
@@ -141,7 +142,7 @@ for (const lane of ['critical', 'standard', 'sheddable'] as Lane[]) {
     refusal_p50_us: p.refusalUs.length ? percentile(p.refusalUs, 50) : 0, refusal_p99_us: p.refusalUs.length ? percentile(p.refusalUs, 99) : 0,
   });
 }
-printTable(`Overload at 2x capacity (${(cap4 * 2).toFixed(1)} req/s), lanes 20/50/30, full profile + admission (median of 3)`, overloadRows);
+if (section('overload')) printTable(`Overload at 2x capacity (${(cap4 * 2).toFixed(1)} req/s), lanes 20/50/30, full profile + admission (median of 3)`, overloadRows);
 
 // 5. Scale: 16, 64, 256 nodes at 80% and 100% of capacity; scheduler decision time.
 const scaleRows: Record<string, unknown>[] = [];
@@ -155,7 +156,7 @@ for (const nodes of !section('scale') ? [] : QUICK ? [16, 64] : [16, 64, 256]) {
     }
   }
 }
-printTable('Virtual-time scale-out (one trace window each), decision time is the scheduler\'s own wall-clock cost', scaleRows);
+if (section('scale')) printTable('Virtual-time scale-out (one trace window each), decision time is the scheduler\'s own wall-clock cost', scaleRows);
 
 // 6. Live loopback vs virtual time, 4 nodes: the same requests through real processes and
 // through the simulator. The live router takes its profile from config, which knows no
@@ -163,7 +164,7 @@ printTable('Virtual-time scale-out (one trace window each), decision time is the
 const LIVE_POLICIES: Record<string, ProfileConfig> = {
   'round-robin': POLICIES['round-robin']!,
   'least-outstanding': POLICIES['least-outstanding']!,
-  'full-profile': { ...DEFAULT_PROFILE, scorers: { ...DEFAULT_PROFILE.scorers, 'free-slots': 0 } },
+  'full-profile': { ...DEFAULT_PROFILE, scorers: Object.fromEntries(Object.entries(DEFAULT_PROFILE.scorers).filter(([k]) => k !== 'free-slots')) },
 };
 const LIVE_N = Number(process.env.BENCH_LIVE_N ?? 120);
 const LIVE_RATE = Number(process.env.BENCH_LIVE_RATE ?? 9);
