@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { embeddingsConfigSchema } from '../router/embed/config.ts';
 import { HealthThresholdsSchema } from '../node-agent/gpu/health-policy.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
+import { catalogConfigSchema } from '../router/models/catalog.ts';
+import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -133,6 +135,10 @@ export const routerSchema = z.strictObject({
   }).default({ mode: 'off', onStoreError: 'open', commandTimeoutMs: 1_000, leaseTtlMs: 30_000, defaultMaxTokens: 256 }),
   /** Hosted-provider fallback chains, breakers and retries: see docs/fallback.md. */
   fallback: fallbackConfigSchema.optional(),
+  /** Model catalog: canary splits sticky per key, prices for cost accounting (docs/tenants.md). */
+  catalog: catalogConfigSchema.optional(),
+  /** Budgets per tenant, key and tag: warning at 80%, refuse or downgrade at 100% (docs/tenants.md). */
+  budgets: budgetsConfigSchema.optional(),
 });
 
 export const agentSchema = z.strictObject({

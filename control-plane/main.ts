@@ -10,6 +10,9 @@ import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
 import { adminApi } from './api/admin.ts';
 import { TenantRegistry } from './tenants/tenant-registry.ts';
 import { readFileSync } from 'node:fs';
+import type { UsageStore } from '../common/store/usage.ts';
+import { MemoryUsageStore } from '../common/store/memory-usage.ts';
+import { RedisUsageStore } from '../common/store/redis-usage.ts';
 
 export async function startControlPlane(config: Config) {
   const cfg = config.controlPlane;
@@ -33,7 +36,11 @@ export async function startControlPlane(config: Config) {
     await capacity.start();
     await app.register(capacityApi, { capacity, registry });
   }
-  await app.register(adminApi, { registry: tenants, adminToken });
+  // Usage records: the routers' Redis stream when they share a Redis (same config file), else
+  // the memory store routers ship their records to.
+  const redisUrl = process.env.REDIS_URL || config.router.auth.redisUrl;
+  const usage: UsageStore = redisUrl && config.router.auth.mode === 'required' ? new RedisUsageStore(redisUrl) : new MemoryUsageStore();
+  await app.register(adminApi, { registry: tenants, adminToken, usage });
   const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ address }, 'control plane listening');
   return {
@@ -45,6 +52,7 @@ export async function startControlPlane(config: Config) {
       registry.stop();
       await capacity?.stop();
       await app.close();
+      await usage.close();
     },
   };
 }

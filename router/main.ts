@@ -20,6 +20,7 @@ import { EmbeddingService } from './embed/index.ts';
 import { REPO_ROOT } from '../cli/spawn-service.ts';
 import { createFallback } from './upstream/fallback.ts';
 import { startTenancy } from './tenancy/index.ts';
+import { startAccounting } from './accounting/index.ts';
 
 export interface RunningRouter {
   url: string;
@@ -65,7 +66,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   }, fallback.nodeBreakers);
   const upstream = fallback.wrap(dispatcher);
   const chainModels = upstream.chainModels?.() ?? new Set<string>();
-  const resolver = new ModelResolver(cfg.aliases, scheduler, chainModels);
+  const resolver = new ModelResolver(cfg.aliases, scheduler, chainModels, cfg.catalog?.splits);
   // No node at all for a model with a fallback chain: admit at once and let the chain serve it,
   // rather than queue for nodes that do not exist (the `no_ready_node` trigger).
   function fallbackAwareWait(model: string, wait: number): number {
@@ -75,6 +76,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
 
   const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger) : undefined;
+  // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
+  const accounting = await startAccounting(config, logger, metrics);
 
   const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes });
   let closing = false;
@@ -93,6 +96,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   // Keys and limits (when on) guard every route that spends GPU or CPU: one encapsulated scope.
   await app.register(async (guarded) => {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
+    guarded.addHook('preHandler', accounting.hook);
     if (embeddings) await guarded.register(embeddingRoutes, { service: embeddings });
     await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
   });
@@ -117,6 +121,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       pool.close();
       await embeddings?.close();
       await tenancy?.close();
+      await accounting.close();
     },
   };
 }

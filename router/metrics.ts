@@ -24,6 +24,10 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number) {
     breakerTransitions: new Counter({ name: 'router_circuit_breaker_transitions_total', help: 'Circuit breaker state changes, per breaker (node:<id>, provider:<name>) and target state (open, half_open, closed).', labelNames: ['breaker', 'to'], registers: [registry] }),
     breakerState: new Gauge({ name: 'router_circuit_breaker_state', help: 'Circuit breaker state per breaker: 0 closed, 1 half-open, 2 open.', labelNames: ['breaker'], registers: [registry] }),
     fallbacks: new Counter({ name: 'router_fallback_requests_total', help: 'Requests offered to a hosted provider, by provider, trigger (no_ready_node, lane_saturated, node_failed, breaker_open) and outcome (served, failed, denied).', labelNames: ['provider', 'trigger', 'outcome'], registers: [registry] }),
+    budgetEvents: new Counter({ name: 'router_budget_events_total', help: 'Budget thresholds crossed, by scope (tenant, key, tag), period (day, month) and level (warning at router.budgets.warnAt, exhausted at 100%).', labelNames: ['scope', 'period', 'level'], registers: [registry] }),
+    budgetActions: new Counter({ name: 'router_budget_actions_total', help: 'Requests met with an exhausted budget, by action (refused: 429 insufficient_quota, downgraded: sent to a cheaper alias).', labelNames: ['action'], registers: [registry] }),
+    spend: new Counter({ name: 'router_spend_usd_total', help: 'Cost of finished requests in USD from the catalog prices, per served model.', labelNames: ['model'], registers: [registry] }),
+    usageRecords: new Counter({ name: 'router_usage_records_total', help: 'Usage records by result (written to the stream or control plane, dropped when the buffer overflowed).', labelNames: ['result'], registers: [registry] }),
     attempts: new Counter({ name: 'router_node_attempts_total', help: 'Dispatch attempts per node by outcome (ok, retried, failed).', labelNames: ['node', 'outcome'], registers: [registry] }),
   };
   new Gauge({

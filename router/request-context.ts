@@ -13,3 +13,22 @@ export const requestUsage = {
   set: (req: FastifyRequest, u: Usage) => usage.set(req, u),
   get: (req: FastifyRequest): Usage | undefined => usage.get(req),
 };
+
+/** How a generation request ended, for usage records and spend (set by the generation routes). */
+export interface Outcome {
+  /** The served model (after alias / split resolution). */
+  model: string;
+  /** `x-backend`: node:<id>, openai:<model>, ... ('none' when nothing was dispatched). */
+  backend: string;
+  lane: string;
+  status: number;
+  /** From arrival to the first streamed token; null when nothing was streamed. */
+  ttftMs: number | null;
+}
+
+const outcomes = new WeakMap<FastifyRequest, Outcome>();
+
+export const requestOutcome = {
+  set: (req: FastifyRequest, o: Outcome) => outcomes.set(req, o),
+  get: (req: FastifyRequest): Outcome | undefined => outcomes.get(req),
+};

@@ -8,12 +8,16 @@ import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import { policySchema } from '../tenants/policy.ts';
 import type { TenantRegistry, PolicySnapshot } from '../tenants/tenant-registry.ts';
+import type { UsageStore } from '../../common/store/usage.ts';
+import { usageApi } from './usage.ts';
 
 export interface AdminApiOptions {
   registry: TenantRegistry;
   /** undefined = admin API disabled. */
   adminToken: string | undefined;
   keepAliveMs?: number;
+  /** Usage records (GET /v1/admin/usage, POST /v1/admin/usage/records). */
+  usage?: UsageStore;
 }
 
 const tenantBody = z.strictObject({ name: z.string().min(1).max(200), policy: policySchema.optional(), tags: z.record(z.string().max(64), z.string().max(256)).optional() });
@@ -33,7 +37,7 @@ function parse<T extends z.ZodType>(schema: T, v: unknown): z.infer<T> {
 }
 
 /** Never echo a secret: the key list and the watch carry hashes only. */
-export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000 }) => {
+export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000, usage }) => {
   const expected = adminToken ? digest(adminToken) : undefined;
   const authorize = async (req: FastifyRequest) => {
     if (!expected) throw errors.forbidden('The admin API is disabled: set ICP_ADMIN_TOKEN (or controlPlane.adminTokenFile) on the control plane.', 'admin_disabled');
@@ -42,8 +46,9 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { regis
     if (!m || !timingSafeEqual(digest(m[1]!.trim()), expected)) throw errors.unauthorized('Invalid admin token.');
   };
 
-  app.register(async (scope) => {
+  await app.register(async (scope) => {
     scope.addHook('onRequest', authorize);
+    if (usage) await scope.register(usageApi, { store: usage });
 
     scope.post('/v1/admin/tenants', async (req, reply) => {
       const t = registry.createTenant(parse(tenantBody, req.body));

@@ -14,6 +14,10 @@ export const policySchema = z.strictObject({
   maxConcurrent: z.number().int().positive().optional(),
   monthlyTokenBudget: z.number().int().positive().optional(),
   monthlyCostBudgetUsd: z.number().positive().optional(),
+  dailyTokenBudget: z.number().int().positive().optional(),
+  dailyCostBudgetUsd: z.number().positive().optional(),
+  /** At 100% of a budget: refuse (429 insufficient_quota) or downgrade to router.budgets.downgrade's alias. Absent = router.budgets.onExhausted. */
+  onBudgetExhausted: z.enum(['refuse', 'downgrade']).optional(),
   /** May requests leave the cluster (hosted-provider fallback)? Absent = yes. */
   allowHostedFallback: z.boolean().optional(),
 });
@@ -37,6 +41,10 @@ export function narrow(tenant: Policy, key: Policy): Policy {
     maxConcurrent: min(tenant.maxConcurrent, key.maxConcurrent),
     monthlyTokenBudget: min(tenant.monthlyTokenBudget, key.monthlyTokenBudget),
     monthlyCostBudgetUsd: min(tenant.monthlyCostBudgetUsd, key.monthlyCostBudgetUsd),
+    dailyTokenBudget: min(tenant.dailyTokenBudget, key.dailyTokenBudget),
+    dailyCostBudgetUsd: min(tenant.dailyCostBudgetUsd, key.dailyCostBudgetUsd),
+    // Refusing is the stricter answer.
+    onBudgetExhausted: tenant.onBudgetExhausted === 'refuse' || key.onBudgetExhausted === 'refuse' ? 'refuse' : (tenant.onBudgetExhausted ?? key.onBudgetExhausted),
     allowHostedFallback: tenant.allowHostedFallback === false || key.allowHostedFallback === false ? false : (tenant.allowHostedFallback ?? key.allowHostedFallback),
   };
 }

@@ -17,7 +17,7 @@ import type { Upstream } from '../upstream/fallback-dispatch.ts';
 import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
-import { requestUsage } from '../request-context.ts';
+import { requestOutcome, requestUsage } from '../request-context.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
 
@@ -55,13 +55,14 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       throw err;
     } finally {
       if (rec.usage) requestUsage.set(req, rec.usage);
+      requestOutcome.set(req, { model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), lane: rec.lane, status: rec.status, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null });
       if (opts.metrics) record(opts.metrics, operation, rec, started);
     }
   };
 
   const serve = async (operation: Operation, schema: z.ZodType, req: FastifyRequest, reply: FastifyReply, rec: RequestRecord) => {
     const body = parseBody(schema, req.body) as Record<string, unknown> & { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean } | null };
-    const model = opts.resolver.resolve(body.model);
+    const model = opts.resolver.resolve(body.model, principalOf(req)?.keyId ?? apiKeyOf(req.headers.authorization));
     rec.model = model;
     const stream = body.stream === true;
     const wantsUsage = stream && body.stream_options?.include_usage === true;

@@ -1,0 +1,49 @@
+// Usage records in one Redis stream (`icp:usage`), one entry per request with the record as JSON
+// in field `r`; entry ids are Redis's own ms timestamps, so a day query is one XRANGE window.
+// The stream is capped (MAXLEN ~) at `maxLen` entries.
+import { Redis } from 'ioredis';
+import { dayRange, matches, type UsageQuery, type UsageRecord, type UsageStore } from './usage.ts';
+
+export const USAGE_STREAM = 'icp:usage';
+
+export class RedisUsageStore implements UsageStore {
+  readonly kind = 'redis' as const;
+  private readonly redis: Redis;
+
+  constructor(url: string, private readonly opts: { maxLen?: number; commandTimeoutMs?: number } = {}) {
+    this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs ?? 2_000 });
+    this.redis.on('error', () => undefined);
+  }
+
+  async append(records: readonly UsageRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const r of records) p.xadd(USAGE_STREAM, 'MAXLEN', '~', this.opts.maxLen ?? 1_000_000, '*', 'r', JSON.stringify(r));
+    const res = await p.exec();
+    const failed = res?.find(([err]) => err);
+    if (failed) throw failed[0]!;
+  }
+
+  async query(q: UsageQuery): Promise<UsageRecord[]> {
+    // A day: only that window of the stream (ids are ms timestamps; a record written just after
+    // midnight for a request that ended before it is still filtered by its own ts).
+    const [start, dayEnd] = q.day ? dayRange(q.day) : [0, Number.MAX_SAFE_INTEGER];
+    const end = dayEnd + 60_000;
+    const out: UsageRecord[] = [];
+    let from = q.day ? String(Math.max(0, start - 60_000)) : '-';
+    for (;;) {
+      const batch = await this.redis.xrange(USAGE_STREAM, from, q.day ? String(end) : '+', 'COUNT', 1_000);
+      for (const [, fields] of batch) {
+        const r = JSON.parse(fields[1]!) as UsageRecord;
+        if (matches(r, q)) out.push(r);
+        if (out.length >= q.limit) return out;
+      }
+      if (batch.length < 1_000) return out;
+      from = `(${batch[batch.length - 1]![0]}`;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
