@@ -213,6 +213,13 @@ export const configSchema = z.strictObject({
     /** Log prompts and completions. Off unless an operator turns it on. */
     logContent: z.boolean().default(false),
   }).default({ level: 'info', logContent: false }),
+  /** OpenTelemetry traces (docs/observability.md): off unless an endpoint is set here or in OTEL_EXPORTER_OTLP_ENDPOINT. */
+  telemetry: z.strictObject({
+    /** OTLP/HTTP base URL, e.g. http://otel-collector:4318 (spans go to <url>/v1/traces). */
+    otlpEndpoint: z.url().optional(),
+    /** Share of new traces kept, 0-1 (a sampled parent is always followed). */
+    sampleRatio: z.number().min(0).max(1).default(1),
+  }).default({ sampleRatio: 1 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

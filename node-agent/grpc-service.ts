@@ -5,6 +5,7 @@ import { grpc, type NodeAgentHandlers, type GenerateEvent } from '../common/grpc
 import type { Logger } from '../common/logger.ts';
 import { EngineError, type EngineAdapter, type Operation } from './engines/engine.ts';
 import type { StatusPublisher } from './status-publisher.ts';
+import { SpanKind, extractContext, failSpan, genAiOperation, responseModel, setAttrs, trace, traceHeaders, tracer } from '../common/telemetry.ts';
 
 export interface AgentState {
   readonly ready: boolean;
@@ -53,6 +54,25 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
         const v = call.metadata.get(key)[0];
         if (typeof v === 'string') headers[key] = v;
       }
+      // The router's dispatch span is the parent; the engine call is a child, and its context goes
+      // to the engine in the request headers (vLLM reads traceparent).
+      const parent = extractContext((k) => {
+        const v = call.metadata.get(k)[0];
+        return typeof v === 'string' ? v : undefined;
+      });
+      const model = typeof body.model === 'string' ? body.model : req.model;
+      const opName = genAiOperation(op);
+      const span = tracer.startSpan(`${opName} ${model}`, {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'gen_ai.operation.name': opName,
+          'gen_ai.provider.name': engine.kind,
+          'gen_ai.request.model': model,
+          'icp.request.id': req.requestId,
+          ...(typeof body.max_tokens === 'number' ? { 'gen_ai.request.max_tokens': body.max_tokens } : typeof body.max_completion_tokens === 'number' ? { 'gen_ai.request.max_tokens': body.max_completion_tokens } : {}),
+        },
+      }, parent);
+      Object.assign(headers, traceHeaders(trace.setSpan(parent, span)));
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());
       state.inFlight += 1;
@@ -67,8 +87,14 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
           if (ev.type === 'chunk') msg = { chunkJson: ev.json };
           else if (ev.type === 'response') msg = { responseJson: ev.json };
           else msg = { usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, ttftSeconds: ev.ttftSeconds } };
-          if (ev.type !== 'usage') sent = true;
-          else usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens };
+          if (ev.type !== 'usage') {
+            if (!sent) setAttrs(span, { 'gen_ai.response.model': responseModel(ev.json) });
+            sent = true;
+          }
+          else {
+            usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens };
+            setAttrs(span, { 'gen_ai.usage.input_tokens': ev.promptTokens, 'gen_ai.usage.output_tokens': ev.completionTokens, 'gen_ai.server.time_to_first_token': ev.ttftSeconds });
+          }
           // Respect HTTP/2 flow control: a slow router must not make the agent buffer without bound.
           if (!call.write(msg)) await once(call, 'drain');
         }
@@ -76,11 +102,14 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
         outcome = ac.signal.aborted ? 'cancelled' : err instanceof EngineError ? err.kind.toLowerCase() : 'engine_error';
         if (!ac.signal.aborted) {
           const e = err instanceof EngineError ? err : new EngineError('ENGINE_ERROR', (err as Error).message ?? String(err));
+          failSpan(span, e);
           if (e.kind !== 'INVALID_REQUEST') logger.warn({ requestId: req.requestId, kind: e.kind, status: e.httpStatus, msg: e.message }, 'engine call failed');
           call.write({ error: { kind: e.kind, message: e.message, httpStatus: e.httpStatus, errorJson: e.errorJson, beforeFirstToken: !sent } } as GenerateEvent);
         }
       } finally {
         if (ac.signal.aborted && outcome === 'ok') outcome = 'cancelled';
+        setAttrs(span, { 'icp.outcome': outcome });
+        span.end();
         deps.onFinished?.(outcome, usage);
         state.inFlight -= 1;
         deps.onInFlightChange();

@@ -17,6 +17,7 @@ import { Registration } from './registration.ts';
 import { GpuMonitor } from './gpu/monitor.ts';
 import { registerGpuMetrics } from './gpu/metrics.ts';
 import { createAgentMetrics } from './metrics.ts';
+import { startTelemetry } from '../common/telemetry.ts';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 
@@ -213,6 +214,7 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
 }
 
 export async function runAgent(config: Config, cfg: AgentConfig): Promise<void> {
+  const telemetry = await startTelemetry('icp-node-agent', config.telemetry);
   const agent = await startAgent(config, cfg);
   announceListening('node-agent', agent.grpcAddress, { id: cfg.id, http: agent.httpUrl });
   const logger = createLogger('node-agent');
@@ -220,5 +222,6 @@ export async function runAgent(config: Config, cfg: AgentConfig): Promise<void> 
   onShutdown(logger, async () => {
     await agent.drain();
     await agent.close();
+    await telemetry.shutdown();
   }, cfg.drainGraceMs + 5_000);
 }

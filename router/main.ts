@@ -20,6 +20,7 @@ import { EmbeddingService } from './embed/index.ts';
 import { REPO_ROOT } from '../cli/spawn-service.ts';
 import { createFallback } from './upstream/fallback.ts';
 import { startTenancy } from './tenancy/index.ts';
+import { startTelemetry } from '../common/telemetry.ts';
 import { startAccounting } from './accounting/index.ts';
 
 export interface RunningRouter {
@@ -98,7 +99,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
     guarded.addHook('preHandler', accounting.hook);
     if (embeddings) await guarded.register(embeddingRoutes, { service: embeddings });
-    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics });
+    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent });
   });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
@@ -127,7 +128,11 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 }
 
 export async function runRouter(config: Config): Promise<void> {
+  const telemetry = await startTelemetry('icp-router', config.telemetry);
   const router = await startRouter(config);
   announceListening('router', router.url);
-  onShutdown(createLogger('router'), () => router.close(), config.router.shutdownGraceMs + 5_000);
+  onShutdown(createLogger('router'), async () => {
+    await router.close();
+    await telemetry.shutdown();
+  }, config.router.shutdownGraceMs + 5_000);
 }

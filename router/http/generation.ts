@@ -20,6 +20,8 @@ import type { RouterMetrics } from '../metrics.ts';
 import { requestOutcome, requestUsage } from '../request-context.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
+import { logRequest, startServerSpan, finishServerSpan } from './request-log.ts';
+import { context, failSpan, responseModel, setAttrs, trace, tracer, type Span } from '../../common/telemetry.ts';
 
 export interface GenerationRoutesOptions {
   /** The GPU pool (NodeDispatcher), or the fallback chain in front of it. */
@@ -32,6 +34,8 @@ export interface GenerationRoutesOptions {
   admission?: AdmissionController;
   fallback?: FallbackHook<UpstreamDispatch>;
   metrics?: RouterMetrics;
+  /** `logging.logContent`: the request log line carries the prompt and completion. */
+  logContent?: boolean;
 }
 
 /** What one request did, for metrics; filled in as the request goes. */
@@ -42,14 +46,19 @@ interface RequestRecord {
   status: number;
   firstTokenAt: number;
   usage: { promptTokens: number; completionTokens: number } | undefined;
+  /** The model the backend says answered (first event), for traces. */
+  responseModel?: string;
+  /** Raw chunks/response, kept only when `logContent` is on. */
+  content?: string[];
 }
 
 export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
   const handle = (operation: Operation, schema: z.ZodType) => async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
-    const rec: RequestRecord = { model: 'unknown', lane: opts.defaultLane, backend: 'none', status: 200, firstTokenAt: 0, usage: undefined };
+    const rec: RequestRecord = { model: 'unknown', lane: opts.defaultLane, backend: 'none', status: 200, firstTokenAt: 0, usage: undefined, content: opts.logContent ? [] : undefined };
+    const span = startServerSpan(req, operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion');
     try {
-      return await serve(operation, schema, req, reply, rec);
+      return await context.with(trace.setSpan(context.active(), span), () => serve(operation, schema, req, reply, rec));
     } catch (err) {
       rec.status = toApiError(err).status;
       throw err;
@@ -57,6 +66,8 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       if (rec.usage) requestUsage.set(req, rec.usage);
       requestOutcome.set(req, { model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), lane: rec.lane, status: rec.status, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null });
       if (opts.metrics) record(opts.metrics, operation, rec, started);
+      finishServerSpan(span, rec);
+      logRequest(req, span, rec, started, opts.logContent === true);
     }
   };
 
@@ -94,7 +105,20 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       apiKey,
       dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
     };
-    const start = () => opts.dispatcher.dispatch(dispatchReq);
+    // Queued requests start from the admission pump: keep them in this request's trace.
+    const reqCtx = context.active();
+    let admissionSpan: Span | undefined;
+    const endAdmission = (outcome: string, err?: unknown) => {
+      if (!admissionSpan) return;
+      setAttrs(admissionSpan, { 'icp.admission.outcome': outcome, 'icp.admission.reason': (err as ApiError | undefined)?.code ?? undefined });
+      if (outcome === 'refused') failSpan(admissionSpan, err);
+      admissionSpan.end();
+      admissionSpan = undefined;
+    };
+    const start = () => {
+      endAdmission('admitted');
+      return context.with(reqCtx, () => opts.dispatcher.dispatch(dispatchReq));
+    };
     let dispatch: UpstreamDispatch;
     if (!opts.admission) {
       dispatch = await start();
@@ -102,9 +126,11 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       // `dispatch` rides along so the fallback hook can send the same request to a provider.
       // Fairness is per tenant when tenants exist (all of a tenant's keys share its turn), else per key.
       const admissionReq = { lane, tenant: principalOf(req)?.tenantId ?? apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal, dispatch: dispatchReq };
+      admissionSpan = tracer.startSpan('admission', { attributes: { 'icp.lane': lane, 'gen_ai.request.model': model } });
       try {
         dispatch = await opts.admission.run(admissionReq, start);
       } catch (err) {
+        endAdmission(isAdmissionRefusal(err) ? 'refused' : 'failed', err);
         const fallback = isAdmissionRefusal(err) ? opts.fallback?.take(admissionReq, err) : undefined;
         if (!fallback) throw err;
         dispatch = await fallback;
@@ -114,6 +140,9 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     if (opts.admission) reply.raw.once('close', () => setImmediate(() => opts.admission!.pump()));
     reply.header('x-backend', dispatch.backend);
     rec.backend = dispatch.backend.slice(0, dispatch.backend.indexOf(':'));
+    rec.responseModel = responseModel(dispatch.first.chunkJson || dispatch.first.responseJson);
+    const active = trace.getActiveSpan();
+    if (active) setAttrs(active, { 'icp.backend': dispatch.backend, 'icp.attempts': (dispatch as { attempts?: number }).attempts });
 
     if (!stream) {
       try {
@@ -124,6 +153,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           if (r.value.event === 'error') throw errors.upstream(`${dispatch.backend} failed: ${r.value.error?.message ?? 'unknown error'}`);
           if (r.value.event === 'usage' && r.value.usage) rec.usage = r.value.usage;
         }
+        if (ev.responseJson) rec.content?.push(ev.responseJson);
         reply.header('content-type', 'application/json');
         return reply.send(ev.responseJson);
       } finally {
@@ -146,6 +176,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         if (clientGone.signal.aborted) return;
         if (ev.event === 'chunkJson' && ev.chunkJson) {
           if (rec.firstTokenAt === 0) rec.firstTokenAt = performance.now();
+          rec.content?.push(ev.chunkJson);
           if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, `data: ${ev.chunkJson}\n\n`);
         } else if (ev.event === 'error' && ev.error) {
           writeStreamError(res, errors.upstream(`${dispatch.backend} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));

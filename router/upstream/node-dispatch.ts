@@ -9,6 +9,8 @@ import type { SchedulingRequest } from '../scheduling/types.ts';
 import type { NodeConnection } from '../nodes/node-connection.ts';
 import type { BreakerSet, Permit } from './circuit-breaker.ts';
 import type { UpstreamDispatch } from './providers/types.ts';
+import { SpanKind, context, failSpan, setAttrs, trace, traceHeaders, tracer, type Span } from '../../common/telemetry.ts';
+import type { Decision } from '../scheduling/profile.ts';
 
 export type Operation = 'CHAT_COMPLETIONS' | 'COMPLETIONS';
 
@@ -67,6 +69,7 @@ export class NodeDispatcher {
       // A retry only within the request's deadline: better an honest timeout than a late answer.
       if (attempt > 1 && Date.now() >= req.deadline.getTime()) throw errors.timeout('The request timed out before a GPU node could answer.');
       const broken = this.breakers?.set.refusing('node:');
+      const schedSpan = tracer.startSpan('schedule', { attributes: { 'gen_ai.request.model': req.model, 'icp.lane': req.lane, 'icp.attempt': attempt } });
       const decision = this.scheduler.schedule({
         model: req.model,
         exclude: broken?.size ? new Set([...tried, ...broken]) : tried,
@@ -75,6 +78,7 @@ export class NodeDispatcher {
         lane: req.lane as SchedulingRequest['lane'],
       });
       const node = decision.connection;
+      traceDecision(schedSpan, decision, tried.size + (broken?.size ?? 0));
       if (!node) {
         if (lastError) throw lastError;
         if (broken?.size && this.scheduler.schedule({ model: req.model, exclude: tried, lane: req.lane as SchedulingRequest['lane'] }).connection) {
@@ -85,7 +89,7 @@ export class NodeDispatcher {
       tried.add(node.id);
       const permit = this.breakers?.set.get(`node:${node.id}`).tryAcquire();
       const started = performance.now();
-      const outcome = await this.tryNode(node, req);
+      const outcome = await this.tryNode(node, req, attempt);
       if ('dispatch' in outcome) {
         this.observer.onAttempt?.(node.id, 'ok');
         // A first token slower than the bound is a brownout: served, but counted against the node.
@@ -105,11 +109,20 @@ export class NodeDispatcher {
     throw lastError ?? errors.overloaded(`No GPU node can serve model '${req.model}' right now.`, 1, 'no_ready_node');
   }
 
-  private async tryNode(node: NodeConnection, req: DispatchRequest): Promise<{ dispatch: Omit<Dispatch, 'attempts'> } | { error: ApiError; retryable: boolean }> {
+  private async tryNode(node: NodeConnection, req: DispatchRequest, attempt = 1): Promise<{ dispatch: Omit<Dispatch, 'attempts'> } | { error: ApiError; retryable: boolean }> {
     const metadata = new grpc.Metadata();
     metadata.set('x-request-id', req.requestId);
     metadata.set('x-lane', req.lane);
-    if (req.traceparent) metadata.set('traceparent', req.traceparent);
+    // The attempt's span covers the whole gRPC call; the agent's spans are its children.
+    const span = tracer.startSpan(`dispatch ${node.id}`, {
+      kind: SpanKind.CLIENT,
+      attributes: { 'icp.node.id': node.id, 'icp.attempt': attempt, 'rpc.system': 'grpc', 'rpc.method': 'Generate', 'gen_ai.request.model': req.model },
+    });
+    const trace_ = traceHeaders(trace.setSpan(context.active(), span));
+    // Telemetry off: the client's own traceparent still travels unchanged.
+    const traceparent = trace_.traceparent ?? req.traceparent;
+    if (traceparent) metadata.set('traceparent', traceparent);
+    if (trace_.tracestate) metadata.set('tracestate', trace_.tracestate);
     const call = node.client.Generate(
       { requestId: req.requestId, operation: req.operation, model: req.model, bodyJson: JSON.stringify(req.body) },
       metadata,
@@ -122,6 +135,7 @@ export class NodeDispatcher {
       if (released) return;
       released = true;
       node.inFlight -= 1;
+      span.end();
     };
     call.on('close', release);
     call.on('error', release);
@@ -144,6 +158,7 @@ export class NodeDispatcher {
       cancel();
       req.signal.removeEventListener('abort', onAbort);
       const e = err as grpc.ServiceError;
+      failSpan(span, e);
       if (e.code === grpc.status.DEADLINE_EXCEEDED) return { error: errors.timeout('The request timed out waiting for a GPU node.'), retryable: false };
       if (e.code === grpc.status.CANCELLED) return { error: errors.invalidRequest('client closed the request'), retryable: false };
       return { error: errors.upstream(`GPU node ${node.id} failed: ${e.details || e.message}`, 'node_unavailable'), retryable: true };
@@ -154,6 +169,8 @@ export class NodeDispatcher {
     }
     const ev = first.value;
     if (ev.event === 'error' && ev.error) {
+      setAttrs(span, { 'icp.error.kind': ev.error.kind });
+      failSpan(span, new Error(ev.error.message));
       cancel();
       req.signal.removeEventListener('abort', onAbort);
       return { error: toApiError(ev.error, node.id), retryable: ev.error.beforeFirstToken && RETRYABLE.has(ev.error.kind) };
@@ -171,6 +188,17 @@ export class NodeDispatcher {
       },
     };
   }
+}
+
+/** The scheduling decision on its span: the chosen node, and why (scores, filtered counts). */
+function traceDecision(span: Span, d: Decision, excluded: number): void {
+  if (span.isRecording()) {
+    setAttrs(span, { 'icp.node.id': d.node?.id, 'icp.schedule.excluded': excluded, 'icp.schedule.candidates': d.scores.length });
+    for (const s of d.scores) span.setAttribute(`icp.schedule.score.${s.id}`, Math.round(s.score * 1000) / 1000);
+    for (const [filter, n] of Object.entries(d.filtered)) span.setAttribute(`icp.schedule.filtered.${filter}`, n);
+    if (!d.node) failSpan(span, new Error('no node can serve the request'));
+  }
+  span.end();
 }
 
 function judge(permit: Permit, ok: boolean): void {

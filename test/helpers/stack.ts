@@ -46,6 +46,8 @@ export interface StackSpec {
   maxLogLines?: number;
   controlPlane?: Record<string, unknown>;
   logLevel?: string;
+  /** Extra top-level config sections (e.g. `telemetry`, `logging`), merged over the defaults. */
+  config?: Record<string, unknown>;
 }
 
 export interface Stack {
@@ -105,6 +107,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
         ...a.extra,
       })),
       logging: { level: spec.logLevel ?? 'warn' },
+      ...spec.config,
     };
     const write = () => writeFileSync(configFile, stringify(config));
 

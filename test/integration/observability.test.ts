@@ -1,0 +1,191 @@
+// Traces and request logs from real router + agent processes: a real OTLP/HTTP receiver (JSON)
+// started here gets the spans; the router's request log line is read from its output.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startStack, waitFor, listModels, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+
+const PROMPT = 'PURPLE-ELEPHANT-PROMPT-7731';
+const KEY = 'sk-obs-SECRETKEY-4242';
+
+interface OtlpValue { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean }
+interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: { key: string; value: OtlpValue }[] }
+interface ExportedSpan extends OtlpSpan { service: string; attrs: Record<string, string | number | boolean | undefined> }
+
+/** A minimal OTLP/HTTP trace receiver: POST /v1/traces with a JSON body. */
+export async function startReceiver(): Promise<{ url: string; bodies: string[]; spans: () => ExportedSpan[]; close(): Promise<void> }> {
+  const bodies: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/traces') bodies.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const spans = (): ExportedSpan[] => bodies.flatMap((b) => {
+    const j = JSON.parse(b) as { resourceSpans: { resource: { attributes: { key: string; value: OtlpValue }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[] };
+    return j.resourceSpans.flatMap((rs) => {
+      const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+      return rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({
+        ...s,
+        service,
+        attrs: Object.fromEntries(s.attributes.map((a) => [a.key, a.value.stringValue ?? (a.value.intValue !== undefined ? Number(a.value.intValue) : a.value.doubleValue ?? a.value.boolValue)])),
+      })));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bodies,
+    spans,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+async function chat(stack: Stack, requestId: string, stream: boolean): Promise<Response> {
+  return fetch(`${stack.routerUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, 'x-request-id': requestId },
+    body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: PROMPT }], max_tokens: 8, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
+  });
+}
+
+function requestLine(stack: Stack, requestId: string): Record<string, unknown> | undefined {
+  for (const l of stack.logs) {
+    if (!l.includes(requestId) || !l.includes('"msg":"request"')) continue;
+    return JSON.parse(l.slice(l.indexOf('{'))) as Record<string, unknown>;
+  }
+  return undefined;
+}
+
+describe('traces and request logs', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let stack: Stack;
+
+  before(async () => {
+    receiver = await startReceiver();
+    const env = { OTEL_BSP_SCHEDULE_DELAY: '100' };
+    stack = await startStack({
+      sims: [{ id: 'sim-a' }, { id: 'sim-b' }],
+      agents: [{ id: 'gpu-a', sim: 'sim-a', env }, { id: 'gpu-b', sim: 'sim-b', env }],
+      routerEnv: env,
+      logLevel: 'info',
+      config: { telemetry: { otlpEndpoint: receiver.url } },
+    });
+    await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await receiver?.close();
+  });
+
+  it('exports one trace per request across router and agent, with GenAI attributes and no prompt', async () => {
+    const res = await chat(stack, 'req-obs-trace-1', true);
+    assert.equal(res.status, 200);
+    await res.text();
+    const trace = await waitFor(() => {
+      const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === 'req-obs-trace-1' && s.kind === 2);
+      if (!server) return undefined;
+      const all = receiver.spans().filter((s) => s.traceId === server.traceId);
+      return all.some((s) => s.service === 'icp-node-agent') && all.some((s) => s.name === 'schedule') ? { server, all } : undefined;
+    }, 15_000, 100);
+    const { server, all } = trace;
+    const byId = new Map(all.map((s) => [s.spanId, s]));
+    assert.equal(server.service, 'icp-router');
+    assert.equal(server.name, 'POST /v1/chat/completions');
+    assert.equal(server.attrs['gen_ai.operation.name'], 'chat');
+    assert.equal(server.attrs['gen_ai.request.model'], DEFAULT_MODEL);
+    assert.equal(server.attrs['gen_ai.response.model'], DEFAULT_MODEL);
+    assert.equal(server.attrs['gen_ai.request.max_tokens'], 8);
+    assert.ok(Number(server.attrs['gen_ai.usage.input_tokens']) > 0);
+    assert.ok(Number(server.attrs['gen_ai.usage.output_tokens']) > 0);
+    assert.equal(server.attrs['http.response.status_code'], 200);
+
+    const schedule = all.find((s) => s.name === 'schedule')!;
+    assert.equal(schedule.parentSpanId, server.spanId);
+    const chosen = schedule.attrs['icp.node.id'];
+    assert.ok(chosen === 'gpu-a' || chosen === 'gpu-b', `chosen node ${String(chosen)}`);
+    assert.ok(Object.keys(schedule.attrs).some((k) => k.startsWith('icp.schedule.score.')), 'scores recorded');
+
+    const dispatch = all.find((s) => s.name === `dispatch ${String(chosen)}`)!;
+    assert.ok(dispatch, 'dispatch span');
+    assert.equal(dispatch.parentSpanId, server.spanId);
+    assert.equal(dispatch.attrs['icp.attempt'], 1);
+
+    const engine = all.find((s) => s.service === 'icp-node-agent')!;
+    assert.equal(engine.parentSpanId, dispatch.spanId, 'agent span is a child of the router dispatch span');
+    assert.equal(engine.name, `chat ${DEFAULT_MODEL}`);
+    assert.equal(engine.attrs['gen_ai.provider.name'], 'vllm');
+    assert.equal(engine.attrs['gen_ai.request.model'], DEFAULT_MODEL);
+    assert.ok(Number(engine.attrs['gen_ai.usage.output_tokens']) > 0);
+    assert.ok(byId.has(engine.parentSpanId!));
+
+    const payload = receiver.bodies.join('\n');
+    assert.ok(!payload.includes(PROMPT), 'prompt text is never exported');
+    assert.ok(!payload.includes(KEY), 'API key is never exported');
+  });
+
+  it('continues a caller\'s traceparent', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'req-obs-tp' },
+      body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }),
+    });
+    assert.equal(res.status, 200);
+    await res.text();
+    await waitFor(() => receiver.spans().some((s) => s.traceId === traceId && s.service === 'icp-node-agent'), 15_000, 100);
+  });
+
+  it('writes one request log line with request id and trace id, without prompt or key', async () => {
+    const res = await chat(stack, 'req-obs-log-1', false);
+    assert.equal(res.status, 200);
+    await res.text();
+    const line = await waitFor(() => requestLine(stack, 'req-obs-log-1'), 5_000);
+    assert.equal(line.level, 30);
+    assert.equal(line.requestId, 'req-obs-log-1');
+    assert.match(String(line.traceId), /^[0-9a-f]{32}$/);
+    assert.equal(line.model, DEFAULT_MODEL);
+    assert.equal(line.status, 200);
+    assert.equal(line.route, '/v1/chat/completions');
+    assert.equal(line.backend, 'node');
+    assert.ok(typeof line.durationMs === 'number');
+    assert.ok(Number(line.completionTokens) > 0);
+    const raw = stack.logs.join('\n');
+    assert.ok(!raw.includes(PROMPT), 'no prompt in any log');
+    assert.ok(!raw.includes(KEY), 'no key in any log');
+  });
+});
+
+describe('request logs with logging.logContent on', () => {
+  let stack: Stack;
+
+  before(async () => {
+    stack = await startStack({
+      sims: [{ id: 'sim-a' }],
+      agents: [{ id: 'gpu-a', sim: 'sim-a' }],
+      logLevel: 'info',
+      config: { logging: { level: 'info', logContent: true } },
+    });
+    await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('carries the prompt and completion, still not the key; no trace id while tracing is off', async () => {
+    const res = await chat(stack, 'req-obs-content-1', true);
+    assert.equal(res.status, 200);
+    await res.text();
+    const line = await waitFor(() => requestLine(stack, 'req-obs-content-1'), 5_000);
+    assert.ok(JSON.stringify(line.prompt).includes(PROMPT), 'prompt logged when logContent is on');
+    assert.equal(typeof line.completion, 'string');
+    assert.ok(String(line.completion).length > 0);
+    assert.equal(line.traceId, undefined);
+    assert.ok(!stack.logs.join('\n').includes(KEY));
+  });
+});
