@@ -7,6 +7,8 @@ import { z } from 'zod';
 // The embedder's schema lives beside its code; the router's section embeds it.
 import { embeddingsConfigSchema } from '../router/embed/config.ts';
 import { HealthThresholdsSchema } from '../node-agent/gpu/health-policy.ts';
+import { DEFAULT_PROFILE, SCORER_NAMES } from '../router/scheduling/plugins.ts';
+import { DEFAULT_ADMISSION } from '../router/admission/controller.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
@@ -51,17 +53,17 @@ export const controlPlaneSchema = z.strictObject({
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
   z.strictObject({
-    /** The pool counts as saturated for the lane when every node's predicted wait is above this. */
-    maxPredictedWaitSeconds: z.number().positive().default(d.maxPredictedWaitSeconds),
+    /**
+     * The pool counts as saturated for the lane when every node's predicted wait for a batch slot
+     * is above this. 0 (the default): a request goes to an engine only when a slot is free there;
+     * the backlog waits in the router's lane queues, where priority still applies.
+     */
+    maxPredictedWaitSeconds: z.number().min(0).default(d.maxPredictedWaitSeconds),
     queueTimeoutMs: z.number().int().min(0).default(d.queueTimeoutMs),
     maxQueue: z.number().int().min(0).default(d.maxQueue),
   }).default(d);
 
-const LANE_DEFAULTS = {
-  critical: { maxPredictedWaitSeconds: 8, queueTimeoutMs: 60_000, maxQueue: 1_000 },
-  standard: { maxPredictedWaitSeconds: 2, queueTimeoutMs: 15_000, maxQueue: 500 },
-  sheddable: { maxPredictedWaitSeconds: 1, queueTimeoutMs: 0, maxQueue: 0 },
-};
+const LANE_DEFAULTS = DEFAULT_ADMISSION.lanes;
 
 const admissionSchema = z.strictObject({
   /** Off: every request goes straight to scheduling (no queues, no shedding). */
@@ -78,8 +80,7 @@ const admissionSchema = z.strictObject({
 
 const schedulingSchema = z.strictObject({
   /** scorer name -> weight (see docs/scheduling.md); a scorer left out is not run. */
-  scorers: z.partialRecord(z.enum(['predicted-wait', 'kv-fit', 'gpu-degraded', 'in-flight', 'prefix-affinity']), z.number().min(0))
-    .default({ 'predicted-wait': 2, 'in-flight': 1, 'kv-fit': 1, 'gpu-degraded': 1, 'prefix-affinity': 3 }),
+  scorers: z.partialRecord(z.enum(SCORER_NAMES), z.number().min(0)).default(DEFAULT_PROFILE.scorers),
   picker: z.enum(['max-score', 'round-robin']).default('max-score'),
   /** Score a DEGRADED GPU node gets from the gpu-degraded scorer (healthy: 1). */
   degradedScore: z.number().min(0).max(1).default(0),

@@ -16,6 +16,8 @@ export class NodeConnection extends EventEmitter {
   inFlight = 0;
   /** Dispatches since the last status arrived: not yet visible in the node's own counters. */
   dispatchedSinceStatus = 0;
+  /** This router's in-flight count when the last status arrived (to tell its work from others'). */
+  inFlightAtStatus = 0;
   private stream: grpc.ClientReadableStream<NodeStatus__Output> | undefined;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -48,6 +50,7 @@ export class NodeConnection extends EventEmitter {
       this.status = status;
       this.statusReceivedAt = Date.now();
       this.dispatchedSinceStatus = 0;
+      this.inFlightAtStatus = this.inFlight;
       if (!wasUsable) this.logger.info({ node: this.id, address: this.address }, 'node status stream open');
       this.emit('status', status);
     });

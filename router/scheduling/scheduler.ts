@@ -18,6 +18,7 @@ export function toCandidate(n: NodeConnection, now = Date.now(), service?: Servi
     cordoned: n.cordoned,
     inFlight: n.inFlight,
     dispatchedSinceStatus: n.dispatchedSinceStatus,
+    inFlightAtStatus: n.inFlightAtStatus,
   };
 }
 

@@ -131,11 +131,14 @@ export class NodeDispatcher {
     node.inFlight += 1;
     node.dispatchedSinceStatus += 1;
     let released = false;
+    let firstAt = 0;
     const release = () => {
       if (released) return;
       released = true;
       node.inFlight -= 1;
       span.end();
+      // How long a sequence held its batch slot here: the scheduler's drain-rate estimate.
+      if (firstAt) this.scheduler.observeService(node.id, (performance.now() - firstAt) / 1000);
     };
     call.on('close', release);
     call.on('error', release);
@@ -175,6 +178,7 @@ export class NodeDispatcher {
       req.signal.removeEventListener('abort', onAbort);
       return { error: toApiError(ev.error, node.id), retryable: ev.error.beforeFirstToken && RETRYABLE.has(ev.error.kind) };
     }
+    firstAt = performance.now();
     return {
       dispatch: {
         node,

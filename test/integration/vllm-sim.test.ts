@@ -298,7 +298,9 @@ test('speed factor: a twice-as-fast instance takes about half the time', async (
     await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 20 })));
     return performance.now() - t0;
   };
-  const [a, b] = [await time(slowSim), await time(fastSim)];
+  // Fastest of three: robust to a loaded machine delaying one run.
+  const fastest = async (x: VllmSim) => Math.min(await time(x), await time(x), await time(x));
+  const [a, b] = [await fastest(slowSim), await fastest(fastSim)];
   assert.ok(b < a * 0.75, `speed 1: ${a.toFixed(1)} ms, speed 2: ${b.toFixed(1)} ms`);
 });
 
