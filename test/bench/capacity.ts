@@ -4,7 +4,6 @@
 // within 20% of the smallest number of (normal) nodes that met the TTFT SLO in trial runs at that
 // load (the other nodes cordoned through the control plane).
 // Usage: npx tsx test/bench/capacity.ts   (CAPACITY_PHASE_SECONDS scales the phases, default 1)
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { Pool } from 'undici';
 import { startStack, waitFor, listModels, DEFAULT_MODEL } from '../helpers/stack.ts';
 import { percentile, printTable, writeResults } from './report.ts';
 import type { CapacityReport } from '../../control-plane/capacity/report.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const SCALE = Number(process.env.CAPACITY_PHASE_SECONDS ?? 1);
 const SLO_S = 1;
@@ -23,17 +23,6 @@ const SLOW = 'n5-slow';
 const SIM_ARGS = ['--max-num-seqs', '4', '--decode-step-ms', '80', '--decode-step-ms-per-seq', '4', '--prefill-ms-per-token', '0.2'];
 const LOW_RPS = Number(process.env.CAPACITY_LOW_RPS ?? 2.5);
 const HIGH_RPS = Number(process.env.CAPACITY_HIGH_RPS ?? 6.5);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Open-loop Poisson load: streaming chats, TTFT = time to the first content chunk at the client. */
 async function poisson(routerUrl: string, rate: number, seconds: number, seed: number): Promise<{ sent: number; ok: number; rps: number; ttftMean: number; ttftP90: number }> {

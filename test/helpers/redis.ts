@@ -1,8 +1,8 @@
 // Starts a real redis-server (Debian's package; .ci/run installs it) on a random loopback port,
 // with no persistence, for tests that need shared state across processes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import { freePort } from './ports.ts';
 
 export interface RedisProcess {
   url: string;
@@ -11,15 +11,6 @@ export interface RedisProcess {
   stop(): Promise<void>;
   /** Restarts on the same port (after a kill), for recovery tests. */
   restart(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function launch(port: number): Promise<ChildProcess> {

@@ -3,11 +3,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startVllmSim, type VllmSim, type VllmSimOptions } from '../sim/vllm/server.ts';
 import { parseVllmMetrics } from '../../node-agent/engines/vllm-metrics.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'vllm');
 const MODEL = 'sim/llama-test';
@@ -41,14 +41,6 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms = 3000) {
   }
   assert.fail('condition not reached in time');
 }
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 test('streaming chat with include_usage has the framing and fields of the real vLLM capture', async () => {
   const s = await sim();
   const res = await post(s, '/v1/chat/completions', chat({ stream: true, stream_options: { include_usage: true } }));

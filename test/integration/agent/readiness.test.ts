@@ -3,7 +3,6 @@
 // with it. /readyz and the standard gRPC health service agree; /healthz never calls the engine.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,15 +10,7 @@ import { stringify } from 'yaml';
 import { grpc } from '../../../common/grpc.ts';
 import { spawnService, type ServiceProcess } from '../../../cli/spawn-service.ts';
 import { waitFor, setSimFaults, simState } from '../../helpers/stack.ts';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../helpers/ports.ts';
 
 function grpcHealth(address: string): Promise<string> {
   // The standard grpc.health.v1 service, called as any prober would (raw method path).

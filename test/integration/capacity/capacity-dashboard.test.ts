@@ -4,7 +4,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -12,20 +11,10 @@ import { startStack, waitFor, listModels, DEFAULT_MODEL, type Stack } from '../.
 import { createFakeNvidiaSmi, type FakeNvidiaSmi } from '../../sim/nvidia-smi/control.ts';
 import { spawnService, REPO_ROOT } from '../../../cli/spawn-service.ts';
 import type { CapacityReport } from '../../../control-plane/capacity/report.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('capacity history, report and dashboard on a live stack', () => {
   let stack: Stack;
