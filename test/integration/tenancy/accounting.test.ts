@@ -136,10 +136,10 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
     for await (const chunk of stream) if (chunk.usage) streamUsage = { p: chunk.usage.prompt_tokens, c: chunk.usage.completion_tokens };
 
     type Rec = { keyId: string; model: string; requestedModel: string; backend: string; lane: string; tags: Record<string, string>; promptTokens: number; completionTokens: number; costUsd: number; ttftMs: number | null; latencyMs: number; outcome: string };
-    const json = await waitFor(async () => {
+    const json = (await waitFor(async () => {
       const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantId}`)) as { data: Rec[] };
       return r.data.length >= 4 ? r.data : undefined;
-    }, 5_000);
+    }, 5_000))!;
     assert.equal(json.length, 4);
     json.slice(0, 3).forEach((r, i) => {
       assert.equal(r.keyId, keys[0]!.keyId);
