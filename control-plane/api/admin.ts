@@ -2,12 +2,12 @@
 // file named in config; there is no default token: without one the admin API is off). Also the
 // policy watch stream routers follow (same token).
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import { policySchema } from '../tenants/policy.ts';
-import type { TenantRegistry, PolicySnapshot } from '../tenants/tenant-registry.ts';
+import type { TenantRegistry } from '../tenants/tenant-registry.ts';
+import { snapshotStreamRoute } from './snapshot-stream.ts';
 import type { UsageStore } from '../../common/store/usage.ts';
 import { usageApi } from './usage.ts';
 
@@ -83,26 +83,6 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { regis
     });
 
     // Routers follow this: the whole policy on connect and on every change.
-    const watchers = new Set<ServerResponse>();
-    scope.addHook('preClose', async () => {
-      for (const res of watchers) res.end();
-    });
-    scope.get('/v1/policy/watch', (req, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const send = (snap: PolicySnapshot) => res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
-      watchers.add(res);
-      send(registry.snapshot());
-      registry.on('change', send);
-      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs);
-      const close = () => {
-        clearInterval(keepAlive);
-        watchers.delete(res);
-        registry.off('change', send);
-      };
-      req.raw.on('close', close);
-      res.on('error', close);
-    });
+    snapshotStreamRoute(scope, '/v1/policy/watch', registry, keepAliveMs);
   });
 };

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import { createNodeAgentClient } from '../../common/grpc.ts';
+import { snapshotStreamRoute } from './snapshot-stream.ts';
 
 const registerBody = z.strictObject({
   id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
@@ -71,29 +72,6 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
     }
   });
 
-  const watchers = new Set<import('node:http').ServerResponse>();
-  // Watch streams never end on their own: end them so close() does not wait on them.
-  app.addHook('preClose', async () => {
-    for (const res of watchers) res.end();
-  });
-
-  // Watch: the full membership on connect and on every change (membership is small; a full
-  // snapshot per change keeps routers free of diff bookkeeping).
-  app.get('/v1/nodes/watch', (req, reply) => {
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    const send = (snap: ReturnType<NodeRegistry['snapshot']>) => res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
-    watchers.add(res);
-    send(registry.snapshot());
-    registry.on('change', send);
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs);
-    const close = () => {
-      clearInterval(keepAlive);
-      watchers.delete(res);
-      registry.off('change', send);
-    };
-    req.raw.on('close', close);
-    res.on('error', close);
-  });
+  // Watch: the full membership on connect and on every change.
+  snapshotStreamRoute(app, '/v1/nodes/watch', registry, keepAliveMs);
 };
