@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import type { EmbeddingService } from '../embed/service.ts';
+import { SpanKind, extractContext, setAttrs, withSpan } from '../../common/telemetry.ts';
 
 export interface EmbeddingRoutesOptions {
   service: EmbeddingService;
@@ -82,12 +83,22 @@ function ranking(scores: number[]): number[] {
   return scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
 }
 
+/** One span per embedding/rerank request (its trace's root unless the caller sent traceparent); never the texts. */
+function traced<T extends { promptTokens: number }>(req: { id: string; headers: Record<string, unknown> }, op: 'embeddings' | 'rerank', model: string, inputs: number, fn: () => Promise<T>): Promise<T> {
+  const parent = extractContext((k) => (typeof req.headers[k] === 'string' ? req.headers[k] : undefined));
+  return withSpan(`${op} ${model}`, { 'gen_ai.operation.name': op, 'gen_ai.request.model': model, 'gen_ai.provider.name': 'icp.onnx', 'icp.request.id': req.id, 'icp.inputs': inputs }, async (span) => {
+    const r = await fn();
+    setAttrs(span, { 'gen_ai.response.model': model, 'gen_ai.usage.input_tokens': r.promptTokens });
+    return r;
+  }, SpanKind.SERVER, parent);
+}
+
 export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async (app, { service }) => {
   app.post('/v1/embeddings', async (req) => {
     const body = parse(embeddingsBody, req.body);
     const inputs = parseInput(body.input);
     const inputType = body.input_type === 'query' ? 'query' : 'passage';
-    const r = await service.embed(body.model, inputs, { inputType, truncate: body.truncate, dimensions: body.dimensions });
+    const r = await traced(req, 'embeddings', body.model, inputs.length, () => service.embed(body.model, inputs, { inputType, truncate: body.truncate, dimensions: body.dimensions }));
     return {
       object: 'list',
       data: r.embeddings.map((v, index) => ({
@@ -104,7 +115,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
     const body = parse(rerankBody, req.body);
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     if (texts.length === 0) throw errors.invalidRequest("'documents' must not be empty.", 'documents');
-    const r = await service.rerank(body.model, body.query, texts);
+    const r = await traced(req, 'rerank', body.model, texts.length, () => service.rerank(body.model, body.query, texts));
     const order = ranking(r.scores).slice(0, body.top_n ?? texts.length);
     return {
       id: randomUUID(),
@@ -124,7 +135,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
     const model = body.model ?? service.defaultModel('rerank');
     if (!model) throw errors.notFound('No rerank model is configured.');
     if (body.texts.length === 0) throw errors.invalidRequest("'texts' must not be empty.", 'texts');
-    const r = await service.rerank(model, body.query, body.texts);
+    const r = await traced(req, 'rerank', model, body.texts.length, () => service.rerank(model, body.query, body.texts));
     const scores = body.raw_scores ? r.logits : r.scores;
     return ranking(scores).map((index) => ({ index, score: scores[index]!, ...(body.return_text ? { text: body.texts[index]! } : {}) }));
   });

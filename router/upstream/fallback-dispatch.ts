@@ -9,6 +9,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { NodeDispatcher, DispatchRequest } from './node-dispatch.ts';
 import type { Provider, UpstreamDispatch } from './providers/types.ts';
 import { ProviderError } from './providers/types.ts';
+import { SpanKind, withSpan } from '../../common/telemetry.ts';
 import type { BreakerSet } from './circuit-breaker.ts';
 import { backoffMs, sleepUnlessAborted, type ProviderPauses, type RetryOptions } from './retry.ts';
 import type { FallbackConfig, Trigger } from './fallback-config.ts';
@@ -127,7 +128,9 @@ export class FallbackDispatcher implements Upstream {
       if (!permit) throw last ?? new ProviderError(p.name, errors.overloaded(`provider ${p.name} has an open circuit breaker`, 1, 'breaker_open'), 'next');
       const started = performance.now();
       try {
-        const d = await p.generate({ requestId: req.requestId, operation: req.operation, model, body: req.body, deadline: req.deadline, signal: req.signal });
+        const d = await withSpan(`${req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion'} ${model}`, {
+          'gen_ai.operation.name': req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion', 'gen_ai.provider.name': p.name, 'gen_ai.request.model': model, 'icp.attempt': attempt,
+        }, () => p.generate({ requestId: req.requestId, operation: req.operation, model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT);
         if (performance.now() - started > this.retry.slowFirstTokenMs) permit.failure();
         else permit.success();
         return { ...d, attempts: attempt };

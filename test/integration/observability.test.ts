@@ -2,47 +2,11 @@
 // started here gets the spans; the router's request log line is read from its output.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startStack, waitFor, listModels, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { startReceiver, type ExportedSpan } from '../helpers/otlp-receiver.ts';
 
 const PROMPT = 'PURPLE-ELEPHANT-PROMPT-7731';
 const KEY = 'sk-obs-SECRETKEY-4242';
-
-interface OtlpValue { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean }
-interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: { key: string; value: OtlpValue }[] }
-interface ExportedSpan extends OtlpSpan { service: string; attrs: Record<string, string | number | boolean | undefined> }
-
-/** A minimal OTLP/HTTP trace receiver: POST /v1/traces with a JSON body. */
-export async function startReceiver(): Promise<{ url: string; bodies: string[]; spans: () => ExportedSpan[]; close(): Promise<void> }> {
-  const bodies: string[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/traces') bodies.push(Buffer.concat(chunks).toString('utf8'));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const spans = (): ExportedSpan[] => bodies.flatMap((b) => {
-    const j = JSON.parse(b) as { resourceSpans: { resource: { attributes: { key: string; value: OtlpValue }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[] };
-    return j.resourceSpans.flatMap((rs) => {
-      const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-      return rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({
-        ...s,
-        service,
-        attrs: Object.fromEntries(s.attributes.map((a) => [a.key, a.value.stringValue ?? (a.value.intValue !== undefined ? Number(a.value.intValue) : a.value.doubleValue ?? a.value.boolValue)])),
-      })));
-    });
-  });
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bodies,
-    spans,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
 
 async function chat(stack: Stack, requestId: string, stream: boolean): Promise<Response> {
   return fetch(`${stack.routerUrl}/v1/chat/completions`, {
@@ -53,6 +17,7 @@ async function chat(stack: Stack, requestId: string, stream: boolean): Promise<R
 }
 
 function requestLine(stack: Stack, requestId: string): Record<string, unknown> | undefined {
+  // (waitFor returns only a truthy value: callers may treat the result as defined)
   for (const l of stack.logs) {
     if (!l.includes(requestId) || !l.includes('"msg":"request"')) continue;
     return JSON.parse(l.slice(l.indexOf('{'))) as Record<string, unknown>;
@@ -86,13 +51,13 @@ describe('traces and request logs', () => {
     const res = await chat(stack, 'req-obs-trace-1', true);
     assert.equal(res.status, 200);
     await res.text();
-    const trace = await waitFor(() => {
+    const trace = await waitFor((): { server: ExportedSpan; all: ExportedSpan[] } | undefined => {
       const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === 'req-obs-trace-1' && s.kind === 2);
       if (!server) return undefined;
       const all = receiver.spans().filter((s) => s.traceId === server.traceId);
       return all.some((s) => s.service === 'icp-node-agent') && all.some((s) => s.name === 'schedule') ? { server, all } : undefined;
     }, 15_000, 100);
-    const { server, all } = trace;
+    const { server, all } = trace!;
     const byId = new Map(all.map((s) => [s.spanId, s]));
     assert.equal(server.service, 'icp-router');
     assert.equal(server.name, 'POST /v1/chat/completions');
@@ -144,7 +109,7 @@ describe('traces and request logs', () => {
     const res = await chat(stack, 'req-obs-log-1', false);
     assert.equal(res.status, 200);
     await res.text();
-    const line = await waitFor(() => requestLine(stack, 'req-obs-log-1'), 5_000);
+    const line = (await waitFor(() => requestLine(stack, 'req-obs-log-1'), 5_000))!;
     assert.equal(line.level, 30);
     assert.equal(line.requestId, 'req-obs-log-1');
     assert.match(String(line.traceId), /^[0-9a-f]{32}$/);
@@ -181,7 +146,7 @@ describe('request logs with logging.logContent on', () => {
     const res = await chat(stack, 'req-obs-content-1', true);
     assert.equal(res.status, 200);
     await res.text();
-    const line = await waitFor(() => requestLine(stack, 'req-obs-content-1'), 5_000);
+    const line = (await waitFor(() => requestLine(stack, 'req-obs-content-1'), 5_000))!;
     assert.ok(JSON.stringify(line.prompt).includes(PROMPT), 'prompt logged when logContent is on');
     assert.equal(typeof line.completion, 'string');
     assert.ok(String(line.completion).length > 0);
