@@ -66,7 +66,9 @@ export class FileHistoryStore implements HistoryStore {
   rewrite(records: HistoryRecord[]): Promise<void> {
     return this.serial(async () => {
       await mkdir(dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.tmp`;
+      // Per-process temp name: a second process pointed at the same directory must not be able to
+      // rename this one's half-written file away (it would still be a misconfiguration).
+      const tmp = `${this.file}.${process.pid}.tmp`;
       const fh = await open(tmp, 'w');
       try {
         await fh.writeFile(records.map((r) => JSON.stringify(r) + '\n').join(''));

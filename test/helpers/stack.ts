@@ -96,7 +96,8 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     const routerSection = typeof spec.router === 'function' ? spec.router({ providerSims }) : spec.router;
 
     const config: Record<string, unknown> = {
-      controlPlane: { listen: { host: '127.0.0.1', port: 0 }, ...spec.controlPlane },
+      // Each stack keeps its capacity history in its own temp dir, never in the checkout's data/.
+      controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { store: { path: join(dir, 'capacity') } }, ...spec.controlPlane },
       router: { listen: { host: '127.0.0.1', port: 0 }, ...routerSection },
       agents: spec.agents.map((a) => ({
         id: a.id,

@@ -41,7 +41,7 @@ describe('node registry', () => {
 describe('control plane API over HTTP', () => {
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   before(async () => {
-    cp = await startControlPlane(parseConfig({ controlPlane: { listen: { port: 0 }, nodeTtlMs: 400, staticNodes: [{ id: 's', address: '10.1.1.1:50051' }] }, logging: { level: 'silent' } }));
+    cp = await startControlPlane(parseConfig({ controlPlane: { listen: { port: 0 }, nodeTtlMs: 400, staticNodes: [{ id: 's', address: '10.1.1.1:50051' }], capacity: { enabled: false } }, logging: { level: 'silent' } }));
   });
   after(async () => {
     await cp?.close();
