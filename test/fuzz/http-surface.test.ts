@@ -5,18 +5,10 @@ import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { connect } from 'node:net';
 import { startStack, type Stack } from '../helpers/stack.ts';
+import { mulberry32 } from '../sim/vllm/text.ts';
 
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so a failure can be replayed from its seed. */
+const rng = mulberry32;
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
 const CASES = Number(process.env.FUZZ_CASES ?? 3000);

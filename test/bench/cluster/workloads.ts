@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../../cli/spawn-service.ts';
 import type { SimRequest } from './virtual-cluster.ts';
 import type { Lane } from '../../../router/admission/lanes.ts';
+import { mulberry32 } from '../../sim/vllm/text.ts';
 
 export const TRACE_FILE = process.env.AZURE_TRACE ?? join(REPO_ROOT, '../shared/datasets/azure-llm-trace-2023/AzureLLMInferenceTrace_conv.csv');
 
@@ -23,16 +24,8 @@ export function loadTrace(file = TRACE_FILE): TraceRow[] {
   });
 }
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulator's seeded PRNG, so a workload replays exactly. */
+export const rng = mulberry32;
 
 const uniqueHashes = (id: number, tokens: number, block: number) => Array.from({ length: Math.floor(tokens / block) }, (_, i) => `u${id}:${i}`);
 
