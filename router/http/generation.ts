@@ -184,6 +184,9 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         } else if (ev.event === 'usage') {
           if (ev.usage) rec.usage = ev.usage;
           res.end('data: [DONE]\n\n');
+          // The call's status follows its final event: read it so the call ends by itself
+          // rather than being cancelled (a reset per request) in `finally`.
+          await readToEnd(dispatch.rest, 1_000);
           return;
         }
         const next: IteratorResult<GenerateEvent__Output> = await dispatch.rest.next();
@@ -217,6 +220,21 @@ function record(m: RouterMetrics, operation: Operation, rec: RequestRecord, star
     m.tokens.inc({ model: rec.model, type: 'output' }, rec.usage.completionTokens);
     if (rec.firstTokenAt && rec.usage.completionTokens > 1) m.tpot.observe({ model: rec.model }, (now - rec.firstTokenAt) / 1000 / (rec.usage.completionTokens - 1));
   }
+}
+
+async function readToEnd(it: AsyncIterator<unknown>, boundMs: number): Promise<void> {
+  const drain = (async () => {
+    try {
+      for (let r = await it.next(); !r.done; r = await it.next()) {
+        // nothing after the final event matters
+      }
+    } catch {
+      // the call failed after its final event: nothing left to tell the client
+    }
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([drain, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
+  clearTimeout(timer);
 }
 
 /** The usage-only chunk (`choices: []` + usage) that we asked the engine for on the client's behalf. */

@@ -140,6 +140,14 @@ export class NodeDispatcher {
       // How long a sequence held its batch slot here: the scheduler's drain-rate estimate.
       if (firstAt) this.scheduler.observeService(node.id, (performance.now() - firstAt) / 1000);
     };
+    // Once the call has its status it is over: cancelling it then would still send an HTTP/2
+    // RST_STREAM, and one per request at high rates trips Node's rapid-reset protection on the
+    // agent (GOAWAY code 2), killing every stream on the channel.
+    let ended = false;
+    call.on('status', () => {
+      ended = true;
+      release();
+    });
     call.on('close', release);
     call.on('error', release);
     call.on('end', release);
@@ -147,7 +155,7 @@ export class NodeDispatcher {
     const cancel = () => {
       if (cancelled) return;
       cancelled = true;
-      call.cancel();
+      if (!ended) call.cancel();
       release();
     };
     const onAbort = () => cancel();

@@ -15,6 +15,7 @@ async function runCell(base: string, concurrency: number, stream: boolean): Prom
   const body = JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'benchmark prompt of a few words' }], max_tokens: MAX_TOKENS, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
   const latencies: number[] = [];
   let errors = 0;
+  const samples: string[] = [];
   const until = performance.now() + SECONDS * 1000;
   const warmUntil = performance.now() + 500;
   const worker = async () => {
@@ -23,9 +24,13 @@ async function runCell(base: string, concurrency: number, stream: boolean): Prom
       try {
         const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
         const text = await res.body.text();
-        if (res.statusCode !== 200 || (stream && !text.includes('[DONE]'))) errors += 1;
-      } catch {
+        if (res.statusCode !== 200 || (stream && !text.includes('[DONE]'))) {
+          errors += 1;
+          if (samples.length < 3) samples.push(`${res.statusCode} ${text.slice(-160).replace(/\s+/g, ' ')}`);
+        }
+      } catch (err) {
         errors += 1;
+        if (samples.length < 3) samples.push(String(err));
       }
       if (t0 >= warmUntil) latencies.push(performance.now() - t0);
     }
@@ -34,6 +39,7 @@ async function runCell(base: string, concurrency: number, stream: boolean): Prom
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - Math.max(started, warmUntil)) / 1000;
   await pool.close();
+  if (samples.length) console.error(`errors at ${base} c=${concurrency} stream=${stream}:\n  ${samples.join('\n  ')}`);
   return { rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, n: latencies.length };
 }
 
