@@ -170,6 +170,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       'x-request-id': req.id,
       'x-backend': dispatch.backend,
     });
+    let completed = false;
     try {
       let ev: GenerateEvent__Output | undefined = dispatch.first;
       while (ev) {
@@ -184,9 +185,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         } else if (ev.event === 'usage') {
           if (ev.usage) rec.usage = ev.usage;
           res.end('data: [DONE]\n\n');
-          // The call's status follows its final event: read it so the call ends by itself
-          // rather than being cancelled (a reset per request) in `finally`.
-          await readToEnd(dispatch.rest, 1_000);
+          completed = true;
           return;
         }
         const next: IteratorResult<GenerateEvent__Output> = await dispatch.rest.next();
@@ -199,7 +198,11 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         writeStreamError(res, err instanceof ApiError ? err : errors.upstream(`${dispatch.backend} failed mid-stream: ${(err as Error).message}`, 'stream_interrupted'));
       }
     } finally {
-      dispatch.cancel();
+      // A completed call's status follows its final event: let it arrive (in the background, so
+      // the request's end is not delayed) rather than cancel, which would reset the stream; Node's
+      // HTTP/2 rapid-reset guard closes a channel that sees one reset per request.
+      if (completed) void readToEnd(dispatch.rest, 1_000).finally(() => dispatch.cancel());
+      else dispatch.cancel();
       if (!res.writableEnded) res.end();
     }
   };
