@@ -8,17 +8,21 @@ export function announceListening(service: string, url: string, extra: Record<st
 }
 
 /**
- * Runs `stop` once on SIGTERM or SIGINT, then exits. A second signal, or `stop` overrunning
- * `boundMs`, forces the exit: a stuck shutdown must never keep a port bound forever.
+ * Runs `stop` once on SIGTERM or SIGINT, then exits. A second signal (more than a second after
+ * the first), or `stop` overrunning `boundMs`, forces the exit: a stuck shutdown must never keep
+ * a port bound forever.
  */
 export function onShutdown(logger: Logger, stop: (signal: string) => Promise<void>, boundMs = 15_000): void {
-  let stopping = false;
+  let stoppingSince = 0;
   const handler = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (stoppingSince) {
+      // Ctrl-C reaches the whole process group and a supervisor then signals its children too:
+      // a repeat within a second is the same request, not an operator insisting.
+      if (Date.now() - stoppingSince < 1_000) return;
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     logger.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
       logger.error({ boundMs }, 'shutdown overran its bound: exiting');

@@ -30,7 +30,8 @@ describe('npm start (supervisor)', () => {
         { id: 'vllm-b', port: s2, model: 'sim-start', speed: 0.5 },
       ],
     }));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'start', '--config', file], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: '' } });
+    // Its own process group, like a terminal session: Ctrl-C signals the whole group.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'start', '--config', file], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: '' }, detached: true });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -42,12 +43,14 @@ describe('npm start (supervisor)', () => {
       const client = new OpenAI({ baseURL: `http://127.0.0.1:${router}/v1`, apiKey: 'unused', maxRetries: 0 });
       const res = await client.chat.completions.create({ model: 'sim-start', messages: [{ role: 'user', content: 'hello' }], max_tokens: 3 });
       assert.equal(res.usage?.completion_tokens, 3);
-      child.kill('SIGINT');
+      // Ctrl-C: SIGINT to every process of the group at once (the supervisor then signals its
+      // children again; each must still shut down gracefully and exit 0).
+      process.kill(-child.pid!, 'SIGINT');
       assert.equal(await exited, 0, out);
       for (const name of ['router', 'gpu-a', 'gpu-b', 'control-plane', 'vllm-a', 'vllm-b']) assert.match(out, new RegExp(`${name} stopped \\(0\\)`));
       for (const p of ports) assert.equal(await portIsFree(p), true, `port ${p} still bound`);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });
