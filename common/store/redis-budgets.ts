@@ -1,7 +1,8 @@
 // Redis spend: one hash per scope and period ({icp:bud}:<scope|period>, fields c = USD, t = tokens),
 // read and added to by Lua scripts (one round trip each, atomic across replicas). The shared hash
 // tag keeps a request's keys in one Cluster slot.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { connectRedis, redisReady } from './redis-connection.ts';
 import { SPEND_TTL_MS, type BudgetStore, type Spend } from './budgets.ts';
 
 const READ = `
@@ -36,24 +37,16 @@ export class RedisBudgetStore implements BudgetStore {
   private readonly redis: Redis & Scripts;
 
   constructor(url: string, opts: { commandTimeoutMs?: number } = {}) {
-    const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs ?? 500 });
+    const redis = connectRedis(url, opts.commandTimeoutMs ?? 500);
     redis.defineCommand('icpBudgetRead', { lua: READ });
     redis.defineCommand('icpBudgetAdd', { lua: ADD });
-    redis.on('error', () => undefined);
     this.redis = redis as Redis & Scripts;
   }
 
   private key = (k: string) => `{icp:bud}:${k}`;
 
   ready(timeoutMs = 5_000): Promise<void> {
-    if (this.redis.status === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('redis not reachable')), timeoutMs);
-      this.redis.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return redisReady(this.redis, timeoutMs);
   }
 
   async read(keys: readonly string[]): Promise<Spend[]> {

@@ -1,7 +1,8 @@
 // Redis limits: one Lua script per admission (one round trip, atomic across router replicas).
 // Time comes from Redis (TIME), so routers with skewed clocks share one notion of "now".
 // Keys carry a hash tag ({icp:lim:<key>}) so the three keys of a key land in one Cluster slot.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { connectRedis, redisReady } from './redis-connection.ts';
 import type { AdmitInput, AdmitResult, LimitPolicy, LimitReason, LimitStore } from './limits.ts';
 import { bucketState } from './memory-limits.ts';
 
@@ -85,18 +86,10 @@ export class RedisLimitStore implements LimitStore {
   private readonly redis: Redis & Scripts;
 
   constructor(url: string, opts: { commandTimeoutMs?: number } = {}) {
-    const redis = new Redis(url, {
-      // Fail fast when Redis is down: the caller applies the fail-open/closed policy.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs ?? 500,
-      lazyConnect: false,
-    });
+    const redis = connectRedis(url, opts.commandTimeoutMs ?? 500);
     redis.defineCommand('icpAdmit', { numberOfKeys: 3, lua: ADMIT });
     redis.defineCommand('icpSettle', { numberOfKeys: 3, lua: SETTLE });
     redis.defineCommand('icpRenew', { numberOfKeys: 1, lua: RENEW });
-    // Errors surface on each call; the connection event is only noise here.
-    redis.on('error', () => undefined);
     this.redis = redis as Redis & Scripts;
   }
 
@@ -107,14 +100,7 @@ export class RedisLimitStore implements LimitStore {
 
   /** Resolves once connected (or rejects after `timeoutMs`); calls before that fail fast. */
   ready(timeoutMs = 5_000): Promise<void> {
-    if (this.redis.status === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('redis not reachable')), timeoutMs);
-      this.redis.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return redisReady(this.redis, timeoutMs);
   }
 
   async admit(input: AdmitInput): Promise<AdmitResult> {

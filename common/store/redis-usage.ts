@@ -1,7 +1,8 @@
 // Usage records in one Redis stream (`icp:usage`), one entry per request with the record as JSON
 // in field `r`; entry ids are Redis's own ms timestamps, so a day query is one XRANGE window.
 // The stream is capped (MAXLEN ~) at `maxLen` entries.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { connectRedis } from './redis-connection.ts';
 import { dayRange, matches, type UsageQuery, type UsageRecord, type UsageStore } from './usage.ts';
 
 export const USAGE_STREAM = 'icp:usage';
@@ -11,8 +12,7 @@ export class RedisUsageStore implements UsageStore {
   private readonly redis: Redis;
 
   constructor(url: string, private readonly opts: { maxLen?: number; commandTimeoutMs?: number } = {}) {
-    this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.commandTimeoutMs ?? 2_000 });
-    this.redis.on('error', () => undefined);
+    this.redis = connectRedis(url, opts.commandTimeoutMs ?? 2_000);
   }
 
   async append(records: readonly UsageRecord[]): Promise<void> {
