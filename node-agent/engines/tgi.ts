@@ -8,7 +8,8 @@
 //   OpenAI finish reasons, usage as its own chunk;
 // - /health: 200 healthy, 503 when TGI's backend health check fails; /metrics -> tgi-metrics.ts;
 //   models and context length from /info (model_id, max_total_tokens).
-import { Agent, request, errors as undiciErrors, type Dispatcher } from 'undici';
+import { request, type Agent, type Dispatcher } from 'undici';
+import { classifyTransportError, createEngineDispatcher, fetchMetricsText, probeHealth, safeJson } from './engine-http.ts';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { EngineError, type EngineAdapter, type EngineEvent, type EngineModel, type Operation } from './engine.ts';
 import type { EngineMetricsSnapshot } from './vllm-metrics.ts';
@@ -43,7 +44,7 @@ export class TgiAdapter implements EngineAdapter {
   constructor(private readonly opts: TgiAdapterOptions) {
     this.base = opts.url.replace(/\/+$/, '');
     this.nativeCompletions = opts.completions === 'generate' ? false : opts.completions === 'native' ? true : null;
-    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 512, bodyTimeout: opts.requestTimeoutMs, headersTimeout: opts.requestTimeoutMs });
+    this.dispatcher = createEngineDispatcher(opts.requestTimeoutMs);
   }
 
   async *generate(op: Operation, body: Record<string, unknown>, signal: AbortSignal, headers: Record<string, string> = {}): AsyncIterable<EngineEvent> {
@@ -182,21 +183,12 @@ export class TgiAdapter implements EngineAdapter {
     return res;
   }
 
-  async health(signal?: AbortSignal): Promise<boolean> {
-    try {
-      const res = await request(this.base + '/health', { method: 'GET', signal, dispatcher: this.dispatcher, headersTimeout: 2_000, bodyTimeout: 2_000 });
-      await res.body.dump();
-      return res.statusCode === 200;
-    } catch {
-      return false;
-    }
+  health(signal?: AbortSignal): Promise<boolean> {
+    return probeHealth(this.base, this.dispatcher, signal);
   }
 
   async metrics(signal?: AbortSignal): Promise<EngineMetricsSnapshot> {
-    const res = await request(this.base + '/metrics', { method: 'GET', signal, dispatcher: this.dispatcher, headersTimeout: 2_000, bodyTimeout: 2_000 });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new EngineError('ENGINE_UNAVAILABLE', `/metrics answered ${res.statusCode}`);
-    return parseTgiMetrics(text);
+    return parseTgiMetrics(await fetchMetricsText(this.base, this.dispatcher, signal));
   }
 
   async models(signal?: AbortSignal): Promise<EngineModel[]> {
@@ -256,14 +248,6 @@ function openAiErrorJson(message: string, code: number): string {
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 function hasChoices(c: Obj): boolean {
   return Array.isArray(c.choices) && c.choices.length > 0;
 }
@@ -285,16 +269,4 @@ function classifyHttpError(status: number, text: string): EngineError {
   if (status === 424) return new EngineError('ENGINE_ERROR', message, status);
   if (status >= 400 && status < 500) return new EngineError('INVALID_REQUEST', message, status, openAiErrorJson(message, status));
   return new EngineError('ENGINE_ERROR', message, status);
-}
-
-function classifyTransportError(err: unknown, signal: AbortSignal): EngineError {
-  if (signal.aborted) return new EngineError('CANCELLED', 'request cancelled');
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
-    return new EngineError('TIMEOUT', 'engine did not answer in time');
-  }
-  const code = (err as { code?: string }).code ?? '';
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE'].includes(code)) {
-    return new EngineError('ENGINE_UNAVAILABLE', `engine unreachable (${code})`);
-  }
-  return new EngineError('ENGINE_ERROR', `engine connection failed: ${(err as Error).message ?? String(err)}`);
 }

@@ -1,7 +1,8 @@
 // vLLM adapter: forwards OpenAI requests to vLLM's own OpenAI server over HTTP keep-alive
 // (undici pool) and reads its /health and /metrics. vLLM answers /health with 200 when its
 // engine runs and 503 when the engine core died; while loading a model it does not listen.
-import { Agent, request, errors as undiciErrors } from 'undici';
+import { request, type Agent } from 'undici';
+import { classifyTransportError, createEngineDispatcher, fetchMetricsText, probeHealth, safeJson } from './engine-http.ts';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { EngineError, type EngineAdapter, type EngineEvent, type EngineModel, type Operation } from './engine.ts';
 import { parseVllmMetrics, type EngineMetricsSnapshot } from './vllm-metrics.ts';
@@ -25,13 +26,7 @@ export class VllmAdapter implements EngineAdapter {
 
   constructor(private readonly opts: VllmAdapterOptions) {
     this.base = opts.url.replace(/\/+$/, '');
-    this.dispatcher = new Agent({
-      keepAliveTimeout: 30_000,
-      connections: 512,
-      // Streams can be silent for a long time while the request waits in the engine's queue.
-      bodyTimeout: opts.requestTimeoutMs,
-      headersTimeout: opts.requestTimeoutMs,
-    });
+    this.dispatcher = createEngineDispatcher(opts.requestTimeoutMs);
   }
 
   async *generate(op: Operation, body: Record<string, unknown>, signal: AbortSignal, headers: Record<string, string> = {}): AsyncIterable<EngineEvent> {
@@ -102,21 +97,12 @@ export class VllmAdapter implements EngineAdapter {
     yield { type: 'usage', promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0, cachedPromptTokens: usage?.cachedPromptTokens ?? 0, ttftSeconds };
   }
 
-  async health(signal?: AbortSignal): Promise<boolean> {
-    try {
-      const res = await request(this.base + '/health', { method: 'GET', signal, dispatcher: this.dispatcher, headersTimeout: 2_000, bodyTimeout: 2_000 });
-      await res.body.dump();
-      return res.statusCode === 200;
-    } catch {
-      return false;
-    }
+  health(signal?: AbortSignal): Promise<boolean> {
+    return probeHealth(this.base, this.dispatcher, signal);
   }
 
   async metrics(signal?: AbortSignal): Promise<EngineMetricsSnapshot> {
-    const res = await request(this.base + '/metrics', { method: 'GET', signal, dispatcher: this.dispatcher, headersTimeout: 2_000, bodyTimeout: 2_000 });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new EngineError('ENGINE_UNAVAILABLE', `/metrics answered ${res.statusCode}`);
-    return parseVllmMetrics(text);
+    return parseVllmMetrics(await fetchMetricsText(this.base, this.dispatcher, signal));
   }
 
   async models(signal?: AbortSignal): Promise<EngineModel[]> {
@@ -130,14 +116,6 @@ export class VllmAdapter implements EngineAdapter {
 
   async close(): Promise<void> {
     await this.dispatcher.close();
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
 
@@ -173,16 +151,4 @@ function classifyHttpError(status: number, text: string): EngineError {
   if (status === 429 || status === 503) return new EngineError('ENGINE_OVERLOADED', message, status);
   if (status >= 400 && status < 500) return new EngineError('INVALID_REQUEST', message, status, parsed ? text : '');
   return new EngineError('ENGINE_ERROR', message, status);
-}
-
-function classifyTransportError(err: unknown, signal: AbortSignal): EngineError {
-  if (signal.aborted) return new EngineError('CANCELLED', 'request cancelled');
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
-    return new EngineError('TIMEOUT', 'engine did not answer in time');
-  }
-  const code = (err as { code?: string }).code ?? '';
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE'].includes(code)) {
-    return new EngineError('ENGINE_UNAVAILABLE', `engine unreachable (${code})`);
-  }
-  return new EngineError('ENGINE_ERROR', `engine connection failed: ${(err as Error).message ?? String(err)}`);
 }
