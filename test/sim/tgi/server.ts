@@ -2,6 +2,7 @@
 // /v1/completions, /health, /info, /metrics, /v1/models) on the same continuous-batching model as
 // the vLLM simulator (../vllm/batching.ts, ../vllm/text.ts), plus the same test-only /sim/faults
 // and /sim/state. node:http for the same reason as the vLLM sim: faults need the raw socket.
+import { StepLoop } from '../step-loop.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -152,27 +153,12 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
   let admittedThisStep = 0;
   let closing = false;
 
-  // ---- the step loop, as in the vLLM sim; each step is one TGI prefill or decode call ----
-  let stepping = false;
-  let nextAt = 0;
-  let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
-  const kick = () => {
-    if (stepping || closing) return;
-    stepping = true;
-    timer = setImmediate(runStep);
-  };
-  const runStep = () => {
-    timer = null;
-    admittedThisStep = 0;
-    const d = closing ? null : engine.beginStep();
-    if (d === null) { stepping = false; return; }
-    metrics.step(admittedThisStep > 0 ? 'prefill' : 'decode', d / 1000, admittedThisStep);
-    const now = performance.now();
-    nextAt = Math.max(nextAt, now) + d;
-    const wait = nextAt - now;
-    const finish = () => { timer = null; engine.endStep(); runStep(); };
-    timer = wait < 1 ? setImmediate(finish) : setTimeout(finish, wait);
-  };
+  // Each step is one TGI prefill or decode call.
+  const loop = new StepLoop(engine, {
+    beforeStep: () => { admittedThisStep = 0; },
+    onStep: (d) => metrics.step(admittedThisStep > 0 ? 'prefill' : 'decode', d / 1000, admittedThisStep),
+  });
+  const kick = () => { if (!closing) loop.kick(); };
 
   const setFaults = (f: Partial<SimFaults>) => {
     Object.assign(faults, f);
@@ -426,7 +412,7 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
       closing = true;
       for (const g of [...inflight]) g.abort();
       engine.abortAll();
-      if (timer) { clearTimeout(timer as NodeJS.Timeout); clearImmediate(timer as NodeJS.Immediate); timer = null; }
+      loop.stop();
       for (const r of hung) r.destroy();
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();

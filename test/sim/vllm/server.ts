@@ -1,6 +1,7 @@
 // The vLLM simulator's HTTP server: vLLM's OpenAI routes, /health, /metrics, plus test-only
 // /sim/faults and /sim/state. node:http (not fastify) because the fault switches need the raw
 // socket: hang forever, destroy the connection mid-stream.
+import { StepLoop } from '../step-loop.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
@@ -118,27 +119,8 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
   const hung = new Set<ServerResponse>();
   let closing = false;
 
-  // ---- the step loop: one engine step at a time, paced on the wall clock ----
-  let stepping = false;
-  let nextAt = 0;
-  let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
-  const kick = () => {
-    if (stepping || closing) return;
-    stepping = true;
-    // setImmediate lets requests that arrive together join the same batch.
-    timer = setImmediate(runStep);
-  };
-  const runStep = () => {
-    timer = null;
-    const d = closing ? null : engine.beginStep();
-    if (d === null) { stepping = false; return; }
-    // Keep a virtual deadline so sub-millisecond steps average out right despite timer granularity.
-    const now = performance.now();
-    nextAt = Math.max(nextAt, now) + d;
-    const wait = nextAt - now;
-    const finish = () => { timer = null; engine.endStep(); runStep(); };
-    timer = wait < 1 ? setImmediate(finish) : setTimeout(finish, wait);
-  };
+  const loop = new StepLoop(engine);
+  const kick = () => { if (!closing) loop.kick(); };
 
   const setFaults = (f: Partial<SimFaults>) => {
     Object.assign(faults, f);
@@ -332,7 +314,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
       closing = true;
       for (const g of [...inflight]) g.abort();
       engine.abortAll();
-      if (timer) { clearTimeout(timer as NodeJS.Timeout); clearImmediate(timer as NodeJS.Immediate); timer = null; }
+      loop.stop();
       for (const r of hung) r.destroy();
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();
