@@ -28,9 +28,12 @@ export function apiKeyOf(authorization: string | undefined): string | undefined 
   return m ? m[1]!.trim() : undefined;
 }
 
-/** The lane a request gets: what it asked for (or the default), lowered to its key's cap. */
-export function resolveLane(requested: string | undefined, apiKey: string | undefined, policy: LanePolicy, defaultLane: Lane): { lane: Lane; capped: boolean } {
+/**
+ * The lane a request gets: what it asked for (or the default), lowered to its cap: the tenant's
+ * `maxLane` when the control plane's policy sets one, else the config's key map, else the default.
+ */
+export function resolveLane(requested: string | undefined, apiKey: string | undefined, policy: LanePolicy, defaultLane: Lane, tenantCap?: Lane): { lane: Lane; capped: boolean } {
   const asked = isLane(requested) ? requested : defaultLane;
-  const cap = (apiKey !== undefined ? policy.keys[apiKey] : undefined) ?? policy.defaultMaxLane;
+  const cap = tenantCap ?? (apiKey !== undefined ? policy.keys[apiKey] : undefined) ?? policy.defaultMaxLane;
   return laneRank(asked) < laneRank(cap) ? { lane: cap, capped: true } : { lane: asked, capped: false };
 }

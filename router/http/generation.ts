@@ -79,7 +79,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const wantsUsage = stream && body.stream_options?.include_usage === true;
     const laneHeader = req.headers[LANE_HEADER];
     const apiKey = apiKeyOf(req.headers.authorization);
-    const { lane } = resolveLane(typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined, apiKey, opts.lanePolicy, opts.defaultLane);
+    const { lane } = resolveLane(typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined, apiKey, opts.lanePolicy, opts.defaultLane, principalOf(req)?.policy.maxLane);
     reply.header(LANE_HEADER, lane);
     rec.lane = lane;
 

@@ -1,5 +1,5 @@
 // Tenant enforcement in the router's admission stage, before any queue slot or upstream work:
-// authenticate the key, check the model is allowed, cap the lane, then RPM / TPM / concurrency
+// authenticate the key, check the model is allowed, then RPM / TPM / concurrency
 // through the shared limit store. Refusals are OpenAI's 429 `rate_limit_exceeded` with OpenAI's
 // `x-ratelimit-*` headers and Retry-After; the headers go out on success too. When the request
 // ends its lease is released and the TPM charge corrected with the real usage.
@@ -11,7 +11,6 @@ import type { AdmitResult, BucketState, LimitPolicy, LimitStore } from '../../co
 import type { KeyDirectory, Principal } from './key-directory.ts';
 import { estimateCompletionTokens, estimatePromptTokens } from './token-estimate.ts';
 import { requestUsage } from '../request-context.ts';
-import { LANE_HEADER, isLane, laneRank, type Lane } from '../admission/lanes.ts';
 
 export interface TenancyOptions {
   directory: KeyDirectory;
@@ -22,8 +21,6 @@ export interface TenancyOptions {
   /** Completion tokens charged at admission when the request sets no max_tokens. */
   defaultMaxTokens: number;
   logger: Logger;
-  /** The lane a request without the header gets (to know whether a cap lowers it). */
-  defaultLane: Lane;
   onStoreFailure?: () => void;
 }
 
@@ -67,15 +64,6 @@ export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHand
     const body = (req.body ?? {}) as { model?: unknown };
     const allowed = principal.policy.allowedModels;
     if (allowed && typeof body.model === 'string' && !allowed.includes(body.model)) throw errors.modelNotFound(body.model);
-
-    // Lane cap: lower what the request asked for to what its key allows.
-    const cap = principal.policy.maxLane;
-    if (cap) {
-      const asked = req.headers[LANE_HEADER];
-      const normalised = typeof asked === 'string' ? asked.trim().toLowerCase() : undefined;
-      const lane: Lane = isLane(normalised) ? normalised : opts.defaultLane;
-      if (laneRank(lane) < laneRank(cap)) req.headers[LANE_HEADER] = cap;
-    }
 
     const charged = estimatePromptTokens(req.body) + estimateCompletionTokens(req.body, opts.defaultMaxTokens);
     const scopes = [

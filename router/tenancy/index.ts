@@ -28,7 +28,7 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
   const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', token ? { authorization: `Bearer ${token}` } : {});
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
   watch.start();
-  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, defaultLane: config.router.defaultLane, logger, onStoreFailure });
+  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure });
   return {
     hook,
     store,

@@ -161,9 +161,26 @@ describe('tenancy across three routers sharing Redis', () => {
     assert.equal(await probe(20), 20, 'the dead router\'s leases expired');
   });
 
+  it('a tenant\'s maxLane caps the lane, and can grant critical', async () => {
+    const low = await newKey({ maxLane: 'sheddable' });
+    const high = await newKey({ maxLane: 'critical' });
+    await seesKeys(5);
+    const laneOf = async (key: string) => {
+      const res = await request(`${stack.routerUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'x-priority-lane': 'critical' },
+        body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }),
+      });
+      await res.body.dump();
+      return res.headers['x-priority-lane'];
+    };
+    assert.equal(await laneOf(low.key), 'sheddable');
+    assert.equal(await laneOf(high.key), 'critical', 'the tenant policy, not the config default (standard), is the cap');
+  });
+
   it('revocation reaches every router within 1 s', async () => {
     const { key, keyId } = await newKey({});
-    await seesKeys(4);
+    await seesKeys(6);
     for (const u of routerUrls) assert.equal((await chat(u, key)).statusCode, 200);
     const t0 = Date.now();
     await admin('keys', 'revoke', keyId);
