@@ -2,7 +2,12 @@
 // itself checked against the registries by other tests); every alert links to its runbook entry.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { documentedMetrics, promqlMetricNames, readText, readYaml, undocumentedMetrics, type Doc } from './lib.ts';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { documentedMetrics, promqlMetricNames, readText, readYaml, rootPath, undocumentedMetrics, type Doc } from './lib.ts';
 
 const documented = documentedMetrics(readText('docs/metrics.md'));
 const dashboard = JSON.parse(readText('deploy/grafana/dashboards/icp-overview.json')) as Doc;
@@ -77,4 +82,22 @@ test('Prometheus loads the rules file compose mounts; Grafana provisions the das
   const ds = readYaml('deploy/grafana/provisioning/datasources/prometheus.yaml');
   assert.ok(dashboardExprs(dashboard).length > 0);
   for (const p of dashboard.panels) assert.equal(p.datasource.uid, ds.datasources[0].uid, `panel ${p.title}: datasource`);
+});
+
+// promtool parses PromQL and the rule schema for real. CI installs Debian's prometheus package
+// (.ci/run); a developer machine without it gets the structural checks above only, and says so.
+const promtool = spawnSync('promtool', ['--version']).status === 0;
+test('the alert rules pass `promtool check rules`, and a broken rule does not', { skip: promtool ? false : 'promtool not installed (CI installs it: .ci/run)' }, () => {
+  const ok = spawnSync('promtool', ['check', 'rules', rootPath('deploy/prometheus/alerts.yml')], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  const dir = mkdtempSync(join(tmpdir(), 'icp-rules-'));
+  try {
+    const bad = structuredClone(rules);
+    bad.groups[0].rules[0].expr = 'sum(rate(router_requests_total[5m]) by';
+    writeFileSync(join(dir, 'bad.yml'), stringify(bad));
+    const res = spawnSync('promtool', ['check', 'rules', join(dir, 'bad.yml')], { encoding: 'utf8' });
+    assert.notEqual(res.status, 0, 'promtool accepted a rule with broken PromQL');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
