@@ -64,7 +64,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       metrics.picks.inc({ node });
       metrics.attempts.inc({ node, outcome });
     },
-  }, fallback.nodeBreakers);
+  }, fallback.nodeBreakers, fallback.nodeRetry);
   const upstream = fallback.wrap(dispatcher);
   const chainModels = upstream.chainModels?.() ?? new Set<string>();
   const resolver = new ModelResolver(cfg.aliases, scheduler, chainModels, cfg.catalog?.splits);

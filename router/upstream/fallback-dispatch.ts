@@ -11,6 +11,7 @@ import type { Provider, UpstreamDispatch } from './providers/types.ts';
 import { ProviderError } from './providers/types.ts';
 import { SpanKind, withSpan } from '../../common/telemetry.ts';
 import type { BreakerSet } from './circuit-breaker.ts';
+import { judgeAtEnd } from './judged-stream.ts';
 import { backoffMs, sleepUnlessAborted, type ProviderPauses, type RetryOptions } from './retry.ts';
 import type { FallbackConfig, Trigger } from './fallback-config.ts';
 
@@ -131,9 +132,9 @@ export class FallbackDispatcher implements Upstream {
         const d = await withSpan(`${req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion'} ${model}`, {
           'gen_ai.operation.name': req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion', 'gen_ai.provider.name': p.name, 'gen_ai.request.model': model, 'icp.attempt': attempt,
         }, () => p.generate({ requestId: req.requestId, operation: req.operation, model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT);
-        if (performance.now() - started > this.retry.slowFirstTokenMs) permit.failure();
-        else permit.success();
-        return { ...d, attempts: attempt };
+        // Judged when the answer is over: a stream that breaks after its first byte is a failure too.
+        const slow = performance.now() - started > this.retry.slowFirstTokenMs;
+        return judgeAtEnd({ ...d, attempts: attempt }, permit, { slow: () => slow });
       } catch (err) {
         const e = err instanceof ProviderError ? err : new ProviderError(p.name, errors.upstream(`provider ${p.name} failed: ${(err as Error).message}`), 'retryable');
         if (e.failure === 'client') {

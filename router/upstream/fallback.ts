@@ -21,6 +21,8 @@ export function createFallback(cfg: RouterConfig, logger: Logger, metrics: Route
     metrics.breakerState.set({ breaker: name }, STATE_VALUE[to]);
   });
   const nodeBreakers = f.breaker.nodes ? { set: breakers, slowFirstTokenMs: f.breaker.slowFirstTokenMs } : undefined;
+  // Node retries (before the first byte) back off like provider retries: same settings.
+  const nodeRetry = { baseDelayMs: f.retry.baseDelayMs, maxDelayMs: f.retry.maxDelayMs };
   const wrap = (nodes: NodeDispatcher): { dispatcher: Upstream; hook?: ProviderFallbackHook; chainModels?: () => Set<string> } => {
     if (!cfg.fallback || Object.keys(f.chains).length === 0) return { dispatcher: nodes };
     const providers = createProviders(f.providers);
@@ -30,5 +32,5 @@ export function createFallback(cfg: RouterConfig, logger: Logger, metrics: Route
     logger.info({ providers: [...providers.keys()], chains: Object.keys(f.chains) }, 'hosted-provider fallback configured');
     return { dispatcher: fb, hook: new ProviderFallbackHook(fb), chainModels: () => fb.chainModels() };
   };
-  return { breakers, nodeBreakers, wrap };
+  return { breakers, nodeBreakers, nodeRetry, wrap };
 }

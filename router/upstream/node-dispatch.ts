@@ -7,7 +7,9 @@ import type { Logger } from '../../common/logger.ts';
 import type { Scheduler } from '../scheduling/scheduler.ts';
 import type { SchedulingRequest } from '../scheduling/types.ts';
 import type { NodeConnection } from '../nodes/node-connection.ts';
-import type { BreakerSet, Permit } from './circuit-breaker.ts';
+import type { BreakerSet } from './circuit-breaker.ts';
+import { judgeAtEnd } from './judged-stream.ts';
+import { backoffMs, sleepUnlessAborted, type RetryOptions } from './retry.ts';
 import type { UpstreamDispatch } from './providers/types.ts';
 import { SpanKind, context, failSpan, setAttrs, trace, traceHeaders, tracer, type Span } from '../../common/telemetry.ts';
 import type { Decision } from '../scheduling/profile.ts';
@@ -59,6 +61,8 @@ export class NodeDispatcher {
     private readonly observer: DispatchObserver = {},
     /** Per-node breakers (router/upstream/circuit-breaker.ts): open nodes are not picked. */
     private readonly breakers?: { set: BreakerSet; slowFirstTokenMs: number },
+    /** Backoff between node attempts (full jitter, router/upstream/retry.ts); none when absent. */
+    private readonly retry?: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'> & { random?: () => number; sleep?: (ms: number, signal: AbortSignal) => Promise<void> },
   ) {}
 
   async dispatch(req: DispatchRequest): Promise<Dispatch> {
@@ -68,6 +72,18 @@ export class NodeDispatcher {
       if (req.signal.aborted) throw errors.invalidRequest('client closed the request');
       // A retry only within the request's deadline: better an honest timeout than a late answer.
       if (attempt > 1 && Date.now() >= req.deadline.getTime()) throw errors.timeout('The request timed out before a GPU node could answer.');
+      if (attempt > 1 && this.retry) {
+        // Full-jitter backoff, so a burst of failed requests does not stampede the next node; never past the deadline.
+        const delay = backoffMs(attempt - 1, this.retry, this.retry.random);
+        if (Date.now() + delay >= req.deadline.getTime()) throw lastError ?? errors.timeout('The request timed out before a GPU node could answer.');
+        if (delay > 0) {
+          try {
+            await (this.retry.sleep ?? sleepUnlessAborted)(delay, req.signal);
+          } catch {
+            throw errors.invalidRequest('client closed the request');
+          }
+        }
+      }
       const broken = this.breakers?.set.refusing('node:');
       const schedSpan = tracer.startSpan('schedule', { attributes: { 'gen_ai.request.model': req.model, 'icp.lane': req.lane, 'icp.attempt': attempt } });
       const decision = this.scheduler.schedule({
@@ -88,13 +104,17 @@ export class NodeDispatcher {
       }
       tried.add(node.id);
       const permit = this.breakers?.set.get(`node:${node.id}`).tryAcquire();
-      const started = performance.now();
       const outcome = await this.tryNode(node, req, attempt);
       if ('dispatch' in outcome) {
         this.observer.onAttempt?.(node.id, 'ok');
-        // A first token slower than the bound is a brownout: served, but counted against the node.
-        if (permit) judge(permit, performance.now() - started <= this.breakers!.slowFirstTokenMs);
-        return { ...outcome.dispatch, attempts: attempt };
+        const d = { ...outcome.dispatch, attempts: attempt };
+        if (!permit) return d;
+        // Judged when the call ends: a mid-stream failure counts, and a first token slower than the
+        // bound (a brownout: served, but counted) is measured by the engine's own TTFT from the
+        // final usage event, never by router-side time (queueing, the agent's channel). Non-streaming
+        // answers report no TTFT (0): only errors count for them.
+        const slowMs = this.breakers!.slowFirstTokenMs;
+        return judgeAtEnd(d, permit, { slow: (u) => u.ttftSeconds * 1000 > slowMs });
       }
       if (permit) {
         if (outcome.retryable || outcome.error.status === 504) permit.failure();
@@ -211,11 +231,6 @@ function traceDecision(span: Span, d: Decision, excluded: number): void {
     if (!d.node) failSpan(span, new Error('no node can serve the request'));
   }
   span.end();
-}
-
-function judge(permit: Permit, ok: boolean): void {
-  if (ok) permit.success();
-  else permit.failure();
 }
 
 /** Maps an agent's typed error to what the client sees. An engine's own 4xx body passes through. */
