@@ -8,7 +8,7 @@ import { LANES, type Lane } from '../common/config.ts';
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300];
 const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5];
 
-export function createRouterMetrics(queueDepth?: (lane: Lane) => number) {
+export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInFlight?: () => Iterable<[string, number]>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const m = {
@@ -34,6 +34,14 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number) {
     name: 'router_queue_depth', help: 'Requests waiting in each lane queue.', labelNames: ['lane'], registers: [registry],
     collect() {
       for (const lane of LANES) this.set({ lane }, queueDepth?.(lane) ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'router_node_requests_in_flight', help: 'Generations this router has in flight on each node (the count the scheduler uses; back to 0 when idle, or a request leaked).', labelNames: ['node'], registers: [registry],
+    collect() {
+      // Reset first: a node that left the pool must not keep its last value.
+      this.reset();
+      for (const [node, n] of nodeInFlight?.() ?? []) this.set({ node }, n);
     },
   });
   return m;
