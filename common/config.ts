@@ -12,6 +12,7 @@ import { DEFAULT_ADMISSION } from '../router/admission/controller.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
+import { agentClientTlsSchema, agentServerTlsSchema } from './tls.ts';
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -30,6 +31,8 @@ export const controlPlaneSchema = z.strictObject({
   adminTokenFile: z.string().optional(),
   /** Tenants and keys survive a restart in this file (key hashes only); absent = memory only. */
   stateFile: z.string().optional(),
+  /** TLS for the Drain call to agents (docs/security.md); absent = plaintext. */
+  agentTls: agentClientTlsSchema.optional(),
   /** Node-metric history and the capacity report (docs/capacity-planning.md). */
   capacity: z.strictObject({
     enabled: z.boolean().default(true),
@@ -140,6 +143,8 @@ export const routerSchema = z.strictObject({
   catalog: catalogConfigSchema.optional(),
   /** Budgets per tenant, key and tag: warning at 80%, refuse or downgrade at 100% (docs/tenants.md). */
   budgets: budgetsConfigSchema.optional(),
+  /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */
+  agentTls: agentClientTlsSchema.optional(),
 });
 
 export const agentSchema = z.strictObject({
@@ -149,6 +154,8 @@ export const agentSchema = z.strictObject({
   advertiseAddress: z.string().optional(),
   /** Liveness/readiness/metrics HTTP endpoint of the agent. */
   httpListen: listenSchema.optional(),
+  /** TLS on the gRPC server, client certificates required by default (docs/security.md); absent = plaintext. */
+  tls: agentServerTlsSchema.optional(),
   engine: z.strictObject({
     kind: z.enum(['vllm', 'tgi']).default('vllm'),
     url: z.url(),

@@ -5,6 +5,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
 import type { ProtoGrpcType } from '../proto/generated/node_agent';
 import type { NodeAgentClient, NodeAgentHandlers } from '../proto/generated/inference/v1/NodeAgent';
+import type { AgentChannelSecurity } from './tls.ts';
 
 export type { NodeAgentClient, NodeAgentHandlers };
 export type { NodeStatus, NodeStatus__Output } from '../proto/generated/inference/v1/NodeStatus';
@@ -36,8 +37,9 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
 
-export function createNodeAgentClient(address: string): NodeAgentClient {
-  return new loaded.inference.v1.NodeAgent(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+/** Plaintext unless `security` (common/tls.ts agentChannelSecurity) carries TLS credentials. */
+export function createNodeAgentClient(address: string, security?: AgentChannelSecurity): NodeAgentClient {
+  return new loaded.inference.v1.NodeAgent(address, security?.credentials ?? grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...security?.options });
 }
 
 export { grpc };

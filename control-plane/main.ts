@@ -5,6 +5,7 @@ import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown } from '../common/process.ts';
 import { NodeRegistry } from './registry/node-registry.ts';
 import { nodesApi } from './api/nodes.ts';
+import { agentChannelSecurity } from '../common/tls.ts';
 import { capacityApi } from './api/capacity.ts';
 import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
 import { adminApi } from './api/admin.ts';
@@ -29,7 +30,7 @@ export async function startControlPlane(config: Config) {
   const app = createHttpServer({ logger });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));
-  await app.register(nodesApi, { registry });
+  await app.register(nodesApi, { registry, agentSecurity: agentChannelSecurity(cfg.agentTls) });
   // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).
   const capacity = cfg.capacity.enabled ? new CapacityService({ config: cfg.capacity, registry, logger, metricsUrl: metricsUrlResolver(config) }) : undefined;
   if (capacity) {

@@ -6,6 +6,7 @@ import { createLogger } from '../common/logger.ts';
 import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
 import { grpc, NodeAgentService, NODE_AGENT_SERVICE_NAME } from '../common/grpc.ts';
+import { agentServerCredentials } from '../common/tls.ts';
 import { VllmAdapter } from './engines/vllm.ts';
 import { TgiAdapter } from './engines/tgi.ts';
 import type { EngineAdapter } from './engines/engine.ts';
@@ -158,7 +159,7 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
   }));
   health.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${cfg.listen.host}:${cfg.listen.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${cfg.listen.host}:${cfg.listen.port}`, agentServerCredentials(cfg.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const grpcAddress = cfg.advertiseAddress ?? `${cfg.listen.host}:${port}`;
 

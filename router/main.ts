@@ -7,6 +7,7 @@ import { createLogger } from '../common/logger.ts';
 import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
 import { NodePool } from './nodes/node-pool.ts';
+import { agentChannelSecurity } from '../common/tls.ts';
 import { ControlPlaneWatch } from './nodes/membership.ts';
 import { Scheduler, defaultProfile } from './scheduling/scheduler.ts';
 import { NodeDispatcher } from './upstream/node-dispatch.ts';
@@ -34,7 +35,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const routerId = cfg.id ?? `router-${hostname()}-${process.pid}`;
   const logger = createLogger('router', config.logging.level).child({ router: routerId });
 
-  const pool = new NodePool(routerId, logger);
+  // mTLS to the agents when router.agentTls is set (docs/security.md).
+  const pool = new NodePool(routerId, logger, agentChannelSecurity(cfg.agentTls));
   pool.setStatic(cfg.staticNodes.map((n) => ({ ...n, cordoned: false })));
   let membershipSynced = !config.controlPlaneUrl;
   const watch = config.controlPlaneUrl ? new ControlPlaneWatch(config.controlPlaneUrl, logger) : undefined;

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import { createNodeAgentClient } from '../../common/grpc.ts';
+import type { AgentChannelSecurity } from '../../common/tls.ts';
 import { snapshotStreamRoute } from './snapshot-stream.ts';
 
 const registerBody = z.strictObject({
@@ -19,9 +20,11 @@ export interface NodesApiOptions {
   registry: NodeRegistry;
   /** SSE keep-alive comment interval; also bounds how fast a router notices a dead watch. */
   keepAliveMs?: number;
+  /** Credentials for the Drain call to agents (mTLS when controlPlane.agentTls is set). */
+  agentSecurity?: AgentChannelSecurity;
 }
 
-export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { registry, keepAliveMs = 5_000 }) => {
+export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { registry, keepAliveMs = 5_000, agentSecurity }) => {
   app.post('/v1/nodes/register', async (req) => {
     const parsed = registerBody.safeParse(req.body);
     if (!parsed.success) throw errors.invalidRequest(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
@@ -59,7 +62,7 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
     const graceMs = z.object({ graceMs: z.number().int().positive().max(3_600_000).optional() }).parse(req.body ?? {}).graceMs ?? 0;
     const node = registry.setCordoned(id, true);
     if (!node) throw errors.notFound(`node '${id}' is not registered`);
-    const client = createNodeAgentClient(node.address);
+    const client = createNodeAgentClient(node.address, agentSecurity);
     try {
       const res = await new Promise<{ draining: boolean; inFlight: number }>((resolve, reject) =>
         client.Drain({ graceMs }, { deadline: Date.now() + 5_000 }, (err, r) => (err || !r ? reject(err ?? new Error('no answer')) : resolve(r))),

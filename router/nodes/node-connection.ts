@@ -3,6 +3,7 @@
 // count to the node (which covers the lag between a dispatch and the next status).
 import { EventEmitter } from 'node:events';
 import { createNodeAgentClient, grpc, type NodeAgentClient, type NodeStatus__Output } from '../../common/grpc.ts';
+import type { AgentChannelSecurity } from '../../common/tls.ts';
 import type { Logger } from '../../common/logger.ts';
 
 export class NodeConnection extends EventEmitter {
@@ -23,9 +24,9 @@ export class NodeConnection extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private backoffMs = 100;
 
-  constructor(readonly id: string, readonly address: string, private readonly routerId: string, private readonly logger: Logger) {
+  constructor(readonly id: string, readonly address: string, private readonly routerId: string, private readonly logger: Logger, security?: AgentChannelSecurity) {
     super();
-    this.client = createNodeAgentClient(address);
+    this.client = createNodeAgentClient(address, security);
   }
 
   start(): void {

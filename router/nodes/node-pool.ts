@@ -4,13 +4,14 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../../common/logger.ts';
 import { NodeConnection } from './node-connection.ts';
 import type { Member } from './membership.ts';
+import type { AgentChannelSecurity } from '../../common/tls.ts';
 
 export class NodePool extends EventEmitter {
   private readonly nodes = new Map<string, NodeConnection>();
   private staticMembers: Member[] = [];
   private dynamicMembers: Member[] = [];
 
-  constructor(private readonly routerId: string, private readonly logger: Logger) {
+  constructor(private readonly routerId: string, private readonly logger: Logger, private readonly security?: AgentChannelSecurity) {
     super();
   }
 
@@ -51,7 +52,7 @@ export class NodePool extends EventEmitter {
     for (const m of wanted.values()) {
       let conn = this.nodes.get(m.id);
       if (!conn) {
-        conn = new NodeConnection(m.id, m.address, this.routerId, this.logger);
+        conn = new NodeConnection(m.id, m.address, this.routerId, this.logger, this.security);
         conn.on('status', () => this.emit('change'));
         conn.on('lost', () => this.emit('change'));
         this.nodes.set(m.id, conn);
