@@ -10,6 +10,7 @@
 import OpenAI, { APIError, APIConnectionError } from 'openai';
 import type { LoadRecord, Outcome, ScenarioResult } from './types.ts';
 import { sleep } from '../../common/process.ts';
+import { PROMPT_MARKER } from './secrets.ts';
 
 export type Lane = LoadRecord['lane'];
 
@@ -41,15 +42,23 @@ export interface LoadOptions {
   durationMs?: number;
 }
 
+/** A LoadRecord plus what some scenarios report: time to first token and who answered. */
+export interface ChaosRecord extends LoadRecord {
+  /** Streams: first content chunk; JSON: the whole answer. Only for answered requests. */
+  ttftMs?: number;
+  /** The `x-backend` response header (node:<id>, openai:<model>, ...), when there was a response. */
+  backend?: string;
+}
+
 export interface LoadRun {
   /** Every request that ended so far (live). */
-  readonly records: LoadRecord[];
+  readonly records: ChaosRecord[];
   /** Requests started and not yet ended. */
   inFlight(): number;
   /** Stop starting new requests and wait for those in flight. */
-  stop(): Promise<LoadRecord[]>;
+  stop(): Promise<ChaosRecord[]>;
   /** Resolves when durationMs has passed and every request ended. */
-  done: Promise<LoadRecord[]>;
+  done: Promise<ChaosRecord[]>;
 }
 
 const LOAD_ID_HEADER = 'x-chaos-load-id';
@@ -61,7 +70,7 @@ function isRefused(err: unknown): boolean {
   return false;
 }
 
-interface StreamTrace { sawDone: boolean; tail: string }
+interface StreamTrace { sawDone: boolean; tail: string; backend: string | null }
 
 /** The load balancer and the [DONE] witness, as the SDK's fetch. */
 function lbFetch(targets: () => string[], traces: Map<string, StreamTrace>, deadlines: Map<string, number>): typeof fetch {
@@ -81,7 +90,7 @@ function lbFetch(targets: () => string[], traces: Map<string, StreamTrace>, dead
           const res = await fetch(url, init);
           if (!res.body) return res;
           // Pass the body through unchanged, remembering whether the literal [DONE] went by.
-          const trace: StreamTrace = { sawDone: false, tail: '' };
+          const trace: StreamTrace = { sawDone: false, tail: '', backend: res.headers.get('x-backend') };
           traces.set(id, trace);
           const dec = new TextDecoder();
           const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
@@ -131,7 +140,7 @@ export function startLoad(opts: LoadOptions): LoadRun {
   const deadlines = new Map<string, number>();
   const f = lbFetch(targets, traces, deadlines);
   const clients = new Map(tenants.map((t) => [t.name, new OpenAI({ baseURL: 'http://lb.invalid/v1', apiKey: t.apiKey ?? 'none', maxRetries: 0, fetch: f })]));
-  const records: LoadRecord[] = [];
+  const records: ChaosRecord[] = [];
   const pending = new Set<Promise<void>>();
   let seq = 0;
   let stopped = false;
@@ -150,17 +159,22 @@ export function startLoad(opts: LoadOptions): LoadRun {
     const timer = setTimeout(() => { timedOut = true; abort.abort(); }, deadlineMs + marginMs);
     const responseIds = new Set<string>();
     const reqOpts = { headers: { 'x-priority-lane': lane, [LOAD_ID_HEADER]: loadId }, signal: abort.signal, timeout: deadlineMs + marginMs + 1_000 };
-    const messages = [{ role: 'user' as const, content: `chaos request ${id} from ${tenant.name}` }];
+    // The marker lets the leak audit (secrets.ts) find any process that logs prompt text.
+    const messages = [{ role: 'user' as const, content: `chaos request ${id} from ${tenant.name} ${PROMPT_MARKER}` }];
     let outcome: Outcome;
+    let ttftMs: number | undefined;
+    let backend: string | undefined;
     try {
       if (stream) {
         const s = await client.chat.completions.create({ model: opts.model, messages, max_tokens: opts.maxTokens ?? 16, stream: true }, reqOpts);
         let finished = false;
         for await (const chunk of s) {
+          if (ttftMs === undefined && chunk.choices?.some((c) => c.delta?.content)) ttftMs = Date.now() - startedAt;
           if (chunk.id) responseIds.add(chunk.id);
           if (chunk.choices?.some((c) => c.finish_reason)) finished = true;
         }
         const trace = traces.get(loadId);
+        backend = trace?.backend ?? undefined;
         if (timedOut) outcome = { kind: 'lost', why: 'past deadline' };
         else if (!trace?.sawDone) outcome = { kind: 'lost', why: 'stream ended without [DONE] or an error event' };
         else if (!finished) outcome = { kind: 'lost', why: 'stream ended without a finish_reason' };
@@ -168,6 +182,8 @@ export function startLoad(opts: LoadOptions): LoadRun {
       } else {
         const c = await client.chat.completions.create({ model: opts.model, messages, max_tokens: opts.maxTokens ?? 16 }, reqOpts);
         if (c.id) responseIds.add(c.id);
+        ttftMs = Date.now() - startedAt;
+        backend = traces.get(loadId)?.backend ?? undefined;
         outcome = timedOut ? { kind: 'lost', why: 'past deadline' }
           : c.choices?.[0]?.finish_reason ? { kind: 'completed' } : { kind: 'lost', why: 'answer without finish_reason' };
       }
@@ -180,7 +196,7 @@ export function startLoad(opts: LoadOptions): LoadRun {
     }
     const endedAt = Date.now();
     if (outcome.kind !== 'lost' && endedAt - startedAt > deadlineMs + marginMs) outcome = { kind: 'lost', why: 'past deadline' };
-    records.push({ id, tenant: tenant.name, lane, stream, startedAt, endedAt, outcome, responseIds: [...responseIds] });
+    records.push({ id, tenant: tenant.name, lane, stream, startedAt, endedAt, outcome, responseIds: [...responseIds], ...(ttftMs !== undefined ? { ttftMs } : {}), ...(backend ? { backend } : {}) });
   };
 
   const launch = () => {
