@@ -42,8 +42,16 @@ export const controlPlaneSchema = z.strictObject({
     rawRetentionMs: z.number().int().positive().default(3_600_000),
     bucketMs: z.number().int().positive().default(60_000),
     bucketRetentionMs: z.number().int().positive().default(7 * 24 * 3_600_000),
-    /** Embedded file store: directory of the history file (relative to the working directory). */
-    store: z.strictObject({ kind: z.literal('file').default('file'), path: z.string().min(1).default('data/capacity') }).default({ kind: 'file', path: 'data/capacity' }),
+    /**
+     * Where the history persists. `file`: the embedded default, a directory (relative to the working
+     * directory). `redis`: a list in Redis at `redisUrl` (else REDIS_URL), for control planes without a disk.
+     */
+    store: z.strictObject({
+      kind: z.enum(['file', 'redis']).default('file'),
+      path: z.string().min(1).default('data/capacity'),
+      redisUrl: z.string().optional(),
+      key: z.string().min(1).default('icp:capacity:history'),
+    }).default({ kind: 'file', path: 'data/capacity', key: 'icp:capacity:history' }),
     /** How often the file store is compacted (rewritten atomically) after appends. */
     compactEveryMs: z.number().int().positive().default(60_000),
     /** Agent HTTP base URLs (node id -> url) whose /metrics give request and token rates. Agents in this file's `agents:` with a fixed httpListen port are added automatically. */
@@ -51,7 +59,7 @@ export const controlPlaneSchema = z.strictObject({
     /** Report defaults. */
     sloTtftSeconds: z.number().positive().default(1),
     defaultWindowMs: z.number().int().positive().default(3_600_000),
-  }).default({ enabled: true, sampleIntervalMs: 2_000, rawRetentionMs: 3_600_000, bucketMs: 60_000, bucketRetentionMs: 7 * 24 * 3_600_000, store: { kind: 'file', path: 'data/capacity' }, compactEveryMs: 60_000, metricsUrls: {}, sloTtftSeconds: 1, defaultWindowMs: 3_600_000 }),
+  }).default({ enabled: true, sampleIntervalMs: 2_000, rawRetentionMs: 3_600_000, bucketMs: 60_000, bucketRetentionMs: 7 * 24 * 3_600_000, store: { kind: 'file', path: 'data/capacity', key: 'icp:capacity:history' }, compactEveryMs: 60_000, metricsUrls: {}, sloTtftSeconds: 1, defaultWindowMs: 3_600_000 }),
 });
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
@@ -115,6 +123,8 @@ export const routerSchema = z.strictObject({
     defaultMaxLane: laneSchema.default('standard'),
   }).default({ keys: {}, defaultMaxLane: 'standard' }),
   admission: admissionSchema.default(admissionSchema.parse({})),
+  /** How often this router sends its lane queues and refusal counts to the control plane (dashboard). */
+  laneReportIntervalMs: z.number().int().min(100).default(2_000),
   scheduling: schedulingSchema.default(schedulingSchema.parse({})),
   /** Graceful shutdown: how long in-flight streams may run after SIGTERM. */
   shutdownGraceMs: z.number().int().positive().default(10_000),

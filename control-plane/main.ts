@@ -9,6 +9,7 @@ import { agentChannelSecurity } from '../common/tls.ts';
 import { capacityApi } from './api/capacity.ts';
 import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
 import { adminApi } from './api/admin.ts';
+import { routersApi } from './api/routers.ts';
 import { TenantRegistry } from './tenants/tenant-registry.ts';
 import { readFileSync } from 'node:fs';
 import type { UsageStore } from '../common/store/usage.ts';
@@ -31,6 +32,8 @@ export async function startControlPlane(config: Config) {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));
   await app.register(nodesApi, { registry, agentSecurity: agentChannelSecurity(cfg.agentTls) });
+  // Routers' lane queues and refusals, for the dashboard (router/admission/lane-report.ts).
+  await app.register(routersApi);
   // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).
   const capacity = cfg.capacity.enabled ? new CapacityService({ config: cfg.capacity, registry, logger, metricsUrl: metricsUrlResolver(config) }) : undefined;
   if (capacity) {

@@ -14,6 +14,7 @@ import { NodeDispatcher } from './upstream/node-dispatch.ts';
 import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
 import { AdmissionController } from './admission/controller.ts';
+import { startLaneReporter } from './admission/lane-report.ts';
 import { modelsRoutes } from './http/models.ts';
 import { createRouterMetrics } from './metrics.ts';
 import { embeddingRoutes } from './http/embeddings.ts';
@@ -59,6 +60,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const admissionTick = admission ? setInterval(() => admission.tick(), cfg.admission.tickMs) : undefined;
   admissionTick?.unref();
   if (admission) pool.on('change', () => admission.pump());
+  // Lanes and refusals on the operator dashboard.
+  const stopLaneReport = admission && config.controlPlaneUrl ? startLaneReporter(config.controlPlaneUrl, routerId, admission, logger, cfg.laneReportIntervalMs) : undefined;
   // Breakers exist with or without fallback configured (defaults then); see docs/fallback.md.
   const fallback = createFallback(cfg, logger, metrics);
   const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger, {
@@ -113,6 +116,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     async close() {
       closing = true;
       if (admissionTick) clearInterval(admissionTick);
+      stopLaneReport?.();
       admission?.close();
       // Stop admitting (fastify answers 503 while closing) and let in-flight streams finish,
       // within the grace period; then cut what is left.

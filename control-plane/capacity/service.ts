@@ -8,6 +8,7 @@ import { History } from './history.ts';
 import { buildCapacityReport, type CapacityReport, type ReportParams } from './report.ts';
 import { Sampler } from './sampler.ts';
 import { FileHistoryStore, type HistoryStore } from './store.ts';
+import { RedisHistoryStore } from './redis-store.ts';
 
 export type CapacityConfig = Config['controlPlane']['capacity'];
 
@@ -44,7 +45,7 @@ export class CapacityService {
   constructor(readonly opts: CapacityServiceOptions) {
     this.now = opts.now ?? Date.now;
     const c = opts.config;
-    const store = opts.store ?? new FileHistoryStore(resolve(c.store.path));
+    const store = opts.store ?? historyStore(c.store);
     this.history = new History(store, { rawRetentionMs: c.rawRetentionMs, bucketMs: c.bucketMs, bucketRetentionMs: c.bucketRetentionMs, compactEveryMs: c.compactEveryMs }, this.now);
     this.sampler = new Sampler({ registry: opts.registry, history: this.history, intervalMs: c.sampleIntervalMs, metricsUrl: opts.metricsUrl, logger: opts.logger, now: this.now });
   }
@@ -82,4 +83,11 @@ export class CapacityService {
       latest: this.latestFresh(now),
     }, params);
   }
+}
+
+function historyStore(s: CapacityConfig['store']): HistoryStore {
+  if (s.kind === 'file') return new FileHistoryStore(resolve(s.path));
+  const url = s.redisUrl ?? process.env.REDIS_URL;
+  if (!url) throw new Error('controlPlane.capacity.store.kind is redis but neither store.redisUrl nor REDIS_URL is set');
+  return new RedisHistoryStore(url, s.key);
 }

@@ -1,6 +1,6 @@
 /* global document, Node, FormData, URLSearchParams */
 // Operator dashboard: plain ES module, no build step, no CDN. Polls the control plane's
-// /v1/cluster (1 s), /v1/capacity/history and /v1/capacity (5 s); charts are inline SVG.
+// /v1/cluster and /v1/routers (1 s), /v1/capacity/history and /v1/capacity (5 s); charts are inline SVG.
 const $ = (sel) => document.querySelector(sel);
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -102,6 +102,21 @@ function renderNodes(cluster) {
   $('#summary').textContent = `${cluster.nodes.length} nodes · ${ready} ready · ${sick} with GPU problems · ${draining} draining/cordoned`;
 }
 
+function renderLanes(routers) {
+  const rows = routers.data.flatMap((r) => r.lanes.map((l, i) => {
+    const reasons = Object.entries(l.refused).map(([k, v]) => `${k} ${v}`).join(', ');
+    return el('tr', { 'data-testid': `lane-${r.router}-${l.lane}` },
+      el('td', {}, i === 0 ? el('strong', {}, r.router) : ''),
+      el('td', {}, l.lane),
+      el('td', {}, l.queued),
+      el('td', {}, fmt(l.admittedPerSecond, 1)),
+      el('td', {}, l.refusedPerSecond ? badge(fmt(l.refusedPerSecond, 1), 'warn') : fmt(l.refusedPerSecond, 1)),
+      el('td', {}, reasons || '–'));
+  }));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'no router has reported (admission off, or no router points at this control plane)')));
+  $('#lanes tbody').replaceChildren(...rows);
+}
+
 function renderCapacity(report) {
   $('#capacity-params').textContent = `window ${Math.round(report.params.windowMs / 60000)} min · growth ×${report.params.growth} · TTFT SLO ${report.params.sloTtftSeconds} s · from ${report.params.source}`;
   const pools = report.pools.map((p) => {
@@ -148,6 +163,7 @@ async function refreshCluster() {
   try {
     lastCluster = await getJson('/v1/cluster');
     renderNodes(lastCluster);
+    renderLanes(await getJson('/v1/routers'));
     $('#conn').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (err) {
     $('#conn').textContent = `control plane unreachable (${err.message})`;

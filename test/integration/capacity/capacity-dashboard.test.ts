@@ -89,6 +89,12 @@ describe('capacity history, report and dashboard on a live stack', () => {
       await page.locator('[data-testid="node-gpu-a"]').waitFor({ timeout: 5_000 });
       await page.locator('[data-testid="node-gpu-b"]').waitFor({ timeout: 5_000 });
       assert.match(await page.locator('[data-testid="gpu-gpu-a"]').innerText(), /HEALTHY/);
+      // Lanes and refusals: the router reports its lanes to the control plane every few seconds.
+      const laneRows = page.locator('[data-testid^="lane-router-"]');
+      await laneRows.first().waitFor({ timeout: 8_000 });
+      const laneIds: string[] = [];
+      for (let i = 0; i < await laneRows.count(); i++) laneIds.push((await laneRows.nth(i).getAttribute('data-testid'))!.split('-').at(-1)!);
+      assert.deepEqual(laneIds.sort(), ['critical', 'sheddable', 'standard']);
       await page.locator(`[data-testid="pool-${DEFAULT_MODEL}"] svg polyline`).first().waitFor({ timeout: 10_000 });
 
       smiA.setFault('ecc_uncorrected');
