@@ -40,6 +40,10 @@ export interface ScenarioResult {
   extra?: Record<string, number | string>;
   /** What the scenario could not do here, said plainly (e.g. no tc netem). */
   notes?: string[];
+  /** Processes that exited without the scenario stopping them (name + exit code or signal). */
+  crashed?: string[];
+  /** Promises the scenario checked and found broken (e.g. "critical p99 3 s > SLO 1 s"); CI asserts none. */
+  violations?: string[];
 }
 
 export interface ScenarioOptions {
