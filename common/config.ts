@@ -12,6 +12,7 @@ import { DEFAULT_ADMISSION } from '../router/admission/controller.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
+import { cacheConfigSchema } from '../router/cache/config.ts';
 import { agentClientTlsSchema, agentServerTlsSchema } from './tls.ts';
 
 const listenSchema = z.strictObject({
@@ -153,6 +154,8 @@ export const routerSchema = z.strictObject({
   catalog: catalogConfigSchema.optional(),
   /** Budgets per tenant, key and tag: warning at 80%, refuse or downgrade at 100% (docs/tenants.md). */
   budgets: budgetsConfigSchema.optional(),
+  /** Response cache, exact and semantic (docs/idempotency-and-cache.md); absent = off. */
+  cache: cacheConfigSchema.optional(),
   /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */
   agentTls: agentClientTlsSchema.optional(),
 });

@@ -24,6 +24,7 @@ import { createFallback } from './upstream/fallback.ts';
 import { startTenancy } from './tenancy/index.ts';
 import { startTelemetry } from '../common/telemetry.ts';
 import { startAccounting } from './accounting/index.ts';
+import { ResponseCache } from './cache/index.ts';
 
 export interface RunningRouter {
   url: string;
@@ -84,6 +85,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger) : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
+  // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
+  const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: process.env.REDIS_URL || cfg.auth.redisUrl, embeddings, metrics, logger }) : undefined;
 
   const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes });
   let closing = false;
@@ -104,7 +107,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
     guarded.addHook('preHandler', accounting.hook);
     if (embeddings) await guarded.register(embeddingRoutes, { service: embeddings });
-    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent });
+    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, cache });
   });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
@@ -129,6 +132,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       await embeddings?.close();
       await tenancy?.close();
       await accounting.close();
+      await cache?.close();
     },
   };
 }

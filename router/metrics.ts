@@ -29,6 +29,9 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInF
     spend: new Counter({ name: 'router_spend_usd_total', help: 'Cost of finished requests in USD from the catalog prices, per served model.', labelNames: ['model'], registers: [registry] }),
     usageRecords: new Counter({ name: 'router_usage_records_total', help: 'Usage records by result (written to the stream or control plane, dropped when the buffer overflowed).', labelNames: ['result'], registers: [registry] }),
     attempts: new Counter({ name: 'router_node_attempts_total', help: 'Dispatch attempts per node by outcome (ok, retried, failed).', labelNames: ['node', 'outcome'], registers: [registry] }),
+    cacheLookups: new Counter({ name: 'router_cache_lookups_total', help: 'Response cache lookups per served model by result: hit, semantic_hit, miss, or not looked up (no_cache: Cache-Control, non_deterministic, tools). Hit rate = (hit + semantic_hit) / (hit + semantic_hit + miss).', labelNames: ['model', 'result'], registers: [registry] }),
+    cacheSavedTokens: new Counter({ name: 'router_cache_saved_tokens_total', help: 'Tokens the cache saved (the stored answer\'s usage, served without an engine call), per served model and type (input, output).', labelNames: ['model', 'type'], registers: [registry] }),
+    cacheStores: new Counter({ name: 'router_cache_stores_total', help: 'Completed responses offered to the response cache by result (stored, too_large, failed).', labelNames: ['result'], registers: [registry] }),
   };
   new Gauge({
     name: 'router_queue_depth', help: 'Requests waiting in each lane queue.', labelNames: ['lane'], registers: [registry],

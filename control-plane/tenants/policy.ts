@@ -20,6 +20,14 @@ export const policySchema = z.strictObject({
   onBudgetExhausted: z.enum(['refuse', 'downgrade']).optional(),
   /** May requests leave the cluster (hosted-provider fallback)? Absent = yes. */
   allowHostedFallback: z.boolean().optional(),
+  /** Response cache (docs/idempotency-and-cache.md): switches, TTL, and the opt-ins to cache tool and non-deterministic requests. */
+  cache: z.strictObject({
+    enabled: z.boolean().optional(),
+    semantic: z.boolean().optional(),
+    ttlSeconds: z.number().int().positive().optional(),
+    allowTools: z.boolean().optional(),
+    allowNonDeterministic: z.boolean().optional(),
+  }).optional(),
 });
 export type Policy = z.infer<typeof policySchema>;
 
@@ -46,5 +54,19 @@ export function narrow(tenant: Policy, key: Policy): Policy {
     // Refusing is the stricter answer.
     onBudgetExhausted: tenant.onBudgetExhausted === 'refuse' || key.onBudgetExhausted === 'refuse' ? 'refuse' : (tenant.onBudgetExhausted ?? key.onBudgetExhausted),
     allowHostedFallback: tenant.allowHostedFallback === false || key.allowHostedFallback === false ? false : (tenant.allowHostedFallback ?? key.allowHostedFallback),
+    cache: narrowCache(tenant.cache, key.cache),
+  };
+}
+
+/** A key may switch caching off or shorten its TTL; only the tenant can opt in to caching tools or sampled answers. */
+function narrowCache(tenant: Policy['cache'], key: Policy['cache']): Policy['cache'] {
+  if (!tenant && !key) return undefined;
+  const off = (f: 'enabled' | 'semantic') => (tenant?.[f] === false || key?.[f] === false ? false : undefined);
+  return {
+    enabled: off('enabled'),
+    semantic: off('semantic'),
+    ttlSeconds: min(tenant?.ttlSeconds, key?.ttlSeconds),
+    allowTools: tenant?.allowTools === true && key?.allowTools !== false,
+    allowNonDeterministic: tenant?.allowNonDeterministic === true && key?.allowNonDeterministic !== false,
   };
 }

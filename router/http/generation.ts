@@ -17,6 +17,7 @@ import type { Upstream } from '../upstream/fallback-dispatch.ts';
 import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
+import type { ResponseCache } from '../cache/index.ts';
 import { requestOutcome, requestUsage } from '../request-context.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
@@ -36,6 +37,8 @@ export interface GenerationRoutesOptions {
   metrics?: RouterMetrics;
   /** `logging.logContent`: the request log line carries the prompt and completion. */
   logContent?: boolean;
+  /** Response cache (router/cache/): looked up before admission, fed on success. */
+  cache?: ResponseCache;
 }
 
 /** What one request did, for metrics; filled in as the request goes. */
@@ -82,6 +85,13 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const { lane } = resolveLane(typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined, apiKey, opts.lanePolicy, opts.defaultLane, principalOf(req)?.policy.maxLane);
     reply.header(LANE_HEADER, lane);
     rec.lane = lane;
+    // A cache hit is answered here: no queue slot, no engine call, zero usage charged (docs/idempotency-and-cache.md).
+    const cached = await opts.cache?.begin(req, reply, { operation, body, requestedModel: body.model, model, stream, includeUsage: wantsUsage });
+    if (cached?.served) {
+      rec.backend = 'cache';
+      rec.usage = { promptTokens: 0, completionTokens: 0 };
+      return reply;
+    }
 
     const clientGone = new AbortController();
     // 'close' on the raw response fires on completion too; only an unfinished response is an abort.
@@ -154,6 +164,11 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           if (r.value.event === 'usage' && r.value.usage) rec.usage = r.value.usage;
         }
         if (ev.responseJson) rec.content?.push(ev.responseJson);
+        if (ev.responseJson && cached?.recorder) {
+          cached.recorder.json(ev.responseJson);
+          if (rec.usage) cached.recorder.usage(rec.usage);
+          cached.commit();
+        }
         reply.header('content-type', 'application/json');
         return reply.send(ev.responseJson);
       } finally {
@@ -169,6 +184,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       connection: 'keep-alive',
       'x-request-id': req.id,
       'x-backend': dispatch.backend,
+      ...(cached ? { 'x-cache': cached.status } : {}),
     });
     let completed = false;
     try {
@@ -178,6 +194,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
         if (ev.event === 'chunkJson' && ev.chunkJson) {
           if (rec.firstTokenAt === 0) rec.firstTokenAt = performance.now();
           rec.content?.push(ev.chunkJson);
+          cached?.recorder?.frame(ev.chunkJson);
           if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, `data: ${ev.chunkJson}\n\n`);
         } else if (ev.event === 'error' && ev.error) {
           writeStreamError(res, errors.upstream(`${dispatch.backend} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
@@ -186,6 +203,8 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           if (ev.usage) rec.usage = ev.usage;
           res.end('data: [DONE]\n\n');
           completed = true;
+          if (ev.usage) cached?.recorder?.usage(ev.usage);
+          cached?.commit();
           return;
         }
         const next: IteratorResult<GenerateEvent__Output> = await dispatch.rest.next();
