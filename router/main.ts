@@ -82,7 +82,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
 
-  const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger) : undefined;
+  const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, undefined, embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
@@ -101,12 +101,12 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [] });
+  await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [], fallbackModels: () => upstream.chains?.chainListing() ?? [] });
   // Keys and limits (when on) guard every route that spends GPU or CPU: one encapsulated scope.
   await app.register(async (guarded) => {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
     guarded.addHook('preHandler', accounting.hook);
-    if (embeddings) await guarded.register(embeddingRoutes, { service: embeddings });
+    if (embeddings || upstream.chains) await guarded.register(embeddingRoutes, { service: embeddings, fallback: upstream.chains, requestTimeoutMs: cfg.requestTimeoutMs });
     await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, cache });
   });
 

@@ -6,6 +6,7 @@ import { Batcher, ItemError, QueueFullError, type SubmitResult, type WorkItem } 
 import type { EmbeddingModelConfig } from './config.ts';
 import { InferenceWorker, type WorkerReady } from './inference-worker-handle.ts';
 import { truncateDimensions } from './pooling.ts';
+import { TextTokenizer } from './tokenizer.ts';
 import type { WorkerInit } from './worker-protocol.ts';
 
 export interface ModelLogger {
@@ -35,7 +36,22 @@ export class LoadedModel {
     readonly runtime: WorkerReady,
     /** Native output width (embeddings) or 1 (rerank). */
     readonly dimensions: number,
+    private readonly tokenizerFiles: { path: string; config?: string },
   ) {}
+
+  private counter: Promise<TextTokenizer> | undefined;
+
+  /**
+   * Tokens these texts take in this model (its own tokenizer, the input type's prefix and the
+   * special tokens, at most maxLength each): what the rate limiter charges at admission. The
+   * tokenizer is loaded in this thread on first use (the workers have their own).
+   */
+  async countTokens(texts: string[], inputType: InputType = 'passage'): Promise<number> {
+    this.counter ??= TextTokenizer.load(this.tokenizerFiles.path, this.tokenizerFiles.config);
+    const tok = await this.counter;
+    const prefix = inputType === 'query' ? this.config.queryPrefix : this.config.passagePrefix;
+    return texts.reduce((n, t) => n + Math.min(this.config.maxLength, tok.content(prefix + t).length + tok.singleOverhead), 0);
+  }
 
   static async load(config: EmbeddingModelConfig, baseDir: string, defaultThreads: number, logger?: ModelLogger): Promise<LoadedModel> {
     const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -80,7 +96,7 @@ export class LoadedModel {
       { model: config.id, kind: config.kind, provider: runtime.provider, output: runtime.output, dimensions, workers: config.workers, maxLength: config.maxLength },
       'embedding model loaded',
     );
-    return new LoadedModel(config, batcher, runtime, dimensions);
+    return new LoadedModel(config, batcher, runtime, dimensions, { path: init.tokenizerPath, config: init.tokenizerConfigPath });
   }
 
   get queued(): number {

@@ -61,6 +61,12 @@ export class EmbeddingService {
     };
   }
 
+  /** Tokens `inputs` take in an embedding model's own tokenizer; undefined for models not served here. */
+  async countTokens(model: string, inputs: string[], inputType?: InputType): Promise<number | undefined> {
+    const m = this.models.get(model);
+    return m ? m.countTokens(inputs, inputType) : undefined;
+  }
+
   /** First model of a kind (for APIs whose requests name no model, such as TEI's /rerank). */
   defaultModel(kind: 'embedding' | 'rerank'): string | undefined {
     return [...this.models.values()].find((m) => m.config.kind === kind)?.config.id;

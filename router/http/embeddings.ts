@@ -1,14 +1,57 @@
 // /v1/embeddings (OpenAI's shape), /v1/rerank (Cohere/Jina shape) and /rerank (TEI's shape),
-// served by the in-process ONNX EmbeddingService. Errors are ApiErrors; the router renders them.
+// served by the in-process ONNX EmbeddingService; an embeddings model no local embedder serves
+// goes to its fallback chain's hosted providers. Each request leaves its usage and outcome for
+// accounting (usage record, spend, TPM). Errors are ApiErrors; the router renders them.
 import { randomUUID } from 'node:crypto';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import type { EmbeddingService } from '../embed/service.ts';
 import { SpanKind, extractContext, setAttrs, withSpan } from '../../common/telemetry.ts';
+import type { EmbeddingFallbackRequest, EmbeddingFallbackResult } from '../upstream/fallback-dispatch.ts';
+import { apiKeyOf } from '../admission/lanes.ts';
+import { principalOf } from '../tenancy/enforcement.ts';
+import { requestOutcome, requestUsage } from '../request-context.ts';
+import { toApiError } from '../../common/http.ts';
 
 export interface EmbeddingRoutesOptions {
-  service: EmbeddingService;
+  /** The in-process embedders; absent when only fallback chains serve embeddings. */
+  service?: EmbeddingService;
+  /** Hosted providers for models no local embedder serves (router/upstream/fallback-dispatch.ts). */
+  fallback?: { servesEmbeddings(model: string): boolean; embed(req: EmbeddingFallbackRequest): Promise<EmbeddingFallbackResult> };
+  /** Bound on a fallback provider call (router.requestTimeoutMs). */
+  requestTimeoutMs?: number;
+}
+
+/** The backend of the in-process embedders, in usage records. */
+export const LOCAL_EMBEDDER_BACKEND = 'router';
+
+/**
+ * Runs one embedding/rerank request and leaves its outcome and usage for accounting (usage
+ * records, spend, TPM reconciliation), as the generation routes do.
+ */
+async function accounted<T>(req: FastifyRequest, model: string, fn: () => Promise<{ value: T; promptTokens: number; backend: string }>): Promise<T> {
+  let status = 200;
+  let backend = 'none';
+  try {
+    const r = await fn();
+    backend = r.backend;
+    requestUsage.set(req, { promptTokens: r.promptTokens, completionTokens: 0 });
+    return r.value;
+  } catch (err) {
+    status = toApiError(err).status;
+    throw err;
+  } finally {
+    requestOutcome.set(req, { model, backend, lane: 'none', status, ttftMs: null });
+  }
+}
+
+/** The client's fields a hosted provider understands (router-only extensions are dropped). */
+function providerBody(raw: unknown): Record<string, unknown> {
+  const b = (raw ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ['input', 'encoding_format', 'dimensions', 'user']) if (b[k] !== undefined) out[k] = b[k];
+  return out;
 }
 
 /** Parses with zod; the first issue becomes a 400 naming its field. */
@@ -93,29 +136,58 @@ function traced<T extends { promptTokens: number }>(req: { id: string; headers: 
   }, SpanKind.SERVER, parent);
 }
 
-export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async (app, { service }) => {
-  app.post('/v1/embeddings', async (req) => {
+export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async (app, { service: maybeService, fallback, requestTimeoutMs = 60_000 }) => {
+  const local = (model: string): EmbeddingService => {
+    if (!maybeService) throw errors.modelNotFound(model);
+    return maybeService;
+  };
+
+  app.post('/v1/embeddings', (req, reply) => {
     const body = parse(embeddingsBody, req.body);
     const inputs = parseInput(body.input);
-    const inputType = body.input_type === 'query' ? 'query' : 'passage';
-    const r = await traced(req, 'embeddings', body.model, inputs.length, () => service.embed(body.model, inputs, { inputType, truncate: body.truncate, dimensions: body.dimensions }));
-    return {
-      object: 'list',
-      data: r.embeddings.map((v, index) => ({
-        object: 'embedding',
-        index,
-        embedding: body.encoding_format === 'base64' ? toBase64(v) : Array.from(v),
-      })),
-      model: body.model,
-      usage: { prompt_tokens: r.promptTokens, total_tokens: r.promptTokens },
-    };
+    return accounted(req, body.model, async () => {
+      if (!maybeService?.hasModel(body.model) && fallback?.servesEmbeddings(body.model)) {
+        // No local embedder for it: the model's fallback chain (OpenAI / Azure embeddings).
+        const clientGone = new AbortController();
+        reply.raw.on('close', () => {
+          if (!reply.raw.writableFinished) clientGone.abort();
+        });
+        const r = await fallback.embed({
+          requestId: req.id, model: body.model, body: providerBody(req.body), deadline: new Date(Date.now() + requestTimeoutMs), signal: clientGone.signal,
+          apiKey: apiKeyOf(req.headers.authorization), dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
+        });
+        reply.header('x-backend', r.backend);
+        return { value: r.body, promptTokens: r.promptTokens, backend: r.backend };
+      }
+      const service = local(body.model);
+      const inputType = body.input_type === 'query' ? 'query' : 'passage';
+      const r = await traced(req, 'embeddings', body.model, inputs.length, () => service.embed(body.model, inputs, { inputType, truncate: body.truncate, dimensions: body.dimensions }));
+      return {
+        value: {
+          object: 'list',
+          data: r.embeddings.map((v, index) => ({
+            object: 'embedding',
+            index,
+            embedding: body.encoding_format === 'base64' ? toBase64(v) : Array.from(v),
+          })),
+          model: body.model,
+          usage: { prompt_tokens: r.promptTokens, total_tokens: r.promptTokens },
+        },
+        promptTokens: r.promptTokens,
+        backend: LOCAL_EMBEDDER_BACKEND,
+      };
+    });
   });
 
   app.post('/v1/rerank', async (req) => {
     const body = parse(rerankBody, req.body);
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     if (texts.length === 0) throw errors.invalidRequest("'documents' must not be empty.", 'documents');
-    const r = await traced(req, 'rerank', body.model, texts.length, () => service.rerank(body.model, body.query, texts));
+    const service = local(body.model);
+    const r = await accounted(req, body.model, async () => {
+      const x = await traced(req, 'rerank', body.model, texts.length, () => service.rerank(body.model, body.query, texts));
+      return { value: x, promptTokens: x.promptTokens, backend: LOCAL_EMBEDDER_BACKEND };
+    });
     const order = ranking(r.scores).slice(0, body.top_n ?? texts.length);
     return {
       id: randomUUID(),
@@ -132,10 +204,14 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
   // Text Embeddings Inference's /rerank: no model field required, a bare array back.
   app.post('/rerank', async (req) => {
     const body = parse(teiRerankBody, req.body);
-    const model = body.model ?? service.defaultModel('rerank');
+    const model = body.model ?? maybeService?.defaultModel('rerank');
     if (!model) throw errors.notFound('No rerank model is configured.');
     if (body.texts.length === 0) throw errors.invalidRequest("'texts' must not be empty.", 'texts');
-    const r = await traced(req, 'rerank', model, body.texts.length, () => service.rerank(model, body.query, body.texts));
+    const service = local(model);
+    const r = await accounted(req, model, async () => {
+      const x = await traced(req, 'rerank', model, body.texts.length, () => service.rerank(model, body.query, body.texts));
+      return { value: x, promptTokens: x.promptTokens, backend: LOCAL_EMBEDDER_BACKEND };
+    });
     const scores = body.raw_scores ? r.logits : r.scores;
     return ranking(scores).map((index) => ({ index, score: scores[index]!, ...(body.return_text ? { text: body.texts[index]! } : {}) }));
   });

@@ -9,7 +9,7 @@ import { ApiError, errors } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { AdmitResult, BucketState, LimitPolicy, LimitStore } from '../../common/store/limits.ts';
 import type { KeyDirectory, Principal } from './key-directory.ts';
-import { estimateCompletionTokens, estimatePromptTokens } from './token-estimate.ts';
+import { embeddingTexts, estimateCompletionTokens, estimatePromptTokens, estimateTextTokens } from './token-estimate.ts';
 import { requestUsage } from '../request-context.ts';
 
 export interface TenancyOptions {
@@ -22,6 +22,21 @@ export interface TenancyOptions {
   defaultMaxTokens: number;
   logger: Logger;
   onStoreFailure?: () => void;
+  /** The real token count of texts for a model served here (the router's embedders); undefined otherwise. */
+  countTokens?: (model: string, texts: string[], inputType: 'query' | 'passage') => Promise<number | undefined>;
+}
+
+/**
+ * Tokens charged against TPM at admission. Embeddings and rerank: their texts, counted by the
+ * model's own tokenizer when the router serves it, else estimated; nothing generated. Generations:
+ * the prompt estimate plus max_tokens (the simulated and hosted generation models have no
+ * tokenizer here).
+ */
+async function admissionTokens(req: FastifyRequest, opts: TenancyOptions): Promise<number> {
+  const emb = embeddingTexts(req.routeOptions.url, req.body);
+  if (!emb) return estimatePromptTokens(req.body) + estimateCompletionTokens(req.body, opts.defaultMaxTokens);
+  const real = emb.model && opts.countTokens ? await opts.countTokens(emb.model, emb.texts, emb.inputType).catch(() => undefined) : undefined;
+  return real ?? estimateTextTokens(emb.texts);
 }
 
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -65,7 +80,7 @@ export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHand
     const allowed = principal.policy.allowedModels;
     if (allowed && typeof body.model === 'string' && !allowed.includes(body.model)) throw errors.modelNotFound(body.model);
 
-    const charged = estimatePromptTokens(req.body) + estimateCompletionTokens(req.body, opts.defaultMaxTokens);
+    const charged = await admissionTokens(req, opts);
     const scopes = [
       { key: `k:${principal.keyId}`, policy: limitsOf(principal.keyPolicy), name: `key ${principal.keyId}` },
       { key: `t:${principal.tenantId}`, policy: limitsOf(principal.tenantPolicy), name: `tenant ${principal.tenantId}` },

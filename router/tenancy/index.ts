@@ -8,9 +8,9 @@ import { RedisLimitStore } from '../../common/store/redis-limits.ts';
 import type { PolicySnapshot } from '../../control-plane/tenants/tenant-registry.ts';
 import { SnapshotWatch } from '../nodes/membership.ts';
 import { KeyDirectory } from './key-directory.ts';
-import { createTenancyHook } from './enforcement.ts';
+import { createTenancyHook, type TenancyOptions } from './enforcement.ts';
 
-export async function startTenancy(config: Config, logger: Logger, onStoreFailure?: () => void) {
+export async function startTenancy(config: Config, logger: Logger, onStoreFailure?: () => void, countTokens?: TenancyOptions['countTokens']) {
   const auth = config.router.auth;
   if (!config.controlPlaneUrl) throw new Error('router.auth.mode "required" needs controlPlaneUrl: keys and tenants come from the control plane');
   const redisUrl = process.env.REDIS_URL || auth.redisUrl;
@@ -28,7 +28,7 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
   const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', token ? { authorization: `Bearer ${token}` } : {});
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
   watch.start();
-  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure });
+  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure, countTokens });
   return {
     hook,
     store,

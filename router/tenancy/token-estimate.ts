@@ -27,3 +27,18 @@ export function estimateCompletionTokens(body: unknown, fallback: number): numbe
   const v = typeof b.max_completion_tokens === 'number' ? b.max_completion_tokens : b.max_tokens;
   return typeof v === 'number' && v > 0 ? v : fallback;
 }
+
+/** The texts an embeddings or rerank request spends tokens on (nothing is generated), by route. */
+export function embeddingTexts(route: string | undefined, body: unknown): { model?: string; texts: string[]; inputType: 'query' | 'passage' } | undefined {
+  const b = (body ?? {}) as { model?: unknown; input?: unknown; input_type?: unknown; query?: unknown; documents?: unknown; texts?: unknown };
+  const model = typeof b.model === 'string' ? b.model : undefined;
+  const strings = (v: unknown): string[] => (typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap((x) => (typeof x === 'string' ? [x] : typeof (x as { text?: unknown })?.text === 'string' ? [(x as { text: string }).text] : [])) : []);
+  if (route === '/v1/embeddings') return { model, texts: strings(b.input), inputType: b.input_type === 'query' ? 'query' : 'passage' };
+  if (route === '/v1/rerank' || route === '/rerank') return { model, texts: [...strings(b.query), ...strings(b.documents), ...strings(b.texts)], inputType: 'passage' };
+  return undefined;
+}
+
+/** The ~4 characters per token estimate over plain texts. */
+export function estimateTextTokens(texts: string[]): number {
+  return Math.ceil(texts.reduce((n, t) => n + t.length, 0) / CHARS_PER_TOKEN);
+}

@@ -10,7 +10,7 @@ import type { NodeDispatcher, DispatchRequest } from './node-dispatch.ts';
 import type { Provider, UpstreamDispatch } from './providers/types.ts';
 import { ProviderError } from './providers/types.ts';
 import { SpanKind, withSpan } from '../../common/telemetry.ts';
-import type { BreakerSet } from './circuit-breaker.ts';
+import type { BreakerSet, Permit } from './circuit-breaker.ts';
 import { judgeAtEnd } from './judged-stream.ts';
 import { backoffMs, sleepUnlessAborted, type ProviderPauses, type RetryOptions } from './retry.ts';
 import type { FallbackConfig, Trigger } from './fallback-config.ts';
@@ -26,8 +26,24 @@ export interface Upstream {
   dispatch(req: DispatchRequest): Promise<UpstreamDispatch>;
 }
 
+/** An /v1/embeddings request no local embedder serves, for the model's chain. */
+export interface EmbeddingFallbackRequest extends Pick<DispatchRequest, 'requestId' | 'model' | 'deadline' | 'signal' | 'apiKey' | 'dataMayLeave'> {
+  /** The client's OpenAI embeddings body (router-only fields removed). */
+  body: Record<string, unknown>;
+}
+
+export interface EmbeddingFallbackResult {
+  /** `<provider>:<model>`, the `x-backend` header. */
+  backend: string;
+  /** The provider's answer (OpenAI's embeddings shape). */
+  body: { data: unknown[]; model?: string; usage?: { prompt_tokens?: number } };
+  promptTokens: number;
+}
+
 export class FallbackDispatcher implements Upstream {
   private readonly chains = new Map<string, Step[]>();
+  /** Chain names as configured, with the first hosted backend each would use. */
+  private readonly listing: { id: string; ownedBy: string }[] = [];
 
   constructor(
     private readonly nodes: NodeDispatcher,
@@ -45,7 +61,55 @@ export class FallbackDispatcher implements Upstream {
       // A chain may be keyed by alias or by served model; requests arrive resolved.
       this.chains.set(aliases[key] ?? key, steps);
       this.chains.set(key, steps);
+      const hosted = steps.find((x) => !x.local);
+      if (hosted && !hosted.local) this.listing.push({ id: key, ownedBy: `${hosted.provider}:${hosted.model}` });
     }
+  }
+
+  /** For GET /v1/models: chain names with a hosted backend, `ownedBy` naming the first one. */
+  chainListing(): { id: string; ownedBy: string }[] {
+    return [...this.listing];
+  }
+
+  /** True when the model's chain has a provider that serves embeddings (OpenAI, Azure). */
+  servesEmbeddings(model: string): boolean {
+    return (this.chains.get(model) ?? []).some((s) => !s.local && this.providers.get(s.provider)?.embed !== undefined);
+  }
+
+  /**
+   * Embeddings for a model no local embedder serves: the chain's embeddings-capable providers in
+   * order, with the same residency rule, breakers, pauses and retries as generations.
+   */
+  async embed(req: EmbeddingFallbackRequest): Promise<EmbeddingFallbackResult> {
+    const steps = (this.chains.get(req.model) ?? []).filter((s): s is Extract<Step, { local: false }> => !s.local && this.providers.get(s.provider)?.embed !== undefined);
+    if (steps.length === 0) throw errors.modelNotFound(req.model);
+    const noLocal = errors.overloaded(`No local embedder serves model '${req.model}'.`, 1, 'no_ready_node');
+    if (!this.cfg.triggers.includes('no_ready_node') || !dataMayLeave(this.cfg, req)) {
+      this.observer.onFallback?.(steps[0]!.provider, 'no_ready_node', 'denied');
+      throw honest(noLocal, 'fallback to hosted providers is not allowed for this request');
+    }
+    let lastError: ApiError = noLocal;
+    for (const [i, step] of steps.entries()) {
+      const p = this.providers.get(step.provider)!;
+      try {
+        const body = await this.attempts(p, req, i === steps.length - 1, async (attempt) => ({
+          value: (await withSpan(`embeddings ${step.model}`, { 'gen_ai.operation.name': 'embeddings', 'gen_ai.provider.name': p.name, 'gen_ai.request.model': step.model, 'icp.attempt': attempt },
+            () => p.embed!({ requestId: req.requestId, model: step.model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT)) as EmbeddingFallbackResult['body'],
+          slow: false,
+        }), (value, permit) => {
+          permit.success();
+          return value;
+        });
+        this.observer.onFallback?.(p.name, 'no_ready_node', 'served');
+        return { backend: `${p.name}:${step.model}`, body, promptTokens: Number(body.usage?.prompt_tokens ?? 0) };
+      } catch (err) {
+        if (err instanceof ProviderError && err.failure === 'client') throw err.apiError;
+        this.observer.onFallback?.(p.name, 'no_ready_node', 'failed');
+        lastError = err instanceof ProviderError ? err.apiError : err instanceof ApiError ? err : errors.upstream(`provider ${p.name} failed`);
+        this.logger.warn({ requestId: req.requestId, provider: p.name, err: lastError.message }, 'fallback provider failed embeddings; trying the next');
+      }
+    }
+    throw honest(lastError, 'no backend in the fallback chain could serve the request');
   }
 
   /** Models a chain can serve even when no GPU node reports them (all nodes gone). */
@@ -113,7 +177,21 @@ export class FallbackDispatcher implements Upstream {
     return dataMayLeave(this.cfg, req);
   }
 
-  private async callProvider(p: Provider, model: string, req: DispatchRequest, isLast: boolean): Promise<UpstreamDispatch> {
+  private callProvider(p: Provider, model: string, req: DispatchRequest, isLast: boolean): Promise<UpstreamDispatch> {
+    const op = req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion';
+    return this.attempts(p, req, isLast, async (attempt) => {
+      const started = performance.now();
+      const d = await withSpan(`${op} ${model}`, { 'gen_ai.operation.name': op, 'gen_ai.provider.name': p.name, 'gen_ai.request.model': model, 'icp.attempt': attempt },
+        () => p.generate({ requestId: req.requestId, operation: req.operation, model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT);
+      return { value: { ...d, attempts: attempt }, slow: performance.now() - started > this.retry.slowFirstTokenMs };
+    }, (d, permit, slow) => judgeAtEnd(d, permit, { slow: () => slow }));
+  }
+
+  /**
+   * One provider for one request: pause, breaker, retries with backoff within the deadline.
+   * `call` makes one attempt; `settle` takes the permit of the attempt that answered.
+   */
+  private async attempts<T>(p: Provider, req: Pick<DispatchRequest, 'signal' | 'deadline'>, isLast: boolean, call: (attempt: number) => Promise<{ value: T; slow: boolean }>, settle: (value: T, permit: Permit, slow: boolean) => T): Promise<T> {
     const breaker = this.breakers.get(`provider:${p.name}`);
     let last: ProviderError | undefined;
     for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
@@ -127,14 +205,10 @@ export class FallbackDispatcher implements Upstream {
       }
       const permit = breaker.tryAcquire();
       if (!permit) throw last ?? new ProviderError(p.name, errors.overloaded(`provider ${p.name} has an open circuit breaker`, 1, 'breaker_open'), 'next');
-      const started = performance.now();
       try {
-        const d = await withSpan(`${req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion'} ${model}`, {
-          'gen_ai.operation.name': req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion', 'gen_ai.provider.name': p.name, 'gen_ai.request.model': model, 'icp.attempt': attempt,
-        }, () => p.generate({ requestId: req.requestId, operation: req.operation, model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT);
+        const { value, slow } = await call(attempt);
         // Judged when the answer is over: a stream that breaks after its first byte is a failure too.
-        const slow = performance.now() - started > this.retry.slowFirstTokenMs;
-        return judgeAtEnd({ ...d, attempts: attempt }, permit, { slow: () => slow });
+        return settle(value, permit, slow);
       } catch (err) {
         const e = err instanceof ProviderError ? err : new ProviderError(p.name, errors.upstream(`provider ${p.name} failed: ${(err as Error).message}`), 'retryable');
         if (e.failure === 'client') {

@@ -53,7 +53,9 @@ export class OpenAIProvider implements Provider {
   async embed(req: Omit<ProviderRequest, 'operation'>): Promise<unknown> {
     const res = await this.post(req, 'EMBEDDINGS', { ...req.body, model: req.model });
     try {
-      return await res.body.json();
+      const j = (await res.body.json().catch(() => undefined)) as { data?: unknown } | undefined;
+      if (!j || !Array.isArray(j.data)) throw new ProviderError(this.name, errors.upstream(`provider ${this.name} answered embeddings with an unexpected body`, 'provider_error'), 'retryable');
+      return j;
     } finally {
       res.abort();
     }

@@ -35,6 +35,8 @@ export interface Provider {
   supports(op: Operation): boolean;
   /** Resolves once the first event arrived; throws ProviderError when nothing was served. */
   generate(req: ProviderRequest): Promise<UpstreamDispatch>;
+  /** POST embeddings (OpenAI and Azure only): the provider's JSON answer; throws ProviderError. */
+  embed?(req: Omit<ProviderRequest, 'operation'>): Promise<unknown>;
 }
 
 /** How a failure before the first token should be handled by the chain. */

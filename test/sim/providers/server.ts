@@ -256,9 +256,22 @@ function splitText(s: string): string[] {
   return s.match(/\s*\S+/g) ?? [s];
 }
 
+/**
+ * OpenAI's CreateEmbeddingResponse: `{object: 'list', data: [{object: 'embedding', index,
+ * embedding}], model, usage: {prompt_tokens, total_tokens}}`; `encoding_format: 'base64'` (what
+ * the openai SDK asks for by default) gives little-endian float32 bytes in base64; `dimensions`
+ * shortens the vector (default 8). Vectors depend on the text; tokens are ~4 characters each.
+ */
 function embeddings(body: Record<string, unknown>, model: string) {
-  const input = Array.isArray(body.input) ? body.input : [body.input];
-  return { object: 'list', data: input.map((_x, index) => ({ object: 'embedding', index, embedding: Array.from({ length: 8 }, (_, i) => (i + index) / 10) })), model, usage: { prompt_tokens: input.length, total_tokens: input.length } };
+  const input = (Array.isArray(body.input) ? body.input : [body.input]).map((x) => (typeof x === 'string' ? x : JSON.stringify(x)));
+  const dims = typeof body.dimensions === 'number' ? body.dimensions : 8;
+  const tokens = input.reduce((n, t) => n + Math.max(1, Math.ceil(t.length / 4)), 0);
+  const data = input.map((text, index) => {
+    const v = Float32Array.from({ length: dims }, (_, i) => ((text.charCodeAt(i % Math.max(1, text.length)) || 0) % 97) / 97 + i / 100);
+    const embedding = body.encoding_format === 'base64' ? Buffer.from(v.buffer).toString('base64') : Array.from(v);
+    return { object: 'embedding', index, embedding };
+  });
+  return { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
 }
 
 function anthropicError(type: string, message: string) {
