@@ -12,6 +12,7 @@ import { DEFAULT_ADMISSION } from '../router/admission/controller.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
+import { idempotencyConfigSchema } from '../router/idempotency/config.ts';
 import { cacheConfigSchema } from '../router/cache/config.ts';
 import { agentClientTlsSchema, agentServerTlsSchema } from './tls.ts';
 
@@ -154,6 +155,8 @@ export const routerSchema = z.strictObject({
   catalog: catalogConfigSchema.optional(),
   /** Budgets per tenant, key and tag: warning at 80%, refuse or downgrade at 100% (docs/tenants.md). */
   budgets: budgetsConfigSchema.optional(),
+  /** Idempotency-Key on generation requests: TTL, disconnect grace, owner lease (docs/idempotency-and-cache.md). */
+  idempotency: idempotencyConfigSchema.default(idempotencyConfigSchema.parse({})),
   /** Response cache, exact and semantic (docs/idempotency-and-cache.md); absent = off. */
   cache: cacheConfigSchema.optional(),
   /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */

@@ -24,6 +24,7 @@ import { createFallback } from './upstream/fallback.ts';
 import { startTenancy } from './tenancy/index.ts';
 import { startTelemetry } from '../common/telemetry.ts';
 import { startAccounting } from './accounting/index.ts';
+import { createIdempotency } from './idempotency/index.ts';
 import { ResponseCache } from './cache/index.ts';
 
 export interface RunningRouter {
@@ -85,6 +86,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, undefined, embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
+  // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
+  const idempotency = await createIdempotency(config, logger, metrics.idempotent);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
   const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: process.env.REDIS_URL || cfg.auth.redisUrl, embeddings, metrics, logger }) : undefined;
 
@@ -107,7 +110,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
     guarded.addHook('preHandler', accounting.hook);
     if (embeddings || upstream.chains) await guarded.register(embeddingRoutes, { service: embeddings, fallback: upstream.chains, requestTimeoutMs: cfg.requestTimeoutMs });
-    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, cache });
+    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, idempotency, cache });
   });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
@@ -132,6 +135,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       await embeddings?.close();
       await tenancy?.close();
       await accounting.close();
+      await idempotency?.close();
       await cache?.close();
     },
   };

@@ -32,3 +32,12 @@ export const requestOutcome = {
   set: (req: FastifyRequest, o: Outcome) => outcomes.set(req, o),
   get: (req: FastifyRequest): Outcome | undefined => outcomes.get(req),
 };
+
+// A generation that outlives its client (idempotency's disconnect grace) settles later than the
+// response closes: accounting waits for this before it charges, so the real usage is charged once.
+const settled = new WeakMap<FastifyRequest, Promise<void>>();
+
+export const requestSettled = {
+  set: (req: FastifyRequest, p: Promise<void>) => settled.set(req, p),
+  get: (req: FastifyRequest): Promise<void> | undefined => settled.get(req),
+};

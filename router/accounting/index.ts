@@ -10,7 +10,7 @@ import { MemoryBudgetStore } from '../../common/store/memory-budgets.ts';
 import { RedisBudgetStore } from '../../common/store/redis-budgets.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { costOf } from '../models/catalog.ts';
-import { requestOutcome, requestUsage } from '../request-context.ts';
+import { requestOutcome, requestSettled, requestUsage } from '../request-context.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { Budgets, budgetsConfigSchema, describeScope, insufficientQuota, type Reading } from './budgets.ts';
 import { createUsageSink, type UsageSink } from './usage-sink.ts';
@@ -77,7 +77,7 @@ export async function startAccounting(config: Config, logger: Logger, metrics: R
       reply.header(BUDGET_WARNING_HEADER, `${describeScope(fullest.scope)} ${fullest.period === 'day' ? 'daily' : 'monthly'} ${fullest.kind} budget at ${Math.floor(fullest.ratio * 100)}%`);
     }
 
-    reply.raw.once('close', () => {
+    const settle = () => {
       const outcome = requestOutcome.get(req);
       if (!outcome) return; // not a generation request
       const usage = requestUsage.get(req) ?? { promptTokens: 0, completionTokens: 0 };
@@ -104,6 +104,11 @@ export async function startAccounting(config: Config, logger: Logger, metrics: R
         outcome: !reply.raw.writableFinished ? 'cancelled' : outcome.status >= 400 || !requestUsage.get(req) ? 'error' : 'ok',
         status: outcome.status,
       });
+    };
+    reply.raw.once('close', () => {
+      const pending = requestSettled.get(req);
+      if (pending) void pending.then(settle);
+      else settle();
     });
   };
 

@@ -44,6 +44,8 @@ export interface CacheTurn {
   recorder?: ResponseRecorder;
   /** The response completed successfully: store what the recorder holds (in the background). */
   commit(): void;
+  /** On a hit: the answer served (idempotency records it for repeats of the request's key). */
+  record?: RecordedResponse;
 }
 
 const NOOP = () => undefined;
@@ -161,7 +163,7 @@ export class ResponseCache {
       this.logger.warn({ err: err.message }, 'cached response replay failed');
       if (!reply.raw.writableEnded) reply.raw.destroy();
     });
-    return { status, served: true, commit: NOOP };
+    return { status, served: true, commit: NOOP, record: rec };
   }
 
   private async get(key: string): Promise<RecordedResponse | undefined> {

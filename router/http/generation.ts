@@ -18,7 +18,8 @@ import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import type { ResponseCache } from '../cache/index.ts';
-import { requestOutcome, requestUsage } from '../request-context.ts';
+import { requestOutcome, requestSettled, requestUsage } from '../request-context.ts';
+import type { Execution, Idempotency } from '../idempotency/index.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
 import { logRequest, startServerSpan, finishServerSpan } from './request-log.ts';
@@ -37,6 +38,8 @@ export interface GenerationRoutesOptions {
   metrics?: RouterMetrics;
   /** `logging.logContent`: the request log line carries the prompt and completion. */
   logContent?: boolean;
+  /** Idempotency-Key (docs/idempotency-and-cache.md): the outermost check. */
+  idempotency?: Idempotency;
   /** Response cache (router/cache/): looked up before admission, fed on success. */
   cache?: ResponseCache;
 }
@@ -53,6 +56,10 @@ interface RequestRecord {
   responseModel?: string;
   /** Raw chunks/response, kept only when `logContent` is on. */
   content?: string[];
+  /** The Idempotency-Key this request owns: it generates and records for repeats. */
+  idem?: Execution;
+  /** Answered from another request's generation (joined or replayed): nothing generated or charged here. */
+  replayed?: boolean;
 }
 
 export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
@@ -60,22 +67,36 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const started = performance.now();
     const rec: RequestRecord = { model: 'unknown', lane: opts.defaultLane, backend: 'none', status: 200, firstTokenAt: 0, usage: undefined, content: opts.logContent ? [] : undefined };
     const span = startServerSpan(req, operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion');
+    // Accounting charges once the generation ended, which can be after its client left (idempotency).
+    let settled = () => undefined as void;
+    if (opts.idempotency) requestSettled.set(req, new Promise<void>((resolve) => (settled = resolve)));
+    let failure: unknown;
     try {
       return await context.with(trace.setSpan(context.active(), span), () => serve(operation, schema, req, reply, rec));
     } catch (err) {
       rec.status = toApiError(err).status;
+      failure = err;
       throw err;
     } finally {
+      rec.idem?.settle(failure);
       if (rec.usage) requestUsage.set(req, rec.usage);
-      requestOutcome.set(req, { model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), lane: rec.lane, status: rec.status, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null });
+      if (!rec.replayed) requestOutcome.set(req, { model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), lane: rec.lane, status: rec.status, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null });
       if (opts.metrics) record(opts.metrics, operation, rec, started);
       finishServerSpan(span, rec);
       logRequest(req, span, rec, started, opts.logContent === true);
+      settled();
     }
   };
 
   const serve = async (operation: Operation, schema: z.ZodType, req: FastifyRequest, reply: FastifyReply, rec: RequestRecord) => {
     const body = parseBody(schema, req.body) as Record<string, unknown> & { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean } | null };
+    // Outermost: a repeat of an Idempotency-Key is answered from the first request's generation.
+    const idem = await opts.idempotency?.begin(req, reply, { route: operation, stream: body.stream === true, includeUsage: body.stream === true && body.stream_options?.include_usage === true, object: operation === 'CHAT_COMPLETIONS' ? 'chat.completion' : 'text_completion' });
+    if (idem === 'served') {
+      rec.replayed = true;
+      return reply;
+    }
+    rec.idem = idem;
     const model = opts.resolver.resolve(body.model, principalOf(req)?.keyId ?? apiKeyOf(req.headers.authorization));
     rec.model = model;
     const stream = body.stream === true;
@@ -90,13 +111,18 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     if (cached?.served) {
       rec.backend = 'cache';
       rec.usage = { promptTokens: 0, completionTokens: 0 };
+      // Repeats of this request's Idempotency-Key get the same cached answer.
+      if (cached.record) rec.idem?.adopt(cached.record);
       return reply;
     }
 
     const clientGone = new AbortController();
     // 'close' on the raw response fires on completion too; only an unfinished response is an abort.
     reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) clientGone.abort();
+      if (reply.raw.writableFinished) return;
+      // An idempotent generation outlives its client for the disconnect grace: a repeat resumes it.
+      if (rec.idem) rec.idem.clientLost(() => clientGone.abort());
+      else clientGone.abort();
     });
 
     const deadline = Date.now() + opts.requestTimeoutMs;
@@ -169,6 +195,10 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           if (rec.usage) cached.recorder.usage(rec.usage);
           cached.commit();
         }
+        if (rec.idem && ev.responseJson) {
+          if (rec.usage) rec.idem.usage(rec.usage);
+          rec.idem.json({ 'x-backend': dispatch.backend }, ev.responseJson);
+        }
         reply.header('content-type', 'application/json');
         return reply.send(ev.responseJson);
       } finally {
@@ -186,6 +216,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       'x-backend': dispatch.backend,
       ...(cached ? { 'x-cache': cached.status } : {}),
     });
+    rec.idem?.head(true, { 'x-backend': dispatch.backend });
     let completed = false;
     try {
       let ev: GenerateEvent__Output | undefined = dispatch.first;
@@ -195,13 +226,15 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           if (rec.firstTokenAt === 0) rec.firstTokenAt = performance.now();
           rec.content?.push(ev.chunkJson);
           cached?.recorder?.frame(ev.chunkJson);
-          if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, `data: ${ev.chunkJson}\n\n`);
+          const frame = rec.idem ? rec.idem.sse(ev.chunkJson) : `data: ${ev.chunkJson}\n\n`;
+          if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, frame);
         } else if (ev.event === 'error' && ev.error) {
           writeStreamError(res, errors.upstream(`${dispatch.backend} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
           return;
         } else if (ev.event === 'usage') {
           if (ev.usage) rec.usage = ev.usage;
-          res.end('data: [DONE]\n\n');
+          if (ev.usage) rec.idem?.usage(ev.usage);
+          res.end(rec.idem ? rec.idem.finishStream() : 'data: [DONE]\n\n');
           completed = true;
           if (ev.usage) cached?.recorder?.usage(ev.usage);
           cached?.commit();
@@ -278,7 +311,8 @@ function writeStreamError(res: ServerResponse, err: ApiError): void {
 
 /** Writes with backpressure: a slow client slows its own stream, not the router's memory. */
 function write(res: ServerResponse, data: string): Promise<void> | void {
-  if (res.write(data)) return;
+  // A client that left is not written to (its idempotent generation may go on without it).
+  if (res.destroyed || res.write(data)) return;
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

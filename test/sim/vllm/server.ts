@@ -69,6 +69,8 @@ const ENGINE_DEAD_MESSAGE = 'EngineCore encountered an issue. See stack trace (a
 interface NormalizedRequest {
   model: string; stream: boolean; hasStreamOptions: boolean; includeUsage: boolean;
   requestedMax: number | null; promptText: string; promptTokens: number;
+  /** the request's `seed`: varies the output like a sampling seed would */
+  seed: number | null;
 }
 
 /** Validate either route's body and reduce it to what the simulator uses. */
@@ -80,7 +82,7 @@ function normalizeRequest(kind: 'chat' | 'completion', raw: unknown): Normalized
     const b = p.data;
     return {
       model: b.model, stream: b.stream === true, hasStreamOptions: b.stream_options != null, includeUsage: b.stream_options?.include_usage === true,
-      requestedMax: b.max_completion_tokens ?? b.max_tokens ?? null,
+      requestedMax: b.max_completion_tokens ?? b.max_tokens ?? null, seed: b.seed ?? null,
       promptText: chatPromptText(b.messages),
       // each message's text plus the template's per-message markers, plus the assistant header
       promptTokens: b.messages.reduce((n, m) => n + estimateTokens(chatPromptText([m])) + TOKENS_PER_CHAT_MESSAGE, 0) + 3,
@@ -92,7 +94,7 @@ function normalizeRequest(kind: 'chat' | 'completion', raw: unknown): Normalized
   const promptText = typeof b.prompt === 'string' ? b.prompt : b.prompt.join('');
   return {
     model: b.model, stream: b.stream === true, hasStreamOptions: b.stream_options != null, includeUsage: b.stream_options?.include_usage === true,
-    requestedMax: b.max_tokens ?? null, promptText, promptTokens: estimateTokens(promptText),
+    requestedMax: b.max_tokens ?? null, seed: b.seed ?? null, promptText, promptTokens: estimateTokens(promptText),
   };
 }
 
@@ -176,7 +178,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
         'input_tokens');
     }
     const maxTokens = requestedMax ?? o.maxModelLen - promptTokens;
-    const plan = planOutput(o.seed, promptText, o.outputTokens.min, o.outputTokens.max);
+    const plan = planOutput(body.seed === null ? o.seed : fnv1a(String(body.seed), o.seed), promptText, o.outputTokens.min, o.outputTokens.max);
     const head: ChunkHead = { id: requestId(kind === 'chat' ? 'chatcmpl' : 'cmpl'), created: Math.floor(Date.now() / 1000), model: o.model };
     const stream = body.stream;
     const includeUsage = stream && body.includeUsage;

@@ -1,0 +1,20 @@
+// Idempotency keys (docs/idempotency-and-cache.md): the router section's `idempotency` options.
+import { z } from 'zod';
+
+export const idempotencyConfigSchema = z.strictObject({
+  /** Off: the `Idempotency-Key` header is ignored. */
+  enabled: z.boolean().default(true),
+  /** How long a completed response answers repeats of its key. */
+  ttlMs: z.number().int().positive().default(24 * 3_600_000),
+  /**
+   * A client that goes away mid-generation does not cancel it at once: the generation goes on
+   * this long (longer while a repeat of the key is attached) so a repeat can resume it.
+   */
+  disconnectGraceMs: z.number().int().min(0).default(30_000),
+  /** Owner lease: a router that stops renewing it (crashed) loses the key to the next repeat. */
+  leaseMs: z.number().int().min(500).default(10_000),
+  /** Redis key prefix (Redis is used when REDIS_URL or router.auth.redisUrl is set). */
+  keyPrefix: z.string().min(1).default('icp:idem:'),
+});
+
+export type IdempotencyConfig = z.infer<typeof idempotencyConfigSchema>;
