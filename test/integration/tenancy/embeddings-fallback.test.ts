@@ -8,6 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startStack, waitFor, type Stack } from '../../helpers/stack.ts';
 
 const PROVIDER_KEY = 'sk-test-embed-provider-7c1e0b9d';
@@ -41,8 +43,22 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     return r.data.length >= n ? r.data : undefined;
   }, 10_000, 100);
 
+  // The budget webhook receiver: fails its first call (HTTP 500), then accepts.
+  const hooks: { at: number; status: number; body: { type: string; scope: string; kind: string; percent: number } }[] = [];
+  const receiver = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      const status = hooks.length === 0 ? 500 : 200;
+      hooks.push({ at: performance.now(), status, body: JSON.parse(raw) as (typeof hooks)[number]['body'] });
+      res.writeHead(status).end();
+    });
+  });
+
   before(async () => {
     process.env.ICP_ADMIN_TOKEN = ADMIN_TOKEN;
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/budget`;
     stack = await startStack({
       sims: [],
       agents: [],
@@ -50,6 +66,7 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
       routerEnv: { ICP_TEST_PROVIDER_KEY: PROVIDER_KEY },
       router: ({ providerSims }) => ({
         auth: { mode: 'required' },
+        budgets: { webhook: { url: hookUrl, retries: 3, timeoutMs: 2_000 } },
         embeddings: { models: [{ id: LOCAL, kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', output: 'sentence_embedding', maxLength: 256, workers: 1 }] },
         catalog: { prices: { [LOCAL]: PRICE }, backendPrices: { 'openai:text-embedding-3-small': { inputPerMTok: 20, outputPerMTok: 0 } } },
         fallback: {
@@ -72,6 +89,7 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
   after(async () => {
     delete process.env.ICP_ADMIN_TOKEN;
     await stack?.stop();
+    receiver.close();
   });
 
   it('GET /v1/models lists models only a fallback chain serves, owned_by naming its backend', async () => {
@@ -152,5 +170,21 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     const h = byModel.get('embed-small')!;
     assert.deepEqual([h.backend, h.promptTokens, h.outcome], ['openai:text-embedding-3-small', hosted.usage.prompt_tokens, 'ok']);
     assert.ok(Math.abs(h.costUsd - (hosted.usage.prompt_tokens * 20) / 1e6) < 1e-12);
+  });
+
+  it('budget webhook: a receiver that fails first gets the event again, with backoff, and accepts it', async () => {
+    // Embedding tokens count toward the tenant's token budget: 6 words + [CLS]/[SEP] = 8 of 10, the 80% warning.
+    const { tenantId, client } = await newKey({ monthlyTokenBudget: 10 });
+    const r = await client.embeddings.create({ model: LOCAL, input: 'cat dog tree house river cat' });
+    assert.equal(r.usage.prompt_tokens, 8);
+    const got = await waitFor(() => (hooks.length >= 2 ? hooks : undefined), 10_000, 50);
+    assert.deepEqual(got.map((h) => h.status), [500, 200]);
+    assert.deepEqual(got[1]!.body, got[0]!.body, 'the same event, retried');
+    assert.equal(got[0]!.body.type, 'budget.warning');
+    assert.equal(got[0]!.body.scope, `t:${tenantId}`);
+    assert.equal(got[0]!.body.kind, 'tokens');
+    assert.ok(got[1]!.at - got[0]!.at >= 200, 'the retry waited its backoff (250 ms)');
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(hooks.length, 2, 'no retry after the receiver accepted');
   });
 });
