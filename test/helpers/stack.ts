@@ -21,6 +21,8 @@ export interface AgentSpec {
   /** Which simulator this agent fronts. */
   sim: string;
   extra?: Record<string, unknown>;
+  /** Extra fields of the agent's `engine` section (e.g. maxNumSeqs), merged over kind and url. */
+  engine?: Record<string, unknown>;
   /** Extra environment for this agent's process (e.g. the fake nvidia-smi's state file). */
   env?: Record<string, string>;
 }
@@ -102,7 +104,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
       agents: spec.agents.map((a) => ({
         id: a.id,
         listen: { host: '127.0.0.1', port: 0 },
-        engine: { kind: spec.sims.find((s) => s.id === a.sim)?.kind ?? 'vllm', url: sims.get(a.sim)!.url },
+        engine: { kind: spec.sims.find((s) => s.id === a.sim)?.kind ?? 'vllm', url: sims.get(a.sim)!.url, ...a.engine },
         scrapeIntervalMs: 200,
         heartbeatMs: 250,
         ...a.extra,
