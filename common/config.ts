@@ -12,6 +12,7 @@ import { DEFAULT_ADMISSION } from '../router/admission/controller.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
+import { shadowConfigSchema } from '../router/shadow/config.ts';
 import { idempotencyConfigSchema } from '../router/idempotency/config.ts';
 import { cacheConfigSchema } from '../router/cache/config.ts';
 import { agentClientTlsSchema, agentServerTlsSchema } from './tls.ts';
@@ -62,6 +63,12 @@ export const controlPlaneSchema = z.strictObject({
     sloTtftSeconds: z.number().positive().default(1),
     defaultWindowMs: z.number().int().positive().default(3_600_000),
   }).default({ enabled: true, sampleIntervalMs: 2_000, rawRetentionMs: 3_600_000, bucketMs: 60_000, bucketRetentionMs: 7 * 24 * 3_600_000, store: { kind: 'file', path: 'data/capacity', key: 'icp:capacity:history' }, compactEveryMs: 60_000, metricsUrls: {}, sloTtftSeconds: 1, defaultWindowMs: 3_600_000 }),
+  /** Shadow-traffic records from the routers (docs/shadow.md): Redis with REDIS_URL / router.auth.redisUrl, else this file store. */
+  shadow: z.strictObject({
+    /** The newest records kept; older ones are dropped. */
+    maxRecords: z.number().int().positive().default(50_000),
+    store: z.strictObject({ path: z.string().min(1).default('data/shadow') }).default({ path: 'data/shadow' }),
+  }).default({ maxRecords: 50_000, store: { path: 'data/shadow' } }),
 });
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
@@ -155,6 +162,8 @@ export const routerSchema = z.strictObject({
   catalog: catalogConfigSchema.optional(),
   /** Budgets per tenant, key and tag: warning at 80%, refuse or downgrade at 100% (docs/tenants.md). */
   budgets: budgetsConfigSchema.optional(),
+  /** Shadow traffic: mirror a share of an alias's requests to another model or provider (docs/shadow.md). */
+  shadow: shadowConfigSchema.optional(),
   /** Idempotency-Key on generation requests: TTL, disconnect grace, owner lease (docs/idempotency-and-cache.md). */
   idempotency: idempotencyConfigSchema.default(idempotencyConfigSchema.parse({})),
   /** Response cache, exact and semantic (docs/idempotency-and-cache.md); absent = off. */

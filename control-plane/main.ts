@@ -9,6 +9,7 @@ import { agentChannelSecurity } from '../common/tls.ts';
 import { capacityApi } from './api/capacity.ts';
 import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
 import { adminApi } from './api/admin.ts';
+import { createShadowStore } from './shadow/index.ts';
 import { routersApi } from './api/routers.ts';
 import { TenantRegistry } from './tenants/tenant-registry.ts';
 import { readFileSync } from 'node:fs';
@@ -44,7 +45,9 @@ export async function startControlPlane(config: Config) {
   // the memory store routers ship their records to.
   const redisUrl = process.env.REDIS_URL || config.router.auth.redisUrl;
   const usage: UsageStore = redisUrl && config.router.auth.mode === 'required' ? new RedisUsageStore(redisUrl) : new MemoryUsageStore();
-  await app.register(adminApi, { registry: tenants, adminToken, usage });
+  // Shadow-traffic records from the routers (docs/shadow.md).
+  const shadow = await createShadowStore(config);
+  await app.register(adminApi, { registry: tenants, adminToken, usage, shadow });
   const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ address }, 'control plane listening');
   return {
@@ -57,6 +60,7 @@ export async function startControlPlane(config: Config) {
       await capacity?.stop();
       await app.close();
       await usage.close();
+      await shadow.close();
     },
   };
 }

@@ -13,6 +13,7 @@ import { Scheduler, defaultProfile } from './scheduling/scheduler.ts';
 import { NodeDispatcher } from './upstream/node-dispatch.ts';
 import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
+import { createShadow } from './shadow/index.ts';
 import { AdmissionController } from './admission/controller.ts';
 import { startLaneReporter } from './admission/lane-report.ts';
 import { modelsRoutes } from './http/models.ts';
@@ -86,6 +87,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, undefined, embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
+  // Shadow traffic (docs/shadow.md): to the GPU pool directly, never through the fallback chain.
+  const shadow = createShadow(config, logger, metrics, { nodes: dispatcher, admission, embeddings });
   // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
   const idempotency = await createIdempotency(config, logger, metrics.idempotent);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
@@ -110,7 +113,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
     guarded.addHook('preHandler', accounting.hook);
     if (embeddings || upstream.chains) await guarded.register(embeddingRoutes, { service: embeddings, fallback: upstream.chains, requestTimeoutMs: cfg.requestTimeoutMs });
-    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, idempotency, cache });
+    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, idempotency, cache, shadow });
   });
 
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
@@ -132,6 +135,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       await closed;
       watch?.stop();
       pool.close();
+      await shadow?.close();
       await embeddings?.close();
       await tenancy?.close();
       await accounting.close();

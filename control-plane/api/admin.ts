@@ -10,6 +10,7 @@ import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { snapshotStreamRoute } from './snapshot-stream.ts';
 import type { UsageStore } from '../../common/store/usage.ts';
 import { usageApi } from './usage.ts';
+import { shadowApi, type ShadowStore } from '../shadow/index.ts';
 
 export interface AdminApiOptions {
   registry: TenantRegistry;
@@ -18,6 +19,8 @@ export interface AdminApiOptions {
   keepAliveMs?: number;
   /** Usage records (GET /v1/admin/usage, POST /v1/admin/usage/records). */
   usage?: UsageStore;
+  /** Shadow-traffic records (POST /v1/admin/shadow/records, GET /v1/admin/shadow/summary). */
+  shadow?: ShadowStore;
 }
 
 const tenantBody = z.strictObject({ name: z.string().min(1).max(200), policy: policySchema.optional(), tags: z.record(z.string().max(64), z.string().max(256)).optional() });
@@ -37,7 +40,7 @@ function parse<T extends z.ZodType>(schema: T, v: unknown): z.infer<T> {
 }
 
 /** Never echo a secret: the key list and the watch carry hashes only. */
-export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000, usage }) => {
+export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000, usage, shadow }) => {
   const expected = adminToken ? digest(adminToken) : undefined;
   const authorize = async (req: FastifyRequest) => {
     if (!expected) throw errors.forbidden('The admin API is disabled: set ICP_ADMIN_TOKEN (or controlPlane.adminTokenFile) on the control plane.', 'admin_disabled');
@@ -49,6 +52,7 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { regis
   await app.register(async (scope) => {
     scope.addHook('onRequest', authorize);
     if (usage) await scope.register(usageApi, { store: usage });
+    if (shadow) await scope.register(shadowApi, { store: shadow });
 
     scope.post('/v1/admin/tenants', async (req, reply) => {
       const t = registry.createTenant(parse(tenantBody, req.body));

@@ -83,8 +83,8 @@ export function logRequest(req: FastifyRequest, span: Span, rec: RequestFacts, s
   req.log.info(line, 'request');
 }
 
-/** The text of a response or of a stream's chunks (only ever called with logContent on). */
-function completionText(parts: string[]): string {
+/** The text of a response or of a stream's chunks (the request log with logContent on; shadow comparison). */
+export function completionText(parts: string[]): string {
   let out = '';
   for (const p of parts) {
     try {

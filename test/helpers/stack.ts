@@ -99,7 +99,7 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
 
     const config: Record<string, unknown> = {
       // Each stack keeps its capacity history in its own temp dir, never in the checkout's data/.
-      controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { store: { path: join(dir, 'capacity') } }, ...spec.controlPlane },
+      controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { store: { path: join(dir, 'capacity') } }, shadow: { store: { path: join(dir, 'shadow') } }, ...spec.controlPlane },
       router: { listen: { host: '127.0.0.1', port: 0 }, ...routerSection },
       agents: spec.agents.map((a) => ({
         id: a.id,
