@@ -12,6 +12,7 @@ import { DEFAULT_ADMISSION } from '../router/admission/controller.ts';
 import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
+import { batchConfigSchema } from '../router/batch/config.ts';
 import { shadowConfigSchema } from '../router/shadow/config.ts';
 import { idempotencyConfigSchema } from '../router/idempotency/config.ts';
 import { cacheConfigSchema } from '../router/cache/config.ts';
@@ -139,6 +140,8 @@ export const routerSchema = z.strictObject({
   shutdownGraceMs: z.number().int().positive().default(10_000),
   /** ONNX embedders and rerankers served by the router itself; paths relative to the install dir. */
   embeddings: embeddingsConfigSchema.optional(),
+  /** Batch jobs in OpenAI's Batch API shape: /v1/files, /v1/batches (docs/batch.md). */
+  batch: batchConfigSchema.optional(),
   /**
    * Tenants, API keys and limits (docs/tenants.md). `off`: no keys needed (the laptop default).
    * `required`: every generation request needs a key issued by the control plane; its tenant's

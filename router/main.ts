@@ -25,6 +25,8 @@ import { createFallback } from './upstream/fallback.ts';
 import { startTenancy } from './tenancy/index.ts';
 import { startTelemetry } from '../common/telemetry.ts';
 import { startAccounting } from './accounting/index.ts';
+import { startBatch } from './batch/index.ts';
+import { batchRoutes } from './http/batches.ts';
 import { createIdempotency } from './idempotency/index.ts';
 import { ResponseCache } from './cache/index.ts';
 
@@ -87,6 +89,8 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, undefined, embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
+  // Batch jobs (docs/batch.md): files and job state in Redis or under router.batch.dataDir.
+  const batch = await startBatch(config, logger, metrics, routerId);
   // Shadow traffic (docs/shadow.md): to the GPU pool directly, never through the fallback chain.
   const shadow = createShadow(config, logger, metrics, { nodes: dispatcher, admission, embeddings });
   // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
@@ -116,7 +120,10 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
     await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, idempotency, cache, shadow });
   });
 
+  // Files and batches authenticate on their own (no limits or budgets on uploads); their items do not.
+  if (batch) await app.register(batchRoutes, { service: batch.service, maxFileBytes: batch.config.maxFileBytes, directory: tenancy?.directory, adminToken: process.env.ICP_ADMIN_TOKEN });
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+  batch?.start(app, () => membershipSynced && !closing && (tenancy?.directory.version ?? 0) >= 0);
   logger.info({ url }, 'router listening');
 
   return {
@@ -127,6 +134,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
       if (admissionTick) clearInterval(admissionTick);
       stopLaneReport?.();
       admission?.close();
+      await batch?.close(Math.min(5_000, cfg.shutdownGraceMs));
       // Stop admitting (fastify answers 503 while closing) and let in-flight streams finish,
       // within the grace period; then cut what is left.
       const closed = app.close();

@@ -11,6 +11,7 @@ import type { AdmitResult, BucketState, LimitPolicy, LimitStore } from '../../co
 import type { KeyDirectory, Principal } from './key-directory.ts';
 import { embeddingTexts, estimateCompletionTokens, estimatePromptTokens, estimateTextTokens } from './token-estimate.ts';
 import { requestUsage } from '../request-context.ts';
+import { onBehalfKeyId } from './on-behalf.ts';
 
 export interface TenancyOptions {
   directory: KeyDirectory;
@@ -74,7 +75,8 @@ function refusal(result: AdmitResult, scope: string): ApiError {
 
 export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHandler {
   return async function tenancy(req, reply) {
-    const principal = opts.directory.authenticate(req.headers.authorization);
+    const onBehalf = onBehalfKeyId(req);
+    const principal = onBehalf ? opts.directory.principalFor(onBehalf) : opts.directory.authenticate(req.headers.authorization);
     principals.set(req, principal);
     const body = (req.body ?? {}) as { model?: unknown };
     const allowed = principal.policy.allowedModels;

@@ -43,6 +43,8 @@ export interface SimFaults {
   hang: boolean;
   slowdown: number;
   dropConnection: boolean;
+  /** A request whose body contains this text gets a 500 (a deterministic per-item fault). */
+  http5xxWhenBodyContains: string | null;
 }
 
 export interface VllmSim {
@@ -53,7 +55,7 @@ export interface VllmSim {
   close(): Promise<void>;
 }
 
-const DEFAULT_FAULTS: SimFaults = { failAfterTokens: null, http5xx: false, engineDead: false, hang: false, slowdown: 1, dropConnection: false };
+const DEFAULT_FAULTS: SimFaults = { failAfterTokens: null, http5xx: false, engineDead: false, hang: false, slowdown: 1, dropConnection: false, http5xxWhenBodyContains: null };
 const faultsSchema = z.strictObject({
   failAfterTokens: z.int().min(0).nullable().optional(),
   http5xx: z.boolean().optional(),
@@ -61,6 +63,7 @@ const faultsSchema = z.strictObject({
   hang: z.boolean().optional(),
   slowdown: z.number().positive().optional(),
   dropConnection: z.boolean().optional(),
+  http5xxWhenBodyContains: z.string().min(1).nullable().optional(),
 });
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** vLLM's EngineDeadError text */
@@ -152,8 +155,10 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
 
   async function handleGeneration(kind: 'chat' | 'completion', req: IncomingMessage, res: ServerResponse) {
     let raw: unknown;
+    let rawText: string;
     try {
-      raw = JSON.parse(await readBody(req));
+      rawText = await readBody(req);
+      raw = JSON.parse(rawText);
     } catch (e) {
       return sendError(res, 400, 'BadRequestError', `Invalid JSON body: ${(e as Error).message}`);
     }
@@ -164,6 +169,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     if (body.hasStreamOptions && !body.stream) return sendError(res, 400, 'BadRequestError', 'Stream options can only be defined when `stream=True`.', 'stream_options');
     if (faults.engineDead) return sendError(res, 500, 'InternalServerError', ENGINE_DEAD_MESSAGE);
     if (faults.http5xx) return sendError(res, 500, 'InternalServerError', 'Simulated internal server error.');
+    if (faults.http5xxWhenBodyContains && rawText.includes(faults.http5xxWhenBodyContains)) return sendError(res, 500, 'InternalServerError', 'Simulated internal server error (keyed on the request body).');
     if (faults.dropConnection && !body.stream) { res.socket?.destroy(); return; }
     if (faults.hang) {
       hung.add(res);

@@ -1,0 +1,276 @@
+// The embedded default: files, jobs and item state in memory, mirrored to `dataDir` so they
+// survive a restart (one router; leases only keep this process's own workers apart). Item state is
+// written behind (at most `flushMs` old): after a crash the items finished in that window run
+// again, and their lines are still written once, because the lost state lost them too.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BatchStore } from './store.ts';
+import type { BatchRecord, Claim, DeadLetter, ItemCounts, ItemSpec, StoredFile } from './types.ts';
+
+interface ItemState {
+  /** index -> time from which it may be claimed (unfinished items only). */
+  ready: Map<number, number>;
+  leases: Map<number, string>;
+  attempts: Map<number, number>;
+  output: Map<number, string>;
+  errors: Map<number, string>;
+  dead: Map<number, DeadLetter>;
+}
+
+const entries = <K, V>(m: Map<K, V>) => [...m.entries()];
+
+function writeAtomic(path: string, data: string | Buffer): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+export class FileBatchStore implements BatchStore {
+  readonly kind = 'file' as const;
+  private files = new Map<string, StoredFile>();
+  private batches = new Map<string, BatchRecord>();
+  private items = new Map<string, ItemSpec[]>();
+  private state = new Map<string, ItemState>();
+  private active = new Set<string>();
+  private locks = new Map<string, { owner: string; until: number }>();
+  private dirty = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly filesDir: string;
+  private readonly batchesDir: string;
+
+  constructor(private readonly dir: string, private readonly flushMs = 100) {
+    this.filesDir = join(dir, 'files');
+    this.batchesDir = join(dir, 'batches');
+    mkdirSync(this.filesDir, { recursive: true });
+    mkdirSync(this.batchesDir, { recursive: true });
+    this.load();
+  }
+
+  private load(): void {
+    for (const name of readdirSync(this.filesDir)) {
+      if (!name.endsWith('.json')) continue;
+      const f = JSON.parse(readFileSync(join(this.filesDir, name), 'utf8')) as StoredFile;
+      this.files.set(f.id, f);
+    }
+    const now = Date.now();
+    for (const name of readdirSync(this.batchesDir)) {
+      const m = /^(.+)\.batch\.json$/.exec(name);
+      if (!m) continue;
+      const id = m[1]!;
+      this.batches.set(id, JSON.parse(readFileSync(join(this.batchesDir, name), 'utf8')) as BatchRecord);
+      const itemsPath = join(this.batchesDir, `${id}.items.json`);
+      if (existsSync(itemsPath)) this.items.set(id, JSON.parse(readFileSync(itemsPath, 'utf8')) as ItemSpec[]);
+      const statePath = join(this.batchesDir, `${id}.state.json`);
+      if (existsSync(statePath)) {
+        const s = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, [number, unknown][]>;
+        // This process held every lease there was: its items are claimable again at once.
+        const ready = new Map(s.ready as [number, number][]);
+        for (const [idx] of s.leases as [number, string][]) ready.set(idx, now);
+        this.state.set(id, {
+          ready,
+          leases: new Map(),
+          attempts: new Map(s.attempts as [number, number][]),
+          output: new Map(s.output as [number, string][]),
+          errors: new Map(s.errors as [number, string][]),
+          dead: new Map(s.dead as [number, DeadLetter][]),
+        });
+      }
+    }
+    const activePath = join(this.dir, 'active.json');
+    if (existsSync(activePath)) for (const id of JSON.parse(readFileSync(activePath, 'utf8')) as string[]) this.active.add(id);
+  }
+
+  private touch(batchId: string): void {
+    this.dirty.add(batchId);
+    this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const id of this.dirty) {
+      const s = this.state.get(id);
+      if (!s) continue;
+      writeAtomic(join(this.batchesDir, `${id}.state.json`), JSON.stringify({
+        ready: entries(s.ready), leases: entries(s.leases), attempts: entries(s.attempts),
+        output: entries(s.output), errors: entries(s.errors), dead: entries(s.dead),
+      }));
+    }
+    this.dirty.clear();
+  }
+
+  async putFile(file: StoredFile, content: Buffer): Promise<void> {
+    writeFileSync(join(this.filesDir, `${file.id}.bin`), content);
+    writeAtomic(join(this.filesDir, `${file.id}.json`), JSON.stringify(file));
+    this.files.set(file.id, file);
+  }
+
+  async getFile(id: string) { return this.files.get(id); }
+
+  async getFileContent(id: string): Promise<Buffer | undefined> {
+    if (!this.files.has(id)) return undefined;
+    try {
+      return readFileSync(join(this.filesDir, `${id}.bin`));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async listFiles(tenant: string) {
+    return [...this.files.values()].filter((f) => f.tenant === tenant).sort((a, b) => b.created_at - a.created_at || (b.id < a.id ? -1 : 1));
+  }
+
+  async deleteFile(id: string): Promise<boolean> {
+    if (!this.files.delete(id)) return false;
+    rmSync(join(this.filesDir, `${id}.json`), { force: true });
+    rmSync(join(this.filesDir, `${id}.bin`), { force: true });
+    return true;
+  }
+
+  async putBatch(batch: BatchRecord): Promise<void> {
+    writeAtomic(join(this.batchesDir, `${batch.id}.batch.json`), JSON.stringify(batch));
+    this.batches.set(batch.id, structuredClone(batch));
+  }
+
+  async getBatch(id: string) {
+    const b = this.batches.get(id);
+    return b && structuredClone(b);
+  }
+
+  async listBatches(tenant: string) {
+    return [...this.batches.values()].filter((b) => b.tenant === tenant).sort((a, b) => b.created_at - a.created_at || (b.id < a.id ? -1 : 1)).map((b) => structuredClone(b));
+  }
+
+  async activeBatches() { return [...this.active]; }
+
+  async setActive(id: string, active: boolean): Promise<void> {
+    if (active) this.active.add(id);
+    else this.active.delete(id);
+    writeAtomic(join(this.dir, 'active.json'), JSON.stringify([...this.active]));
+  }
+
+  async initItems(batchId: string, items: ItemSpec[], now: number): Promise<void> {
+    writeAtomic(join(this.batchesDir, `${batchId}.items.json`), JSON.stringify(items));
+    this.items.set(batchId, items);
+    this.state.set(batchId, { ready: new Map(items.map((i) => [i.index, now])), leases: new Map(), attempts: new Map(), output: new Map(), errors: new Map(), dead: new Map() });
+    this.touch(batchId);
+    this.flush();
+  }
+
+  async getItems(batchId: string) { return this.items.get(batchId) ?? []; }
+
+  private st(batchId: string): ItemState {
+    const s = this.state.get(batchId);
+    if (!s) throw new Error(`no items for batch ${batchId}`);
+    return s;
+  }
+
+  private holds(s: ItemState, c: Claim): boolean {
+    return s.leases.get(c.index) === c.token && s.ready.has(c.index);
+  }
+
+  async claim(batchId: string, max: number, now: number, leaseMs: number, owner: string): Promise<Claim[]> {
+    const s = this.st(batchId);
+    const out: Claim[] = [];
+    for (const [idx, at] of s.ready) {
+      if (out.length >= max) break;
+      if (at > now) continue;
+      const token = `${owner}:${idx}:${now}`;
+      s.ready.set(idx, now + leaseMs);
+      s.leases.set(idx, token);
+      out.push({ index: idx, token, attempts: s.attempts.get(idx) ?? 0 });
+    }
+    if (out.length) this.touch(batchId);
+    return out;
+  }
+
+  async renew(batchId: string, claim: Claim, until: number): Promise<boolean> {
+    const s = this.st(batchId);
+    if (!this.holds(s, claim)) return false;
+    s.ready.set(claim.index, until);
+    return true;
+  }
+
+  async finish(batchId: string, claim: Claim, to: 'output' | 'errors', line: string): Promise<boolean> {
+    const s = this.st(batchId);
+    if (!this.holds(s, claim)) return false;
+    s.ready.delete(claim.index);
+    s.leases.delete(claim.index);
+    s[to].set(claim.index, line);
+    this.touch(batchId);
+    return true;
+  }
+
+  async retry(batchId: string, claim: Claim, at: number, countAttempt: boolean): Promise<boolean> {
+    const s = this.st(batchId);
+    if (!this.holds(s, claim)) return false;
+    s.ready.set(claim.index, at);
+    s.leases.delete(claim.index);
+    if (countAttempt) s.attempts.set(claim.index, (s.attempts.get(claim.index) ?? 0) + 1);
+    this.touch(batchId);
+    return true;
+  }
+
+  async deadLetter(batchId: string, claim: Claim, line: string, dead: DeadLetter): Promise<boolean> {
+    if (!(await this.finish(batchId, claim, 'errors', line))) return false;
+    this.st(batchId).dead.set(claim.index, dead);
+    return true;
+  }
+
+  async closeRemaining(batchId: string, lineFor: (index: number) => string): Promise<number> {
+    const s = this.st(batchId);
+    const n = s.ready.size;
+    for (const idx of s.ready.keys()) s.errors.set(idx, lineFor(idx));
+    s.ready.clear();
+    s.leases.clear();
+    this.touch(batchId);
+    return n;
+  }
+
+  async dropRemaining(batchId: string): Promise<number> {
+    const s = this.st(batchId);
+    const n = s.ready.size;
+    s.ready.clear();
+    s.leases.clear();
+    this.touch(batchId);
+    return n;
+  }
+
+  async counts(batchId: string): Promise<ItemCounts> {
+    const s = this.st(batchId);
+    return { pending: s.ready.size, output: s.output.size, errors: s.errors.size, dead: s.dead.size };
+  }
+
+  async results(batchId: string, which: 'output' | 'errors') { return new Map(this.st(batchId)[which]); }
+
+  async deadLetters(batchId: string) { return [...this.st(batchId).dead.values()].sort((a, b) => a.index - b.index); }
+
+  async requeue(batchId: string, now: number, indexes?: number[]): Promise<number> {
+    const s = this.st(batchId);
+    let n = 0;
+    for (const idx of indexes ?? [...s.dead.keys()]) {
+      if (!s.dead.delete(idx)) continue;
+      s.errors.delete(idx);
+      s.attempts.delete(idx);
+      s.ready.set(idx, now);
+      n += 1;
+    }
+    this.touch(batchId);
+    return n;
+  }
+
+  async lock(name: string, ttlMs: number, owner: string): Promise<boolean> {
+    const l = this.locks.get(name);
+    if (l && l.until > Date.now() && l.owner !== owner) return false;
+    this.locks.set(name, { owner, until: Date.now() + ttlMs });
+    return true;
+  }
+
+  async unlock(name: string, owner: string): Promise<void> {
+    if (this.locks.get(name)?.owner === owner) this.locks.delete(name);
+  }
+
+  async close(): Promise<void> {
+    this.flush();
+  }
+}
