@@ -17,6 +17,7 @@ import { shadowConfigSchema } from '../router/shadow/config.ts';
 import { idempotencyConfigSchema } from '../router/idempotency/config.ts';
 import { cacheConfigSchema } from '../router/cache/config.ts';
 import { agentClientTlsSchema, agentServerTlsSchema } from './tls.ts';
+import { DEFAULT_HTTP_LIMITS, httpLimitsSchema } from './http-limits.ts';
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -37,6 +38,8 @@ export const controlPlaneSchema = z.strictObject({
   stateFile: z.string().optional(),
   /** TLS for the Drain call to agents (docs/security.md); absent = plaintext. */
   agentTls: agentClientTlsSchema.optional(),
+  /** Receive timeouts, header size, JSON depth of the HTTP API (docs/security.md). */
+  http: httpLimitsSchema.default(DEFAULT_HTTP_LIMITS),
   /** Node-metric history and the capacity report (docs/capacity-planning.md). */
   capacity: z.strictObject({
     enabled: z.boolean().default(true),
@@ -126,6 +129,8 @@ export const routerSchema = z.strictObject({
   /** Attempts on other nodes when one fails before the first token. */
   maxAttempts: z.number().int().min(1).max(5).default(2),
   bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  /** Receive timeouts, header size, JSON depth of the router's HTTP API (docs/security.md). */
+  http: httpLimitsSchema.default(DEFAULT_HTTP_LIMITS),
   defaultLane: laneSchema.default('standard'),
   /** Lane caps: API key -> highest lane it may ask for; other keys get `defaultMaxLane`. */
   lanes: z.strictObject({

@@ -3,14 +3,21 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from './logger.ts';
 import { ApiError, errors } from './errors.ts';
+import { DEFAULT_HTTP_LIMITS, clientErrorHandler, jsonDepthError, nodeServerOptions, type HttpLimits } from './http-limits.ts';
 
 export interface HttpServerOptions {
   logger: Logger;
   bodyLimitBytes?: number;
+  /** Receive timeouts, header size and JSON depth (common/http-limits.ts). */
+  limits?: HttpLimits;
 }
 
-export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024 }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, limits = DEFAULT_HTTP_LIMITS }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
+    http: nodeServerOptions(limits),
+    // fastify sets the server's requestTimeout itself (0, no limit, unless given).
+    requestTimeout: limits.requestTimeoutMs,
+    clientErrorHandler,
     loggerInstance: logger as FastifyBaseLogger,
     // The request log line is written by the service itself (with what it decided), not fastify.
     logController: new LogController({ disableRequestLogging: true }),
@@ -23,6 +30,16 @@ export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024 }: H
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
+  });
+
+  // JSON nesting is bounded before JSON.parse or any validator recurses into the body; then
+  // fastify's own parser (secure-json-parse: prototype poisoning refused) does the parsing.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const tooDeep = jsonDepthError(body as string, limits.maxJsonDepth);
+    if (tooDeep) return done(tooDeep, undefined);
+    parseJson(req, body as string, done);
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {

@@ -29,7 +29,7 @@ export async function startControlPlane(config: Config) {
   const adminToken = cfg.adminTokenFile ? readFileSync(cfg.adminTokenFile, 'utf8').trim() : process.env.ICP_ADMIN_TOKEN || undefined;
   if (!adminToken) logger.info('admin API off: no ICP_ADMIN_TOKEN / controlPlane.adminTokenFile');
 
-  const app = createHttpServer({ logger });
+  const app = createHttpServer({ logger, limits: cfg.http });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));
   await app.register(nodesApi, { registry, agentSecurity: agentChannelSecurity(cfg.agentTls) });

@@ -98,7 +98,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
   const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: process.env.REDIS_URL || cfg.auth.redisUrl, embeddings, metrics, logger }) : undefined;
 
-  const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes });
+  const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes, limits: cfg.http });
   let closing = false;
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
