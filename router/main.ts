@@ -86,7 +86,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 
   const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
 
-  const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, undefined, embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
+  const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, () => metrics.limitStoreFailures.inc({ store: 'limits', policy: cfg.auth.onStoreError }), embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
   // Batch jobs (docs/batch.md): files and job state in Redis or under router.batch.dataDir.

@@ -51,6 +51,8 @@ export interface LimitStore {
   settle(key: string, leaseId: string, policy: LimitPolicy, tokenDelta: number): Promise<void>;
   /** Keeps a long stream's lease alive. */
   renew(key: string, leaseId: string, leaseTtlMs: number): Promise<void>;
+  /** False while the backing store cannot be reached (Redis down); absent for in-process stores. */
+  connected?(): boolean;
   close(): Promise<void>;
 }
 

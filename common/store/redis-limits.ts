@@ -125,6 +125,10 @@ export class RedisLimitStore implements LimitStore {
     await this.redis.icpRenew(this.keys(key)[2], leaseId, leaseTtlMs);
   }
 
+  connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   async close(): Promise<void> {
     this.redis.disconnect();
   }

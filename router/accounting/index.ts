@@ -58,6 +58,7 @@ export async function startAccounting(config: Config, logger: Logger, metrics: R
       fullest = await budgets.check(scopes);
     } catch (err) {
       logger.warn({ err: (err as Error).message, policy: cfg.auth.onStoreError }, 'budget store unavailable');
+      metrics.limitStoreFailures.inc({ store: 'budgets', policy: cfg.auth.onStoreError });
       if (cfg.auth.onStoreError === 'closed') throw errors.overloaded('Budgets cannot be checked right now.', 1, 'budgets_unavailable');
     }
     if (fullest && fullest.ratio >= 1) {

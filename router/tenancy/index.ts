@@ -28,12 +28,29 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
   const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', token ? { authorization: `Bearer ${token}` } : {});
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
   watch.start();
-  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure, countTokens });
+  // Limit-store failures since start, for /readyz (the metric counts them too).
+  let storeFailures = 0;
+  let lastStoreFailureAt: number | undefined;
+  const failed = () => {
+    storeFailures += 1;
+    lastStoreFailureAt = Date.now();
+    onStoreFailure?.();
+  };
+  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure: failed, countTokens });
   return {
     hook,
     store,
     directory,
-    status: () => ({ policySynced: directory.version >= 0, keys: directory.size, store: store.kind }),
+    status: () => ({
+      policySynced: directory.version >= 0,
+      keys: directory.size,
+      store: store.kind,
+      // Redis down: the router keeps serving by `onStoreError` (open: without limits; closed: 503) and says so here.
+      storeReachable: store.connected?.() ?? true,
+      onStoreError: auth.onStoreError,
+      storeFailures,
+      lastStoreFailureAt: lastStoreFailureAt === undefined ? null : new Date(lastStoreFailureAt).toISOString(),
+    }),
     async close() {
       watch.stop();
       await store.close();
