@@ -99,6 +99,8 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const idem = await opts.idempotency?.begin(req, reply, { route: operation, stream: body.stream === true, includeUsage: body.stream === true && body.stream_options?.include_usage === true, object: operation === 'CHAT_COMPLETIONS' ? 'chat.completion' : 'text_completion' });
     if (idem === 'served') {
       rec.replayed = true;
+      // Zero usage: the limits hook refunds its TPM estimate; no usage record is written (no outcome).
+      rec.usage = { promptTokens: 0, completionTokens: 0 };
       return reply;
     }
     rec.idem = idem;

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
-import { startStack, simState, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
+import { startStack, setSimFaults, simState, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
 import { sleep } from '../../../common/process.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
@@ -174,5 +174,21 @@ describe('idempotency keys (one router, memory store)', () => {
     const c = await client('sk-tenant-c').chat.completions.create(x, idem(key));
     assert.notEqual(c.id, a.id);
     assert.equal((await completed()) - before, 3);
+  });
+
+  it('a failed first attempt does not poison the key: the repeat runs again', async () => {
+    const key = randomUUID();
+    const c = client();
+    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: 'fails first' }], max_tokens: 5 };
+    await setSimFaults(stack.sims.get('a')!.url, { http5xx: true });
+    try {
+      await assert.rejects(c.chat.completions.create(body, idem(key)), (err: unknown) => (err as { status?: number }).status! >= 500);
+    } finally {
+      await setSimFaults(stack.sims.get('a')!.url, { http5xx: false });
+    }
+    const before = await completed();
+    const ok = await c.chat.completions.create(body, idem(key));
+    assert.ok(ok.choices[0]!.message.content);
+    assert.equal((await completed()) - before, 1, 'the repeat generated');
   });
 });

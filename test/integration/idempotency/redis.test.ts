@@ -8,6 +8,9 @@ import OpenAI from 'openai';
 import { startStack, simState, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
 import { startRedis, type RedisProcess } from '../../helpers/redis.ts';
 import { spawnService, type ServiceProcess } from '../../../cli/spawn-service.ts';
+import { sleep } from '../../../common/process.ts';
+
+const LEASE_MS = 2_000;
 
 describe('idempotency keys across two routers sharing Redis', () => {
   let redis: RedisProcess;
@@ -27,7 +30,7 @@ describe('idempotency keys across two routers sharing Redis', () => {
     stack = await startStack({
       sims: [{ id: 'a', args: ['--max-num-seqs', '64', '--decode-step-ms', '30', '--decode-step-ms-per-seq', '0'] }],
       agents: [{ id: 'gpu-a', sim: 'a' }],
-      router: { admission: { enabled: false }, auth: { redisUrl: redis.url } },
+      router: { admission: { enabled: false }, auth: { redisUrl: redis.url }, idempotency: { leaseMs: LEASE_MS } },
     });
     second = await spawnService({ name: 'router-2', entry: 'cli/main.ts', args: ['router', '--config', stack.configFile], env: { LOG_LEVEL: 'warn' } });
     await waitFor(() => served(stack.routerUrl), 20_000);
@@ -72,5 +75,23 @@ describe('idempotency keys across two routers sharing Redis', () => {
 
     // Another body under the key is a conflict at either router.
     await assert.rejects(client(second.url).chat.completions.create({ ...body, max_tokens: 49 }, opts), (err: unknown) => (err as { status?: number }).status === 409);
+  });
+
+  // Last: it kills the first router.
+  it('a crashed owner\'s key is taken over by the next repeat once its lease expired', async () => {
+    const key = randomUUID();
+    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: `owner crashes ${key}` }], max_tokens: 40, seed: 3, stream: true as const };
+    const reference: string[] = [];
+    for await (const chunk of await client(second.url).chat.completions.create(body)) reference.push(chunk.choices[0]?.delta.content ?? '');
+    const stream = await client(stack.routerUrl).chat.completions.create(body, { headers: { 'Idempotency-Key': key } });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    stack.router.kill('SIGKILL');
+    await stack.router.exited;
+    await sleep(LEASE_MS + 500);
+    const texts: string[] = [];
+    for await (const chunk of await client(second.url).chat.completions.create(body, { headers: { 'Idempotency-Key': key } })) texts.push(chunk.choices[0]?.delta.content ?? '');
+    assert.equal(texts.join(''), reference.join(''));
+    assert.equal(await metric(second.url, 'taken_over'), 1);
   });
 });
