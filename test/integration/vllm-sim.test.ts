@@ -107,6 +107,16 @@ test('non-streaming chat and completions; same seed and prompt give the same tex
   assert.ok(c.choices[0].text.length > 0);
 });
 
+test('ignore_eos (vLLM sampling parameter) generates to max_tokens instead of the natural stop', async () => {
+  const s = await sim();
+  const natural = await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 500 })));
+  assert.equal(natural.choices[0].finish_reason, 'stop');
+  assert.ok(natural.usage.completion_tokens < 500);
+  const forced = await json(await post(s, '/v1/chat/completions', chat({ max_tokens: 500, ignore_eos: true })));
+  assert.equal(forced.choices[0].finish_reason, 'length');
+  assert.equal(forced.usage.completion_tokens, 500);
+});
+
 test('/v1/models in vLLM shape, /health 200 with an empty body, unknown route 404', async () => {
   const s = await sim({ maxModelLen: 4096 });
   const m = await json(await fetch(s.url + '/v1/models'));

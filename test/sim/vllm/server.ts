@@ -74,6 +74,8 @@ interface NormalizedRequest {
   requestedMax: number | null; promptText: string; promptTokens: number;
   /** the request's `seed`: varies the output like a sampling seed would */
   seed: number | null;
+  /** vLLM's `ignore_eos` sampling parameter: no natural stop, generate up to max_tokens */
+  ignoreEos: boolean;
 }
 
 /** Validate either route's body and reduce it to what the simulator uses. */
@@ -85,7 +87,7 @@ function normalizeRequest(kind: 'chat' | 'completion', raw: unknown): Normalized
     const b = p.data;
     return {
       model: b.model, stream: b.stream === true, hasStreamOptions: b.stream_options != null, includeUsage: b.stream_options?.include_usage === true,
-      requestedMax: b.max_completion_tokens ?? b.max_tokens ?? null, seed: b.seed ?? null,
+      requestedMax: b.max_completion_tokens ?? b.max_tokens ?? null, seed: b.seed ?? null, ignoreEos: b.ignore_eos === true,
       promptText: chatPromptText(b.messages),
       // each message's text plus the template's per-message markers, plus the assistant header
       promptTokens: b.messages.reduce((n, m) => n + estimateTokens(chatPromptText([m])) + TOKENS_PER_CHAT_MESSAGE, 0) + 3,
@@ -97,7 +99,7 @@ function normalizeRequest(kind: 'chat' | 'completion', raw: unknown): Normalized
   const promptText = typeof b.prompt === 'string' ? b.prompt : b.prompt.join('');
   return {
     model: b.model, stream: b.stream === true, hasStreamOptions: b.stream_options != null, includeUsage: b.stream_options?.include_usage === true,
-    requestedMax: b.max_tokens ?? null, seed: b.seed ?? null, promptText, promptTokens: estimateTokens(promptText),
+    requestedMax: b.max_tokens ?? null, seed: b.seed ?? null, ignoreEos: b.ignore_eos === true, promptText, promptTokens: estimateTokens(promptText),
   };
 }
 
@@ -225,7 +227,7 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
 
     try {
       engine.submit({
-        id: head.id, promptTokens, naturalTokens: plan.naturalTokens, maxTokens,
+        id: head.id, promptTokens, naturalTokens: body.ignoreEos ? maxTokens : plan.naturalTokens, maxTokens,
         prefixHashes: prefixBlockHashes(promptText, engineCfg.blockSize), nextWord: plan.nextWord,
         listener: {
           onAdmitted(cached) { cachedTokens = cached; },
