@@ -3,7 +3,7 @@
 import type { ServiceProcess } from '../../cli/spawn-service.ts';
 import { simState, waitFor, type Stack } from '../helpers/stack.ts';
 import { sleep } from '../../common/process.ts';
-import { startLoad, summarise, type LoadOptions } from './load.ts';
+import { startLoad, summarise, type ChaosRecord, type LoadOptions } from './load.ts';
 import type { ScenarioOptions, ScenarioResult } from './types.ts';
 
 /**
@@ -68,6 +68,7 @@ export function phases(opts: ScenarioOptions, short: { baseMs: number; faultMs: 
 export interface PhaseSpec {
   name: string;
   load: Omit<LoadOptions, 'durationMs'>;
+  /** baseMs of load before the fault, faultMs of fault, afterMs of load after it ended. */
   timing: { baseMs: number; faultMs: number; afterMs: number };
   /** Starts the fault (after baseMs of load). */
   inject(): Promise<void>;
@@ -81,20 +82,28 @@ export interface PhaseSpec {
 
 /** One fault under load: baseline, fault, recovery; the load runs through all three. */
 export async function runPhase(p: PhaseSpec): Promise<ScenarioResult> {
+  return (await runPhaseRecords(p)).result;
+}
+
+/** runPhase, with the records for a scenario's own checks. */
+export async function runPhaseRecords(p: PhaseSpec): Promise<{ result: ScenarioResult; records: ChaosRecord[]; faultEndedAt: number }> {
   const before = p.stack ? await engineCompleted(p.stack) : 0;
   const { baseMs, faultMs, afterMs } = p.timing;
-  const load = startLoad({ ...p.load, durationMs: baseMs + faultMs + afterMs });
+  const load = startLoad(p.load);
   await sleep(baseMs);
   const faultAt = Date.now();
   await p.inject();
   await sleep(Math.max(0, faultMs - (Date.now() - faultAt)));
   await p.clear();
   const faultEndedAt = Date.now();
-  const records = await load.done;
+  // However long clearing took (an agent restart), the load runs afterMs past the fault's end.
+  await sleep(afterMs);
+  const records = await load.stop();
   let engineGenerations: number | undefined;
   if (p.stack) engineGenerations = (await engineCompleted(p.stack)) - before - (p.extraGenerations?.() ?? 0);
   const r = summarise(p.name, records, faultEndedAt, { engineGenerations });
-  return { ...r, extra: { ...r.extra, faultMs: faultEndedAt - faultAt, ...(engineGenerations !== undefined ? { engineGenerations } : {}) } };
+  const result = { ...r, extra: { ...r.extra, faultMs: faultEndedAt - faultAt, ...(engineGenerations !== undefined ? { engineGenerations } : {}) } };
+  return { result, records, faultEndedAt };
 }
 
 /** Distinct nodes (x-backend) that answered `tries` small requests. */

@@ -290,7 +290,8 @@ export function summarise(scenario: string, records: LoadRecord[], faultEndedAt:
     if (r.outcome.kind === 'completed') completed++;
     else if (r.outcome.kind === 'lost') lost++;
     else {
-      const k = `${r.outcome.status} ${r.outcome.type}/${r.outcome.code ?? '-'}`;
+      // Status 0: an SSE error event after the answer had started (its HTTP status was 200).
+      const k = `${r.outcome.status || 'sse'} ${r.outcome.type}/${r.outcome.code ?? '-'}`;
       typedErrors[k] = (typedErrors[k] ?? 0) + 1;
     }
   }
@@ -320,6 +321,7 @@ export function mergeResults(scenario: string, parts: ScenarioResult[]): Scenari
   const rec = parts.map((p) => p.recoveryMs);
   const extra: Record<string, number | string> = {};
   for (const p of parts) {
+    extra[`${p.scenario}.sent`] = p.sent;
     extra[`${p.scenario}.recoveryMs`] = p.recoveryMs ?? 'never';
     extra[`${p.scenario}.p99Ms`] = p.p99Ms;
     for (const [k, v] of Object.entries(p.extra ?? {})) extra[`${p.scenario}.${k}`] = v;
