@@ -224,6 +224,13 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       ...(cached ? { 'x-cache': cached.status } : {}),
     });
     rec.idem?.head(true, { 'x-backend': dispatch.backend });
+    // A client that stops reading must not hold its response (our buffers, its lease, the
+    // request's settlement) past the deadline: by then the upstream call has ended too. The grace
+    // lets a client that still reads receive the timeout error event.
+    const cutoff = setTimeout(() => {
+      if (!res.writableFinished) res.destroy();
+    }, Math.max(0, deadline - Date.now()) + STALLED_READER_GRACE_MS);
+    res.once('close', () => clearTimeout(cutoff));
     let completed = false;
     try {
       let ev: GenerateEvent__Output | undefined = dispatch.first;
@@ -315,6 +322,9 @@ function writeStreamError(res: ServerResponse, err: ApiError): void {
   res.write(`data: ${JSON.stringify(err.toBody())}\n\n`);
   res.end();
 }
+
+/** How long past its deadline a stream may wait for a client that is not reading. */
+const STALLED_READER_GRACE_MS = 1_000;
 
 /** Writes with backpressure: a slow client slows its own stream, not the router's memory. */
 function write(res: ServerResponse, data: string): Promise<void> | void {
