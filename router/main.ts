@@ -122,7 +122,12 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 
   // Files and batches authenticate on their own (no limits or budgets on uploads); their items do not.
   if (batch) await app.register(batchRoutes, { service: batch.service, maxFileBytes: batch.config.maxFileBytes, directory: tenancy?.directory, adminToken: process.env.ICP_ADMIN_TOKEN });
+  // Files and batches authenticate on their own (no limits or budgets on uploads); their items do not.
+  if (batch) await app.register(batchRoutes, { service: batch.service, maxFileBytes: batch.config.maxFileBytes, directory: tenancy?.directory, adminToken: process.env.ICP_ADMIN_TOKEN });
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+  // Items wait until keys and every node's models are known (else a restart would turn them into 404s).
+  const startedAt = Date.now();
+  batch?.start(app, () => membershipSynced && !closing && (tenancy?.directory.version ?? 0) >= 0 && (pool.list().every((n) => n.status) || Date.now() - startedAt > 10_000));
   batch?.start(app, () => membershipSynced && !closing && (tenancy?.directory.version ?? 0) >= 0);
   logger.info({ url }, 'router listening');
 

@@ -129,6 +129,8 @@ export class BatchRunner {
         this.inflight.set(b.id, (this.inflight.get(b.id) ?? 1) - 1);
         this.total -= 1;
         this.running.delete(p);
+        // A slot just freed: look for the next item now rather than at the next poll.
+        setImmediate(() => void this.tick());
       });
     this.running.add(p);
   }
