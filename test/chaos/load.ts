@@ -314,6 +314,11 @@ export function summarise(scenario: string, records: LoadRecord[], faultEndedAt:
   };
 }
 
+/** The system must recover by itself: a phase with no all-completed window after its fault breaks that. */
+export function neverRecovered(parts: ScenarioResult[]): string[] {
+  return parts.filter((p) => p.recoveryMs === null).map((p) => `${p.scenario}: never recovered`);
+}
+
 /** Merges the results of a scenario's phases (one fault each) into one report row. */
 export function mergeResults(scenario: string, parts: ScenarioResult[]): ScenarioResult {
   const typedErrors: Record<string, number> = {};
@@ -327,6 +332,7 @@ export function mergeResults(scenario: string, parts: ScenarioResult[]): Scenari
     for (const [k, v] of Object.entries(p.extra ?? {})) extra[`${p.scenario}.${k}`] = v;
   }
   const notes = parts.flatMap((p) => (p.notes ?? []).map((n) => `${p.scenario}: ${n}`));
+  const violations = parts.flatMap((p) => p.violations ?? []);
   return {
     scenario,
     sent: parts.reduce((s, p) => s + p.sent, 0),
@@ -339,5 +345,6 @@ export function mergeResults(scenario: string, parts: ScenarioResult[]): Scenari
     recoveryMs: rec.some((r) => r === null) ? null : Math.max(0, ...(rec as number[])),
     extra,
     ...(notes.length ? { notes } : {}),
+    ...(violations.length ? { violations } : {}),
   };
 }

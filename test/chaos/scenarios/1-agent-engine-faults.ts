@@ -3,7 +3,7 @@
 // slowed to a tenth of its speed (brownout), its engine answering 5xx. Node B stays healthy.
 import { startStack, setSimFaults, DEFAULT_MODEL, waitFor, type Stack } from '../../helpers/stack.ts';
 import { CrashWatch, modelNodes, phases, runPhase, waitServing } from '../harness.ts';
-import { mergeResults } from '../load.ts';
+import { mergeResults, neverRecovered } from '../load.ts';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../types.ts';
 
 /** The router answers within this (a typed timeout at worst). */
@@ -68,7 +68,8 @@ export const agentEngineFaults: Scenario = {
         inject: () => setSimFaults(simA, { http5xx: true }),
         clear: () => setSimFaults(simA, { http5xx: false }),
       }));
-      return { ...mergeResults('agent-engine-faults', parts), crashed: crashes.close() };
+      const violations = neverRecovered(parts);
+      return { ...mergeResults('agent-engine-faults', parts), crashed: crashes.close(), ...(violations.length ? { violations } : {}) };
     } finally {
       crashes.close();
       await stack?.stop();
