@@ -16,6 +16,7 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
   let stack: Stack;
   let simUrl: string;
   let keysIssued = 0;
+  const tenantOf = new Map<OpenAI, string>();
   const admin = async (method: string, path: string, body?: object) => {
     const res = await fetch(`${stack.controlPlane!.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
     assert.ok(res.ok, `${method} ${path}: ${res.status}`);
@@ -26,7 +27,9 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     const k = (await admin('POST', `/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })) as { key: string };
     keysIssued++;
     await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued, 5_000, 20);
-    return new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: k.key, maxRetries: 0 });
+    const client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: k.key, maxRetries: 0 });
+    tenantOf.set(client, tenant.id);
+    return client;
   };
   const completed = async () => (await simState(simUrl)).completed;
   const metric = async (name: string, labels: string) => {
@@ -101,6 +104,17 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     assert.equal(await completed(), engineBefore, 'no generation reached the engine');
     assert.equal(await metric('router_cache_lookups_total', 'result="hit"'), hitsBefore + 2);
     assert.ok((await metric('router_cache_saved_tokens_total', 'type="output"')) >= 2 * (first.usage?.completion_tokens ?? 1));
+
+    // Accounted as served by the cache: usage records with backend=cache, zero tokens, zero cost.
+    type Rec = { backend: string; promptTokens: number; completionTokens: number; costUsd: number; outcome: string };
+    const records = await waitFor(async () => {
+      const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantOf.get(a)}`)) as { data: Rec[] };
+      return r.data.length >= 3 ? r.data : undefined;
+    }, 10_000, 100);
+    const fromCache = records.filter((r) => r.backend === 'cache');
+    assert.equal(fromCache.length, 2);
+    for (const r of fromCache) assert.deepEqual([r.promptTokens, r.completionTokens, r.costUsd, r.outcome], [0, 0, 0, 'ok']);
+    assert.ok(records.some((r) => r.backend.startsWith('node:') && r.completionTokens > 0), 'the miss was charged');
   });
 
   it('a streamed answer is stored and served again as JSON', async () => {
