@@ -107,10 +107,10 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
 
     // Accounted as served by the cache: usage records with backend=cache, zero tokens, zero cost.
     type Rec = { backend: string; promptTokens: number; completionTokens: number; costUsd: number; outcome: string };
-    const records = await waitFor(async () => {
+    const records: Rec[] = await waitFor(async () => {
       const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantOf.get(a)}`)) as { data: Rec[] };
       return r.data.length >= 3 ? r.data : undefined;
-    }, 10_000, 100);
+    }, 10_000, 100).then((r) => r ?? []);
     const fromCache = records.filter((r) => r.backend === 'cache');
     assert.equal(fromCache.length, 2);
     for (const r of fromCache) assert.deepEqual([r.promptTokens, r.completionTokens, r.costUsd, r.outcome], [0, 0, 0, 'ok']);
