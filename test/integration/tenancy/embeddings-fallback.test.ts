@@ -38,10 +38,10 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued, 10_000, 20);
     return { tenantId: tenant.id, client: new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: k.key, maxRetries: 0 }) };
   };
-  const records = async (tenantId: string, n: number) => waitFor(async () => {
+  const records = async (tenantId: string, n: number): Promise<Rec[]> => (await waitFor(async () => {
     const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantId}`)) as { data: Rec[] };
     return r.data.length >= n ? r.data : undefined;
-  }, 10_000, 100);
+  }, 10_000, 100))!;
 
   // The budget webhook receiver: fails its first call (HTTP 500), then accepts.
   const hooks: { at: number; status: number; body: { type: string; scope: string; kind: string; percent: number } }[] = [];
@@ -177,7 +177,7 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     const { tenantId, client } = await newKey({ monthlyTokenBudget: 10 });
     const r = await client.embeddings.create({ model: LOCAL, input: 'cat dog tree house river cat' });
     assert.equal(r.usage.prompt_tokens, 8);
-    const got = await waitFor(() => (hooks.length >= 2 ? hooks : undefined), 10_000, 50);
+    const got = (await waitFor(() => (hooks.length >= 2 ? hooks : undefined), 10_000, 50))!;
     assert.deepEqual(got.map((h) => h.status), [500, 200]);
     assert.deepEqual(got[1]!.body, got[0]!.body, 'the same event, retried');
     assert.equal(got[0]!.body.type, 'budget.warning');
