@@ -65,3 +65,20 @@ export function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
+
+/**
+ * The q-quantile of a Prometheus histogram as the upper bound of the bucket it falls in (what
+ * histogram_quantile would interpolate within); labels select the series. NaN when empty.
+ */
+export function histogramQuantile(samples: Sample[], name: string, q: number, labels: Record<string, string> = {}): number {
+  const buckets = new Map<number, number>();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || !Object.entries(labels).every(([k, v]) => s.labels[k] === v)) continue;
+    const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+    buckets.set(le, (buckets.get(le) ?? 0) + s.value);
+  }
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  if (total === 0) return NaN;
+  return sorted.find(([, n]) => n >= q * total)![0];
+}
