@@ -1,7 +1,7 @@
 // Cost of shadow traffic to the users: the same closed loop of requests through router + agents +
 // simulated engines to an alias without shadowing (0%) and to one mirrored at 50% to another
 // model on its own node, with the router's embedder computing the similarity of every pair. Phases
-// alternate (0, 50, 0, 50) so drift on a shared machine hits both alike. Reports the users' p50/p99
+// alternate (0, 50, 0 again as an A/A control; twice) so drift on a shared machine hits both alike. Reports the users' p50/p99
 // latency (non-streaming, end to end) and TTFT (streaming) per share, and what the shadows did.
 import { startStack, waitFor, listModels, DEFAULT_MODEL } from '../helpers/stack.ts';
 import { percentile, printTable, writeResults } from './report.ts';
@@ -61,9 +61,11 @@ async function main() {
     };
     await loop('plain', 60, false); // warm-up (connections, JIT, embedder)
     await loop('shadowed', 60, false);
-    const res: Record<'0%' | '50%', { e2e: number[]; ttft: number[] }> = { '0%': { e2e: [], ttft: [] }, '50%': { e2e: [], ttft: [] } };
+    // '0% (A/A)' repeats the 0% phase: the spread between the two 0% rows is this machine's noise.
+    type Share = '0%' | '50%' | '0% (A/A)';
+    const res: Record<Share, { e2e: number[]; ttft: number[] }> = { '0%': { e2e: [], ttft: [] }, '50%': { e2e: [], ttft: [] }, '0% (A/A)': { e2e: [], ttft: [] } };
     for (let round = 0; round < 2; round++) {
-      for (const [share, model] of [['0%', 'plain'], ['50%', 'shadowed']] as const) {
+      for (const [share, model] of [['0%', 'plain'], ['50%', 'shadowed'], ['0% (A/A)', 'plain']] as const) {
         res[share].e2e.push(...(await loop(model, REQUESTS / 2, false)));
         res[share].ttft.push(...(await loop(model, REQUESTS / 2, true)));
       }
@@ -75,7 +77,7 @@ async function main() {
     for (const m of metrics.matchAll(/^router_shadow_requests_total\{[^}]*outcome="([^"]+)"\} (\d+)$/gm)) outcomes[m[1]!] = Number(m[2]);
     const summary = await (await fetch(`${stack.controlPlane!.url}/v1/admin/shadow/summary`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as { data: { count: number; meanSimilarity: number | null; shadow: { latencyMs: { p50: number | null } } }[] };
 
-    const rows = (['0%', '50%'] as const).map((share) => ({
+    const rows = (['0%', '0% (A/A)', '50%'] as const).map((share) => ({
       shadowing: share,
       requests: res[share].e2e.length,
       'e2e p50 ms': percentile(res[share].e2e, 50),
@@ -86,8 +88,8 @@ async function main() {
     printTable(`Shadow traffic: users' latency, ${CONCURRENCY} concurrent, shadow to a second simulated node, similarity by the router embedder`, rows);
     const row = summary.data[0];
     console.log(`shadows by outcome: ${JSON.stringify(outcomes)}; recorded at the control plane: ${row?.count ?? 0}, mean similarity ${row?.meanSimilarity ?? 'n/a'}; user errors: ${errors}`);
-    const p99 = (s: '0%' | '50%') => percentile(res[s].e2e, 99);
-    console.log(`e2e p99 with 50% shadowing / without: ${(p99('50%') / p99('0%')).toFixed(2)}x`);
+    const p99 = (s: Share) => percentile([...res[s].e2e], 99);
+    console.log(`e2e p99 with 50% shadowing / without: ${(p99('50%') / p99('0%')).toFixed(2)}x (A/A: ${(p99('0% (A/A)') / p99('0%')).toFixed(2)}x)`);
     writeResults('shadow', { requests: REQUESTS, concurrency: CONCURRENCY, rows, shadowOutcomes: outcomes, recorded: row?.count ?? 0, meanSimilarity: row?.meanSimilarity ?? null, userErrors: errors });
   } finally {
     await stack.stop();
