@@ -1,6 +1,6 @@
 // The fastify setup every service shares: errors always rendered in OpenAI's shape, a bounded
 // body, JSON only, no stack traces to clients, and no request bodies in logs.
-import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type { Logger } from './logger.ts';
 import { ApiError, errors } from './errors.ts';
 import { DEFAULT_HTTP_LIMITS, clientErrorHandler, jsonDepthError, nodeServerOptions, type HttpLimits } from './http-limits.ts';
@@ -12,12 +12,29 @@ export interface HttpServerOptions {
   limits?: HttpLimits;
 }
 
+export interface RouteEntry {
+  method: string;
+  url: string;
+}
+
+const routeTables = new WeakMap<FastifyInstance, RouteEntry[]>();
+
+/** Every route registered on a server made by createHttpServer (HEAD twins left out): what security tests enumerate. */
+export function routesOf(app: FastifyInstance): readonly RouteEntry[] {
+  return routeTables.get(app) ?? [];
+}
+
 export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, limits = DEFAULT_HTTP_LIMITS }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     http: nodeServerOptions(limits),
     // fastify sets the server's requestTimeout itself (0, no limit, unless given).
     requestTimeout: limits.requestTimeoutMs,
     clientErrorHandler,
+    // Errors fastify raises before routing (a malformed URL, an over-long path parameter) in OpenAI's shape too.
+    frameworkErrors: (err, _req, reply) => {
+      const e = toApiError(err);
+      void (reply as FastifyReply).code(e.status).send(e.toBody());
+    },
     loggerInstance: logger as FastifyBaseLogger,
     // The request log line is written by the service itself (with what it decided), not fastify.
     logController: new LogController({ disableRequestLogging: true }),
@@ -30,6 +47,12 @@ export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, lim
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
+  });
+
+  const routes: RouteEntry[] = [];
+  routeTables.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
   });
 
   // JSON nesting is bounded before JSON.parse or any validator recurses into the body; then
@@ -68,8 +91,18 @@ export function toApiError(err: unknown): ApiError {
       return errors.payloadTooLarge('Request body is too large.');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return errors.invalidRequest('Request body is empty: expected a JSON object.');
+    case 'FST_ERR_BAD_URL':
+      return errors.invalidRequest('The request URL is not valid (bad percent-encoding).', null, 'invalid_url');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError(414, 'A path parameter in the URL is too long.', 'invalid_request_error', 'uri_too_long');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return errors.invalidRequest('Content-Length does not match the body.');
+  }
+  // A zod schema used with .parse() in a handler: the client's input was invalid.
+  if (e.name === 'ZodError' && Array.isArray((err as { issues?: unknown }).issues)) {
+    const issue = (err as { issues: { path: PropertyKey[]; message: string }[] }).issues[0];
+    const where = issue?.path.map(String).join('.') || null;
+    return errors.invalidRequest(`${where ?? 'request'}: ${issue?.message ?? 'invalid'}`, where);
   }
   if (e.statusCode === 400 || e instanceof SyntaxError) {
     return errors.invalidRequest(`We could not parse the JSON body of your request: ${e.message ?? 'invalid JSON'}`);

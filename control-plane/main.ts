@@ -1,7 +1,7 @@
 // Control plane process: node registry API + watch stream. Never on the request path.
 import type { Config } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
-import { createHttpServer } from '../common/http.ts';
+import { createHttpServer, routesOf } from '../common/http.ts';
 import { announceListening, onShutdown } from '../common/process.ts';
 import { NodeRegistry } from './registry/node-registry.ts';
 import { nodesApi } from './api/nodes.ts';
@@ -53,6 +53,8 @@ export async function startControlPlane(config: Config) {
   return {
     url: address,
     registry,
+    /** Every HTTP route (security tests enumerate them). */
+    routes: () => routesOf(app),
     tenants,
     capacity,
     async close() {

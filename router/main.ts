@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import type { Config } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
-import { createHttpServer } from '../common/http.ts';
+import { createHttpServer, routesOf, type RouteEntry } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
 import { NodePool } from './nodes/node-pool.ts';
 import { agentChannelSecurity } from '../common/tls.ts';
@@ -33,6 +33,8 @@ import { ResponseCache } from './cache/index.ts';
 export interface RunningRouter {
   url: string;
   pool: NodePool;
+  /** Every HTTP route (security tests enumerate them). */
+  routes(): readonly RouteEntry[];
   close(): Promise<void>;
 }
 
@@ -134,6 +136,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   return {
     url,
     pool,
+    routes: () => routesOf(app),
     async close() {
       closing = true;
       if (admissionTick) clearInterval(admissionTick);
