@@ -13,6 +13,7 @@ import { sleep } from '../../../common/process.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 const TTL_MS = 4_000;
+const GRACE_MS = 1_500;
 
 describe('idempotency keys (one router, memory store)', () => {
   let stack: Stack;
@@ -36,7 +37,7 @@ describe('idempotency keys (one router, memory store)', () => {
       // 25 ms per decode step: a generation takes long enough for repeats to arrive while it runs.
       sims: [{ id: 'a', args: ['--max-num-seqs', '256', '--decode-step-ms', '25', '--decode-step-ms-per-seq', '0'] }],
       agents: [{ id: 'gpu-a', sim: 'a' }],
-      router: { admission: { enabled: false }, idempotency: { ttlMs: TTL_MS } },
+      router: { admission: { enabled: false }, idempotency: { ttlMs: TTL_MS, disconnectGraceMs: GRACE_MS } },
     });
     await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1, 20_000);
   });
@@ -190,5 +191,34 @@ describe('idempotency keys (one router, memory store)', () => {
     const ok = await c.chat.completions.create(body, idem(key));
     assert.ok(ok.choices[0]!.message.content);
     assert.equal((await completed()) - before, 1, 'the repeat generated');
+  });
+
+  it('a cut stream nobody resumes is cancelled after the grace period, and its key released', async () => {
+    const key = randomUUID();
+    const sim = stack.sims.get('a')!.url;
+    const before = await simState(sim);
+    // ignore_eos (vLLM's sampling parameter): 200 tokens at 25 ms a step outlast the grace period.
+    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: 'nobody comes back' }], max_tokens: 200, stream: true as const, ignore_eos: true };
+    const stream = await client().chat.completions.create(body, idem(key));
+    let n = 0;
+    for await (const chunk of stream) {
+      void chunk;
+      if (++n === 2) break;
+    }
+    const cutAt = Date.now();
+    await sleep(GRACE_MS / 3);
+    assert.equal((await simState(sim)).aborted, before.aborted, 'still generating during the grace period');
+    await waitFor(async () => (await simState(sim)).aborted > before.aborted, 15_000);
+    assert.ok(Date.now() - cutAt >= GRACE_MS / 2, 'cancelled after the grace period, not at once');
+    assert.equal((await simState(sim)).completed, before.completed);
+    // The key was released: the same request runs again and completes.
+    const executed = await metric('executed');
+    let chunks = 0;
+    for await (const chunk of await client().chat.completions.create(body, idem(key))) {
+      void chunk;
+      chunks++;
+    }
+    assert.ok(chunks > 100);
+    assert.equal(await metric('executed'), executed + 1, 'the repeat owned the key anew');
   });
 });
