@@ -69,7 +69,8 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
       router: {
         auth: { mode: 'required' },
         embeddings: { models: [{ id: 'glove-100d-embed', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', output: 'sentence_embedding', maxLength: 256, workers: 1 }] },
-        cache: { semantic: { enabled: true, model: 'glove-100d-embed', threshold: THRESHOLD } },
+        aliases: { uncached: DEFAULT_MODEL, 'short-lived': DEFAULT_MODEL },
+        cache: { semantic: { enabled: true, model: 'glove-100d-embed', threshold: THRESHOLD }, aliases: { uncached: { exact: false, semantic: false }, 'short-lived': { ttlSeconds: 1 } } },
       },
     });
     simUrl = stack.sims.get('a')!.url;
@@ -205,6 +206,21 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     assert.equal((await ask(optedIn, 'Email Bob.', { tools, temperature: 1, seed: 7 })).cache, 'miss');
     await storedAtLeast(stored + 1);
     assert.equal((await ask(optedIn, 'Email Bob.', { tools, temperature: 1, seed: 7 })).cache, 'hit');
+  });
+
+  it('per-alias switches and TTLs', async () => {
+    const a = await newTenant();
+    assert.equal((await ask(a, 'Name a prime.', { model: 'uncached' })).cache, null, 'no x-cache header when the alias has the cache off');
+    const engineBefore = await completed();
+    await ask(a, 'Name a prime.', { model: 'uncached' });
+    assert.equal(await completed(), engineBefore + 1);
+
+    const stored = await metric('router_cache_stores_total', 'result="stored"');
+    assert.equal((await ask(a, 'Name an even prime.', { model: 'short-lived' })).cache, 'miss');
+    await storedAtLeast(stored + 1);
+    assert.equal((await ask(a, 'Name an even prime.', { model: 'short-lived' })).cache, 'hit');
+    await new Promise((r) => setTimeout(r, 1_200));
+    assert.equal((await ask(a, 'Name an even prime.', { model: 'short-lived' })).cache, 'miss', 'expired after the alias TTL of 1 s');
   });
 
   it('a tenant can switch the cache off', async () => {
