@@ -24,13 +24,17 @@ export interface SpawnOptions {
   entry: string;
   args: string[];
   env?: Record<string, string>;
+  /** A command the service runs under (e.g. `ip netns exec NAME` in the chaos suite's network fault). */
+  prefix?: string[];
   timeoutMs?: number;
   /** Called with every stdout/stderr line that is not the listening line. */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
 
 export function spawnService(opts: SpawnOptions): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', opts.entry, ...opts.args], {
+  const argv = [process.execPath, '--import', 'tsx', opts.entry, ...opts.args];
+  const cmd = [...(opts.prefix ?? []), ...argv];
+  const child = spawn(cmd[0]!, cmd.slice(1), {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
