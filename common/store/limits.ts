@@ -41,6 +41,25 @@ export interface AdmitResult {
   tokens?: BucketState;
 }
 
+/** Several scopes (a key's own limits, its tenant's) admitted together, with budget spend read alongside. */
+export interface AdmitAllInput {
+  scopes: { key: string; policy: LimitPolicy }[];
+  tokens: number;
+  leaseId: string;
+  leaseTtlMs: number;
+  /** Budget store keys (`scope|period`) whose spend is read in the same round trip. */
+  budgetKeys: string[];
+}
+
+export interface AdmitAllResult {
+  /** All scopes admitted (and charged); on refusal nothing was taken from any scope. */
+  admitted: boolean;
+  /** One per scope examined, in order; the last one refused when `admitted` is false. */
+  results: AdmitResult[];
+  /** Spend of each budget key, in order (only when admitted). */
+  spend: { costUsd: number; tokens: number }[];
+}
+
 export interface LimitStore {
   readonly kind: 'memory' | 'redis';
   admit(input: AdmitInput): Promise<AdmitResult>;
@@ -51,6 +70,11 @@ export interface LimitStore {
   settle(key: string, leaseId: string, policy: LimitPolicy, tokenDelta: number): Promise<void>;
   /** Keeps a long stream's lease alive. */
   renew(key: string, leaseId: string, leaseTtlMs: number): Promise<void>;
+  /**
+   * Every scope's limits and the budgets' spend in one atomic step and one round trip (Redis,
+   * where limits and budgets share the server); absent where round trips cost nothing (memory).
+   */
+  admitAll?(input: AdmitAllInput): Promise<AdmitAllResult>;
   /** False while the backing store cannot be reached (Redis down); absent for in-process stores. */
   connected?(): boolean;
   close(): Promise<void>;

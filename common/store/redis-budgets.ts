@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { connectRedis, redisReady } from './redis-connection.ts';
 import { SPEND_TTL_MS, type BudgetStore, type Spend } from './budgets.ts';
 
-const READ = `
+export const BUDGET_READ = `
 local out = {}
 for i, k in ipairs(KEYS) do
   local v = redis.call('HMGET', k, 'c', 't')
@@ -30,7 +30,10 @@ type Scripts = {
   icpBudgetAdd(n: number, ...args: (string | number)[]): Promise<[string, string][]>;
 };
 
-const toSpend = ([c, t]: [string, string]): Spend => ({ costUsd: Number(c), tokens: Number(t) });
+/** The Redis key of a `scope|period` spend hash (also read by the limit store's admission script). */
+export const budgetRedisKey = (k: string) => `{icp:bud}:${k}`;
+
+export const toSpend = ([c, t]: [string, string]): Spend => ({ costUsd: Number(c), tokens: Number(t) });
 
 export class RedisBudgetStore implements BudgetStore {
   readonly kind = 'redis' as const;
@@ -38,12 +41,12 @@ export class RedisBudgetStore implements BudgetStore {
 
   constructor(url: string, opts: { commandTimeoutMs?: number } = {}) {
     const redis = connectRedis(url, opts.commandTimeoutMs ?? 500);
-    redis.defineCommand('icpBudgetRead', { lua: READ });
+    redis.defineCommand('icpBudgetRead', { lua: BUDGET_READ });
     redis.defineCommand('icpBudgetAdd', { lua: ADD });
     this.redis = redis as Redis & Scripts;
   }
 
-  private key = (k: string) => `{icp:bud}:${k}`;
+  private key = budgetRedisKey;
 
   ready(timeoutMs = 5_000): Promise<void> {
     return redisReady(this.redis, timeoutMs);

@@ -1,12 +1,14 @@
-// Redis limits: one Lua script per admission (one round trip, atomic across router replicas).
+// Redis limits: one Lua script per admission (one round trip, atomic across router replicas);
+// `admitAll` takes every scope and reads the budget spend in that same script.
 // Time comes from Redis (TIME), so routers with skewed clocks share one notion of "now".
 // Keys carry a hash tag ({icp:lim:<key>}) so the three keys of a key land in one Cluster slot.
 import type { Redis } from 'ioredis';
 import { connectRedis, redisReady } from './redis-connection.ts';
-import type { AdmitInput, AdmitResult, LimitPolicy, LimitReason, LimitStore } from './limits.ts';
+import type { AdmitAllInput, AdmitAllResult, AdmitInput, AdmitResult, LimitPolicy, LimitReason, LimitStore } from './limits.ts';
+import { budgetRedisKey, toSpend } from './redis-budgets.ts';
 import { bucketState } from './memory-limits.ts';
 
-const ADMIT = `
+export const ADMIT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local maxc = tonumber(ARGV[3])
@@ -51,6 +53,75 @@ if tl ~= nil then redis.call('HSET', KEYS[2], 'l', tostring(tl), 't', now); redi
 return {reason, retry, tostring(rl or -1), tostring(tl or -1)}
 `;
 
+// Admission in one round trip: every scope's limits (KEYS 3 per scope: rpm, tpm, leases) all or
+// nothing, then the budget spend hashes (the remaining KEYS) read for the budget check.
+// ARGV: scope count, tokens, lease id, lease ttl, then rpm, tpm, maxConcurrent per scope.
+// Reply: {reason, retry ms, refusing scope (1-based, 0 = none), {rl, tl per scope examined}, {{c, t} per budget key}}.
+export const ADMIT_ALL = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[1]); local tokens = tonumber(ARGV[2]); local lease = ARGV[3]; local ttl = tonumber(ARGV[4])
+local function refill(key, limit)
+  local v = redis.call('HMGET', key, 'l', 't')
+  local level = tonumber(v[1]); local at = tonumber(v[2])
+  if level == nil then return limit end
+  return math.min(limit, level + (now - at) * limit / 60000)
+end
+local function lim(i)
+  local a = 4 + (i - 1) * 3
+  return tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), (i - 1) * 3
+end
+local rls, tls = {}, {}
+local reason, retry, refused, seen = 0, 0, 0, 0
+for i = 1, n do
+  local rpm, tpm, maxc, k = lim(i)
+  seen = i
+  rls[i] = 0; tls[i] = 0
+  if rpm >= 0 then rls[i] = refill(KEYS[k + 1], rpm) end
+  if tpm >= 0 then tls[i] = refill(KEYS[k + 2], tpm) end
+  if rpm >= 0 and rls[i] < 1 then
+    reason = 1; retry = math.ceil((1 - rls[i]) * 60000 / rpm)
+  else
+    local need = 0
+    if tpm >= 0 then need = math.min(tokens, tpm) end
+    if tpm >= 0 and tls[i] < need then
+      reason = 2; retry = math.ceil((need - tls[i]) * 60000 / tpm)
+    elseif maxc >= 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
+      if redis.call('ZCARD', KEYS[k + 3]) >= maxc then
+        reason = 3
+        local first = redis.call('ZRANGE', KEYS[k + 3], 0, 0, 'WITHSCORES')
+        retry = math.max(1, math.min(1000, tonumber(first[2]) - now))
+      end
+    end
+  end
+  if reason > 0 then refused = i; break end
+end
+local levels = {}
+for i = 1, seen do
+  local rpm, tpm, maxc, k = lim(i)
+  if reason == 0 then
+    if rpm >= 0 then rls[i] = rls[i] - 1 end
+    if tpm >= 0 then tls[i] = tls[i] - tokens end
+    if maxc >= 0 then
+      redis.call('ZADD', KEYS[k + 3], now + ttl, lease)
+      redis.call('PEXPIRE', KEYS[k + 3], ttl + 60000)
+    end
+  end
+  if rpm >= 0 then redis.call('HSET', KEYS[k + 1], 'l', tostring(rls[i]), 't', now); redis.call('PEXPIRE', KEYS[k + 1], 120000) end
+  if tpm >= 0 then redis.call('HSET', KEYS[k + 2], 'l', tostring(tls[i]), 't', now); redis.call('PEXPIRE', KEYS[k + 2], 120000) end
+  levels[#levels + 1] = tostring(rls[i]); levels[#levels + 1] = tostring(tls[i])
+end
+local spend = {}
+if reason == 0 then
+  for j = 3 * n + 1, #KEYS do
+    local v = redis.call('HMGET', KEYS[j], 'c', 't')
+    spend[#spend + 1] = {v[1] or '0', v[2] or '0'}
+  end
+end
+return {reason, retry, refused, levels, spend}
+`;
+
 const SETTLE = `
 redis.call('ZREM', KEYS[3], ARGV[1])
 local tpm = tonumber(ARGV[2]); local delta = tonumber(ARGV[3])
@@ -79,6 +150,7 @@ type Scripts = {
   icpAdmit(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<[number, number, string, string]>;
   icpSettle(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<number>;
   icpRenew(k1: string, ...args: (string | number)[]): Promise<number>;
+  icpAdmitAll(numKeys: number, ...args: (string | number)[]): Promise<[number, number, number, string[], [string, string][]]>;
 };
 
 export class RedisLimitStore implements LimitStore {
@@ -90,6 +162,7 @@ export class RedisLimitStore implements LimitStore {
     redis.defineCommand('icpAdmit', { numberOfKeys: 3, lua: ADMIT });
     redis.defineCommand('icpSettle', { numberOfKeys: 3, lua: SETTLE });
     redis.defineCommand('icpRenew', { numberOfKeys: 1, lua: RENEW });
+    redis.defineCommand('icpAdmitAll', { lua: ADMIT_ALL });
     this.redis = redis as Redis & Scripts;
   }
 
@@ -115,6 +188,23 @@ export class RedisLimitStore implements LimitStore {
       requests: policy.rpm !== undefined ? bucketState(Number(rl), policy.rpm) : undefined,
       tokens: policy.tpm !== undefined ? bucketState(Number(tl), policy.tpm) : undefined,
     };
+  }
+
+  async admitAll(input: AdmitAllInput): Promise<AdmitAllResult> {
+    const keys = [...input.scopes.flatMap((s) => this.keys(s.key)), ...input.budgetKeys.map(budgetRedisKey)];
+    const limits = input.scopes.flatMap(({ policy: p }) => [p.rpm ?? -1, p.tpm ?? -1, p.maxConcurrent ?? -1]);
+    const [reason, retry, refused, levels, spend] = await this.redis.icpAdmitAll(keys.length, ...keys, input.scopes.length, input.tokens, input.leaseId, input.leaseTtlMs, ...limits);
+    const results = input.scopes.slice(0, levels.length / 2).map(({ policy }, i): AdmitResult => {
+      const r = i + 1 === refused ? REASONS[reason] : undefined;
+      return {
+        admitted: r === undefined,
+        reason: r,
+        retryAfterMs: r === undefined ? 0 : retry,
+        requests: policy.rpm !== undefined ? bucketState(Number(levels[2 * i]), policy.rpm) : undefined,
+        tokens: policy.tpm !== undefined ? bucketState(Number(levels[2 * i + 1]), policy.tpm) : undefined,
+      };
+    });
+    return { admitted: reason === 0, results, spend: spend.map(toSpend) };
   }
 
   async settle(key: string, leaseId: string, policy: LimitPolicy, tokenDelta: number): Promise<void> {

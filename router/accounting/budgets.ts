@@ -56,7 +56,7 @@ export interface Reading {
   ratio: number;
 }
 
-const hasBudget = (b: Budget) => b.dailyCostUsd !== undefined || b.monthlyCostUsd !== undefined || b.dailyTokens !== undefined || b.monthlyTokens !== undefined;
+export const hasBudget = (b: Budget) => b.dailyCostUsd !== undefined || b.monthlyCostUsd !== undefined || b.dailyTokens !== undefined || b.monthlyTokens !== undefined;
 
 /** The store keys a request's spend is added to: every scope, day and month. */
 export function spendKeys(scopes: readonly string[], at: number): string[] {
@@ -80,6 +80,28 @@ function readings(scopes: readonly BudgetScope[], spend: readonly Spend[]): Read
   return out;
 }
 
+type BudgetPrincipal = { tenantId: string; keyId: string; tenantPolicy: Policy; keyPolicy: Policy; tags: Record<string, string> };
+
+/** The scopes of a principal: tenant, key, and each tag; with their budgets (maybe none). */
+export function budgetScopesOf(p: BudgetPrincipal, config: Pick<BudgetsConfig, 'tags'>): BudgetScope[] {
+  return [
+    { scope: `t:${p.tenantId}`, budget: budgetOfPolicy(p.tenantPolicy) },
+    { scope: `k:${p.keyId}`, budget: budgetOfPolicy(p.keyPolicy) },
+    ...Object.entries(p.tags).map(([k, v]) => ({ scope: `g:${k}=${v}`, budget: config.tags[`${k}=${v}`] ?? {} })),
+  ];
+}
+
+/** The store keys the budget check reads for a principal (none when no scope has a budget). */
+export function budgetCheckKeys(p: BudgetPrincipal, config: Pick<BudgetsConfig, 'tags'>, at: number): string[] {
+  return spendKeys(budgetScopesOf(p, config).filter((s) => hasBudget(s.budget)).map((s) => s.scope), at);
+}
+
+/** Spend already read for these keys (by the limit store's admission, in its round trip). */
+export interface PrefetchedSpend {
+  keys: string[];
+  spend: Spend[];
+}
+
 export class Budgets {
   constructor(
     private readonly store: BudgetStore,
@@ -89,19 +111,20 @@ export class Budgets {
   ) {}
 
   /** The scopes of a principal: tenant, key, and each tag; with their budgets (maybe none). */
-  scopesOf(p: { tenantId: string; keyId: string; tenantPolicy: Policy; keyPolicy: Policy; tags: Record<string, string> }): BudgetScope[] {
-    return [
-      { scope: `t:${p.tenantId}`, budget: budgetOfPolicy(p.tenantPolicy) },
-      { scope: `k:${p.keyId}`, budget: budgetOfPolicy(p.keyPolicy) },
-      ...Object.entries(p.tags).map(([k, v]) => ({ scope: `g:${k}=${v}`, budget: this.config.tags[`${k}=${v}`] ?? {} })),
-    ];
+  scopesOf(p: BudgetPrincipal): BudgetScope[] {
+    return budgetScopesOf(p, this.config);
   }
 
-  /** The fullest budget among these scopes (undefined when none has one): one store round trip. */
-  async check(scopes: readonly BudgetScope[], at = Date.now()): Promise<Reading | undefined> {
+  /**
+   * The fullest budget among these scopes (undefined when none has one): one store round trip,
+   * or none when admission already read the same keys (`prefetched`).
+   */
+  async check(scopes: readonly BudgetScope[], at = Date.now(), prefetched?: PrefetchedSpend): Promise<Reading | undefined> {
     const limited = scopes.filter((s) => hasBudget(s.budget));
     if (limited.length === 0) return undefined;
-    const spend = await this.store.read(spendKeys(limited.map((s) => s.scope), at));
+    const keys = spendKeys(limited.map((s) => s.scope), at);
+    const same = prefetched !== undefined && prefetched.spend.length === keys.length && prefetched.keys.every((k, i) => k === keys[i]);
+    const spend = same ? prefetched.spend : await this.store.read(keys);
     return readings(limited, spend).reduce<Reading | undefined>((a, r) => (!a || r.ratio > a.ratio ? r : a), undefined);
   }
 

@@ -11,7 +11,7 @@ import { RedisBudgetStore } from '../../common/store/redis-budgets.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { costOf } from '../models/catalog.ts';
 import { requestOutcome, requestSettled, requestUsage } from '../request-context.ts';
-import { principalOf } from '../tenancy/enforcement.ts';
+import { prefetchedSpendOf, principalOf } from '../tenancy/enforcement.ts';
 import { Budgets, budgetsConfigSchema, describeScope, insufficientQuota, type Reading } from './budgets.ts';
 import { createUsageSink, type UsageSink } from './usage-sink.ts';
 
@@ -55,7 +55,7 @@ export async function startAccounting(config: Config, logger: Logger, metrics: R
 
     let fullest: Reading | undefined;
     try {
-      fullest = await budgets.check(scopes);
+      fullest = await budgets.check(scopes, Date.now(), prefetchedSpendOf(req));
     } catch (err) {
       logger.warn({ err: (err as Error).message, policy: cfg.auth.onStoreError }, 'budget store unavailable');
       metrics.limitStoreFailures.inc({ store: 'budgets', policy: cfg.auth.onStoreError });

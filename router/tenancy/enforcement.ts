@@ -11,6 +11,7 @@ import type { AdmitResult, BucketState, LimitPolicy, LimitStore } from '../../co
 import type { KeyDirectory, Principal } from './key-directory.ts';
 import { embeddingTexts, estimateCompletionTokens, estimatePromptTokens, estimateTextTokens } from './token-estimate.ts';
 import { requestUsage } from '../request-context.ts';
+import type { PrefetchedSpend } from '../accounting/budgets.ts';
 import { onBehalfKeyId } from './on-behalf.ts';
 
 export interface TenancyOptions {
@@ -25,7 +26,13 @@ export interface TenancyOptions {
   onStoreFailure?: () => void;
   /** The real token count of texts for a model served here (the router's embedders); undefined otherwise. */
   countTokens?: (model: string, texts: string[], inputType: 'query' | 'passage') => Promise<number | undefined>;
+  /** The budget store keys the budget check will read for this principal: read with the limits, in one round trip. */
+  budgetKeysOf?: (p: Principal, at: number) => string[];
 }
+
+const prefetched = new WeakMap<FastifyRequest, PrefetchedSpend>();
+/** Budget spend admission already read with the limits (accounting's check then needs no round trip). */
+export const prefetchedSpendOf = (req: FastifyRequest) => prefetched.get(req);
 
 /**
  * Tokens charged against TPM at admission. Embeddings and rerank: their texts, counted by the
@@ -93,7 +100,19 @@ export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHand
     const held: typeof scopes = [];
     let last: AdmitResult | undefined;
     try {
-      for (const scope of scopes) {
+      if (opts.store.admitAll) {
+        // Redis: every scope and the budget spend in one script, one round trip, all or nothing.
+        const at = Date.now();
+        const budgetKeys = opts.budgetKeysOf?.(principal, at) ?? [];
+        const r = await opts.store.admitAll({ scopes, tokens: charged, leaseId, leaseTtlMs: opts.leaseTtlMs, budgetKeys });
+        last = r.results.at(-1);
+        if (!r.admitted && last) {
+          setRateHeaders(reply, last.requests, last.tokens);
+          throw refusal(last, scopes[r.results.length - 1]!.name);
+        }
+        if (budgetKeys.length) prefetched.set(req, { keys: budgetKeys, spend: r.spend });
+        held.push(...scopes);
+      } else for (const scope of scopes) {
         const result = await opts.store.admit({ key: scope.key, policy: scope.policy, tokens: charged, leaseId, leaseTtlMs: opts.leaseTtlMs });
         last = result;
         if (!result.admitted) {

@@ -9,6 +9,7 @@ import type { PolicySnapshot } from '../../control-plane/tenants/tenant-registry
 import { SnapshotWatch } from '../nodes/membership.ts';
 import { KeyDirectory } from './key-directory.ts';
 import { createTenancyHook, type TenancyOptions } from './enforcement.ts';
+import { budgetCheckKeys, budgetsConfigSchema } from '../accounting/budgets.ts';
 
 export async function startTenancy(config: Config, logger: Logger, onStoreFailure?: () => void, countTokens?: TenancyOptions['countTokens']) {
   const auth = config.router.auth;
@@ -24,6 +25,7 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
     store = new MemoryLimitStore();
   }
   const directory = new KeyDirectory();
+  const budgetsConfig = config.router.budgets ?? budgetsConfigSchema.parse({});
   const token = process.env.ICP_ADMIN_TOKEN;
   const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', token ? { authorization: `Bearer ${token}` } : {});
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
@@ -36,7 +38,9 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
     lastStoreFailureAt = Date.now();
     onStoreFailure?.();
   };
-  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure: failed, countTokens });
+  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure: failed, countTokens,
+    // With Redis, the budget check's spend is read by the admission script (one round trip for both).
+    budgetKeysOf: (p, at) => budgetCheckKeys(p, budgetsConfig, at) });
   return {
     hook,
     store,
