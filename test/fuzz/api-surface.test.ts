@@ -10,30 +10,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../helpers/stack.ts';
-import { parseConfig } from '../../common/config.ts';
-import { startControlPlane } from '../../control-plane/main.ts';
-import { startRouter } from '../../router/main.ts';
+import { enumerateRoutes } from '../helpers/routes.ts';
 import type { RouteEntry } from '../../common/http.ts';
 import { FUZZ_SEED, fuzzCases, isOpenAIError, makeFuzz, rng, rssBytes, send } from './generators.ts';
 
 const CASES = fuzzCases(2000);
 const ADMIN_TOKEN = 'fuzz-admin-token-' + 'x'.repeat(24);
 const MEMORY_BOUND = 256 * 1024 * 1024;
-
-/** The routes each service registers, read from an in-process instance built from the same sections. */
-async function enumerateRoutes(dir: string): Promise<{ router: readonly RouteEntry[]; controlPlane: readonly RouteEntry[] }> {
-  const config = parseConfig({
-    controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { store: { path: join(dir, 'enum-capacity') } } },
-    router: { listen: { host: '127.0.0.1', port: 0 } },
-    logging: { level: 'silent' },
-  });
-  const cp = await startControlPlane(config);
-  const router = await startRouter(config);
-  const routes = { router: [...router.routes()], controlPlane: [...cp.routes()] };
-  await router.close();
-  await cp.close();
-  return routes;
-}
 
 /** Allowed 5xx: a not-ready probe, and the Drain of a registered node whose agent is not there. */
 function allowed5xx(route: RouteEntry, status: number, text: string): boolean {
