@@ -43,7 +43,9 @@ export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, lim
     // on top of JSON.parse; the body limit bounds the size, and we refuse prototype poisoning.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // While closing, requests on kept-alive connections get our own OpenAI-shaped 503 (below):
+    // fastify's would be `{"error":"Service Unavailable"}`, which clients cannot read as an error.
+    return503OnClosing: false,
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
@@ -53,6 +55,17 @@ export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, lim
   routeTables.set(app, routes);
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
+
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!closing) return done();
+    const e = errors.overloaded('The server is shutting down; retry the request.', 1, 'shutting_down');
+    reply.code(e.status).header('connection', 'close').header('retry-after', '1').send(e.toBody());
   });
 
   // JSON nesting is bounded before JSON.parse or any validator recurses into the body; then
