@@ -12,6 +12,8 @@ const USAGE = `usage: npm run admin -- <command> [options]
   keys list [--tenant TENANT_ID]
   keys create TENANT_ID [--name NAME] [--policy JSON]      (prints the key once)
   keys revoke KEY_ID
+  batches dead-letters BATCH_ID                          (on a router: --router URL or ICP_ROUTER_URL)
+  batches requeue BATCH_ID [--custom-ids ID,ID]         (all dead letters without --custom-ids)
 
 policy JSON fields: allowedModels, maxLane, rpm, tpm, maxConcurrent, monthlyTokenBudget,
 monthlyCostBudgetUsd, allowHostedFallback (a key's policy can only narrow its tenant's)
@@ -25,6 +27,7 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     options: {
       url: { type: 'string' }, config: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' },
       tags: { type: 'string' }, tenant: { type: 'string' }, disabled: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      router: { type: 'string' }, 'custom-ids': { type: 'string' },
     },
   });
   const [noun, verb, id] = positionals;
@@ -37,7 +40,14 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     out('ICP_ADMIN_TOKEN is not set');
     return 2;
   }
-  const base = values.url ?? process.env.ICP_CONTROL_PLANE_URL ?? loadConfig(values.config ?? process.env.ICP_CONFIG ?? DEFAULT_CONFIG_PATH).controlPlaneUrl;
+  // Batch dead letters live on the routers (docs/batch.md); everything else on the control plane.
+  const base = noun === 'batches'
+    ? values.router ?? process.env.ICP_ROUTER_URL
+    : values.url ?? process.env.ICP_CONTROL_PLANE_URL ?? loadConfig(values.config ?? process.env.ICP_CONFIG ?? DEFAULT_CONFIG_PATH).controlPlaneUrl;
+  if (!base && noun === 'batches') {
+    out('no router URL: pass --router or set ICP_ROUTER_URL');
+    return 2;
+  }
   if (!base) {
     out('no control plane URL: pass --url or set ICP_CONTROL_PLANE_URL');
     return 2;
@@ -70,6 +80,8 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     case 'keys list': return call('GET', `/v1/admin/keys${values.tenant ? `?tenant=${encodeURIComponent(values.tenant)}` : ''}`);
     case 'keys create': return call('POST', `/v1/admin/tenants/${need(id, 'TENANT_ID')}/keys`, { name: values.name, policy: json(values.policy, 'policy') });
     case 'keys revoke': return call('DELETE', `/v1/admin/keys/${need(id, 'KEY_ID')}`);
+    case 'batches dead-letters': return call('GET', `/v1/admin/batches/${need(id, 'BATCH_ID')}/dead_letters`);
+    case 'batches requeue': return call('POST', `/v1/admin/batches/${need(id, 'BATCH_ID')}/dead_letters/requeue`, { custom_ids: values['custom-ids']?.split(',').filter(Boolean) });
     default:
       out(USAGE);
       return 2;

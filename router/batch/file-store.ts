@@ -54,10 +54,13 @@ export class FileBatchStore implements BatchStore {
     }
     const now = Date.now();
     for (const name of readdirSync(this.batchesDir)) {
-      const m = /^(.+)\.batch\.json$/.exec(name);
+      const m = /^(.+)\.(batch|items)\.json$/.exec(name);
       if (!m) continue;
       const id = m[1]!;
-      this.batches.set(id, JSON.parse(readFileSync(join(this.batchesDir, name), 'utf8')) as BatchRecord);
+      if (m[2] === 'batch') {
+        this.batches.set(id, JSON.parse(readFileSync(join(this.batchesDir, name), 'utf8')) as BatchRecord);
+        continue;
+      }
       const itemsPath = join(this.batchesDir, `${id}.items.json`);
       if (existsSync(itemsPath)) this.items.set(id, JSON.parse(readFileSync(itemsPath, 'utf8')) as ItemSpec[]);
       const statePath = join(this.batchesDir, `${id}.state.json`);

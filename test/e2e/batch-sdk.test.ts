@@ -1,9 +1,9 @@
 // Batch jobs through the official openai SDK, unchanged: files.create with a JSONL of requests,
 // batches.create/retrieve/list/cancel, files.content of the output and error files in OpenAI's
 // line shapes; tenants never see each other's files or jobs; a 4xx item goes to the error file
-// without retries, a 5xx item is retried and dead-lettered, an operator inspects and requeues it;
-// the completion webhook is signed (verified with the SDK's own webhooks.unwrap) and retried
-// after a failed delivery.
+// without retries, a 5xx item is retried and dead-lettered, an operator inspects and requeues it
+// (over HTTP and with the admin CLI); the completion webhook is signed (verified with the SDK's
+// own webhooks.unwrap) and retried after a failed delivery.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { startStack, waitFor, setSimFaults, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { runAdmin } from '../../cli/admin.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 const WEBHOOK_SECRET = `whsec_${Buffer.from('batch-webhook-test-secret-0123456789').toString('base64')}`;
@@ -156,8 +157,13 @@ describe('batch jobs with the official openai SDK', () => {
 
     // Fix the fault, requeue: the job reopens and the item lands in the output file once.
     await setSimFaults(stack.sims.get('a')!.url, { http5xxWhenBodyContains: null });
-    const rq = await admin('POST', `/v1/admin/batches/${created.id}/dead_letters/requeue`, {}, stack.routerUrl);
-    assert.equal(rq.requeued, 1);
+    // ... through the admin CLI this time (npm run admin -- batches ...).
+    const printed: string[] = [];
+    assert.equal(await runAdmin(['batches', 'dead-letters', created.id, '--router', stack.routerUrl], (s) => printed.push(s)), 0);
+    assert.match(printed.join('\n'), /"custom_id": "req-7"/);
+    printed.length = 0;
+    assert.equal(await runAdmin(['batches', 'requeue', created.id, '--router', stack.routerUrl, '--custom-ids', 'req-7'], (s) => printed.push(s)), 0);
+    assert.equal((JSON.parse(printed.join('\n')) as { requeued: number }).requeued, 1);
     const again = await untilStatus(a, created.id, 'completed', 30_000);
     assert.deepEqual(again.request_counts, { total: 20, completed: 19, failed: 1 });
     const out2 = parseLines(await (await a.files.content(again.output_file_id!)).text());
