@@ -3,7 +3,8 @@
 // stays on loopback. Under load, the link to the far node is degraded in the kernel: `tc netem`
 // delay and loss where the kernel has netem, otherwise what it has (a `tbf` bandwidth limit,
 // which queues, plus random packet drop with nftables). Where namespaces cannot be made (not
-// root, no `ip`, a sandbox that forbids it) the scenario says so in its notes and runs nothing.
+// root, no `ip`, a sandbox that forbids it) the scenario says so in its notes and runs nothing:
+// its row then has sent 0 and a note starting `not run on this machine:` (not a failure).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -118,8 +119,11 @@ function chooseFault(net: NetNs): Fault | string {
   };
 }
 
+/** The row of a run this machine cannot do; `NOT_RUN` starts its only note. */
+export const NOT_RUN = 'not run on this machine:';
+
 function skipped(note: string): ScenarioResult {
-  return { scenario: NAME, sent: 0, completed: 0, typedErrors: {}, lost: 0, duplicated: 0, p99Ms: 0, recoveryMs: null, notes: [`not run on this machine: ${note}`] };
+  return { scenario: NAME, sent: 0, completed: 0, typedErrors: {}, lost: 0, duplicated: 0, p99Ms: 0, recoveryMs: null, notes: [`${NOT_RUN} ${note}`] };
 }
 
 export const networkFault: Scenario = {
