@@ -18,6 +18,8 @@ export interface RssSampler {
   peak(): number;
   /** The samples so far, [ms since start, bytes]. */
   samples(): [number, number][];
+  /** The latest sample (bytes). */
+  current(): number;
   /** Peak since `since` (ms since start). */
   peakSince(since: number): number;
   elapsed(): number;
@@ -38,6 +40,7 @@ export function sampleRss(pid: number, everyMs = 100): RssSampler {
   return {
     peak: () => samples.reduce((m, [, b]) => Math.max(m, b), 0),
     samples: () => samples,
+    current: () => samples.at(-1)?.[1] ?? 0,
     peakSince: (since) => samples.filter(([t]) => t >= since).reduce((m, [, b]) => Math.max(m, b), 0),
     elapsed: () => Date.now() - t0,
     stop: () => clearInterval(timer),

@@ -70,7 +70,8 @@ export const overload: Scenario = {
       const serviceMs = done.reduce((a, r) => a + (r.endedAt - r.startedAt), 0) / Math.max(1, done.length);
       const capacityPerSec = (MAX_NUM_SEQS * 1000) / serviceMs;
       const unloadedTtftP99 = quantile(ttfts(base), 0.99);
-      const rssUnloaded = rss.peak();
+      const rssUnloaded = rss.current();
+      const overloadMark = rss.elapsed();
 
       // 2. 3x capacity, then 3. a third of capacity; the queue must drain after the drop.
       const heavy = startLoad({ ...common, lanes: MIX, ratePerSec: 3 * capacityPerSec, durationMs: timing.faultMs });
@@ -122,7 +123,8 @@ export const overload: Scenario = {
       if (criticalTtftP99 > sloMs) violations.push(`critical p99 TTFT ${criticalTtftP99} ms > SLO ${sloMs} ms (unloaded p99 ${unloadedTtftP99} + health check p99 ${healthzP99} + ${CRITICAL_SLO_SLACK_MS})`);
       if (errLatency('lane_shed').length === 0) violations.push('no request was shed: the load did not overload the pool');
       if (shedP99 > healthzP99 + FAST_REFUSAL_MS) violations.push(`shed refusals p99 ${shedP99} ms > health check p99 ${healthzP99} ms + ${FAST_REFUSAL_MS} ms`);
-      if (mb(rss.peak() - rssUnloaded) > RSS_GROWTH_LIMIT_MB) violations.push(`router RSS grew ${mb(rss.peak() - rssUnloaded)} MB under overload (limit ${RSS_GROWTH_LIMIT_MB})`);
+      const rssGrowth = mb(rss.peakSince(overloadMark) - rssUnloaded);
+      if (rssGrowth > RSS_GROWTH_LIMIT_MB) violations.push(`router RSS grew ${rssGrowth} MB under overload (limit ${RSS_GROWTH_LIMIT_MB})`);
       if (drainMs === null) violations.push('the lane queues did not drain after the load dropped');
       if (leftQueued !== 0 || leftInFlight !== 0) violations.push(`idle router still shows ${leftQueued} queued and ${leftInFlight} in flight`);
       return {
@@ -150,7 +152,8 @@ export const overload: Scenario = {
           peakQueueDepthAfterDrop: peakQueue,
           queueDrainMs: drainMs ?? 'never',
           routerRssUnloadedMb: mb(rssUnloaded),
-          routerRssPeakMb: mb(rss.peak()),
+          routerRssPeakMb: mb(rss.peakSince(overloadMark)),
+          routerRssGrowthMb: rssGrowth,
         },
         crashed: crashes.close(),
         ...(violations.length ? { violations } : {}),

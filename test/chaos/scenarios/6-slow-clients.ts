@@ -107,7 +107,7 @@ export const slowClients: Scenario = {
       await waitServing(s.routerUrl, DEFAULT_MODEL, 30_000, limitedKey);
       const simUrl = s.sims.get('sim-a')!.url;
       const rss = sampleRss(s.router.child.pid!, 100);
-      const rssStart = rss.peak();
+      const rssStart = rss.current();
       const violations: string[] = [];
       const extra: Record<string, number | string> = {};
 
@@ -117,6 +117,7 @@ export const slowClients: Scenario = {
       // a. Readers that stop reading: long streams, paused after the first bytes.
       const pausedN = long ? 16 : 4;
       const pausedMark = rss.elapsed();
+      const rssBeforePaused = rss.current();
       const settledBefore = sumOf(await scrape(s.routerUrl), 'router_requests_total');
       for (let i = 0; i < pausedN; i++) {
         const sock = track(await open(s.routerUrl));
@@ -127,7 +128,7 @@ export const slowClients: Scenario = {
       // They settle at their deadline although none reads on (steady requests settle too: count ours by time).
       await sleep(DEADLINE_MS + 2_000);
       extra.pausedReaders = pausedN;
-      extra.pausedReadersRssGrowthMb = mb(rss.peakSince(pausedMark) - rssStart);
+      extra.pausedReadersRssGrowthMb = mb(rss.peakSince(pausedMark) - rssBeforePaused);
       extra.requestsSettledWhilePaused = sumOf(await scrape(s.routerUrl), 'router_requests_total') - settledBefore;
       for (const sock of [...sockets]) sock.destroy();
 
@@ -212,6 +213,8 @@ export const slowClients: Scenario = {
       extra.disconnectsThatReachedEngine = reachedEngine;
       if (aborted < reachedEngine) violations.push(`${reachedEngine} disconnected requests reached the engine but only ${aborted} were aborted there`);
 
+      // Steady load goes on a little, so recovery after the disconnects is measured.
+      await sleep(3_000);
       const steadyRecords = await steady.stop();
       // Leases: the limited tenant can run exactly maxConcurrent streams again, and no more.
       const client = new OpenAI({ baseURL: `${s.routerUrl}/v1`, apiKey: limitedKey, maxRetries: 0 });
