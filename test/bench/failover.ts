@@ -5,7 +5,7 @@
 // cost per streamed chunk: parse + translate + serialise the captured event stream, in process.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startStack, waitFor, listModels, DEFAULT_MODEL } from '../helpers/stack.ts';
+import { startStack, waitFor, modelOwner, DEFAULT_MODEL } from '../helpers/stack.ts';
 import { AnthropicStreamTranslator } from '../../router/upstream/providers/anthropic-translate.ts';
 import { REPO_ROOT } from '../../cli/spawn-service.ts';
 import { percentile, printTable, writeResults } from './report.ts';
@@ -30,7 +30,7 @@ async function failover() {
   const results: { failoverMs: number; errors: number }[] = [];
   try {
     for (let t = 0; t < TRIALS; t++) {
-      await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 30_000);
+      await waitFor(async () => (await modelOwner(stack.routerUrl, DEFAULT_MODEL)) === 'gpu-pool', 30_000);
       let killedAt = 0;
       let servedAt = 0;
       let errors = 0;

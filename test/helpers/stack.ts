@@ -179,6 +179,16 @@ export async function listModels(routerUrl: string): Promise<string[]> {
   return body.data.map((m) => m.id);
 }
 
+/**
+ * `owned_by` of a model in GET /v1/models: `gpu-pool` while a node serves it, `<provider>:<model>`
+ * while only its fallback chain does (a chain model stays listed), undefined when not listed.
+ */
+export async function modelOwner(routerUrl: string, id: string): Promise<string | undefined> {
+  const res = await fetch(`${routerUrl}/v1/models`);
+  const body = (await res.json()) as { data: { id: string; owned_by: string }[] };
+  return body.data.find((m) => m.id === id)?.owned_by;
+}
+
 export async function simState(simUrl: string): Promise<{ running: number; waiting: number; completed: number; aborted: number }> {
   const res = await fetch(`${simUrl}/sim/state`);
   return (await res.json()) as { running: number; waiting: number; completed: number; aborted: number };
