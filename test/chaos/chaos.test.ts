@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadScenarios, runScenario, tableRow } from './run.ts';
+import { chaosAudit } from './secrets.ts';
 
 const scenarios = await loadScenarios();
 
@@ -26,4 +27,10 @@ describe('chaos (short)', () => {
       assert.deepEqual(r.crashed ?? [], [], 'crashed processes');
     });
   }
+
+  it('no key, token or prompt in anything the processes wrote or exposed', () => {
+    const audit = chaosAudit.check();
+    assert.ok(audit.linesScanned > 0, 'the scenarios gave the audit their logs');
+    assert.deepEqual(audit.hits, []);
+  });
 });

@@ -99,6 +99,7 @@ export async function runPhaseRecords(p: PhaseSpec): Promise<{ result: ScenarioR
   // However long clearing took (an agent restart), the load runs afterMs past the fault's end.
   await sleep(afterMs);
   const records = await load.stop();
+  console.error(`  phase ${p.name}: fault ${faultEndedAt - faultAt} ms, ${records.length} requests, done ${Date.now() - faultEndedAt} ms after the fault`);
   let engineGenerations: number | undefined;
   if (p.stack) engineGenerations = (await engineCompleted(p.stack)) - before - (p.extraGenerations?.() ?? 0);
   const r = summarise(p.name, records, faultEndedAt, { engineGenerations });

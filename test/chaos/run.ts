@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../../cli/spawn-service.ts';
+import { chaosAudit } from './secrets.ts';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './types.ts';
 
 const SCENARIO_DIR = join(REPO_ROOT, 'test/chaos/scenarios');
@@ -95,8 +96,12 @@ async function main(): Promise<void> {
   writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
   if (existsSync(DOC)) writeFileSync(DOC, regenerateTable(readFileSync(DOC, 'utf8'), results, mode, at));
 
+  const audit = chaosAudit.check();
+  console.log(`leak audit: ${audit.secrets} secrets and the prompt marker over ${audit.linesScanned} lines: ${audit.hits.length} hits${audit.truncated.length ? ` (incomplete: ${audit.truncated.join(', ')})` : ''}`);
+  for (const h of audit.hits) console.log(`  LEAK ${h.what} in ${h.source}: ${h.line}`);
+
   const broken = results.filter((r) => r.lost || r.duplicated || r.crashed?.length || r.violations?.length);
-  process.exit(broken.length ? 1 : 0);
+  process.exit(broken.length || audit.hits.length ? 1 : 0);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

@@ -4,10 +4,13 @@
 import { startStack, setSimFaults, DEFAULT_MODEL, waitFor, type Stack } from '../../helpers/stack.ts';
 import { CrashWatch, modelNodes, phases, runPhase, waitServing } from '../harness.ts';
 import { mergeResults, neverRecovered } from '../load.ts';
+import { auditStack } from '../secrets.ts';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../types.ts';
 
 /** The router answers within this (a typed timeout at worst). */
 const ROUTER_TIMEOUT_MS = 6_000;
+/** Every line the processes write is kept for the leak audit (secrets.ts). */
+const MAX_LOG_LINES = 50_000;
 /** The client gives up this much later: room for a loaded 2-core CI machine to schedule it. */
 const CLIENT_MARGIN_MS = 8_000;
 
@@ -24,6 +27,7 @@ export const agentEngineFaults: Scenario = {
         sims: [{ id: 'sim-a', args: simArgs }, { id: 'sim-b', args: simArgs }],
         agents: [{ id: 'node-a', sim: 'sim-a' }, { id: 'node-b', sim: 'sim-b' }],
         router: { requestTimeoutMs: ROUTER_TIMEOUT_MS },
+        maxLogLines: MAX_LOG_LINES,
       });
       crashes.watchStack(stack);
       const s = stack;
@@ -72,6 +76,7 @@ export const agentEngineFaults: Scenario = {
       return { ...mergeResults('agent-engine-faults', parts), crashed: crashes.close(), ...(violations.length ? { violations } : {}) };
     } finally {
       crashes.close();
+      if (stack) await auditStack('agent-engine-faults', stack, MAX_LOG_LINES);
       await stack?.stop();
     }
   },
