@@ -47,7 +47,7 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInF
     },
   });
   new Gauge({
-    name: 'router_node_requests_in_flight', help: 'Generations this router has in flight on each node (the count the scheduler uses; back to 0 when idle, or a request leaked).', labelNames: ['node'], registers: [registry],
+    name: 'router_node_in_flight_depth', help: 'Generations this router has in flight on each node (the count the scheduler uses; back to 0 when idle, or a request leaked).', labelNames: ['node'], registers: [registry],
     collect() {
       // Reset first: a node that left the pool must not keep its last value.
       this.reset();

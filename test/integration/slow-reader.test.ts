@@ -45,7 +45,7 @@ describe('a stream reader that stops reading', () => {
       // Past the deadline all three have settled, although none of them read on.
       await waitFor(async () => (await settled()) - before >= 3, DEADLINE_MS + 10_000, 200);
       const after = await scrape(stack.routerUrl);
-      assert.equal(sumOf(after, 'router_node_requests_in_flight'), 0);
+      assert.equal(sumOf(after, 'router_node_in_flight_depth'), 0);
       assert.equal((await simState(stack.sims.get('sim')!.url)).running, 0);
       // The router read from upstream no faster than its clients read from it.
       assert.ok(rssBytes(stack.router.child.pid!)! - rss0 < 64 * 1024 * 1024, 'router RSS grew by more than 64 MB');

@@ -104,7 +104,7 @@ export const overload: Scenario = {
       await sleep(500);
       const after = await scrape(s.routerUrl);
       const leftQueued = sumOf(after, 'router_queue_depth');
-      const leftInFlight = sumOf(after, 'router_node_requests_in_flight');
+      const leftInFlight = sumOf(after, 'router_node_in_flight_depth');
       const refusals = sumOf(after, 'router_refusals_total');
       // The router's own view of the critical lane's wait for a slot (client-side TTFT adds this machine's noise).
       const criticalQueueWaitP99 = histogramQuantile(after, 'router_queue_wait_seconds', 0.99, { lane: 'critical' });

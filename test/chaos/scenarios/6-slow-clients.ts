@@ -199,7 +199,7 @@ export const slowClients: Scenario = {
         await waitFor(async () => {
           const m = await scrape(s.routerUrl);
           const st = await simState(simUrl);
-          const inFlight = sumOf(m, 'router_node_requests_in_flight');
+          const inFlight = sumOf(m, 'router_node_in_flight_depth');
           const queued = sumOf(m, 'router_queue_depth');
           leftover = `in flight ${inFlight}, queued ${queued}, engine running ${st.running}`;
           // The steady load may hold a few; wait for the disconnected ones to be gone.
