@@ -1,8 +1,11 @@
 // The embedded default: files, jobs and item state in memory, mirrored to `dataDir` so they
-// survive a restart (one router; leases only keep this process's own workers apart). Item state is
-// written behind (at most `flushMs` old): after a crash the items finished in that window run
-// again, and their lines are still written once, because the lost state lost them too.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// survive a restart (one router; leases only keep this process's own workers apart). Item state
+// is a journal of transitions (finished, retried, dead-lettered, requeued) appended behind, at
+// most `flushMs` old, so the cost per item is one short line, not a rewrite of the whole job:
+// after a crash the items finished in that window run again, and their lines are still written
+// once, because the lost journal lines lost them too. Claims are not journaled: after a restart
+// every leased item is claimable at once.
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BatchStore } from './store.ts';
 import type { BatchRecord, Claim, DeadLetter, ItemCounts, ItemSpec, StoredFile } from './types.ts';
@@ -17,7 +20,13 @@ interface ItemState {
   dead: Map<number, DeadLetter>;
 }
 
-const entries = <K, V>(m: Map<K, V>) => [...m.entries()];
+/** One journal line. */
+type Op =
+  | { o: 'f'; i: number; to: 'output' | 'errors'; l: string }
+  | { o: 'r'; i: number; at: number; c: boolean }
+  | { o: 'd'; i: number; l: string; d: DeadLetter }
+  | { o: 'q'; i: number; at: number }
+  | { o: 'drop' };
 
 function writeAtomic(path: string, data: string | Buffer): void {
   const tmp = `${path}.${process.pid}.tmp`;
@@ -33,7 +42,7 @@ export class FileBatchStore implements BatchStore {
   private state = new Map<string, ItemState>();
   private active = new Set<string>();
   private locks = new Map<string, { owner: string; until: number }>();
-  private dirty = new Set<string>();
+  private pending = new Map<string, string[]>();
   private timer: NodeJS.Timeout | undefined;
   private readonly filesDir: string;
   private readonly batchesDir: string;
@@ -63,43 +72,43 @@ export class FileBatchStore implements BatchStore {
       }
       const itemsPath = join(this.batchesDir, `${id}.items.json`);
       if (existsSync(itemsPath)) this.items.set(id, JSON.parse(readFileSync(itemsPath, 'utf8')) as ItemSpec[]);
-      const statePath = join(this.batchesDir, `${id}.state.json`);
-      if (existsSync(statePath)) {
-        const s = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, [number, unknown][]>;
-        // This process held every lease there was: its items are claimable again at once.
-        const ready = new Map(s.ready as [number, number][]);
-        for (const [idx] of s.leases as [number, string][]) ready.set(idx, now);
-        this.state.set(id, {
-          ready,
-          leases: new Map(),
-          attempts: new Map(s.attempts as [number, number][]),
-          output: new Map(s.output as [number, string][]),
-          errors: new Map(s.errors as [number, string][]),
-          dead: new Map(s.dead as [number, DeadLetter][]),
-        });
+      const items = this.items.get(id) ?? [];
+      const st = this.fresh(items, now);
+      const journal = join(this.batchesDir, `${id}.journal.jsonl`);
+      if (existsSync(journal)) {
+        for (const text of readFileSync(journal, 'utf8').split('\n')) {
+          if (!text) continue;
+          try {
+            apply(st, JSON.parse(text) as Op);
+          } catch {
+            break; // a torn last line from a crash mid-append: everything before it holds
+          }
+        }
       }
+      this.state.set(id, st);
     }
     const activePath = join(this.dir, 'active.json');
     if (existsSync(activePath)) for (const id of JSON.parse(readFileSync(activePath, 'utf8')) as string[]) this.active.add(id);
   }
 
-  private touch(batchId: string): void {
-    this.dirty.add(batchId);
+  private fresh(items: ItemSpec[], now: number): ItemState {
+    return { ready: new Map(items.map((i) => [i.index, now])), leases: new Map(), attempts: new Map(), output: new Map(), errors: new Map(), dead: new Map() };
+  }
+
+  /** Applies a transition in memory and queues its journal line. */
+  private record(batchId: string, op: Op): void {
+    apply(this.st(batchId), op);
+    let lines = this.pending.get(batchId);
+    if (!lines) this.pending.set(batchId, (lines = []));
+    lines.push(JSON.stringify(op));
     this.timer ??= setTimeout(() => this.flush(), this.flushMs);
   }
 
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const id of this.dirty) {
-      const s = this.state.get(id);
-      if (!s) continue;
-      writeAtomic(join(this.batchesDir, `${id}.state.json`), JSON.stringify({
-        ready: entries(s.ready), leases: entries(s.leases), attempts: entries(s.attempts),
-        output: entries(s.output), errors: entries(s.errors), dead: entries(s.dead),
-      }));
-    }
-    this.dirty.clear();
+    for (const [id, lines] of this.pending) appendFileSync(join(this.batchesDir, `${id}.journal.jsonl`), lines.join('\n') + '\n');
+    this.pending.clear();
   }
 
   async putFile(file: StoredFile, content: Buffer): Promise<void> {
@@ -154,10 +163,9 @@ export class FileBatchStore implements BatchStore {
 
   async initItems(batchId: string, items: ItemSpec[], now: number): Promise<void> {
     writeAtomic(join(this.batchesDir, `${batchId}.items.json`), JSON.stringify(items));
+    writeFileSync(join(this.batchesDir, `${batchId}.journal.jsonl`), '');
     this.items.set(batchId, items);
-    this.state.set(batchId, { ready: new Map(items.map((i) => [i.index, now])), leases: new Map(), attempts: new Map(), output: new Map(), errors: new Map(), dead: new Map() });
-    this.touch(batchId);
-    this.flush();
+    this.state.set(batchId, this.fresh(items, now));
   }
 
   async getItems(batchId: string) { return this.items.get(batchId) ?? []; }
@@ -183,7 +191,6 @@ export class FileBatchStore implements BatchStore {
       s.leases.set(idx, token);
       out.push({ index: idx, token, attempts: s.attempts.get(idx) ?? 0 });
     }
-    if (out.length) this.touch(batchId);
     return out;
   }
 
@@ -197,45 +204,34 @@ export class FileBatchStore implements BatchStore {
   async finish(batchId: string, claim: Claim, to: 'output' | 'errors', line: string): Promise<boolean> {
     const s = this.st(batchId);
     if (!this.holds(s, claim)) return false;
-    s.ready.delete(claim.index);
-    s.leases.delete(claim.index);
-    s[to].set(claim.index, line);
-    this.touch(batchId);
+    this.record(batchId, { o: 'f', i: claim.index, to, l: line });
     return true;
   }
 
   async retry(batchId: string, claim: Claim, at: number, countAttempt: boolean): Promise<boolean> {
     const s = this.st(batchId);
     if (!this.holds(s, claim)) return false;
-    s.ready.set(claim.index, at);
-    s.leases.delete(claim.index);
-    if (countAttempt) s.attempts.set(claim.index, (s.attempts.get(claim.index) ?? 0) + 1);
-    this.touch(batchId);
+    this.record(batchId, { o: 'r', i: claim.index, at, c: countAttempt });
     return true;
   }
 
   async deadLetter(batchId: string, claim: Claim, line: string, dead: DeadLetter): Promise<boolean> {
-    if (!(await this.finish(batchId, claim, 'errors', line))) return false;
-    this.st(batchId).dead.set(claim.index, dead);
+    if (!this.holds(this.st(batchId), claim)) return false;
+    this.record(batchId, { o: 'd', i: claim.index, l: line, d: dead });
     return true;
   }
 
   async closeRemaining(batchId: string, lineFor: (index: number) => string): Promise<number> {
     const s = this.st(batchId);
     const n = s.ready.size;
-    for (const idx of s.ready.keys()) s.errors.set(idx, lineFor(idx));
-    s.ready.clear();
-    s.leases.clear();
-    this.touch(batchId);
+    for (const idx of [...s.ready.keys()]) this.record(batchId, { o: 'f', i: idx, to: 'errors', l: lineFor(idx) });
     return n;
   }
 
   async dropRemaining(batchId: string): Promise<number> {
     const s = this.st(batchId);
     const n = s.ready.size;
-    s.ready.clear();
-    s.leases.clear();
-    this.touch(batchId);
+    this.record(batchId, { o: 'drop' });
     return n;
   }
 
@@ -252,13 +248,10 @@ export class FileBatchStore implements BatchStore {
     const s = this.st(batchId);
     let n = 0;
     for (const idx of indexes ?? [...s.dead.keys()]) {
-      if (!s.dead.delete(idx)) continue;
-      s.errors.delete(idx);
-      s.attempts.delete(idx);
-      s.ready.set(idx, now);
+      if (!s.dead.has(idx)) continue;
+      this.record(batchId, { o: 'q', i: idx, at: now });
       n += 1;
     }
-    this.touch(batchId);
     return n;
   }
 
@@ -275,5 +268,37 @@ export class FileBatchStore implements BatchStore {
 
   async close(): Promise<void> {
     this.flush();
+  }
+}
+
+/** One transition, the same in memory and on replay. */
+function apply(s: ItemState, op: Op): void {
+  switch (op.o) {
+    case 'f':
+      s.ready.delete(op.i);
+      s.leases.delete(op.i);
+      s[op.to].set(op.i, op.l);
+      break;
+    case 'r':
+      s.ready.set(op.i, op.at);
+      s.leases.delete(op.i);
+      if (op.c) s.attempts.set(op.i, (s.attempts.get(op.i) ?? 0) + 1);
+      break;
+    case 'd':
+      s.ready.delete(op.i);
+      s.leases.delete(op.i);
+      s.errors.set(op.i, op.l);
+      s.dead.set(op.i, op.d);
+      break;
+    case 'q':
+      s.dead.delete(op.i);
+      s.errors.delete(op.i);
+      s.attempts.delete(op.i);
+      s.ready.set(op.i, op.at);
+      break;
+    case 'drop':
+      s.ready.clear();
+      s.leases.clear();
+      break;
   }
 }
