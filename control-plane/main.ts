@@ -32,7 +32,7 @@ export async function startControlPlane(config: Config) {
   const app = createHttpServer({ logger, limits: cfg.http });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));
-  await app.register(nodesApi, { registry, agentSecurity: agentChannelSecurity(cfg.agentTls) });
+  await app.register(nodesApi, { registry, agentSecurity: agentChannelSecurity(cfg.agentTls), adminToken });
   // Routers' lane queues and refusals, for the dashboard (router/admission/lane-report.ts).
   await app.register(routersApi);
   // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).

@@ -39,15 +39,20 @@ function parse<T extends z.ZodType>(schema: T, v: unknown): z.infer<T> {
   return r.data;
 }
 
-/** Never echo a secret: the key list and the watch carry hashes only. */
-export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000, usage, shadow }) => {
+/** An onRequest hook that accepts only `Authorization: Bearer <adminToken>`; no token = refuse all. */
+export function adminAuthorizer(adminToken: string | undefined) {
   const expected = adminToken ? digest(adminToken) : undefined;
-  const authorize = async (req: FastifyRequest) => {
+  return async (req: FastifyRequest) => {
     if (!expected) throw errors.forbidden('The admin API is disabled: set ICP_ADMIN_TOKEN (or controlPlane.adminTokenFile) on the control plane.', 'admin_disabled');
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
     // Compare digests so the comparison is constant-time whatever the lengths.
     if (!m || !timingSafeEqual(digest(m[1]!.trim()), expected)) throw errors.unauthorized('Invalid admin token.');
   };
+}
+
+/** Never echo a secret: the key list and the watch carry hashes only. */
+export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { registry, adminToken, keepAliveMs = 5_000, usage, shadow }) => {
+  const authorize = adminAuthorizer(adminToken);
 
   await app.register(async (scope) => {
     scope.addHook('onRequest', authorize);

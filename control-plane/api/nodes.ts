@@ -6,6 +6,7 @@ import { errors } from '../../common/errors.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import { createNodeAgentClient } from '../../common/grpc.ts';
 import type { AgentChannelSecurity } from '../../common/tls.ts';
+import { adminAuthorizer } from './admin.ts';
 import { snapshotStreamRoute } from './snapshot-stream.ts';
 
 const registerBody = z.strictObject({
@@ -22,9 +23,14 @@ export interface NodesApiOptions {
   keepAliveMs?: number;
   /** Credentials for the Drain call to agents (mTLS when controlPlane.agentTls is set). */
   agentSecurity?: AgentChannelSecurity;
+  /** When set, the operator actions (cordon, uncordon, drain, deregister) need this admin token. */
+  adminToken?: string;
 }
 
-export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { registry, keepAliveMs = 5_000, agentSecurity }) => {
+export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { registry, keepAliveMs = 5_000, agentSecurity, adminToken }) => {
+  // Operator actions take the admin token when one is configured (without one, the laptop
+  // default, they stay open as before). Agents' register/heartbeat carry no credential.
+  const operator = adminToken ? { onRequest: adminAuthorizer(adminToken) } : {};
   app.post('/v1/nodes/register', async (req) => {
     const parsed = registerBody.safeParse(req.body);
     if (!parsed.success) throw errors.invalidRequest(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
@@ -38,7 +44,7 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
     reply.code(204);
   });
 
-  app.delete('/v1/nodes/:id', async (req, reply) => {
+  app.delete('/v1/nodes/:id', operator, async (req, reply) => {
     const { id } = idParams.parse(req.params);
     if (!registry.deregister(id)) throw errors.notFound(`node '${id}' is not registered (or is static)`);
     reply.code(204);
@@ -47,7 +53,7 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
   app.get('/v1/nodes', async () => ({ data: registry.list() }));
 
   for (const [verb, cordoned] of [['cordon', true], ['uncordon', false]] as const) {
-    app.post(`/v1/nodes/:id/${verb}`, async (req) => {
+    app.post(`/v1/nodes/:id/${verb}`, operator, async (req) => {
       const { id } = idParams.parse(req.params);
       const n = registry.setCordoned(id, cordoned);
       if (!n) throw errors.notFound(`node '${id}' is not registered`);
@@ -57,7 +63,7 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
 
   // Drain: cordon (routers stop picking it at once, from membership) and ask the agent itself
   // to drain over its gRPC Drain (it reports draining and finishes in-flight work).
-  app.post('/v1/nodes/:id/drain', async (req) => {
+  app.post('/v1/nodes/:id/drain', operator, async (req) => {
     const { id } = idParams.parse(req.params);
     const graceMs = z.object({ graceMs: z.number().int().positive().max(3_600_000).optional() }).parse(req.body ?? {}).graceMs ?? 0;
     const node = registry.setCordoned(id, true);

@@ -1,6 +1,7 @@
 // Authentication and tenant isolation on real processes:
-// - every admin route (control plane /v1/admin/*, the policy watch that carries key hashes, and
-//   any /v1/admin/* the router has), enumerated from fastify's route table, refuses a missing,
+// - every admin route (control plane /v1/admin/*, the policy watch that carries key hashes, node
+//   cordon/uncordon/drain/deregister, and any /v1/admin/* the router has), enumerated from
+//   fastify's route table, refuses a missing,
 //   wrong or tenant credential; the right token passes (the control);
 // - a tenant's key cannot use another tenant's models, and one tenant exhausting its limit does
 //   not touch another's;
@@ -21,7 +22,9 @@ const ADMIN_TOKEN = 'auth-test-admin-' + 'k'.repeat(32);
 /** The documented bound on revocation reaching a connected router (docs/security.md). */
 const REVOCATION_BOUND_MS = 3_000;
 
-const isAdminRoute = (r: RouteEntry) => r.url.startsWith('/v1/admin/') || r.url === '/v1/policy/watch';
+/** Admin routes: the admin API, the policy watch, and the operator actions on nodes. */
+const isAdminRoute = (r: RouteEntry) => r.url.startsWith('/v1/admin/') || r.url === '/v1/policy/watch'
+  || (r.method === 'DELETE' && r.url === '/v1/nodes/:id') || /^\/v1\/nodes\/:id\/(cordon|uncordon|drain)$/.test(r.url);
 
 describe('authentication and tenant isolation', () => {
   let stack: Stack;
@@ -70,7 +73,8 @@ describe('authentication and tenant isolation', () => {
       ...routes.controlPlane.filter(isAdminRoute).map((r) => ({ r, base: stack.controlPlane!.url })),
       ...routes.router.filter(isAdminRoute).map((r) => ({ r, base: stack.routerUrl })),
     ];
-    assert.ok(targets.length >= 8, `admin routes found: ${targets.map((t) => t.r.url).join(', ')}`);
+    assert.ok(targets.some((t) => t.r.url === '/v1/nodes/:id/drain'), 'node operator actions are admin routes');
+    assert.ok(targets.length >= 12, `admin routes found: ${targets.map((t) => t.r.url).join(', ')}`);
     const problems: string[] = [];
     for (const { r, base } of targets) {
       const path = r.url.replace(/:[A-Za-z]+/g, 'x');

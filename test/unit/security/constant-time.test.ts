@@ -37,7 +37,7 @@ describe('constant-time secret comparison', () => {
     const apiKeys = readFileSync(join(REPO_ROOT, 'control-plane/tenants/api-keys.ts'), 'utf8');
     assert.match(apiKeys, /export function secretMatches[\s\S]*?timingSafeEqual\(/);
     const admin = readFileSync(join(REPO_ROOT, 'control-plane/api/admin.ts'), 'utf8');
-    assert.match(admin, /const authorize[\s\S]*?timingSafeEqual\(digest\(/);
+    assert.match(admin, /export function adminAuthorizer[\s\S]*?timingSafeEqual\(digest\(/);
     const router = readFileSync(join(REPO_ROOT, 'router/tenancy/key-directory.ts'), 'utf8');
     assert.match(router, /secretMatches\(/, 'the router verifies keys with secretMatches');
   });
