@@ -100,7 +100,8 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     const config: Record<string, unknown> = {
       // Each stack keeps its capacity history in its own temp dir, never in the checkout's data/.
       controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { store: { path: join(dir, 'capacity') } }, shadow: { store: { path: join(dir, 'shadow') } }, ...spec.controlPlane },
-      router: { listen: { host: '127.0.0.1', port: 0 }, ...routerSection },
+      // ... and its batch files and jobs (router.batch.dataDir) too.
+      router: { listen: { host: '127.0.0.1', port: 0 }, ...routerSection, batch: { dataDir: join(dir, 'batch'), ...(routerSection?.batch as Record<string, unknown> | undefined) } },
       agents: spec.agents.map((a) => ({
         id: a.id,
         listen: { host: '127.0.0.1', port: 0 },
