@@ -1,4 +1,4 @@
-/* global document, Node, FormData, URLSearchParams */
+/* global document, Node, FormData, URLSearchParams, sessionStorage */
 // Operator dashboard: plain ES module, no build step, no CDN. Polls the control plane's
 // /v1/cluster and /v1/routers (1 s), /v1/capacity/history and /v1/capacity (5 s); charts are inline SVG.
 const $ = (sel) => document.querySelector(sel);
@@ -117,6 +117,30 @@ function renderLanes(routers) {
   $('#lanes tbody').replaceChildren(...rows);
 }
 
+/** Shadow traffic (docs/shadow.md): the admin summary per alias and target. */
+function renderShadow(summary) {
+  const ms = (p) => `${fmt(p.p50, 0)} / ${fmt(p.p95, 0)} ms`;
+  const rows = summary.data.map((r) => el('tr', { 'data-testid': `shadow-${r.alias}-${r.target}` },
+    el('td', {}, r.alias), el('td', {}, r.target), el('td', {}, r.count),
+    el('td', {}, r.errorRate > 0 ? badge(`${fmt(r.errorRate * 100, 1)}%`, r.errorRate > 0.05 ? 'bad' : 'warn') : '0%'),
+    el('td', {}, ms(r.primary.latencyMs)), el('td', {}, ms(r.shadow.latencyMs)),
+    el('td', {}, `${fmt(r.primary.ttftMs.p50, 0)} / ${fmt(r.shadow.ttftMs.p50, 0)} ms`),
+    el('td', {}, fmt(r.meanSimilarity, 3)), el('td', {}, fmt(r.tokenRatio))));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'no shadow records in the last 24 h')));
+  $('#shadow tbody').replaceChildren(...rows);
+}
+
+async function refreshShadow() {
+  const token = sessionStorage.getItem('icp-admin-token');
+  if (!token) return;
+  const res = await fetch('/v1/admin/shadow/summary?window=24h', { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
+  if (!res.ok) {
+    $('#shadow tbody').replaceChildren(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, `shadow summary: HTTP ${res.status}`)));
+    return;
+  }
+  renderShadow(await res.json());
+}
+
 function renderCapacity(report) {
   $('#capacity-params').textContent = `window ${Math.round(report.params.windowMs / 60000)} min · growth ×${report.params.growth} · TTFT SLO ${report.params.sloTtftSeconds} s · from ${report.params.source}`;
   const pools = report.pools.map((p) => {
@@ -191,7 +215,15 @@ async function refreshSlow() {
 }
 
 $('#capacity-form').addEventListener('change', () => void refreshSlow());
+$('#shadow-form').addEventListener('submit', (e) => e.preventDefault());
+$('#shadow-form').addEventListener('change', () => {
+  // Per tab only; never sent anywhere but this control plane's admin API.
+  sessionStorage.setItem('icp-admin-token', String(new FormData($('#shadow-form')).get('token') ?? ''));
+  void refreshShadow().catch(() => undefined);
+});
 void refreshCluster();
 void refreshSlow();
 setInterval(() => void refreshCluster(), 1000);
 setInterval(() => void refreshSlow(), 5000);
+void refreshShadow().catch(() => undefined);
+setInterval(() => void refreshShadow().catch(() => undefined), 5000);

@@ -7,6 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
 import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
 import { isSampled } from '../../../router/shadow/sampling.ts';
 import type { ShadowRecord } from '../../../common/shadow-record.ts';
@@ -16,6 +18,7 @@ const SHADOW_MODEL = 'sim-shadow';
 const SMALL_MODEL = 'sim-small';
 const HANG_MODEL = 'sim-hang';
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FAST = ['--max-num-seqs', '64', '--decode-step-ms', '2', '--decode-step-ms-per-seq', '0'];
 
 describe('shadow traffic (router + control plane + simulated engines)', () => {
@@ -53,7 +56,7 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
         { id: 'small', model: SMALL_MODEL, args: ['--max-num-seqs', '1', '--decode-step-ms', '25', '--decode-step-ms-per-seq', '0'] },
         { id: 'h', model: HANG_MODEL, args: FAST },
       ],
-      agents: [{ id: 'gpu-p', sim: 'p' }, { id: 'gpu-s', sim: 's' }, { id: 'gpu-small', sim: 'small' }, { id: 'gpu-h', sim: 'h' }],
+      agents: [{ id: 'gpu-p', sim: 'p' }, { id: 'gpu-s', sim: 's' }, { id: 'gpu-small', sim: 'small', engine: { maxNumSeqs: 1 } }, { id: 'gpu-h', sim: 'h' }],
       router: {
         aliases: { chat: DEFAULT_MODEL, 'chat-half': DEFAULT_MODEL, 'chat-hang': DEFAULT_MODEL, 'chat-budget': DEFAULT_MODEL, 'chat-sat': DEFAULT_MODEL },
         embeddings: { models: [{ id: 'glove-100d-embed', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', output: 'sentence_embedding', maxLength: 256, workers: 1 }] },
@@ -123,6 +126,28 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
     assert.ok(row.shadow.latencyMs.p95 !== null && row.primary.latencyMs.p50 !== null);
   });
 
+  it('the operator dashboard shows the comparison once given the admin token', async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: apt-get install -y chromium`);
+    let browser: Browser | undefined;
+    try {
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(e.message));
+      await page.goto(`${stack.controlPlane!.url}/dashboard`);
+      await page.fill('#shadow-form input[name="token"]', ADMIN_TOKEN);
+      await page.dispatchEvent('#shadow-form input[name="token"]', 'change');
+      const row = page.locator(`[data-testid="shadow-chat-local:${SHADOW_MODEL}"]`);
+      await row.waitFor({ timeout: 10_000 });
+      const text = await row.innerText();
+      assert.match(text, /chat/);
+      assert.match(text, new RegExp(SHADOW_MODEL));
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser?.close();
+    }
+  });
+
   it('a hanging shadow never delays the user', async () => {
     const res = await fetch(`${stack.sims.get('h')!.url}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ hang: true }) });
     assert.equal(res.status, 200);
@@ -180,14 +205,32 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
   });
 
   it('a saturated shadow pool refuses shadows (sheddable lane) and users are unaffected', async () => {
-    // Fill sim-small's one batch slot (and queue two more behind it) with direct user requests.
-    const busy = [0, 1, 2].map(() => client.chat.completions.create({ model: SMALL_MODEL, messages: [{ role: 'user', content: 'long' }], max_tokens: 160 }));
+    // Fill sim-small's one batch slot (and queue two more behind it) with work sent to the engine
+    // directly (as another router would), so no queue of this router is involved.
+    // ignore_eos: each runs its full 160 tokens (4 s), no natural stop frees the slot early.
+    const busy = [0, 1, 2].map(async () => {
+      const res = await fetch(`${stack.sims.get('small')!.url}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: SMALL_MODEL, messages: [{ role: 'user', content: 'long' }], max_tokens: 160, ignore_eos: true }),
+      });
+      return (await res.json()) as { model: string };
+    });
     await waitFor(async () => {
       const m = await (await fetch(`${stack.sims.get('small')!.url}/metrics`)).text();
       // One running, the rest queued in the engine: the router's saturation signal for that node.
       return /^vllm:num_requests_running\{[^}]*\} 1/m.test(m) && /^vllm:num_requests_waiting\{[^}]*\} [1-9]/m.test(m);
     }, 10_000, 50);
-    await new Promise((r) => setTimeout(r, 600)); // the router sees the status (scrape + heartbeat)
+    // The router sees it (its status can lag on a loaded machine) when a sheddable request of its
+    // own to that model is refused (429); a probe that was admitted instead is cut after 1 s.
+    await waitFor(async () => {
+      const res = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-priority-lane': 'sheddable' },
+        body: JSON.stringify({ model: SMALL_MODEL, messages: [{ role: 'user', content: 'probe' }], max_tokens: 1 }),
+        signal: AbortSignal.timeout(1_000),
+      }).catch(() => undefined);
+      await res?.text().catch(() => undefined);
+      return res?.status === 429;
+    }, 15_000, 100);
     for (let i = 0; i < 3; i++) {
       const { data, response } = await chat('chat-sat');
       assert.equal(response.status, 200);
