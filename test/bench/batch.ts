@@ -12,7 +12,8 @@ import { percentile, printTable, writeResults } from './report.ts';
 
 const ITEMS = Number(process.env.BATCH_BENCH_ITEMS ?? 600);
 const SLOTS = Number(process.env.BATCH_BENCH_SLOTS ?? 16);
-const CONCURRENCY = Number(process.env.BATCH_BENCH_CONCURRENCY ?? SLOTS);
+// The config default (router.batch.concurrencyPerJob 8): half the engine's slots, the rest is headroom.
+const CONCURRENCY = Number(process.env.BATCH_BENCH_CONCURRENCY ?? 8);
 const INTERACTIVE = Number(process.env.BATCH_BENCH_INTERACTIVE ?? 300);
 const INTERACTIVE_CLIENTS = Number(process.env.BATCH_BENCH_CLIENTS ?? 4);
 const MAX_TOKENS = 16;
