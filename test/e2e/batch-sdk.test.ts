@@ -171,6 +171,21 @@ describe('batch jobs with the official openai SDK', () => {
     assert.equal(out2.length, 19);
   });
 
+  it('a tenant out of budget: items fail with insufficient_quota at once, never retried or dead-lettered', async () => {
+    const t = await admin('POST', '/v1/admin/tenants', { name: 'tenant-poor', policy: { monthlyTokenBudget: 30 } });
+    const key = (await admin('POST', `/v1/admin/tenants/${t.id as string}/keys`, { name: 'k' })).key as string;
+    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= 3, 10_000);
+    const c = client(key);
+    const file = await c.files.create({ file: await toFile(Buffer.from(jsonl(30)), 'poor.jsonl'), purpose: 'batch' });
+    const batch = await c.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const done = await untilStatus(c, batch.id, 'completed', 30_000);
+    const errs = parseLines(await (await c.files.content(done.error_file_id!)).text());
+    const out = done.output_file_id ? parseLines(await (await c.files.content(done.output_file_id)).text()) : [];
+    assert.ok(errs.length > 0 && errs.every((l) => l.response?.status_code === 429 && (l.response.body.error as { code: string }).code === 'insufficient_quota'));
+    assert.equal(out.length + errs.length, 30);
+    assert.equal(((await admin('GET', `/v1/admin/batches/${batch.id}/dead_letters`, undefined, stack.routerUrl)).data as unknown[]).length, 0);
+  });
+
   it('lists with pagination, cancels, and refuses bad input in OpenAI shape', async () => {
     const a = client(keyA);
     const file = await a.files.create({ file: await toFile(Buffer.from(jsonl(400)), 'big.jsonl'), purpose: 'batch' });
