@@ -13,9 +13,9 @@ import { fallbackConfigSchema } from '../router/upstream/fallback-config.ts';
 import { catalogConfigSchema } from '../router/models/catalog.ts';
 import { budgetsConfigSchema } from '../router/accounting/budgets.ts';
 import { batchConfigSchema } from '../router/batch/config.ts';
-import { shadowConfigSchema } from '../router/shadow/config.ts';
-import { idempotencyConfigSchema } from '../router/idempotency/config.ts';
 import { cacheConfigSchema } from '../router/cache/config.ts';
+import { idempotencyConfigSchema } from '../router/idempotency/config.ts';
+import { shadowConfigSchema } from '../router/shadow/config.ts';
 import { agentClientTlsSchema, agentServerTlsSchema } from './tls.ts';
 import { DEFAULT_HTTP_LIMITS, httpLimitsSchema } from './http-limits.ts';
 
@@ -170,12 +170,12 @@ export const routerSchema = z.strictObject({
   catalog: catalogConfigSchema.optional(),
   /** Budgets per tenant, key and tag: warning at 80%, refuse or downgrade at 100% (docs/tenants.md). */
   budgets: budgetsConfigSchema.optional(),
-  /** Shadow traffic: mirror a share of an alias's requests to another model or provider (docs/shadow.md). */
-  shadow: shadowConfigSchema.optional(),
-  /** Idempotency-Key on generation requests: TTL, disconnect grace, owner lease (docs/idempotency-and-cache.md). */
-  idempotency: idempotencyConfigSchema.default(idempotencyConfigSchema.parse({})),
   /** Response cache, exact and semantic (docs/idempotency-and-cache.md); absent = off. */
   cache: cacheConfigSchema.optional(),
+  /** Idempotency-Key on generation requests: TTL, disconnect grace, owner lease (docs/idempotency-and-cache.md). */
+  idempotency: idempotencyConfigSchema.default(idempotencyConfigSchema.parse({})),
+  /** Shadow traffic: mirror a share of an alias's requests to another model or provider (docs/shadow.md). */
+  shadow: shadowConfigSchema.optional(),
   /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */
   agentTls: agentClientTlsSchema.optional(),
 });

@@ -93,12 +93,12 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   const accounting = await startAccounting(config, logger, metrics);
   // Batch jobs (docs/batch.md): files and job state in Redis or under router.batch.dataDir.
   const batch = await startBatch(config, logger, metrics, routerId);
-  // Shadow traffic (docs/shadow.md): to the GPU pool directly, never through the fallback chain.
-  const shadow = createShadow(config, logger, metrics, { nodes: dispatcher, admission, embeddings });
   // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
   const idempotency = await createIdempotency(config, logger, metrics.idempotent);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
   const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: process.env.REDIS_URL || cfg.auth.redisUrl, embeddings, metrics, logger }) : undefined;
+  // Shadow traffic (docs/shadow.md): to the GPU pool directly, never through the fallback chain.
+  const shadow = createShadow(config, logger, metrics, { nodes: dispatcher, admission, embeddings });
 
   const app = createHttpServer({ logger, bodyLimitBytes: cfg.bodyLimitBytes, limits: cfg.http });
   let closing = false;
@@ -124,13 +124,10 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 
   // Files and batches authenticate on their own (no limits or budgets on uploads); their items do not.
   if (batch) await app.register(batchRoutes, { service: batch.service, maxFileBytes: batch.config.maxFileBytes, directory: tenancy?.directory, adminToken: process.env.ICP_ADMIN_TOKEN });
-  // Files and batches authenticate on their own (no limits or budgets on uploads); their items do not.
-  if (batch) await app.register(batchRoutes, { service: batch.service, maxFileBytes: batch.config.maxFileBytes, directory: tenancy?.directory, adminToken: process.env.ICP_ADMIN_TOKEN });
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   // Items wait until keys and every node's models are known (else a restart would turn them into 404s).
   const startedAt = Date.now();
   batch?.start(app, () => membershipSynced && !closing && (tenancy?.directory.version ?? 0) >= 0 && (pool.list().every((n) => n.status) || Date.now() - startedAt > 10_000));
-  batch?.start(app, () => membershipSynced && !closing && (tenancy?.directory.version ?? 0) >= 0);
   logger.info({ url }, 'router listening');
 
   return {

@@ -34,11 +34,11 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInF
     batchJobs: new Counter({ name: 'router_batch_jobs_total', help: 'Batch jobs ended by this replica, by final status (completed, expired, cancelled).', labelNames: ['status'], registers: [registry] }),
     batchWebhooks: new Counter({ name: 'router_batch_webhooks_total', help: 'Batch completion webhook attempts by result (delivered, retried, failed: gave up).', labelNames: ['result'], registers: [registry] }),
     attempts: new Counter({ name: 'router_node_attempts_total', help: 'Dispatch attempts per node by outcome (ok, retried, failed).', labelNames: ['node', 'outcome'], registers: [registry] }),
-    shadowRequests: new Counter({ name: 'router_shadow_requests_total', help: 'Shadow requests per alias and target by outcome (ok, error, shed, budget_exhausted, concurrency_limit, denied).', labelNames: ['alias', 'target', 'outcome'], registers: [registry] }),
-    shadowRecords: new Counter({ name: 'router_shadow_records_total', help: 'Shadow records by result (written to the control plane, dropped: no control plane or buffer overflow).', labelNames: ['result'], registers: [registry] }),
     cacheLookups: new Counter({ name: 'router_cache_lookups_total', help: 'Response cache lookups per served model by result: hit, semantic_hit, miss, or not looked up (no_cache: Cache-Control, non_deterministic, tools). Hit rate = (hit + semantic_hit) / (hit + semantic_hit + miss).', labelNames: ['model', 'result'], registers: [registry] }),
     cacheSavedTokens: new Counter({ name: 'router_cache_saved_tokens_total', help: 'Tokens the cache saved (the stored answer\'s usage, served without an engine call), per served model and type (input, output).', labelNames: ['model', 'type'], registers: [registry] }),
     cacheStores: new Counter({ name: 'router_cache_stores_total', help: 'Completed responses offered to the response cache by result (stored, too_large, failed).', labelNames: ['result'], registers: [registry] }),
+    shadowRequests: new Counter({ name: 'router_shadow_requests_total', help: 'Shadow requests per alias and target by outcome (ok, error, shed, budget_exhausted, concurrency_limit, denied).', labelNames: ['alias', 'target', 'outcome'], registers: [registry] }),
+    shadowRecords: new Counter({ name: 'router_shadow_records_total', help: 'Shadow records by result (written to the control plane, dropped: no control plane or buffer overflow).', labelNames: ['result'], registers: [registry] }),
   };
   new Gauge({
     name: 'router_queue_depth', help: 'Requests waiting in each lane queue.', labelNames: ['lane'], registers: [registry],

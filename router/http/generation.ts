@@ -17,8 +17,8 @@ import type { Upstream } from '../upstream/fallback-dispatch.ts';
 import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';
 import type { RouterMetrics } from '../metrics.ts';
-import type { ShadowService } from '../shadow/index.ts';
 import type { ResponseCache } from '../cache/index.ts';
+import type { ShadowService } from '../shadow/index.ts';
 import { requestOutcome, requestSettled, requestUsage } from '../request-context.ts';
 import type { Execution, Idempotency } from '../idempotency/index.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
@@ -39,12 +39,12 @@ export interface GenerationRoutesOptions {
   metrics?: RouterMetrics;
   /** `logging.logContent`: the request log line carries the prompt and completion. */
   logContent?: boolean;
-  /** Shadow traffic (docs/shadow.md): sampled requests are mirrored once they completed. */
-  shadow?: ShadowService;
-  /** Idempotency-Key (docs/idempotency-and-cache.md): the outermost check. */
-  idempotency?: Idempotency;
   /** Response cache (router/cache/): looked up before admission, fed on success. */
   cache?: ResponseCache;
+  /** Idempotency-Key (docs/idempotency-and-cache.md): the outermost check. */
+  idempotency?: Idempotency;
+  /** Shadow traffic (docs/shadow.md): sampled requests are mirrored once they completed. */
+  shadow?: ShadowService;
 }
 
 /** What one request did, for metrics; filled in as the request goes. */
@@ -87,9 +87,9 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       if (opts.metrics) record(opts.metrics, operation, rec, started);
       finishServerSpan(span, rec);
       logRequest(req, span, rec, started, opts.logContent === true);
+      settled();
       // The user's answer is out: the shadow (if sampled) starts later, never touching this request. Replays and cache hits generated nothing to compare.
       if (!rec.replayed && rec.backend !== 'cache') opts.shadow?.mirror({ requestId: req.id, operation, body: req.body as Record<string, unknown>, model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), status: rec.status, latencyMs: performance.now() - started, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null, usage: rec.usage, content: rec.content, apiKey: apiKeyOf(req.headers.authorization), dataMayLeave: principalOf(req)?.policy.allowHostedFallback });
-      settled();
     }
   };
 
