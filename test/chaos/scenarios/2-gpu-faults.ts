@@ -63,6 +63,7 @@ export const gpuFaults: Scenario = {
       const phase = async (name: string, fault: FakeNvidiaSmiFault): Promise<ScenarioResult> => {
         let injectedAt = 0;
         let sickAt = 0;
+        let clearedAt = 0;
         let healedAt = 0;
         let watching = true;
         // Samples the agent's verdict while the fault lasts: when it turned, and when it came back.
@@ -77,6 +78,7 @@ export const gpuFaults: Scenario = {
           name, load, timing, stack: s,
           inject: async () => { injectedAt = Date.now(); smiA.setFault(fault); },
           clear: async () => {
+            clearedAt = Date.now();
             smiA.setFault(null);
             await waitFor(async () => (await gpuVerdict(s, 'node-a')) !== 'UNHEALTHY', 20_000, 100).catch(() => undefined);
             healedAt = Date.now();
@@ -86,9 +88,10 @@ export const gpuFaults: Scenario = {
         await watcher;
         const violations: string[] = [];
         if (!sickAt) violations.push(`${name}: the agent never said UNHEALTHY`);
-        // Requests served by node A after the agent said UNHEALTHY and before it recovered: the
-        // last one's start, from the verdict, is how long the router took to stop routing there.
-        const toSick = records.filter((x) => sickAt && x.startedAt > sickAt && x.startedAt < healedAt && x.backend === 'node:node-a');
+        // Requests served by node A after the agent said UNHEALTHY and before the fault was
+        // cleared (after that the agent may say HEALTHY again before our poll sees it): the last
+        // one's start, from the verdict, is how long the router took to stop routing there.
+        const toSick = records.filter((x) => sickAt && x.startedAt > sickAt && x.startedAt < clearedAt && x.backend === 'node:node-a');
         const routerReactMs = toSick.length ? Math.max(...toSick.map((x) => x.startedAt)) - sickAt : 0;
         const routedToSick = toSick.filter((x) => x.startedAt > sickAt + REACT_MS).length;
         if (routedToSick) violations.push(`${name}: ${routedToSick} requests routed to node-a more than ${REACT_MS} ms after its GPU was unhealthy (last ${routerReactMs} ms after)`);
