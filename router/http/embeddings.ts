@@ -7,7 +7,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
 import type { EmbeddingService } from '../embed/service.ts';
-import { SpanKind, extractContext, setAttrs, withSpan } from '../../common/telemetry.ts';
+import { context, failSpan, setAttrs, trace, withSpan } from '../../common/telemetry.ts';
+import { finishServerSpan, logRequest, startServerSpan, type RequestFacts } from './request-log.ts';
 import type { EmbeddingFallbackRequest, EmbeddingFallbackResult } from '../upstream/fallback-dispatch.ts';
 import { apiKeyOf } from '../admission/lanes.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
@@ -27,22 +28,28 @@ export interface EmbeddingRoutesOptions {
 export const LOCAL_EMBEDDER_BACKEND = 'router';
 
 /**
- * Runs one embedding/rerank request and leaves its outcome and usage for accounting (usage
- * records, spend, TPM reconciliation), as the generation routes do.
+ * Runs one embedding/rerank request inside its SERVER span (a child of the caller's `traceparent`),
+ * leaves its outcome and usage for accounting (usage records, spend, TPM reconciliation) and writes
+ * its request log line, as the generation routes do. Never the texts.
  */
-async function accounted<T>(req: FastifyRequest, model: string, fn: () => Promise<{ value: T; promptTokens: number; backend: string }>): Promise<T> {
-  let status = 200;
-  let backend = 'none';
+async function accounted<T>(req: FastifyRequest, op: 'embeddings' | 'rerank', model: string, fn: () => Promise<{ value: T; promptTokens: number; backend: string }>): Promise<T> {
+  const started = performance.now();
+  const span = startServerSpan(req, op);
+  const facts: RequestFacts = { model, lane: 'none', backend: 'none', status: 200, firstTokenAt: 0, usage: undefined };
   try {
-    const r = await fn();
-    backend = r.backend;
-    requestUsage.set(req, { promptTokens: r.promptTokens, completionTokens: 0 });
+    const r = await context.with(trace.setSpan(context.active(), span), fn);
+    facts.backend = r.backend;
+    facts.usage = { promptTokens: r.promptTokens, completionTokens: 0 };
+    requestUsage.set(req, facts.usage);
     return r.value;
   } catch (err) {
-    status = toApiError(err).status;
+    facts.status = toApiError(err).status;
+    failSpan(span, err);
     throw err;
   } finally {
-    requestOutcome.set(req, { model, backend, lane: 'none', status, ttftMs: null });
+    requestOutcome.set(req, { model, backend: facts.backend, lane: 'none', status: facts.status, ttftMs: null });
+    finishServerSpan(span, facts);
+    logRequest(req, span, facts, started, false);
   }
 }
 
@@ -126,14 +133,13 @@ function ranking(scores: number[]): number[] {
   return scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
 }
 
-/** One span per embedding/rerank request (its trace's root unless the caller sent traceparent); never the texts. */
-function traced<T extends { promptTokens: number }>(req: { id: string; headers: Record<string, unknown> }, op: 'embeddings' | 'rerank', model: string, inputs: number, fn: () => Promise<T>): Promise<T> {
-  const parent = extractContext((k) => (typeof req.headers[k] === 'string' ? req.headers[k] : undefined));
+/** The embedder's own span, a child of the request's SERVER span (its inputs count and tokens; never the texts). */
+function traced<T extends { promptTokens: number }>(req: { id: string }, op: 'embeddings' | 'rerank', model: string, inputs: number, fn: () => Promise<T>): Promise<T> {
   return withSpan(`${op} ${model}`, { 'gen_ai.operation.name': op, 'gen_ai.request.model': model, 'gen_ai.provider.name': 'icp.onnx', 'icp.request.id': req.id, 'icp.inputs': inputs }, async (span) => {
     const r = await fn();
     setAttrs(span, { 'gen_ai.response.model': model, 'gen_ai.usage.input_tokens': r.promptTokens });
     return r;
-  }, SpanKind.SERVER, parent);
+  });
 }
 
 export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async (app, { service: maybeService, fallback, requestTimeoutMs = 60_000 }) => {
@@ -145,7 +151,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
   app.post('/v1/embeddings', (req, reply) => {
     const body = parse(embeddingsBody, req.body);
     const inputs = parseInput(body.input);
-    return accounted(req, body.model, async () => {
+    return accounted(req, 'embeddings', body.model, async () => {
       if (!maybeService?.hasModel(body.model) && fallback?.servesEmbeddings(body.model)) {
         // No local embedder for it: the model's fallback chain (OpenAI / Azure embeddings).
         const clientGone = new AbortController();
@@ -184,7 +190,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     if (texts.length === 0) throw errors.invalidRequest("'documents' must not be empty.", 'documents');
     const service = local(body.model);
-    const r = await accounted(req, body.model, async () => {
+    const r = await accounted(req, 'rerank', body.model, async () => {
       const x = await traced(req, 'rerank', body.model, texts.length, () => service.rerank(body.model, body.query, texts));
       return { value: x, promptTokens: x.promptTokens, backend: LOCAL_EMBEDDER_BACKEND };
     });
@@ -208,7 +214,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
     if (!model) throw errors.notFound('No rerank model is configured.');
     if (body.texts.length === 0) throw errors.invalidRequest("'texts' must not be empty.", 'texts');
     const service = local(model);
-    const r = await accounted(req, model, async () => {
+    const r = await accounted(req, 'rerank', model, async () => {
       const x = await traced(req, 'rerank', model, body.texts.length, () => service.rerank(model, body.query, body.texts));
       return { value: x, promptTokens: x.promptTokens, backend: LOCAL_EMBEDDER_BACKEND };
     });

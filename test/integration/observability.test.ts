@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, waitFor, listModels, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
 import { startReceiver, type ExportedSpan } from '../helpers/otlp-receiver.ts';
+import { defaultEmbeddingsConfig } from '../../router/embed/config.ts';
 
 const PROMPT = 'PURPLE-ELEPHANT-PROMPT-7731';
 const KEY = 'sk-obs-SECRETKEY-4242';
@@ -37,6 +38,7 @@ describe('traces and request logs', () => {
       agents: [{ id: 'gpu-a', sim: 'sim-a', env }, { id: 'gpu-b', sim: 'sim-b', env }],
       routerEnv: env,
       logLevel: 'info',
+      router: { embeddings: defaultEmbeddingsConfig() },
       config: { telemetry: { otlpEndpoint: receiver.url } },
     });
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
@@ -122,6 +124,51 @@ describe('traces and request logs', () => {
     const raw = stack.logs.join('\n');
     assert.ok(!raw.includes(PROMPT), 'no prompt in any log');
     assert.ok(!raw.includes(KEY), 'no key in any log');
+  });
+  it('embeddings and rerank requests get a SERVER span with the embedder as its child, and one request log line, without the texts', async () => {
+    const embed = await fetch(`${stack.routerUrl}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, 'x-request-id': 'req-obs-embed-1' },
+      body: JSON.stringify({ model: 'glove-100d-embed', input: [PROMPT, 'a second text'] }),
+    });
+    assert.equal(embed.status, 200);
+    const rerank = await fetch(`${stack.routerUrl}/v1/rerank`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-obs-rerank-1' },
+      body: JSON.stringify({ model: 'glove-100d-rerank', query: PROMPT, documents: ['one', 'two'] }),
+    });
+    assert.equal(rerank.status, 200);
+    const bad = await fetch(`${stack.routerUrl}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-obs-embed-404' },
+      body: JSON.stringify({ model: 'no-such-embedder', input: 'x' }),
+    });
+    assert.equal(bad.status, 404);
+
+    for (const [id, route, model, op] of [['req-obs-embed-1', '/v1/embeddings', 'glove-100d-embed', 'embeddings'], ['req-obs-rerank-1', '/v1/rerank', 'glove-100d-rerank', 'rerank']] as const) {
+      const line = (await waitFor(() => requestLine(stack, id), 5_000))!;
+      assert.equal(line.route, route);
+      assert.equal(line.model, model);
+      assert.equal(line.status, 200);
+      assert.equal(line.backend, 'router');
+      assert.ok(Number(line.promptTokens) > 0, `${id}: prompt tokens`);
+      assert.match(String(line.traceId), /^[0-9a-f]{32}$/);
+      const { server, child } = (await waitFor(() => {
+        const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === id && s.kind === 2);
+        const child = server && receiver.spans().find((s) => s.parentSpanId === server.spanId && s.name === `${op} ${model}`);
+        return server && child ? { server, child } : undefined;
+      }, 15_000, 100))!;
+      assert.equal(server.name, `POST ${route}`);
+      assert.equal(server.traceId, line.traceId);
+      assert.equal(server.attrs['gen_ai.operation.name'], op);
+      assert.equal(server.attrs['http.response.status_code'], 200);
+      assert.ok(Number(child.attrs['gen_ai.usage.input_tokens']) > 0);
+    }
+    const notFound = (await waitFor(() => requestLine(stack, 'req-obs-embed-404'), 5_000))!;
+    assert.equal(notFound.status, 404);
+    const raw = stack.logs.join('\n') + receiver.bodies.join('\n');
+    assert.ok(!raw.includes(PROMPT), 'no input text in any log or span');
+    assert.ok(!raw.includes(KEY), 'no key in any log or span');
   });
 });
 
