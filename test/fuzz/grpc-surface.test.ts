@@ -11,6 +11,7 @@ import { connect as tcpConnect } from 'node:net';
 import { startStack, type Stack, DEFAULT_MODEL } from '../helpers/stack.ts';
 import { createNodeAgentClient, grpc } from '../../common/grpc.ts';
 import { FUZZ_SEED, fuzzCases, makeFuzz, rng, rssBytes } from './generators.ts';
+import { sleep } from '../../common/process.ts';
 
 // 1 000 in CI (about 90 s on a loaded 2-core machine); FUZZ_CASES=10000 for the long run.
 const CASES = fuzzCases(1000);
@@ -106,6 +107,13 @@ describe('gRPC surface fuzz (node agent)', () => {
     ]);
     try {
       for (let i = 0; i < CASES; i++) {
+        // A case that never ends is a finding, not a stuck test run: name it and fail.
+        await Promise.race([runCase(i), sleep(30_000).then(() => {
+          throw new Error(`case ${i} did not end within 30 s; outcomes so far ${JSON.stringify(Object.fromEntries(outcomes))}`);
+        })]);
+        if (i % 100 === 0) rssMax = Math.max(rssMax, await rssBytes(pid));
+      }
+      async function runCase(i: number): Promise<void> {
         const k = r();
         if (k < 0.35) {
           const size = f.pick([0, 1, 5, 64, 1_000, 20_000, 5 * 1024 * 1024]);
@@ -133,7 +141,7 @@ describe('gRPC surface fuzz (node agent)', () => {
           await rawTcp(address, Buffer.concat([preface, randomBytes(r, f.pick([1, 9, 100, 10_000]))]));
           count('tcp');
         }
-        if (i % 100 === 0) rssMax = Math.max(rssMax, await rssBytes(pid));
+        void i;
       }
       assert.equal(stack.agents.get('gpu-a')!.child.exitCode, null, 'agent alive');
       assert.ok(await agentServes(), 'the agent still streams its status');
