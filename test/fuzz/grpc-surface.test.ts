@@ -46,11 +46,17 @@ function rawHttp2(address: string, path: string, headers: Record<string, string>
     req.on('response', (h) => (status = String(h['grpc-status'] ?? h[':status'])));
     req.on('trailers', (t) => (status = String(t['grpc-status'] ?? status)));
     req.on('error', () => undefined);
+    // An absolute bound, not an idle timeout: a frame that happens to be a valid WatchStatus
+    // request is answered with a status stream that never idles (the agent is right to).
+    const timer = setTimeout(() => {
+      req.close(h2.NGHTTP2_CANCEL);
+      session.destroy();
+    }, 5_000);
     req.on('close', () => {
+      clearTimeout(timer);
       session.close();
       resolve(status || 'closed');
     });
-    req.setTimeout(5_000, () => req.close(h2.NGHTTP2_CANCEL));
     req.end(body);
   });
 }
@@ -61,8 +67,11 @@ function rawTcp(address: string, bytes: Buffer): Promise<void> {
     const s = tcpConnect(port, host, () => s.end(bytes));
     s.on('data', () => undefined);
     s.on('error', () => resolve());
-    s.on('close', () => resolve());
-    s.setTimeout(5_000, () => s.destroy());
+    const timer = setTimeout(() => s.destroy(), 5_000);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
 }
 
