@@ -102,30 +102,31 @@ describe('idempotency keys (one router, memory store)', () => {
       }
       return { text, n };
     };
-    const records0 = (await usageRecords()).length;
     const reference = await collect(await c.chat.completions.create(body));
     assert.ok(reference.text.split(' ').length > 10, 'a long enough answer to cut');
-    // The reference run's own record first (records are flushed in batches).
-    const recordsBefore = await waitFor(async () => ((await usageRecords()).length > records0 ? records0 + 1 : 0));
     const before = await simState(stack.sims.get('a')!.url);
 
     const key = randomUUID();
-    const first = await collect(await c.chat.completions.create(body, idem(key)), 5);
+    // Request ids of our own, so the usage records of exactly these two requests can be counted
+    // (records of earlier tests may still be arriving in batches).
+    const ids = [`cut-${randomUUID()}`, `resume-${randomUUID()}`];
+    const first = await collect(await c.chat.completions.create(body, idem(key, { 'x-request-id': ids[0]! })), 5);
     assert.equal(first.n, 5);
     await sleep(100);
-    const rest = await collect(await c.chat.completions.create(body, idem(key, { 'Last-Event-ID': String(first.n) })));
+    const rest = await collect(await c.chat.completions.create(body, idem(key, { 'Last-Event-ID': String(first.n), 'x-request-id': ids[1]! })));
     assert.equal(first.text + rest.text, reference.text);
 
     const afterState = await simState(stack.sims.get('a')!.url);
     assert.equal(afterState.completed - before.completed, 1, 'the engine generated once');
     assert.equal(afterState.aborted - before.aborted, 0, 'the cut did not cancel the generation');
     // One usage record for the pair, charged with the whole generation (not the 5 chunks the client saw).
+    const ours = async () => (await usageRecords()).filter((r) => ids.includes(r.id));
     const added = await waitFor(async () => {
-      const r = (await usageRecords()).slice(recordsBefore);
+      const r = await ours();
       return r.length ? r : undefined;
     });
     await sleep(600);
-    assert.equal((await usageRecords()).length - recordsBefore, 1);
+    assert.deepEqual((await ours()).map((r) => r.id), [ids[0]], 'one record, the generating request\'s');
     const whole = (await c.chat.completions.create({ ...body, stream: false }));
     assert.equal(added![0]!.completionTokens, whole.usage!.completion_tokens);
   });
