@@ -1,6 +1,10 @@
 // Scenario 3: the stateless and shared parts going away under load. Two routers (fixed ports,
 // behind the load generator's modelled load balancer: it tries the next router when a connection
 // is refused, and backs off while every router refuses), tenants with keys, limits in Redis.
+// A restarted router first leaves the balancer's rotation, then gets SIGTERM, as a Kubernetes
+// Service does with our router Deployment's preStop sleep (deploy/k8s/router.yaml): without it,
+// a request racing onto an idle keep-alive connection just as the router closes it is reset
+// unanswered (HTTP/1.1's keep-alive race; seen once in ~300 requests in CI).
 //  - router-restart: one router gets SIGTERM (its in-flight streams finish), comes back on its port.
 //  - rolling-restart: both routers, one after the other.
 //  - control-plane-down: the control plane is SIGKILLed and comes back later on its port; the
@@ -19,11 +23,14 @@ import { CrashWatch, modelNodes, phases, runPhase, waitServing } from '../harnes
 import { mergeResults, neverRecovered, type LoadTenant } from '../load.ts';
 import { auditStack, chaosAudit } from '../secrets.ts';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../types.ts';
+import { sleep } from '../../../common/process.ts';
 
 const ROUTER_TIMEOUT_MS = 8_000;
 /** Every line the processes write is kept for the leak audit (secrets.ts). */
 const MAX_LOG_LINES = 50_000;
 const CLIENT_MARGIN_MS = 8_000;
+/** The modelled preStop: how long a router is out of rotation before its SIGTERM. */
+const PRESTOP_MS = 1_000;
 
 export const routerControlPlaneRedis: Scenario = {
   name: 'router-cp-redis',
@@ -83,6 +90,7 @@ export const routerControlPlaneRedis: Scenario = {
       };
       await Promise.all([startRouter(0), startRouter(1)]);
       const targets = ports.map((p) => `http://127.0.0.1:${p}`);
+      const inRotation = new Set(targets);
 
       const admin = async (...args: string[]) => {
         let text = '';
@@ -103,25 +111,36 @@ export const routerControlPlaneRedis: Scenario = {
       }
 
       const load = {
-        targets, model: DEFAULT_MODEL, ratePerSec: 6, deadlineMs: ROUTER_TIMEOUT_MS, deadlineMarginMs: CLIENT_MARGIN_MS,
+        targets: () => targets.filter((t) => inRotation.has(t)), model: DEFAULT_MODEL, ratePerSec: 6, deadlineMs: ROUTER_TIMEOUT_MS, deadlineMarginMs: CLIENT_MARGIN_MS,
         tenants, lanes: ['critical', 'standard'] as ('critical' | 'standard')[], maxTokens: 16,
       };
       const timing = phases(opts, { baseMs: 2_000, faultMs: 0, afterMs: 4_000 });
       const restart = async (i: number) => {
         const old = routers[i]!;
         crashes.expect(old);
+        // Out of the endpoints first (the preStop sleep); requests already on it still finish.
+        inRotation.delete(targets[i]!);
+        await sleep(PRESTOP_MS);
         const t0 = Date.now();
         const code = await old.stop(20_000);
         console.error(`  router-${i} stopped (${code}) after ${Date.now() - t0} ms`);
         await startRouter(i);
         await waitServing(targets[i]!, DEFAULT_MODEL, 60_000, tenants[0]!.apiKey);
+        probeGenerations += 1; // the readiness probe's one generation is not load
+        inRotation.add(targets[i]!);
+      };
+      let probeGenerations = 0;
+      const takeProbes = () => {
+        const n = probeGenerations;
+        probeGenerations = 0;
+        return n;
       };
       const parts: ScenarioResult[] = [];
 
       // One router restarted while the other serves; every connection it refuses goes to the other.
-      parts.push(await runPhase({ name: 'router-restart', load, timing, stack: s, inject: () => restart(0), clear: async () => undefined }));
+      parts.push(await runPhase({ name: 'router-restart', load, timing, stack: s, inject: () => restart(0), clear: async () => undefined, extraGenerations: takeProbes }));
       parts.push(await runPhase({
-        name: 'rolling-restart', load, timing, stack: s,
+        name: 'rolling-restart', load, timing, stack: s, extraGenerations: takeProbes,
         inject: async () => { await restart(0); await restart(1); },
         clear: async () => undefined,
       }));
