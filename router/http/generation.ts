@@ -23,6 +23,7 @@ import { requestOutcome, requestSettled, requestUsage } from '../request-context
 import type { Execution, Idempotency } from '../idempotency/index.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
+import { isUsageOnlyChunk, writeWithBackpressure } from './recorded-response.ts';
 import { logRequest, startServerSpan, finishServerSpan } from './request-log.ts';
 import { context, failSpan, responseModel, setAttrs, trace, tracer, type Span } from '../../common/telemetry.ts';
 
@@ -241,7 +242,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           rec.content?.push(ev.chunkJson);
           cached?.recorder?.frame(ev.chunkJson);
           const frame = rec.idem ? rec.idem.sse(ev.chunkJson) : `data: ${ev.chunkJson}\n\n`;
-          if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await write(res, frame);
+          if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await writeWithBackpressure(res, frame);
         } else if (ev.event === 'error' && ev.error) {
           writeStreamError(res, errors.upstream(`${dispatch.backend} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));
           return;
@@ -306,17 +307,6 @@ async function readToEnd(it: AsyncIterator<unknown>, boundMs: number): Promise<v
   clearTimeout(timer);
 }
 
-/** The usage-only chunk (`choices: []` + usage) that we asked the engine for on the client's behalf. */
-function isUsageOnlyChunk(json: string): boolean {
-  if (!json.includes('"usage"')) return false;
-  try {
-    const c = JSON.parse(json) as { choices?: unknown[]; usage?: unknown };
-    return Array.isArray(c.choices) && c.choices.length === 0 && c.usage !== null && c.usage !== undefined;
-  } catch {
-    return false;
-  }
-}
-
 function writeStreamError(res: ServerResponse, err: ApiError): void {
   if (res.writableEnded) return;
   res.write(`data: ${JSON.stringify(err.toBody())}\n\n`);
@@ -325,18 +315,3 @@ function writeStreamError(res: ServerResponse, err: ApiError): void {
 
 /** How long past its deadline a stream may wait for a client that is not reading. */
 const STALLED_READER_GRACE_MS = 1_000;
-
-/** Writes with backpressure: a slow client slows its own stream, not the router's memory. */
-function write(res: ServerResponse, data: string): Promise<void> | void {
-  // A client that left is not written to (its idempotent generation may go on without it).
-  if (res.destroyed || res.write(data)) return;
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}

@@ -5,6 +5,7 @@
 // assembled into one completion) and a recorded JSON answer can be replayed as a stream (split
 // into chunks); where that cannot be done faithfully (logprobs) `canReplay` says no.
 import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 
 export type Usage = { promptTokens: number; completionTokens: number };
 
@@ -225,4 +226,21 @@ export async function replay(reply: FastifyReply, rec: RecordedResponse, opts: R
     out += withIds ? `id: ${i + 1}\ndata: ${f}\n\n` : `data: ${f}\n\n`;
   }
   res.end(`${out}data: [DONE]\n\n`);
+}
+
+/**
+ * Writes with backpressure: a slow client slows its own stream, not the router's memory. A client
+ * that left is not written to (its idempotent generation may go on without it).
+ */
+export function writeWithBackpressure(res: ServerResponse, data: string): Promise<void> | void {
+  if (res.destroyed || res.write(data)) return;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

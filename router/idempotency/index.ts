@@ -7,13 +7,12 @@
 // grace has passed with nobody following it, so a repeat (with Last-Event-ID) can resume it.
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import type { Counter } from 'prom-client';
 import type { Config } from '../../common/config.ts';
 import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
 import { toApiError } from '../../common/http.ts';
 import type { Logger } from '../../common/logger.ts';
-import { ResponseRecorder, isUsageOnlyChunk, replay, toBody, toFrames, type RecordedResponse, type Usage } from '../http/recorded-response.ts';
+import { ResponseRecorder, isUsageOnlyChunk, replay, toBody, toFrames, writeWithBackpressure, type RecordedResponse, type Usage } from '../http/recorded-response.ts';
 import { idempotencyConfigSchema, type IdempotencyConfig } from './config.ts';
 import { Feed, type LiveFrame } from './feed.ts';
 import { REPLAYED_HEADER, bodyHash, idempotencyKeyOf, recordId, scopeOf } from './key.ts';
@@ -120,7 +119,7 @@ export class Idempotency {
         } else if (f.t === 'd') {
           n++;
           if (!streaming || (lastEventId !== undefined && n <= lastEventId) || (!shape.includeUsage && isUsageOnlyChunk(f.d))) continue;
-          await write(res, sseFrame(n, f.d));
+          await writeWithBackpressure(res, sseFrame(n, f.d));
         } else if (f.t === 'j') {
           body = f.body;
         } else if (f.t === 'x') {
@@ -300,20 +299,6 @@ function errorFromBody(status: number, body: string): ApiError {
     // fall through
   }
   return errors.upstream('The request this one joined failed.');
-}
-
-/** Writes with backpressure; a client that left is skipped. */
-function write(res: ServerResponse, data: string): Promise<void> | void {
-  if (res.destroyed || res.write(data)) return;
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 /** The router's idempotency, from config: Redis when REDIS_URL / router.auth.redisUrl is set. */
