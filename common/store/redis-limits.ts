@@ -8,17 +8,21 @@ import type { AdmitAllInput, AdmitAllResult, AdmitInput, AdmitResult, LimitPolic
 import { budgetRedisKey, toSpend } from './redis-budgets.ts';
 import { bucketState } from './memory-limits.ts';
 
-export const ADMIT = `
+/** Redis's clock in ms, and a token bucket's level refilled to now; shared by both admission scripts. */
+const CLOCK_AND_REFILL = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local maxc = tonumber(ARGV[3])
-local tokens = tonumber(ARGV[4]); local lease = ARGV[5]; local ttl = tonumber(ARGV[6])
 local function refill(key, limit)
   local v = redis.call('HMGET', key, 'l', 't')
   local level = tonumber(v[1]); local at = tonumber(v[2])
   if level == nil then return limit end
   return math.min(limit, level + (now - at) * limit / 60000)
 end
+`;
+
+export const ADMIT = `
+${CLOCK_AND_REFILL}local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local maxc = tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4]); local lease = ARGV[5]; local ttl = tonumber(ARGV[6])
 local rl, tl
 if rpm >= 0 then rl = refill(KEYS[1], rpm) end
 if tpm >= 0 then tl = refill(KEYS[2], tpm) end
@@ -58,15 +62,7 @@ return {reason, retry, tostring(rl or -1), tostring(tl or -1)}
 // ARGV: scope count, tokens, lease id, lease ttl, then rpm, tpm, maxConcurrent per scope.
 // Reply: {reason, retry ms, refusing scope (1-based, 0 = none), {rl, tl per scope examined}, {{c, t} per budget key}}.
 export const ADMIT_ALL = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = tonumber(ARGV[1]); local tokens = tonumber(ARGV[2]); local lease = ARGV[3]; local ttl = tonumber(ARGV[4])
-local function refill(key, limit)
-  local v = redis.call('HMGET', key, 'l', 't')
-  local level = tonumber(v[1]); local at = tonumber(v[2])
-  if level == nil then return limit end
-  return math.min(limit, level + (now - at) * limit / 60000)
-end
+${CLOCK_AND_REFILL}local n = tonumber(ARGV[1]); local tokens = tonumber(ARGV[2]); local lease = ARGV[3]; local ttl = tonumber(ARGV[4])
 local function lim(i)
   local a = 4 + (i - 1) * 3
   return tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), (i - 1) * 3

@@ -4,7 +4,7 @@
 // one MULTI, so a crash leaves the old or the new set, as the file store does.
 import type { Redis } from 'ioredis';
 import { connectRedis, redisReady } from '../../common/store/redis-connection.ts';
-import type { HistoryStore } from './store.ts';
+import { parseHistoryLine, type HistoryStore } from './store.ts';
 import type { HistoryRecord } from './types.ts';
 
 /** Records per RPUSH: bounded argument lists on a large rewrite. */
@@ -20,16 +20,8 @@ export class RedisHistoryStore implements HistoryStore {
 
   async load(): Promise<HistoryRecord[]> {
     await redisReady(this.redis, 10_000);
-    const out: HistoryRecord[] = [];
-    for (const line of await this.redis.lrange(this.key, 0, -1)) {
-      try {
-        const r = JSON.parse(line) as HistoryRecord;
-        if ((r.kind === 'raw' || r.kind === 'bucket') && typeof r.t === 'number' && typeof r.node === 'string') out.push(r);
-      } catch {
-        // not ours: skip rather than lose the rest
-      }
-    }
-    return out;
+    // An entry that is not a record is skipped rather than lose the rest.
+    return (await this.redis.lrange(this.key, 0, -1)).flatMap((line) => parseHistoryLine(line) ?? []);
   }
 
   append(records: HistoryRecord[]): Promise<void> {

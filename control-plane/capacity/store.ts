@@ -42,17 +42,8 @@ export class FileHistoryStore implements HistoryStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const out: HistoryRecord[] = [];
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      try {
-        const r = JSON.parse(line) as HistoryRecord;
-        if ((r.kind === 'raw' || r.kind === 'bucket') && typeof r.t === 'number' && typeof r.node === 'string') out.push(r);
-      } catch {
-        // torn last line after a crash: skip
-      }
-    }
-    return out;
+    // A torn last line after a crash is skipped.
+    return text.split('\n').flatMap((line) => parseHistoryLine(line) ?? []);
   }
 
   append(records: HistoryRecord[]): Promise<void> {
@@ -89,5 +80,16 @@ export class FileHistoryStore implements HistoryStore {
     const next = this.chain.then(fn, fn);
     this.chain = next.catch(() => undefined);
     return next;
+  }
+}
+
+/** One stored history record, or undefined for a line that is not one (torn, foreign). */
+export function parseHistoryLine(line: string): HistoryRecord | undefined {
+  if (!line) return undefined;
+  try {
+    const r = JSON.parse(line) as HistoryRecord;
+    return (r.kind === 'raw' || r.kind === 'bucket') && typeof r.t === 'number' && typeof r.node === 'string' ? r : undefined;
+  } catch {
+    return undefined;
   }
 }
