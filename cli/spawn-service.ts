@@ -2,9 +2,9 @@
 // (common/process.ts announceListening). Used by `npm start` and by the integration tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../common/paths.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export { REPO_ROOT };
 
 export interface ServiceProcess {
   name: string;

@@ -20,7 +20,7 @@ import { modelsRoutes } from './http/models.ts';
 import { createRouterMetrics } from './metrics.ts';
 import { embeddingRoutes } from './http/embeddings.ts';
 import { EmbeddingService } from './embed/index.ts';
-import { REPO_ROOT } from '../cli/spawn-service.ts';
+import { REPO_ROOT } from '../common/paths.ts';
 import { createFallback } from './upstream/fallback.ts';
 import { startTenancy } from './tenancy/index.ts';
 import { startTelemetry } from '../common/telemetry.ts';
