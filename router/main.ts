@@ -56,7 +56,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
 
   const scheduler = new Scheduler(pool, defaultProfile(cfg.statusStaleMs, cfg.scheduling));
   // The queue-depth gauge reads `admission` at scrape time, after it exists.
-  const metrics = createRouterMetrics((lane) => admission?.queueDepth(lane) ?? 0, () => pool.list().map((n): [string, number] => [n.id, n.inFlight]));
+  const metrics = createRouterMetrics((lane) => admission?.queueDepth(lane) ?? 0, () => pool.list().map((n): [string, number] => [n.id, n.inFlight]), () => scheduler.routableNodes(cfg.statusStaleMs));
   const admission = cfg.admission.enabled
     ? new AdmissionController(cfg.admission, (model) => fallbackAwareWait(model, scheduler.bestPredictedWait({ model, exclude: new Set() })), Date.now, {
       onAdmitted: (lane, queuedMs) => metrics.queueWait.observe({ lane }, queuedMs / 1000),

@@ -8,7 +8,7 @@ import { LANES, type Lane } from '../common/config.ts';
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300];
 const TOKEN_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5];
 
-export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInFlight?: () => Iterable<[string, number]>) {
+export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInFlight?: () => Iterable<[string, number]>, nodeRoutable?: () => Iterable<[string, boolean]>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const m = {
@@ -52,6 +52,13 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInF
       // Reset first: a node that left the pool must not keep its last value.
       this.reset();
       for (const [node, n] of nodeInFlight?.() ?? []) this.set({ node }, n);
+    },
+  });
+  new Gauge({
+    name: 'router_node_routable', help: 'Whether this router sends new work to each node now (1: connected, fresh status, ready, not draining or cordoned, no UNHEALTHY GPU; 0: not).', labelNames: ['node'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const [node, ok] of nodeRoutable?.() ?? []) this.set({ node }, ok ? 1 : 0);
     },
   });
   return m;

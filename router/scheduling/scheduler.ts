@@ -4,6 +4,7 @@ import type { NodeConnection } from '../nodes/node-connection.ts';
 import type { Candidate, SchedulingRequest } from './types.ts';
 import { SchedulingProfile, type Decision } from './profile.ts';
 import { available } from './filters/available.ts';
+import { gpuHealthy } from './filters/gpu-healthy.ts';
 import { bestWaitSeconds } from './saturation.ts';
 import { ServiceTimes } from './service-times.ts';
 import { buildProfile, DEFAULT_PROFILE, type ProfileConfig } from './plugins.ts';
@@ -55,6 +56,21 @@ export class Scheduler {
     const now = Date.now();
     const { kept } = this.profile.filter(this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)), req);
     return bestWaitSeconds(kept);
+  }
+
+  /**
+   * Per node: whether it may take new work now, whatever the model (connected, fresh status, ready,
+   * not draining or cordoned, no UNHEALTHY GPU): the `router_node_routable` gauge, so operators and
+   * tests can see this router's own view of the pool instead of inferring it from where requests went.
+   */
+  routableNodes(statusStaleMs: number): [string, boolean][] {
+    const now = Date.now();
+    const avail = available(statusStaleMs);
+    const anyModel = { model: '', exclude: new Set<string>() };
+    return this.pool.list().map((n) => {
+      const c = toCandidate(n, now);
+      return [n.id, avail.keep(c, anyModel) && gpuHealthy.keep(c, anyModel)];
+    });
   }
 
   /** Models served by at least one node that is usable now (for /v1/models and 404 vs 503). */
