@@ -1,35 +1,8 @@
-// Tenant and key policy. A key can narrow its tenant's policy, never widen it: the effective
-// policy takes the stricter of each field.
-import { z } from 'zod';
+// Policy narrowing (the policy's schema is a contract: common/contracts.ts). A key can narrow its
+// tenant's policy, never widen it: the effective policy takes the stricter of each field.
+import { LANES, type Lane, type Policy } from './contracts.ts';
 
-export const laneName = z.enum(['critical', 'standard', 'sheddable']);
-const LANE_RANK = { critical: 0, standard: 1, sheddable: 2 } as const;
-
-export const policySchema = z.strictObject({
-  /** Model names or aliases the holder may call; absent = all. */
-  allowedModels: z.array(z.string().min(1).max(256)).max(1_000).optional(),
-  maxLane: laneName.optional(),
-  rpm: z.number().int().positive().optional(),
-  tpm: z.number().int().positive().optional(),
-  maxConcurrent: z.number().int().positive().optional(),
-  monthlyTokenBudget: z.number().int().positive().optional(),
-  monthlyCostBudgetUsd: z.number().positive().optional(),
-  dailyTokenBudget: z.number().int().positive().optional(),
-  dailyCostBudgetUsd: z.number().positive().optional(),
-  /** At 100% of a budget: refuse (429 insufficient_quota) or downgrade to router.budgets.downgrade's alias. Absent = router.budgets.onExhausted. */
-  onBudgetExhausted: z.enum(['refuse', 'downgrade']).optional(),
-  /** May requests leave the cluster (hosted-provider fallback)? Absent = yes. */
-  allowHostedFallback: z.boolean().optional(),
-  /** Response cache (docs/idempotency-and-cache.md): switches, TTL, and the opt-ins to cache tool and non-deterministic requests. */
-  cache: z.strictObject({
-    enabled: z.boolean().optional(),
-    semantic: z.boolean().optional(),
-    ttlSeconds: z.number().int().positive().optional(),
-    allowTools: z.boolean().optional(),
-    allowNonDeterministic: z.boolean().optional(),
-  }).optional(),
-});
-export type Policy = z.infer<typeof policySchema>;
+const laneRank = (l: Lane) => LANES.indexOf(l);
 
 const min = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
 
@@ -39,7 +12,7 @@ export function narrow(tenant: Policy, key: Policy): Policy {
     ? tenant.allowedModels.filter((m) => key.allowedModels!.includes(m))
     : tenant.allowedModels ?? key.allowedModels;
   const maxLane = tenant.maxLane && key.maxLane
-    ? (LANE_RANK[tenant.maxLane] >= LANE_RANK[key.maxLane] ? tenant.maxLane : key.maxLane)
+    ? (laneRank(tenant.maxLane) >= laneRank(key.maxLane) ? tenant.maxLane : key.maxLane)
     : tenant.maxLane ?? key.maxLane;
   return {
     allowedModels,

@@ -5,7 +5,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
-import { policySchema } from '../tenants/policy.ts';
+import { policySchema, type PolicySnapshot } from '../../common/contracts.ts';
 import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { snapshotStreamRoute } from './snapshot-stream.ts';
 import type { UsageStore } from '../../common/store/usage.ts';
@@ -92,6 +92,6 @@ export const adminApi: FastifyPluginAsync<AdminApiOptions> = async (app, { regis
     });
 
     // Routers follow this: the whole policy on connect and on every change.
-    snapshotStreamRoute(scope, '/v1/policy/watch', registry, keepAliveMs);
+    snapshotStreamRoute<PolicySnapshot>(scope, '/v1/policy/watch', registry, keepAliveMs);
   });
 };

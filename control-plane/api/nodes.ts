@@ -2,6 +2,7 @@
 // cordon for operators, and a watch stream (SSE) that routers follow.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
+import type { MembershipSnapshot } from '../../common/contracts.ts';
 import { errors } from '../../common/errors.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import { createNodeAgentClient } from '../../common/grpc.ts';
@@ -81,6 +82,6 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
     }
   });
 
-  // Watch: the full membership on connect and on every change.
-  snapshotStreamRoute(app, '/v1/nodes/watch', registry, keepAliveMs);
+  // Watch: the full membership on connect and on every change (routers parse it against the contract).
+  snapshotStreamRoute<MembershipSnapshot>(app, '/v1/nodes/watch', registry, keepAliveMs);
 };

@@ -5,33 +5,12 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { issueKey } from './api-keys.ts';
-import type { Policy } from './policy.ts';
+import { issueKey } from '../../common/api-keys.ts';
+import { policySnapshotSchema, type ApiKeyRecord, type Policy, type PolicySnapshot, type Tenant } from '../../common/contracts.ts';
 
-export interface Tenant {
-  id: string;
-  name: string;
-  policy: Policy;
-  tags: Record<string, string>;
-  disabled: boolean;
-  createdAt: string;
-}
-
-export interface ApiKeyRecord {
-  keyId: string;
-  tenantId: string;
-  name: string;
-  hash: string;
-  policy: Policy;
-  createdAt: string;
-  revokedAt: string | null;
-}
-
-export interface PolicySnapshot {
-  version: number;
-  tenants: Tenant[];
-  keys: ApiKeyRecord[];
-}
+// The state file holds the snapshot less its version: checked like a snapshot, so a hand-edited
+// file that would publish a malformed policy fails the start instead.
+const stateFileSchema = policySnapshotSchema.omit({ version: true });
 
 export class TenantRegistry extends EventEmitter {
   private tenants = new Map<string, Tenant>();
@@ -113,7 +92,7 @@ export class TenantRegistry extends EventEmitter {
     } catch {
       return; // first start
     }
-    const data = JSON.parse(text) as { tenants: Tenant[]; keys: ApiKeyRecord[] };
+    const data = stateFileSchema.parse(JSON.parse(text));
     this.tenants = new Map(data.tenants.map((t) => [t.id, t]));
     this.keys = new Map(data.keys.map((k) => [k.keyId, k]));
   }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ApiError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { periodsOf, type BudgetStore, type Spend } from '../../common/store/budgets.ts';
-import type { Policy } from '../../control-plane/tenants/policy.ts';
+import type { Policy } from '../../common/contracts.ts';
 
 const budgetSchema = z.strictObject({
   dailyCostUsd: z.number().positive().optional(),

@@ -1,9 +1,12 @@
 // Follows one of the control plane's watch streams (SSE `snapshot` events: node membership,
 // tenant policy). When the control plane is down the router keeps the last snapshot: the control
-// plane is never on the request path.
+// plane is never on the request path. Each snapshot is parsed against its contract; a malformed
+// one is logged and dropped whole, so the last good snapshot stays in force (never half-applied).
 import { EventEmitter } from 'node:events';
 import { request } from 'undici';
 import { createParser } from 'eventsource-parser';
+import type { z } from 'zod';
+import { membershipSnapshotSchema, type MembershipSnapshot } from '../../common/contracts.ts';
 import type { Logger } from '../../common/logger.ts';
 import { sleep } from '../../common/process.ts';
 
@@ -13,19 +16,41 @@ export interface Member {
   cordoned: boolean;
 }
 
-/** Emits 'snapshot' with each parsed snapshot of `path`. */
-export class SnapshotWatch extends EventEmitter {
+/** Emits 'snapshot' with each snapshot of `path` that `schema` accepts. */
+export class SnapshotWatch<T> extends EventEmitter {
   private stopped = false;
   private abort = new AbortController();
   connected = false;
+  /** Snapshots refused as malformed since start (each is logged with its reason). */
+  rejected = 0;
 
   constructor(
     private readonly url: string,
     private readonly logger: Logger,
-    private readonly path = '/v1/nodes/watch',
+    private readonly path: string,
+    private readonly schema: z.ZodType<T>,
     private readonly headers: Record<string, string> = {},
   ) {
     super();
+  }
+
+  /** The snapshot in `data`, or undefined (logged) when it is not JSON or breaks the contract. */
+  parse(data: string): T | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch (err) {
+      return this.reject(`not JSON: ${(err as Error).message}`);
+    }
+    const r = this.schema.safeParse(json);
+    if (!r.success) return this.reject(r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'snapshot'}: ${i.message}`).join('; '));
+    return r.data;
+  }
+
+  private reject(reason: string): undefined {
+    this.rejected += 1;
+    this.logger.warn({ path: this.path, reason }, 'malformed control plane snapshot; keeping the last good one');
+    return undefined;
   }
 
   start(): void {
@@ -74,7 +99,9 @@ export class SnapshotWatch extends EventEmitter {
     this.connected = true;
     const parser = createParser({
       onEvent: (ev) => {
-        if (ev.event === 'snapshot') this.emit('snapshot', JSON.parse(ev.data) as unknown);
+        if (ev.event !== 'snapshot') return;
+        const snap = this.parse(ev.data);
+        if (snap !== undefined) this.emit('snapshot', snap);
       },
     });
     for await (const piece of res.body) parser.feed((piece as Buffer).toString('utf8'));
@@ -83,10 +110,10 @@ export class SnapshotWatch extends EventEmitter {
 }
 
 /** Node membership: emits 'members' (Member[]) on every snapshot of /v1/nodes/watch. */
-export class ControlPlaneWatch extends SnapshotWatch {
+export class ControlPlaneWatch extends SnapshotWatch<MembershipSnapshot> {
   constructor(url: string, logger: Logger) {
-    super(url, logger, '/v1/nodes/watch');
-    this.on('snapshot', (snap: { nodes: Member[] }) => {
+    super(url, logger, '/v1/nodes/watch', membershipSnapshotSchema);
+    this.on('snapshot', (snap: MembershipSnapshot) => {
       this.emit('members', snap.nodes.map((n) => ({ id: n.id, address: n.address, cordoned: n.cordoned })) satisfies Member[]);
     });
   }

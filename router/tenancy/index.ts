@@ -5,7 +5,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { LimitStore } from '../../common/store/limits.ts';
 import { MemoryLimitStore } from '../../common/store/memory-limits.ts';
 import { RedisLimitStore } from '../../common/store/redis-limits.ts';
-import type { PolicySnapshot } from '../../control-plane/tenants/tenant-registry.ts';
+import { policySnapshotSchema, type PolicySnapshot } from '../../common/contracts.ts';
 import { SnapshotWatch } from '../nodes/membership.ts';
 import { KeyDirectory } from './key-directory.ts';
 import { createTenancyHook, type TenancyOptions } from './enforcement.ts';
@@ -27,7 +27,7 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
   const directory = new KeyDirectory();
   const budgetsConfig = config.router.budgets ?? budgetsConfigSchema.parse({});
   const token = process.env.ICP_ADMIN_TOKEN;
-  const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', token ? { authorization: `Bearer ${token}` } : {});
+  const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', policySnapshotSchema, token ? { authorization: `Bearer ${token}` } : {});
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
   watch.start();
   // Limit-store failures since start, for /readyz (the metric counts them too).

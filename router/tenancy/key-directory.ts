@@ -1,9 +1,9 @@
 // The router's copy of tenants and keys (from the control plane's policy watch). Keys are
 // verified locally against stored hashes: no network call on the request path.
 import { errors } from '../../common/errors.ts';
-import { parseKey, secretMatches } from '../../control-plane/tenants/api-keys.ts';
-import { narrow, type Policy } from '../../control-plane/tenants/policy.ts';
-import type { PolicySnapshot, Tenant, ApiKeyRecord } from '../../control-plane/tenants/tenant-registry.ts';
+import { parseKey, secretMatches } from '../../common/api-keys.ts';
+import type { ApiKeyRecord, Policy, PolicySnapshot, Tenant } from '../../common/contracts.ts';
+import { narrow } from '../../common/policy.ts';
 
 export interface Principal {
   keyId: string;

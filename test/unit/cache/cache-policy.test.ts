@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { narrow } from '../../../control-plane/tenants/policy.ts';
+import { narrow } from '../../../common/policy.ts';
 
 test('a key narrows the tenant cache policy, never widens it', () => {
   assert.equal(narrow({}, {}).cache, undefined);

@@ -1,12 +1,12 @@
 // Secrets are compared in constant time: API key secrets by their SHA-256 with timingSafeEqual
-// (control-plane/tenants/api-keys.ts), the admin token by digest with timingSafeEqual
+// (common/api-keys.ts), the admin token by digest with timingSafeEqual
 // (control-plane/api/admin.ts). A scan of the services' sources finds no ===/!== on anything
 // named like a secret, so a new plain comparison fails here.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashSecret, issueKey, parseKey, secretMatches } from '../../../control-plane/tenants/api-keys.ts';
+import { hashSecret, issueKey, parseKey, secretMatches } from '../../../common/api-keys.ts';
 import { REPO_ROOT } from '../../../cli/spawn-service.ts';
 
 function sources(dir: string, out: string[] = []): string[] {
@@ -34,7 +34,7 @@ describe('constant-time secret comparison', () => {
   });
 
   it('the key and admin-token checks go through crypto.timingSafeEqual', () => {
-    const apiKeys = readFileSync(join(REPO_ROOT, 'control-plane/tenants/api-keys.ts'), 'utf8');
+    const apiKeys = readFileSync(join(REPO_ROOT, 'common/api-keys.ts'), 'utf8');
     assert.match(apiKeys, /export function secretMatches[\s\S]*?timingSafeEqual\(/);
     const admin = readFileSync(join(REPO_ROOT, 'control-plane/api/admin.ts'), 'utf8');
     assert.match(admin, /export function adminAuthorizer[\s\S]*?timingSafeEqual\(digest\(/);
