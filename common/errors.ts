@@ -25,7 +25,20 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The client closed the request before its answer was complete. Nobody reads this error; it exists
+ * so that the request is settled, counted and logged as cancelled (HTTP 499, nginx's convention for
+ * "client closed request"), never as the client's fault (400) or ours (5xx).
+ */
+export class ClientCancelledError extends ApiError {
+  constructor() {
+    super(499, 'The client closed the request.', 'invalid_request_error', 'client_cancelled');
+    this.name = 'ClientCancelledError';
+  }
+}
+
 export const errors = {
+  clientCancelled: () => new ClientCancelledError(),
   invalidRequest: (message: string, param: string | null = null, code: string | null = null) =>
     new ApiError(400, message, 'invalid_request_error', code, param),
   unauthorized: (message = 'Incorrect API key provided.') =>

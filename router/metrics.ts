@@ -13,7 +13,7 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInF
   collectDefaultMetrics({ register: registry });
   const m = {
     registry,
-    requests: new Counter({ name: 'router_requests_total', help: 'Generation requests by operation, served model, lane, backend kind and HTTP status.', labelNames: ['operation', 'model', 'lane', 'backend', 'status'], registers: [registry] }),
+    requests: new Counter({ name: 'router_requests_total', help: 'Generation requests by operation, served model, lane, backend kind, HTTP status and outcome (ok, error, refused: admission turned it away, cancelled: the client left first; HTTP 499 when it left before an answer started).', labelNames: ['operation', 'model', 'lane', 'backend', 'status', 'outcome'], registers: [registry] }),
     ttft: new Histogram({ name: 'router_time_to_first_token_seconds', help: 'From request arrival to the first token written to the client (streaming), queueing included (mirrors gen_ai.server.time_to_first_token).', labelNames: ['model', 'lane'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     tpot: new Histogram({ name: 'router_time_per_output_token_seconds', help: 'Mean time per output token after the first, per streamed request (mirrors gen_ai.server.time_per_output_token).', labelNames: ['model'], buckets: TOKEN_LATENCY_BUCKETS, registers: [registry] }),
     duration: new Histogram({ name: 'router_request_duration_seconds', help: 'End-to-end generation request duration, queueing included (mirrors gen_ai.server.request.duration).', labelNames: ['operation', 'model', 'lane'], buckets: LATENCY_BUCKETS, registers: [registry] }),
@@ -55,7 +55,7 @@ export function createRouterMetrics(queueDepth?: (lane: Lane) => number, nodeInF
     },
   });
   new Gauge({
-    name: 'router_node_routable', help: 'Whether this router sends new work to each node now (1: connected, fresh status, ready, not draining or cordoned, no UNHEALTHY GPU; 0: not).', labelNames: ['node'], registers: [registry],
+    name: 'router_node_routable_state', help: 'Whether this router sends new work to each node now (1: connected, fresh status, ready, not draining or cordoned, no UNHEALTHY GPU; 0: not).', labelNames: ['node'], registers: [registry],
     collect() {
       this.reset();
       for (const [node, ok] of nodeRoutable?.() ?? []) this.set({ node }, ok ? 1 : 0);

@@ -14,6 +14,7 @@
 // A refusal is a synchronous check and a thrown error: no queue slot, no timer, no promise chain.
 import { ApiError, errors } from '../../common/errors.ts';
 import { FairQueue, type Queued } from './fair-queue.ts';
+import { AdmissionRefusal, type RefusalReason } from './refusal.ts';
 import { LANES_BY_PRIORITY, laneRank, type Lane } from './lanes.ts';
 
 export interface LaneSettings {
@@ -50,7 +51,7 @@ export interface AdmissionRequest {
   signal?: AbortSignal;
 }
 
-export type RefusalReason = 'shed' | 'queue_full' | 'queue_timeout' | 'evicted';
+export type { RefusalReason } from './refusal.ts';
 
 /** Metrics and stats hook: every stage says what it did (Envoy-style). */
 export interface AdmissionObserver {
@@ -146,7 +147,7 @@ export class AdmissionController {
     };
     if (req.signal) {
       entry.onAbort = () => {
-        if (this.queues[lane].remove(entry)) refused(errors.invalidRequest('client closed the request'));
+        if (this.queues[lane].remove(entry)) refused(errors.clientCancelled());
       };
       req.signal.addEventListener('abort', entry.onAbort, { once: true });
     }
@@ -224,6 +225,6 @@ export class AdmissionController {
     const retryAfter = Math.min(60, Math.max(1, Math.ceil(Number.isFinite(wait) ? wait : 1)));
     const why = reason === 'shed' ? 'the GPU pool is saturated' : reason === 'queue_full' ? 'the queue is full' : reason === 'evicted' ? 'a higher-priority request took its place' : 'it waited its whole queue deadline';
     const msg = `Request in lane '${req.lane}' was not admitted: ${why}. Retry after ${retryAfter}s.`;
-    return req.lane === 'sheddable' ? errors.rateLimited(msg, retryAfter, `lane_${reason}`) : errors.overloaded(msg, retryAfter, `lane_${reason}`);
+    return new AdmissionRefusal(req.lane, reason, msg, retryAfter);
   }
 }

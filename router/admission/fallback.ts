@@ -1,5 +1,5 @@
-// The seam where a later issue plugs in hosted-provider fallback: when admission refuses a
-// request (queue deadline passed, queue full), the route offers it here before answering 429/503.
+// Where hosted-provider fallback plugs into admission: when admission refuses a request (queue
+// deadline passed, queue full), the route offers it here before answering 429/503.
 import type { ApiError } from '../../common/errors.ts';
 import type { AdmissionRequest } from './controller.ts';
 
@@ -8,7 +8,4 @@ export interface FallbackHook<T> {
   take(req: AdmissionRequest, refusal: ApiError): Promise<T> | undefined;
 }
 
-/** True for the errors admission raises (code `lane_*`), as opposed to upstream failures. */
-export function isAdmissionRefusal(e: unknown): e is ApiError {
-  return typeof (e as ApiError)?.code === 'string' && (e as ApiError).code!.startsWith('lane_');
-}
+export { isAdmissionRefusal } from './refusal.ts';

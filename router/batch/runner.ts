@@ -6,6 +6,7 @@
 // go to the dead-letter list after `maxAttempts`; 4xx answers (bad model, insufficient_quota) go
 // to the error file at once. The worker also ends jobs (completed, expired, cancelled), writes
 // their output and error files, and delivers the completion webhook.
+import { isRefusalCode } from '../admission/refusal.ts';
 import type { Logger } from '../../common/logger.ts';
 import { backoffMs } from '../upstream/retry.ts';
 import type { BatchConfig } from './config.ts';
@@ -31,7 +32,7 @@ export function classify(r: ItemResult): Verdict {
   if (r.status >= 200 && r.status < 300) return 'ok';
   const code = (r.body as { error?: { code?: unknown } } | undefined)?.error?.code;
   // The lane's refusal (429 lane_shed, or a queue's 503 lane_*): busy, not broken.
-  if (typeof code === 'string' && code.startsWith('lane_')) return 'yield';
+  if (isRefusalCode(code)) return 'yield';
   if (code === 'insufficient_quota') return 'permanent';
   if (r.status === 0 || r.status === 408 || r.status === 429 || r.status >= 500) return 'retryable';
   return 'permanent';

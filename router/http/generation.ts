@@ -4,7 +4,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { errors, ApiError } from '../../common/errors.ts';
+import { errors, ApiError, ClientCancelledError } from '../../common/errors.ts';
 import type { GenerateEvent__Output } from '../../common/grpc.ts';
 import type { Lane } from '../../common/config.ts';
 import type { AdmissionController } from '../admission/controller.ts';
@@ -48,8 +48,17 @@ export interface GenerationRoutesOptions {
   shadow?: ShadowService;
 }
 
+/**
+ * How a request ended, for metrics and the log line: a client that left is `cancelled` (not a 4xx
+ * of its own making), a lane that could not take it is `refused` (and no fallback served it).
+ */
+export type RequestOutcome = 'ok' | 'error' | 'refused' | 'cancelled';
+
 /** What one request did, for metrics; filled in as the request goes. */
 interface RequestRecord {
+  outcome?: RequestOutcome;
+  /** The client closed the connection before its answer was complete. */
+  clientLeft?: boolean;
   model: string;
   lane: Lane;
   backend: string;
@@ -82,6 +91,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       failure = err;
       throw err;
     } finally {
+      rec.outcome = outcomeOf(failure, rec);
       rec.idem?.settle(failure);
       if (rec.usage) requestUsage.set(req, rec.usage);
       if (!rec.replayed) requestOutcome.set(req, { model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), lane: rec.lane, status: rec.status, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null });
@@ -128,6 +138,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     // 'close' on the raw response fires on completion too; only an unfinished response is an abort.
     reply.raw.on('close', () => {
       if (reply.raw.writableFinished) return;
+      rec.clientLeft = true;
       // An idempotent generation outlives its client for the disconnect grace: a repeat resumes it.
       if (rec.idem) rec.idem.clientLost(() => clientGone.abort());
       else clientGone.abort();
@@ -278,10 +289,17 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
   app.post('/v1/completions', handle('COMPLETIONS', completionBody));
 };
 
+function outcomeOf(failure: unknown, rec: RequestRecord): RequestOutcome {
+  if (failure instanceof ClientCancelledError || rec.clientLeft) return 'cancelled';
+  if (isAdmissionRefusal(failure)) return 'refused';
+  return failure !== undefined || rec.status >= 400 ? 'error' : 'ok';
+}
+
 function record(m: RouterMetrics, operation: Operation, rec: RequestRecord, started: number): void {
   const now = performance.now();
   const op = operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion';
-  m.requests.inc({ operation: op, model: rec.model, lane: rec.lane, backend: rec.backend, status: String(rec.status) });
+  m.requests.inc({ operation: op, model: rec.model, lane: rec.lane, backend: rec.backend, status: String(rec.status), outcome: rec.outcome ?? 'ok' });
+  if (rec.outcome === 'cancelled') return;
   if (rec.status >= 400) return;
   m.duration.observe({ operation: op, model: rec.model, lane: rec.lane }, (now - started) / 1000);
   if (rec.firstTokenAt) m.ttft.observe({ model: rec.model, lane: rec.lane }, (rec.firstTokenAt - started) / 1000);

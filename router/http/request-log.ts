@@ -7,6 +7,8 @@ import { principalOf } from '../tenancy/enforcement.ts';
 
 /** What the generation routes learnt about one request (a subset of their RequestRecord). */
 export interface RequestFacts {
+  /** ok, error, refused or cancelled (the generation routes' RequestOutcome). */
+  outcome?: string;
   model: string;
   lane: string;
   backend: string;
@@ -69,6 +71,7 @@ export function logRequest(req: FastifyRequest, span: Span, rec: RequestFacts, s
     lane: rec.lane,
     backend: rec.backend,
     status: rec.status,
+    outcome: rec.outcome,
     durationMs: Math.round((performance.now() - started) * 10) / 10,
     ttftMs: rec.firstTokenAt ? Math.round((rec.firstTokenAt - started) * 10) / 10 : undefined,
     promptTokens: rec.usage?.promptTokens,

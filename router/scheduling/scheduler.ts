@@ -60,7 +60,7 @@ export class Scheduler {
 
   /**
    * Per node: whether it may take new work now, whatever the model (connected, fresh status, ready,
-   * not draining or cordoned, no UNHEALTHY GPU): the `router_node_routable` gauge, so operators and
+   * not draining or cordoned, no UNHEALTHY GPU): the `router_node_routable_state` gauge, so operators and
    * tests can see this router's own view of the pool instead of inferring it from where requests went.
    */
   routableNodes(statusStaleMs: number): [string, boolean][] {

@@ -4,6 +4,7 @@
 // (lane, residency of the API key). Per provider: breaker, shared Retry-After pause, retries
 // with full-jitter backoff within the request's deadline. Everything happens before the first
 // byte reached the client; after that, generation.ts ends a broken stream with an error event.
+import { isAdmissionRefusal } from '../admission/refusal.ts';
 import { ApiError, errors } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { NodeDispatcher, DispatchRequest } from './node-dispatch.ts';
@@ -195,7 +196,7 @@ export class FallbackDispatcher implements Upstream {
     const breaker = this.breakers.get(`provider:${p.name}`);
     let last: ProviderError | undefined;
     for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
-      if (req.signal.aborted) throw new ProviderError(p.name, errors.invalidRequest('client closed the request'), 'client');
+      if (req.signal.aborted) throw new ProviderError(p.name, errors.clientCancelled(), 'client');
       const paused = this.pauses.remainingMs(p.name);
       if (paused > 0) {
         // Another option exists: don't wait for this one. Last option: wait if it fits.
@@ -234,7 +235,7 @@ async function wait(ms: number, signal: AbortSignal, provider: string): Promise<
   try {
     await sleepUnlessAborted(ms, signal);
   } catch {
-    throw new ProviderError(provider, errors.invalidRequest('client closed the request'), 'client');
+    throw new ProviderError(provider, errors.clientCancelled(), 'client');
   }
 }
 
@@ -252,7 +253,7 @@ export function triggerOf(err: unknown): Trigger | undefined {
     case 'engine_error':
       return 'node_failed';
     default:
-      return err.code?.startsWith('lane_') ? 'lane_saturated' : undefined;
+      return isAdmissionRefusal(err) ? 'lane_saturated' : undefined;
   }
 }
 

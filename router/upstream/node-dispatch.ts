@@ -69,7 +69,7 @@ export class NodeDispatcher {
     const tried = new Set<string>();
     let lastError: ApiError | undefined;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      if (req.signal.aborted) throw errors.invalidRequest('client closed the request');
+      if (req.signal.aborted) throw errors.clientCancelled();
       // A retry only within the request's deadline: better an honest timeout than a late answer.
       if (attempt > 1 && Date.now() >= req.deadline.getTime()) throw errors.timeout('The request timed out before a GPU node could answer.');
       if (attempt > 1 && this.retry) {
@@ -80,7 +80,7 @@ export class NodeDispatcher {
           try {
             await (this.retry.sleep ?? sleepUnlessAborted)(delay, req.signal);
           } catch {
-            throw errors.invalidRequest('client closed the request');
+            throw errors.clientCancelled();
           }
         }
       }
@@ -191,7 +191,7 @@ export class NodeDispatcher {
       const e = err as grpc.ServiceError;
       failSpan(span, e);
       if (e.code === grpc.status.DEADLINE_EXCEEDED) return { error: errors.timeout('The request timed out waiting for a GPU node.'), retryable: false };
-      if (e.code === grpc.status.CANCELLED) return { error: errors.invalidRequest('client closed the request'), retryable: false };
+      if (e.code === grpc.status.CANCELLED) return { error: errors.clientCancelled(), retryable: false };
       return { error: errors.upstream(`GPU node ${node.id} failed: ${e.details || e.message}`, 'node_unavailable'), retryable: true };
     }
     if (first.done) {

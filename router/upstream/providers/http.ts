@@ -43,7 +43,7 @@ export async function send(call: HttpCall, describeError: (status: number, text:
   } catch (err) {
     clearTimeout(timer);
     call.signal.removeEventListener('abort', onAbort);
-    if (call.signal.aborted) throw new ProviderError(call.provider, errors.invalidRequest('client closed the request'), 'client');
+    if (call.signal.aborted) throw new ProviderError(call.provider, errors.clientCancelled(), 'client');
     if (timedOut) throw new ProviderError(call.provider, errors.timeout(`provider ${call.provider} did not answer within ${budget} ms`), 'retryable', undefined, true);
     throw new ProviderError(call.provider, errors.upstream(`provider ${call.provider} unreachable: ${call.credential.scrub((err as Error).message)}`, 'provider_unavailable'), 'retryable');
   }

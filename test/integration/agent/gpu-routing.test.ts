@@ -51,7 +51,7 @@ describe('routing reacts to GPU health', () => {
 
   const routableGauge = async (node: string): Promise<number | undefined> => {
     const text = await (await fetch(`${stack.routerUrl}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`router_node_routable{node="${node}"}`));
+    const line = text.split('\n').find((l) => l.startsWith(`router_node_routable_state{node="${node}"}`));
     return line === undefined ? undefined : Number(line.split(' ').pop());
   };
 
@@ -68,7 +68,7 @@ describe('routing reacts to GPU health', () => {
   it('an uncorrected ECC error takes a node out of routing, and recovery brings it back', async () => {
     smiA.setFault('ecc_uncorrected');
     const t0 = Date.now();
-    // Decide on the router's own view (router_node_routable), not on where a sample of requests
+    // Decide on the router's own view (router_node_routable_state), not on where a sample of requests
     // went: CI once saw 10 sequential requests all land on gpu-b while gpu-a was still healthy (the
     // scorers preferred gpu-b on a busy machine), took that for "removed", and then saw gpu-a serve.
     // The bound: the agent polls nvidia-smi every 200 ms (a spawned fake, slower on a loaded machine)

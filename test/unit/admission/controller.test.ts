@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdmissionController, DEFAULT_ADMISSION, type AdmissionSettings } from '../../../router/admission/controller.ts';
-import { ApiError } from '../../../common/errors.ts';
+import { ApiError, ClientCancelledError } from '../../../common/errors.ts';
 import type { Lane } from '../../../router/admission/lanes.ts';
 
 // The mechanism tests use budgets in seconds of predicted wait (the defaults are 0: free slot).
@@ -106,7 +106,7 @@ describe('admission controller', () => {
     const ac = new AbortController();
     const p = ctl.run({ lane: 'standard', tenant: 't', model: 'm', deadline: 1e9, signal: ac.signal }, async () => 'x');
     ac.abort();
-    await assert.rejects(p, (e: ApiError) => e.status === 400);
+    await assert.rejects(p, (e: ApiError) => e instanceof ClientCancelledError && e.status === 499);
     assert.equal(ctl.queueDepth('standard'), 0);
   });
 

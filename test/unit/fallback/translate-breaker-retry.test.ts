@@ -1,5 +1,6 @@
 // Anthropic request translation, the circuit breaker's states, full-jitter backoff, shared
 // Retry-After pauses and the fallback config schema.
+import { AdmissionRefusal } from '../../../router/admission/refusal.ts';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { toAnthropicRequest, toOpenAIResponse, finishReason } from '../../../router/upstream/providers/anthropic-translate.ts';
@@ -152,7 +153,7 @@ describe('fallback config and triggers', () => {
     assert.equal(triggerOf(errors.overloaded('x', 1, 'no_ready_node')), 'no_ready_node');
     assert.equal(triggerOf(errors.overloaded('x', 1, 'breaker_open')), 'breaker_open');
     assert.equal(triggerOf(errors.upstream('x', 'node_unavailable')), 'node_failed');
-    assert.equal(triggerOf(errors.overloaded('x', 1, 'lane_queue_timeout')), 'lane_saturated');
+    assert.equal(triggerOf(new AdmissionRefusal('standard', 'queue_timeout', 'x', 1)), 'lane_saturated');
     assert.equal(triggerOf(errors.invalidRequest('bad')), undefined);
   });
 });
