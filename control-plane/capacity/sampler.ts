@@ -1,12 +1,12 @@
 // Samples every registered node into the history. Load and GPU health come from the node's own
-// WatchStatus stream, followed with the router's NodeConnection (the same client routers use).
+// WatchStatus stream (common/status-watch.ts, the client routers build on).
 // Request and token rates come from the agent's /metrics counters when the node's agent HTTP
 // address is known (config): the status carries no counters, and the proto stays as it is.
 import { request } from 'undici';
 import type { Logger } from '../../common/logger.ts';
 import type { NodeStatus__Output } from '../../common/grpc.ts';
-import { NodeConnection } from '../../router/nodes/node-connection.ts';
-import { parseSamples } from '../../node-agent/engines/vllm-metrics.ts';
+import { StatusWatch } from '../../common/status-watch.ts';
+import { parseSamples } from '../../common/prometheus-text.ts';
 import type { NodeRecord, NodeRegistry } from '../registry/node-registry.ts';
 import type { History } from './history.ts';
 import { toVerdict, type GpuSample, type NodeSample } from './types.ts';
@@ -56,7 +56,7 @@ export interface SamplerOptions {
 }
 
 export class Sampler {
-  readonly connections = new Map<string, NodeConnection>();
+  readonly connections = new Map<string, StatusWatch>();
   private readonly prev = new Map<string, { t: number; c: AgentCounters }>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -96,7 +96,7 @@ export class Sampler {
     }
     for (const n of nodes.values()) {
       if (this.connections.has(n.id)) continue;
-      const c = new NodeConnection(n.id, n.address, 'control-plane-capacity', this.opts.logger);
+      const c = new StatusWatch(n.id, n.address, 'control-plane-capacity', this.opts.logger);
       c.on('error', () => undefined);
       this.connections.set(n.id, c);
       c.start();

@@ -31,7 +31,8 @@
 //   modelNames            <- always [] (TGI's series carry no model label; the model is in /info).
 //
 // Policy as in vllm-metrics.ts: never throws; unreadable input yields zeros.
-import { parseSamples, type EngineMetricsSnapshot, type HistogramSummary, type Sample } from './vllm-metrics.ts';
+import { parseSamples, type Sample } from '../../common/prometheus-text.ts';
+import type { EngineMetricsSnapshot, HistogramSummary } from './vllm-metrics.ts';
 
 /** The TGI series this parser reads, in one place (the simulator exports the same names). */
 export const TGI_METRICS = {

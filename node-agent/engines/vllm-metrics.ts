@@ -1,15 +1,7 @@
 // Parses a vLLM /metrics scrape (Prometheus text exposition format 0.0.4) into the load signals
 // the agent publishes.
 //
-// Why not the installed `parse-prometheus-text-format` (1.1.1, the only maintained-looking JS
-// parser on npm)? Tried on the real captures in test/fixtures/vllm it:
-//  - drops `_sum` and `_count` of every LABELLED histogram (its flattening keeps them only for
-//    label-less samples), and every vLLM histogram is labelled with model_name;
-//  - merges the buckets of engine="0" and engine="1" into one series (labels are discarded);
-//  - loses the last sample when the text has no trailing newline (the V0 capture has none).
-// So this module reads sample lines itself; the grammar of a sample line is small:
-//   name{label="value",...} value [timestamp]
-// Lines it cannot read (the "..." lines of trimmed doc excerpts, garbage) are skipped.
+// Sample lines are read by common/prometheus-text.ts (which says why not a library).
 //
 // Policy: never throws. Unreadable or empty input yields a snapshot of zeros, so a bad scrape
 // can never crash the agent; callers that need to tell "no data" apart look at modelNames
@@ -23,6 +15,7 @@
 // Several engine cores (data parallel) expose one series per `engine` label: counters, gauges
 // and histogram sums/counts are summed across engines, except KV-cache use, which is averaged.
 // `*_created` families (prometheus_client's creation timestamps) are ignored.
+import { parseSamples, type Sample } from '../../common/prometheus-text.ts';
 
 export interface HistogramSummary { sum: number; count: number }
 export interface EngineMetricsSnapshot {
@@ -31,75 +24,6 @@ export interface EngineMetricsSnapshot {
   prefixCacheQueriesTotal: number; prefixCacheHitsTotal: number; preemptionsTotal: number;
   ttft: HistogramSummary; interTokenLatency: HistogramSummary; e2eLatency: HistogramSummary;
   modelNames: string[];
-}
-
-export interface Sample { name: string; labels: Record<string, string>; value: number }
-
-const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
-
-/** Parse one sample line; null when it is not one. */
-export function parseSampleLine(line: string): Sample | null {
-  const m = NAME_RE.exec(line);
-  if (!m) return null;
-  const name = m[0];
-  let i = name.length;
-  const labels: Record<string, string> = {};
-  if (line[i] === '{') {
-    i++;
-    for (;;) {
-      while (line[i] === ' ' || line[i] === ',') i++;
-      if (line[i] === '}') { i++; break; }
-      const lm = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
-      if (!lm) return null;
-      i += lm[0].length;
-      while (line[i] === ' ') i++;
-      if (line[i] !== '=') return null;
-      i++;
-      while (line[i] === ' ') i++;
-      if (line[i] !== '"') return null;
-      i++;
-      let v = '';
-      for (;;) {
-        const c = line[i];
-        if (c === undefined) return null; // unterminated value
-        if (c === '\\') {
-          const n = line[i + 1];
-          v += n === 'n' ? '\n' : n ?? '';
-          i += 2;
-          continue;
-        }
-        if (c === '"') { i++; break; }
-        v += c;
-        i++;
-      }
-      labels[lm[0]] = v;
-    }
-  }
-  const rest = line.slice(i).trim().split(/\s+/);
-  if (rest.length < 1 || rest.length > 2 || rest[0] === '') return null;
-  const value = parseValue(rest[0]!);
-  if (value === null) return null;
-  return { name, labels, value };
-}
-
-function parseValue(s: string): number | null {
-  if (s === '+Inf' || s === 'Inf') return Infinity;
-  if (s === '-Inf') return -Infinity;
-  if (s === 'NaN') return NaN;
-  const n = Number(s);
-  return Number.isNaN(n) ? null : n;
-}
-
-export function parseSamples(text: string): Sample[] {
-  const out: Sample[] = [];
-  if (typeof text !== 'string') return out;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const s = parseSampleLine(line);
-    if (s && !s.name.endsWith('_created')) out.push(s);
-  }
-  return out;
 }
 
 type Agg = 'sum' | 'mean';

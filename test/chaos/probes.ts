@@ -1,7 +1,7 @@
 // What a chaos scenario reads from the outside while it runs: a process's resident memory from
 // /proc/<pid>/status, and samples of a Prometheus /metrics page.
 import { readFileSync } from 'node:fs';
-import { parseSamples, type Sample } from '../../node-agent/engines/vllm-metrics.ts';
+import { parseSamples, type Sample } from '../../common/prometheus-text.ts';
 
 /** VmRSS of a process in bytes, or undefined when it is gone (or /proc is not there). */
 export function rssBytes(pid: number): number | undefined {

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSamples, parseVllmMetrics } from '../../node-agent/engines/vllm-metrics.ts';
+import { parseSamples } from '../../common/prometheus-text.ts';
+import { parseVllmMetrics } from '../../node-agent/engines/vllm-metrics.ts';
 
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'vllm');
 const read = (f: string) => readFileSync(join(DIR, f), 'utf8');
