@@ -3,7 +3,8 @@
 import { once } from 'node:events';
 import { grpc, type NodeAgentHandlers, type GenerateEvent } from '../common/grpc.ts';
 import type { Logger } from '../common/logger.ts';
-import { EngineError, type EngineAdapter, type Operation } from './engines/engine.ts';
+import { operationSchema } from '../common/contracts.ts';
+import { EngineError, type EngineAdapter } from './engines/engine.ts';
 import type { StatusPublisher } from './status-publisher.ts';
 import { SpanKind, extractContext, failSpan, genAiOperation, responseModel, setAttrs, trace, traceHeaders, tracer } from '../common/telemetry.ts';
 
@@ -38,8 +39,9 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
       };
       if (state.draining) return fail('DRAINING', 'node is draining');
       if (!state.ready) return fail('ENGINE_UNAVAILABLE', 'node is not ready');
-      const op = req.operation as Operation;
-      if (op !== 'CHAT_COMPLETIONS' && op !== 'COMPLETIONS') return fail('INVALID_REQUEST', `unknown operation ${req.operation}`);
+      const operation = operationSchema.safeParse(req.operation);
+      if (!operation.success) return fail('INVALID_REQUEST', `unknown operation ${req.operation}`);
+      const op = operation.data;
       let body: Record<string, unknown>;
       try {
         const parsed: unknown = JSON.parse(req.bodyJson);

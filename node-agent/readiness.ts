@@ -2,7 +2,8 @@
 // engine compiles kernels and captures graphs on its first requests) AND no GPU is unhealthy.
 // An engine that goes unhealthy must warm up again when it comes back (it may have restarted).
 import { EventEmitter } from 'node:events';
-import type { EngineAdapter, EngineModel, Operation } from './engines/engine.ts';
+import type { Operation } from '../common/contracts.ts';
+import type { EngineAdapter, EngineModel } from './engines/engine.ts';
 import type { EngineWatcher } from './engine-watcher.ts';
 import type { Logger } from '../common/logger.ts';
 

@@ -1,8 +1,7 @@
 // One adapter interface for every engine kind (vLLM, TGI). The agent's gRPC service speaks only
 // to this; an adapter owns the engine's wire format.
+import type { Operation } from '../../common/contracts.ts';
 import type { EngineMetricsSnapshot } from './vllm-metrics.ts';
-
-export type Operation = 'CHAT_COMPLETIONS' | 'COMPLETIONS';
 
 export type EngineEvent =
   | { type: 'chunk'; json: string }

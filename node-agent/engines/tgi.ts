@@ -11,7 +11,8 @@
 import { request, type Agent, type Dispatcher } from 'undici';
 import { classifyTransportError, createEngineDispatcher, fetchMetricsText, probeHealth, safeJson } from './engine-http.ts';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { EngineError, type EngineAdapter, type EngineEvent, type EngineModel, type Operation } from './engine.ts';
+import type { Operation } from '../../common/contracts.ts';
+import { EngineError, type EngineAdapter, type EngineEvent, type EngineModel } from './engine.ts';
 import type { EngineMetricsSnapshot } from './vllm-metrics.ts';
 import { parseTgiMetrics } from './tgi-metrics.ts';
 import {

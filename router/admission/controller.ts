@@ -15,7 +15,8 @@
 import { ApiError, errors } from '../../common/errors.ts';
 import { FairQueue, type Queued } from './fair-queue.ts';
 import { AdmissionRefusal, type RefusalReason } from './refusal.ts';
-import { LANES_BY_PRIORITY, laneRank, type Lane } from './lanes.ts';
+import { LANES, type Lane } from '../../common/contracts.ts';
+import { laneRank } from './lanes.ts';
 
 export interface LaneSettings {
   /** The pool counts as saturated for this lane when the best predicted wait exceeds this. */
@@ -156,7 +157,7 @@ export class AdmissionController {
 
   /** Admit what the pool can take now: lanes by priority, fair across tenants within a lane. */
   pump(): void {
-    for (const lane of LANES_BY_PRIORITY) {
+    for (const lane of LANES) {
       const q = this.queues[lane];
       const budget = this.settings.lanes[lane].maxPredictedWaitSeconds;
       for (let e = q.peek(); e; e = q.peek()) {
@@ -170,7 +171,7 @@ export class AdmissionController {
   /** Refuse what waited past its deadline, then pump. Call it on a short interval. */
   tick(): void {
     const now = this.now();
-    for (const lane of LANES_BY_PRIORITY) {
+    for (const lane of LANES) {
       for (const e of this.queues[lane].expire(now)) this.drop(e, 'queue_timeout');
     }
     this.pump();
@@ -178,7 +179,7 @@ export class AdmissionController {
 
   /** Refuse everything still queued (shutdown). */
   close(): void {
-    for (const lane of LANES_BY_PRIORITY) for (let e = this.queues[lane].shift(); e; e = this.queues[lane].shift()) this.drop(e, 'queue_timeout');
+    for (const lane of LANES) for (let e = this.queues[lane].shift(); e; e = this.queues[lane].shift()) this.drop(e, 'queue_timeout');
   }
 
   private totalQueued(): number {
@@ -186,7 +187,7 @@ export class AdmissionController {
   }
 
   private waitingAtOrAbove(lane: Lane): boolean {
-    for (const l of LANES_BY_PRIORITY) {
+    for (const l of LANES) {
       if (this.queues[l].size > 0) return true;
       if (l === lane) break;
     }
@@ -195,7 +196,7 @@ export class AdmissionController {
 
   /** Makes room for a higher lane by refusing the youngest waiting request of the lowest lane. */
   private evictBelow(lane: Lane): boolean {
-    for (const l of [...LANES_BY_PRIORITY].reverse()) {
+    for (const l of [...LANES].reverse()) {
       if (laneRank(l) <= laneRank(lane)) break;
       const victim = this.queues[l].youngest();
       if (victim && this.queues[l].remove(victim)) {

@@ -1,17 +1,16 @@
 // Priority lanes, after the Kubernetes Gateway API Inference Extension's criticality levels.
-// A request asks for one with the `x-priority-lane` header; its API key's policy caps it.
-export type Lane = 'critical' | 'standard' | 'sheddable';
+// A request asks for one with the `x-priority-lane` header; its API key's policy caps it. The
+// lanes themselves (highest priority first: dispatch order) are common/contracts.ts's LANES.
+import { LANES, laneSchema, type Lane } from '../../common/contracts.ts';
 
-/** Highest priority first: dispatch order. */
-export const LANES_BY_PRIORITY: readonly Lane[] = ['critical', 'standard', 'sheddable'];
 export const LANE_HEADER = 'x-priority-lane';
 
 export function laneRank(l: Lane): number {
-  return l === 'critical' ? 0 : l === 'standard' ? 1 : 2;
+  return LANES.indexOf(l);
 }
 
 export function isLane(v: unknown): v is Lane {
-  return v === 'critical' || v === 'standard' || v === 'sheddable';
+  return laneSchema.safeParse(v).success;
 }
 
 export interface LanePolicy {

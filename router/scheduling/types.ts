@@ -1,5 +1,6 @@
 // The scheduler's vocabulary, after llm-d's inference scheduler: filters drop nodes that must not
 // serve a request, scorers rate the rest in [0,1] (higher is better), a picker chooses.
+import type { Lane } from '../../common/contracts.ts';
 import type { NodeStatus__Output } from '../../common/grpc.ts';
 
 /** What the scheduler may read about a node: a view, so scorers can be tested without gRPC. */
@@ -18,8 +19,6 @@ export interface Candidate {
   serviceSeconds?: number;
 }
 
-export type LaneName = 'critical' | 'standard' | 'sheddable';
-
 export interface SchedulingRequest {
   model: string;
   /** Nodes already tried for this request (failed before the first token). */
@@ -28,7 +27,7 @@ export interface SchedulingRequest {
   promptTokens?: number;
   /** Chained hashes of the prompt's leading blocks, first block first (prefix affinity). */
   prefixHashes?: readonly string[];
-  lane?: LaneName;
+  lane?: Lane;
 }
 
 export interface Filter {

@@ -2,6 +2,7 @@
 // what triggers it, who may use it (lanes, data residency per API key), breaker and retry
 // settings. docs/fallback.md is the reference.
 import { z } from 'zod';
+import { laneSchema } from '../../common/contracts.ts';
 
 const credential = {
   /** Name of the environment variable holding the API key. */
@@ -35,8 +36,6 @@ export const providerConfigSchema = z.discriminatedUnion('kind', [
 
 export const TRIGGERS = ['no_ready_node', 'lane_saturated', 'node_failed', 'breaker_open'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
-
-const laneSchema = z.enum(['critical', 'standard', 'sheddable']);
 
 export const breakerConfigSchema = z.strictObject({
   windowMs: z.number().int().positive().default(30_000),

@@ -13,8 +13,10 @@ import { backoffMs, sleepUnlessAborted, type RetryOptions } from './retry.ts';
 import type { UpstreamDispatch } from './providers/types.ts';
 import { SpanKind, context, failSpan, setAttrs, trace, traceHeaders, tracer, type Span } from '../../common/telemetry.ts';
 import type { Decision } from '../scheduling/profile.ts';
+import type { Operation } from '../../common/contracts.ts';
 
-export type Operation = 'CHAT_COMPLETIONS' | 'COMPLETIONS';
+// generation.ts still takes the name from here; it goes when that import moves to common/contracts.ts.
+export type { Operation };
 
 export interface DispatchRequest {
   requestId: string;

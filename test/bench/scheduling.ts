@@ -9,7 +9,7 @@ import { DEFAULT_ADMISSION } from '../../router/admission/controller.ts';
 import { simulate, type SimRequest, type SimResult } from './cluster/virtual-cluster.ts';
 import { loadTrace, traceWorkload, poissonWorkload, sharedPrefixWorkload, TRACE_FILE } from './cluster/workloads.ts';
 import { percentile, printTable, writeResults } from './report.ts';
-import type { Lane } from '../../router/admission/lanes.ts';
+import type { Lane } from '../../common/contracts.ts';
 import { liveWorkload, replay, startLiveStack, virtualTwin } from './cluster/live.ts';
 
 const QUICK = process.env.BENCH_QUICK === '1';

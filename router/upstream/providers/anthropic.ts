@@ -6,7 +6,7 @@ import { ev, toDispatch } from './events.ts';
 import { ProviderError, type Provider, type ProviderRequest, type UpstreamDispatch, type UpstreamEvent } from './types.ts';
 import { AnthropicStreamTranslator, anthropicErrorToOpenAI, toAnthropicRequest, toOpenAIResponse } from './anthropic-translate.ts';
 import { errors } from '../../../common/errors.ts';
-import type { Operation } from '../node-dispatch.ts';
+import type { Operation } from '../../../common/contracts.ts';
 
 export interface AnthropicProviderOptions {
   name: string;

@@ -7,7 +7,7 @@ import { send, sseMessages, errorMessageOf, type HttpResponse } from './http.ts'
 import { ev, toDispatch } from './events.ts';
 import { ProviderError, type Provider, type ProviderRequest, type UpstreamDispatch, type UpstreamEvent } from './types.ts';
 import { errors } from '../../../common/errors.ts';
-import type { Operation } from '../node-dispatch.ts';
+import type { Operation } from '../../../common/contracts.ts';
 
 export interface OpenAIProviderOptions {
   name: string;

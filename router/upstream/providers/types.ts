@@ -3,7 +3,7 @@
 // responseJson, then one final usage or error), so router/http/generation.ts serves both alike.
 import type { GenerateEvent__Output } from '../../../common/grpc.ts';
 import type { ApiError } from '../../../common/errors.ts';
-import type { Operation } from '../node-dispatch.ts';
+import type { Operation } from '../../../common/contracts.ts';
 
 export type UpstreamEvent = GenerateEvent__Output;
 

@@ -9,7 +9,7 @@ import type { Candidate } from '../../../router/scheduling/types.ts';
 import { AdmissionController, type AdmissionSettings } from '../../../router/admission/controller.ts';
 import { bestWaitSeconds } from '../../../router/scheduling/saturation.ts';
 import { ServiceTimes } from '../../../router/scheduling/service-times.ts';
-import type { Lane } from '../../../router/admission/lanes.ts';
+import type { Lane } from '../../../common/contracts.ts';
 import type { ApiError } from '../../../common/errors.ts';
 
 export interface SimRequest {

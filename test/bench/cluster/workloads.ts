@@ -5,7 +5,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../../cli/spawn-service.ts';
 import type { SimRequest } from './virtual-cluster.ts';
-import type { Lane } from '../../../router/admission/lanes.ts';
+import type { Lane } from '../../../common/contracts.ts';
 import { mulberry32 } from '../../sim/vllm/text.ts';
 
 export const TRACE_FILE = process.env.AZURE_TRACE ?? join(REPO_ROOT, '../shared/datasets/azure-llm-trace-2023/AzureLLMInferenceTrace_conv.csv');

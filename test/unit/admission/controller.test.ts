@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdmissionController, DEFAULT_ADMISSION, type AdmissionSettings } from '../../../router/admission/controller.ts';
 import { ApiError, ClientCancelledError } from '../../../common/errors.ts';
-import type { Lane } from '../../../router/admission/lanes.ts';
+import type { Lane } from '../../../common/contracts.ts';
 
 // The mechanism tests use budgets in seconds of predicted wait (the defaults are 0: free slot).
 const BUDGETS: AdmissionSettings = {
