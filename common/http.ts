@@ -75,7 +75,8 @@ export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, lim
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const tooDeep = jsonDepthError(body as string, limits.maxJsonDepth);
     if (tooDeep) return done(tooDeep, undefined);
-    parseJson(req, body as string, done);
+    // The default parser answers through `done`; nothing awaits what it returns.
+    void parseJson(req, body as string, done);
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {

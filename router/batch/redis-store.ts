@@ -186,7 +186,8 @@ export class RedisBatchStore implements BatchStore {
     const ids = await this.redis.zrange(k.ready(batchId), '0', '-1');
     if (!ids.length) return 0;
     const p = this.redis.pipeline();
-    for (const id of ids) (p as unknown as Scripted).batchCloseOne(k.ready(batchId), k.leases(batchId), k.errors(batchId), id, lineFor(Number(id)));
+    // Queued on the pipeline: each command's result comes back from exec() below.
+    for (const id of ids) void (p as unknown as Scripted).batchCloseOne(k.ready(batchId), k.leases(batchId), k.errors(batchId), id, lineFor(Number(id)));
     const res = (await p.exec()) ?? [];
     return res.filter(([err, v]) => !err && v === 1).length;
   }

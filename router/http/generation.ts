@@ -203,7 +203,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       try {
         const ev = dispatch.first;
         if (ev.event !== 'responseJson') throw errors.upstream(`${dispatch.backend} answered a non-streaming request with a stream`);
-        // Read to the final event so the call ends cleanly (usage is settled by a later issue).
+        // Read to the final event: it carries the usage that settlement charges, and the call ends cleanly.
         for (let r = await dispatch.rest.next(); !r.done; r = await dispatch.rest.next()) {
           if (r.value.event === 'error') throw errors.upstream(`${dispatch.backend} failed: ${r.value.error?.message ?? 'unknown error'}`);
           if (r.value.event === 'usage' && r.value.usage) rec.usage = r.value.usage;

@@ -25,7 +25,7 @@ const impls: { name: string; make: () => LimitStore[] }[] = [
 
 /** Redis clients connect asynchronously; a test waits for them like the router does at start. */
 async function ready(stores: LimitStore[]): Promise<LimitStore[]> {
-  await Promise.all(stores.map((s) => (s instanceof RedisLimitStore ? s.ready() : undefined)));
+  await Promise.all(stores.map((s) => (s instanceof RedisLimitStore ? s.ready() : Promise.resolve())));
   return stores;
 }
 
