@@ -1,6 +1,19 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Service boundaries: router, node-agent and control-plane share only common/ and proto/ (which
+// import no service); cli/ and test/ may import anything. A forbidden import fails `npm run lint`
+// (test/unit/house/boundaries.test.ts proves it).
+const boundary = (dir, forbidden) => ({
+  files: [`${dir}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': ['error', { patterns: [{
+      regex: `^(\\.\\./)+(${forbidden.join('|')})/`,
+      message: `${dir}/ may not import ${forbidden.join(', ')}: services share only common/ and proto/ (move what is shared into common/).`,
+    }] }],
+  },
+});
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'proto/generated/**', 'bench-results/**', 'chaos-results/**'] },
   js.configs.recommended,
@@ -25,4 +38,9 @@ export default tseslint.config(
       '@typescript-eslint/await-thenable': 'error',
     },
   },
+  boundary('router', ['control-plane', 'node-agent', 'cli', 'test']),
+  boundary('node-agent', ['router', 'control-plane', 'cli', 'test']),
+  boundary('control-plane', ['router', 'node-agent', 'cli', 'test']),
+  boundary('common', ['router', 'node-agent', 'control-plane', 'cli', 'test']),
+  boundary('proto', ['router', 'node-agent', 'control-plane', 'cli', 'test']),
 );
