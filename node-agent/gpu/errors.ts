@@ -1,4 +1,5 @@
-// nvidia-smi's own failure messages, recognised so logs and tests can say what went wrong.
+// nvidia-smi's own failure messages: the monitor names a failed poll by them (a lost GPU is
+// unhealthy at once) and recognises "No devices were found".
 // Real texts: test/fixtures/nvidia-smi/faults/device-handle-*.txt.
 import { canonicalPciAddress } from './kernel-log.ts';
 
@@ -14,9 +15,4 @@ export function parseNvidiaSmiError(text: string): { kind: SmiErrorKind; pci: st
   if (/is not a valid field to query/i.test(flat)) return { kind: 'invalid_field', pci: null };
   if (/NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver/i.test(flat)) return { kind: 'driver_not_loaded', pci: null };
   return null;
-}
-
-/** Default-table rows where a cell reads `ERR!` (nvidia-smi could not read that value). */
-export function tableErrorCells(text: string): number {
-  return (text.match(/ERR!/g) ?? []).length;
 }

@@ -10,6 +10,7 @@ import { parseQueryXml, QUERY_XML_ARGS } from './query-xml.ts';
 import { canonicalPciAddress, parseKernelLog, readKernelLog, type XidEvent } from './kernel-log.ts';
 import { HealthPolicy, nodeVerdict, type HealthThresholds, type HealthVerdictName, type Verdict } from './health-policy.ts';
 import { mergeReadings, type GpuReading } from './types.ts';
+import { parseNvidiaSmiError, type SmiErrorKind } from './errors.ts';
 
 export type { HealthVerdictName } from './health-policy.ts';
 
@@ -36,7 +37,7 @@ export interface GpuMonitorOptions {
   env?: Record<string, string>;
 }
 
-interface RunResult { ok: boolean; stdout: string; error?: string; noDevices?: boolean }
+interface RunResult { ok: boolean; stdout: string; error?: string; noDevices?: boolean; errorKind?: SmiErrorKind }
 
 export class GpuMonitor extends EventEmitter {
   private readonly opts: Required<Omit<GpuMonitorOptions, 'thresholds' | 'env' | 'kernelLog'>> & { env: Record<string, string>; kernelLog: boolean };
@@ -110,9 +111,10 @@ export class GpuMonitor extends EventEmitter {
         maxBuffer: 64 * 1024 * 1024,
       });
       const out = `${r.stdout}\n${r.stderr}`;
-      if (/No devices were found/i.test(out)) return { ok: true, stdout: '', noDevices: true };
+      const known = parseNvidiaSmiError(out);
+      if (known?.kind === 'no_devices') return { ok: true, stdout: '', noDevices: true };
       if (r.timedOut) return { ok: false, stdout: '', error: `nvidia-smi timed out after ${this.opts.timeoutMs} ms` };
-      if (r.exitCode !== 0) return { ok: false, stdout: r.stdout, error: (out.trim().split('\n')[0] ?? '') || `exit ${r.exitCode}` };
+      if (r.exitCode !== 0) return { ok: false, stdout: r.stdout, error: (out.trim().split('\n')[0] ?? '') || `exit ${r.exitCode}`, errorKind: known?.kind };
       return { ok: true, stdout: r.stdout };
     } catch (err) {
       return { ok: false, stdout: '', error: (err as Error).message };
@@ -143,7 +145,7 @@ export class GpuMonitor extends EventEmitter {
     if (!csv.ok) {
       this.consecutiveFailures++;
       this.lastError = csv.error ?? 'nvidia-smi failed';
-      return this.publish(this.failedHealth(now));
+      return this.publish(this.failedHealth(now, csv.errorKind));
     }
     this.consecutiveFailures = 0;
     this.lastError = null;
@@ -190,15 +192,20 @@ export class GpuMonitor extends EventEmitter {
     return this.publish({ verdict: node.verdict, reasons: node.reasons, gpus, lastPollAt: now });
   }
 
-  /** Below the failure threshold the last verdicts stand; at it, everything is unhealthy. */
-  private failedHealth(now: number): NodeGpuHealth {
-    if (this.consecutiveFailures < this.opts.failuresBeforeUnhealthy) return { ...this.current };
+  /**
+   * Below the failure threshold the last verdicts stand; at it, everything is unhealthy. "GPU is
+   * lost" is nvidia-smi's own word that a GPU fell off the bus (only a reset or reboot brings it
+   * back): unhealthy at once, named `gpu_lost`, without waiting out the threshold.
+   */
+  private failedHealth(now: number, kind?: SmiErrorKind): NodeGpuHealth {
+    if (kind !== 'gpu_lost' && this.consecutiveFailures < this.opts.failuresBeforeUnhealthy) return { ...this.current };
+    const reason = kind === 'gpu_lost' ? 'gpu_lost' : 'nvidia_smi_failing';
     const gpus = (this.inventory ?? []).map((inv) => ({
-      index: inv.index, uuid: inv.uuid, name: inv.name, verdict: 'UNHEALTHY' as const, reasons: ['nvidia_smi_failing'],
+      index: inv.index, uuid: inv.uuid, name: inv.name, verdict: 'UNHEALTHY' as const, reasons: [reason],
       readings: this.lastKnown.get(inv.key)?.readings ?? {},
     }));
     void now;
-    return { verdict: 'UNHEALTHY', reasons: ['nvidia_smi_failing'], gpus, lastPollAt: this.current.lastPollAt };
+    return { verdict: 'UNHEALTHY', reasons: [reason], gpus, lastPollAt: this.current.lastPollAt };
   }
 
   private async readXids(): Promise<void> {

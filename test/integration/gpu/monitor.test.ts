@@ -5,6 +5,10 @@ import { Registry } from 'prom-client';
 import { GpuMonitor, type NodeGpuHealth } from '../../../node-agent/gpu/monitor.ts';
 import { registerGpuMetrics } from '../../../node-agent/gpu/metrics.ts';
 import { createFakeNvidiaSmi } from '../../sim/nvidia-smi/control.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 function monitorFor(fake: ReturnType<typeof createFakeNvidiaSmi>, extra: Partial<ConstructorParameters<typeof GpuMonitor>[0]> = {}): GpuMonitor {
   return new GpuMonitor({ nvidiaSmiPath: fake.path, env: fake.env, timeoutMs: 3000, xmlIntervalMs: 0, ...extra });
@@ -74,14 +78,13 @@ test('hang -> timeouts -> nvidia_smi_failing after N; recovery back to HEALTHY',
   } finally { m.stop(); fake.cleanup(); }
 });
 
-test('fail ("GPU is lost", exit 15) N times -> nvidia_smi_failing', async () => {
+test('fail ("GPU is lost", exit 15) -> gpu_lost on the first failed poll, not after N', async () => {
   const fake = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml', fault: 'fail' });
   const m = monitorFor(fake, { failuresBeforeUnhealthy: 2 });
   try {
-    await m.pollOnce();
     const h = await m.pollOnce();
     assert.equal(h.verdict, 'UNHEALTHY');
-    assert.deepEqual(h.reasons, ['nvidia_smi_failing']);
+    assert.deepEqual(h.reasons, ['gpu_lost']);
     assert.match(m.lastError ?? '', /GPU is lost/);
   } finally { m.stop(); fake.cleanup(); }
 });
@@ -140,4 +143,35 @@ test('unknown CSV field on an old driver is dropped and the query retried', asyn
     assert.equal(h.gpus.length, 1);
     assert.equal(h.gpus[0]!.readings['temperature_gpu_c'], '37');
   } finally { m.stop(); fake.cleanup(); }
+});
+
+test('nvidia-smi saying "GPU is lost" makes the node UNHEALTHY at once (gpu_lost); other failures wait for the threshold', async () => {
+  const fake = createFakeNvidiaSmi({ fixture: 'tesla-p100-pcie-16gb-driver510.47.03.xml' });
+  const dir = mkdtempSync(join(tmpdir(), 'smi-lost-'));
+  // A real nvidia-smi failure text (test/fixtures/nvidia-smi/faults), printed with its non-zero exit.
+  const lost = join(dir, 'nvidia-smi');
+  const fixture = fileURLToPath(new URL('../../fixtures/nvidia-smi/faults/device-handle-gpu-is-lost.txt', import.meta.url));
+  const m = monitorFor(fake, { failuresBeforeUnhealthy: 3 });
+  try {
+    assert.equal((await m.pollOnce()).verdict, 'HEALTHY'); // inventory known from the fake
+    writeFileSync(lost, `#!/bin/sh\ncat '${fixture}'\nexit 15\n`, { mode: 0o755 });
+    (m as unknown as { opts: { nvidiaSmiPath: string } }).opts.nvidiaSmiPath = lost;
+    const h = await m.pollOnce();
+    assert.equal(h.verdict, 'UNHEALTHY');
+    assert.deepEqual(h.reasons, ['gpu_lost']);
+    assert.deepEqual(h.gpus.map((g) => g.reasons), [['gpu_lost']]);
+    assert.match(m.lastError ?? '', /GPU is lost/);
+
+    // A failure nvidia-smi does not name: the last verdict stands below the threshold.
+    const m2 = monitorFor(fake, { failuresBeforeUnhealthy: 3 });
+    assert.equal((await m2.pollOnce()).verdict, 'HEALTHY');
+    writeFileSync(lost, '#!/bin/sh\necho "something odd" >&2\nexit 3\n', { mode: 0o755 });
+    (m2 as unknown as { opts: { nvidiaSmiPath: string } }).opts.nvidiaSmiPath = lost;
+    assert.equal((await m2.pollOnce()).verdict, 'HEALTHY');
+    m2.stop();
+  } finally {
+    m.stop();
+    fake.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

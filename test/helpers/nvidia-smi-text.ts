@@ -1,10 +1,10 @@
-// Parser for plain `nvidia-smi -q` (human-readable). The monitor does not run it (the XML form
+// Parser for plain `nvidia-smi -q` (human-readable), for tests only: the agent never runs it (the XML form
 // carries the same data in a stable shape); it exists because several real fault captures
 // (A10 with a pending row remap, V100 with HW slowdown) were only published in this form.
 // Keys are split on the first ` : ` (column 43 up to 560, column 56 from 590) and nested by
 // indentation, never by fixed columns.
-import { cleanText, parseFlag, parseNumber } from './values.ts';
-import { emptyReading, type GpuReading, type ThrottleReason } from './types.ts';
+import { cleanText, parseFlag, parseNumber } from '../../node-agent/gpu/values.ts';
+import { emptyReading, type GpuReading, type ThrottleReason } from '../../node-agent/gpu/types.ts';
 
 interface TextNode { key: string; value: string | null; children: TextNode[] }
 
