@@ -12,7 +12,8 @@ import { isAdmissionRefusal, type FallbackHook } from '../admission/fallback.ts'
 import { LANE_HEADER, apiKeyOf, resolveLane, type LanePolicy } from '../admission/lanes.ts';
 import { analysePrompt } from '../scheduling/prompt-prefix.ts';
 import { chatCompletionBody, completionBody, parseBody } from './openai-schemas.ts';
-import type { DispatchRequest, Operation } from '../upstream/node-dispatch.ts';
+import type { Operation } from '../../common/contracts.ts';
+import type { DispatchRequest } from '../upstream/node-dispatch.ts';
 import type { Upstream } from '../upstream/fallback-dispatch.ts';
 import type { UpstreamDispatch } from '../upstream/providers/types.ts';
 import type { ModelResolver } from '../models/model-resolver.ts';

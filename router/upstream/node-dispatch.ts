@@ -15,9 +15,6 @@ import { SpanKind, context, failSpan, setAttrs, trace, traceHeaders, tracer, typ
 import type { Decision } from '../scheduling/profile.ts';
 import type { Operation } from '../../common/contracts.ts';
 
-// generation.ts still takes the name from here; it goes when that import moves to common/contracts.ts.
-export type { Operation };
-
 export interface DispatchRequest {
   requestId: string;
   operation: Operation;
