@@ -151,6 +151,7 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
     assert.equal(response.headers.get('x-backend'), 'anthropic:claude-haiku-4-5');
     assert.equal((await requests('openai-sim')).length, before, 'an open breaker sends nothing to the provider');
     await faults('openai-sim', {});
+    // A lower bound: past the breaker's 1 s open period, so the next request is its half-open probe.
     await new Promise((r) => setTimeout(r, 1_050));
     const probe = await chat();
     assert.equal(probe.response.headers.get('x-backend'), 'openai:gpt-4o-mini');
@@ -167,6 +168,7 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
     await faults('openai-sim', { rateLimit: { count: 1, retryAfterSeconds: 1 } });
     const t0 = Date.now();
     const a = chat({ model: 'gpt-direct' });
+    // b starts 200 ms after a, inside the 1 s pause a's 429 starts: 800 ms of headroom.
     await new Promise((r) => setTimeout(r, 200));
     const b = chat({ model: 'gpt-direct' });
     const [ra, rb] = await Promise.all([a, b]);

@@ -134,10 +134,16 @@ test('/info has every field the openapi Info schema requires; /health 200 empty,
 });
 
 test('/metrics: TGI names only (no _total), load visible while a batch runs, totals after', async () => {
-  const s = await sim({ decodeStepMs: 5, maxNumSeqs: 2 });
+  // 25 ms a step x 20 tokens: the first pair runs ~500 ms. Poll for the four to arrive (a fixed
+  // 30 ms wait raced the requests on a loaded machine; the sim joins them to the batch step by
+  // step) within 2 s, well inside that window.
+  const s = await sim({ decodeStepMs: 25, maxNumSeqs: 2 });
   const texts = Array.from({ length: 4 }, (_, i) => post(s, '/generate', { inputs: `prompt ${i}`, parameters: { max_new_tokens: 20 } }).then((r) => r.json()));
-  await new Promise((r) => setTimeout(r, 30));
-  const during = parseTgiMetrics(await (await fetch(s.url + '/metrics')).text());
+  let during = parseTgiMetrics(await (await fetch(s.url + '/metrics')).text());
+  for (const until = Date.now() + 2_000; !(during.running === 2 && during.waiting === 2) && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 10));
+    during = parseTgiMetrics(await (await fetch(s.url + '/metrics')).text());
+  }
   assert.equal(during.running, 2);
   assert.equal(during.waiting, 2);
   assert.ok(during.kvCacheUsage > 0);

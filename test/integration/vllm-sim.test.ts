@@ -203,7 +203,8 @@ test('a client that aborts mid-stream frees its engine slot at once', async () =
 
 test('loadTimeMs: nothing listens until the model has loaded', async () => {
   const port = await freePort();
-  const starting = sim({ port, loadTimeMs: 400 });
+  // Probed 100 ms in, 1.9 s before the model has loaded: headroom for a stalled event loop.
+  const starting = sim({ port, loadTimeMs: 2_000 });
   await new Promise((r) => setTimeout(r, 100));
   await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
   const s = await starting;

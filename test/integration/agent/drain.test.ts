@@ -45,8 +45,10 @@ describe('agent drain on SIGTERM', () => {
     const agentA = stack.agents.get('gpu-a')!;
     agentA.child.kill('SIGTERM');
 
-    // While it drains, new requests all go to gpu-b.
-    await new Promise((r) => setTimeout(r, 150));
+    // While it drains, new requests all go to gpu-b. Wait for the router's own view (the agent
+    // pushes `draining` at once on SIGTERM; a fixed 150 ms wait was a guess on a loaded machine),
+    // bounded at 5 s: its drain grace is far longer, so the streams above are still running.
+    await waitFor(async () => /^router_node_routable_state\{node="gpu-a"\} 0$/m.test(await (await fetch(`${stack.routerUrl}/metrics`)).text()), 5_000, 20);
     for (let i = 0; i < 5; i++) {
       const { response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'new' }], max_tokens: 1 }).withResponse();
       assert.equal(response.headers.get('x-backend'), 'node:gpu-b');

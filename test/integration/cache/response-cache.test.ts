@@ -219,6 +219,7 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     assert.equal((await ask(a, 'Name an even prime.', { model: 'short-lived' })).cache, 'miss');
     await storedAtLeast(stored + 1);
     assert.equal((await ask(a, 'Name an even prime.', { model: 'short-lived' })).cache, 'hit');
+    // Past the alias TTL (1 s) by 200 ms: a lower bound, so load can only make it later, never early.
     await new Promise((r) => setTimeout(r, 1_200));
     assert.equal((await ask(a, 'Name an even prime.', { model: 'short-lived' })).cache, 'miss', 'expired after the alias TTL of 1 s');
   });

@@ -66,7 +66,8 @@ describe('idempotency keys (one router, memory store)', () => {
       const r = await usageRecords();
       return r.length > recordsBefore ? r.slice(recordsBefore) : undefined;
     });
-    await sleep(600); // a second record, if there were one, would be flushed by now
+    // An absence check: usage records are flushed in batches every 200 ms (usage sink); 600 ms is three flushes.
+    await sleep(600);
     const all = (await usageRecords()).slice(recordsBefore);
     assert.equal(all.length, 1, `one usage record, got ${all.length}`);
     assert.equal(added![0]!.completionTokens, answers[0]!.usage!.completion_tokens);
@@ -125,6 +126,7 @@ describe('idempotency keys (one router, memory store)', () => {
       const r = await ours();
       return r.length ? r : undefined;
     });
+    // An absence check: three usage-sink flushes (200 ms each) for a second record to show up.
     await sleep(600);
     assert.deepEqual((await ours()).map((r) => r.id), [ids[0]], 'one record, the generating request\'s');
     const whole = (await c.chat.completions.create({ ...body, stream: false }));
@@ -159,6 +161,7 @@ describe('idempotency keys (one router, memory store)', () => {
     const before = await completed();
     await c.completions.create({ model: DEFAULT_MODEL, prompt: 'expire me', max_tokens: 3 }, idem(key));
     await assert.rejects(c.completions.create({ model: DEFAULT_MODEL, prompt: 'something else', max_tokens: 3 }, idem(key)), (err: unknown) => (err as { status?: number }).status === 409);
+    // A lower bound: the key's TTL has passed, whatever the load.
     await sleep(TTL_MS + 500);
     const later = await c.completions.create({ model: DEFAULT_MODEL, prompt: 'something else', max_tokens: 3 }, idem(key));
     assert.equal(later.object, 'text_completion');
@@ -207,6 +210,8 @@ describe('idempotency keys (one router, memory store)', () => {
       if (++n === 2) break;
     }
     const cutAt = Date.now();
+    // A third of the grace: the generation must still run here; a timer this short overshooting by
+    // two thirds of GRACE_MS would take a stall far beyond what the suite sees.
     await sleep(GRACE_MS / 3);
     assert.equal((await simState(sim)).aborted, before.aborted, 'still generating during the grace period');
     await waitFor(async () => (await simState(sim)).aborted > before.aborted, 15_000);

@@ -88,6 +88,7 @@ describe('idempotency keys across two routers sharing Redis', () => {
     await it.next();
     stack.router.kill('SIGKILL');
     await stack.router.exited;
+    // A lower bound: the dead owner's lease has run out, so the second router takes the key over.
     await sleep(LEASE_MS + 500);
     const texts: string[] = [];
     for await (const chunk of await client(second.url).chat.completions.create(body, { headers: { 'Idempotency-Key': key } })) texts.push(chunk.choices[0]?.delta.content ?? '');

@@ -85,7 +85,8 @@ describe('idempotency keys per tenant (auth required, Redis)', () => {
     assert.equal(new Set(answers.map((x) => x.id)).size, 1);
     const tokens = answers[0]!.usage!.total_tokens;
     await waitFor(async () => (await usageOf(t.tenantId)).length >= 1 && (await tenantTokens(t.tenantId)) >= tokens, 10_000);
-    await sleep(600); // a second charge, if there were one, would have landed by now
+    // An absence check: three usage-sink flushes (200 ms each) for a second charge to land.
+    await sleep(600);
     const records = await usageOf(t.tenantId);
     assert.equal(records.length, 1, `one usage record, got ${records.length}`);
     assert.equal(records[0]!.promptTokens + records[0]!.completionTokens, tokens);

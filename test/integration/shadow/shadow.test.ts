@@ -184,6 +184,8 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
       const v = await outcomes('chat-half');
       return total(v) >= expected ? v : undefined;
     }, 20_000, 100))!;
+    // An absence check: no extra shadow shows up in the next 500 ms (shadows start on the next turn
+    // of the event loop after their request, so any extra would already be counted).
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(total(await outcomes('chat-half')), expected, JSON.stringify(o));
     const sampledIds = new Set(ids.filter((id) => isSampled(`chat-half->local:${SHADOW_MODEL}`, id, 50)));

@@ -74,7 +74,7 @@ for (const impl of impls) {
       await replicas[0]!.settle(key, held[0]!, policy, 0);
       assert.equal((await replicas[1]!.admit({ key, policy, tokens: 0, leaseId: 'after-release', leaseTtlMs: 400 })).admitted, true);
       assert.equal((await replicas[1]!.admit({ key, policy, tokens: 0, leaseId: 'still-full', leaseTtlMs: 400 })).admitted, false);
-      // A crashed router never settles: its leases expire.
+      // A crashed router never settles: its leases expire (400 ms TTL; a timer never fires early).
       await new Promise((r) => setTimeout(r, 500));
       const again = await Promise.all(Array.from({ length: 20 }, (_, i) => replicas[2]!.admit({ key, policy, tokens: 0, leaseId: `n${i}`, leaseTtlMs: 400 })));
       assert.equal(again.filter((r) => r.admitted).length, 20);
@@ -84,11 +84,13 @@ for (const impl of impls) {
       const [s] = await ready(impl.make());
       const key = `k-${randomUUID()}`;
       const policy = { maxConcurrent: 1 };
-      assert.equal((await s!.admit({ key, policy, tokens: 0, leaseId: 'long', leaseTtlMs: 300 })).admitted, true);
-      await new Promise((r) => setTimeout(r, 200));
-      await s!.renew(key, 'long', 300);
-      await new Promise((r) => setTimeout(r, 200));
-      assert.equal((await s!.admit({ key, policy, tokens: 0, leaseId: 'other', leaseTtlMs: 300 })).admitted, false, 'renewed lease still held');
+      // The renew must land within the first TTL: 600 ms into a 1 s lease leaves 400 ms for a busy
+      // machine's timer lag (300/200 left 100 ms, too little for a loaded 2-core CI box).
+      assert.equal((await s!.admit({ key, policy, tokens: 0, leaseId: 'long', leaseTtlMs: 1_000 })).admitted, true);
+      await new Promise((r) => setTimeout(r, 600));
+      await s!.renew(key, 'long', 1_000);
+      await new Promise((r) => setTimeout(r, 600)); // 1.2 s after admission: past the first TTL
+      assert.equal((await s!.admit({ key, policy, tokens: 0, leaseId: 'other', leaseTtlMs: 1_000 })).admitted, false, 'renewed lease still held');
     });
   });
 }

@@ -118,7 +118,10 @@ describe('admission: limits and budgets in one Redis round trip', () => {
         // Rate headers (the tenant's, the last scope checked): the admission did run its limits.
         assert.equal(response.headers.get('x-ratelimit-limit-requests'), '1000');
       }
-      await new Promise((r) => setTimeout(r, 500));
+      // MONITOR lines arrive on their own connection after the answers: wait until all N are in
+      // (10 s on a loaded machine), then assert the exact counts.
+      const countOf = (s: string) => seen.filter((x) => x === sha(s)).length;
+      await waitFor(() => countOf(ADMIT_ALL) >= N, 10_000, 20).catch(() => undefined); // the equality below names the miss
       const count = (s: string) => seen.filter((x) => x === sha(s)).length;
       assert.equal(count(ADMIT_ALL), N, `admitAll per request (commands seen: ${[...new Set(seen)].join(', ')})`);
       assert.equal(count(ADMIT), 0, 'no per-scope admission script');

@@ -184,6 +184,8 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     assert.equal(got[0]!.body.scope, `t:${tenantId}`);
     assert.equal(got[0]!.body.kind, 'tokens');
     assert.ok(got[1]!.at - got[0]!.at >= 200, 'the retry waited its backoff (250 ms)');
+    // An absence check: the next retry would have come after the 250 ms backoff doubled (500 ms);
+    // 1.5 s is three times that.
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(hooks.length, 2, 'no retry after the receiver accepted');
   });
