@@ -4,6 +4,7 @@
 // here cost next to nothing, and an incoming `traceparent` is still passed through unchanged.
 // Prompts and completions are never put on a span.
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import type { Operation } from './contracts.ts';
 
 export { SpanKind, SpanStatusCode, context, trace, type Span, type Context, type Attributes };
 
@@ -92,7 +93,7 @@ export function currentTraceId(ctx: Context = context.active()): string | undefi
 }
 
 /** GenAI semantic-convention operation names for our operations. */
-export function genAiOperation(op: 'CHAT_COMPLETIONS' | 'COMPLETIONS'): 'chat' | 'text_completion' {
+export function genAiOperation(op: Operation): 'chat' | 'text_completion' {
   return op === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion';
 }
 

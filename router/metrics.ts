@@ -2,7 +2,7 @@
 // lists them; a test checks the two agree). Labels are bounded: lanes and operations are fixed
 // sets, models are served model names (never the raw requested string), nodes are registry ids.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { LANES, type Lane } from '../common/config.ts';
+import { LANES, type Lane } from '../common/contracts.ts';
 
 /** LLM latencies span milliseconds (cached, short) to minutes (long generations, queueing). */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300];

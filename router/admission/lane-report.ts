@@ -3,7 +3,7 @@
 // all router replicas without the control plane having to find and scrape each one.
 import { request } from 'undici';
 import type { Logger } from 'pino';
-import { LANES, type Lane } from '../../common/config.ts';
+import { LANES, type Lane } from '../../common/contracts.ts';
 import type { AdmissionController } from './controller.ts';
 
 export interface LaneState {

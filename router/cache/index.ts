@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../../common/logger.ts';
+import type { Operation } from '../../common/contracts.ts';
 import type { EmbeddingService } from '../embed/service.ts';
 import { ResponseRecorder, canReplay, recordSize, replay, type RecordedResponse } from '../http/recorded-response.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
@@ -25,7 +26,7 @@ export interface CacheMetrics {
 }
 
 export interface CacheRequest {
-  operation: 'CHAT_COMPLETIONS' | 'COMPLETIONS';
+  operation: Operation;
   body: Body;
   /** The model name the client sent (per-alias switches). */
   requestedModel: string;
