@@ -20,7 +20,7 @@ export interface ServiceProcess {
 
 export interface SpawnOptions {
   name: string;
-  /** A TS entry file relative to the repo root, and its arguments. */
+  /** A TS entry file relative to the repo root (run through tsx unless `compiled`), and its arguments. */
   entry: string;
   args: string[];
   env?: Record<string, string>;
@@ -29,10 +29,17 @@ export interface SpawnOptions {
   timeoutMs?: number;
   /** Called with every stdout/stderr line that is not the listening line. */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Run the compiled entry (`npm run build`: dist/<entry>.js) with plain node, as production does. */
+  compiled?: boolean;
+}
+
+/** The compiled form of a source entry: cli/main.ts -> dist/cli/main.js. */
+export function compiledEntry(entry: string): string {
+  return `dist/${entry.replace(/\.ts$/, '.js')}`;
 }
 
 export function spawnService(opts: SpawnOptions): Promise<ServiceProcess> {
-  const argv = [process.execPath, '--import', 'tsx', opts.entry, ...opts.args];
+  const argv = opts.compiled ? [process.execPath, compiledEntry(opts.entry), ...opts.args] : [process.execPath, '--import', 'tsx', opts.entry, ...opts.args];
   const cmd = [...(opts.prefix ?? []), ...argv];
   const child = spawn(cmd[0]!, cmd.slice(1), {
     cwd: REPO_ROOT,

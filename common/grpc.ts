@@ -2,7 +2,8 @@
 // @grpc/proto-loader; the TypeScript types come from proto-loader-gen-types (`npm run gen:proto`).
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPO_ROOT } from './paths.ts';
 import type { ProtoGrpcType } from '../proto/generated/node_agent';
 import type { NodeAgentClient, NodeAgentHandlers } from '../proto/generated/inference/v1/NodeAgent';
 import type { AgentChannelSecurity } from './tls.ts';
@@ -18,7 +19,8 @@ export type { ModelInfo, ModelInfo__Output } from '../proto/generated/inference/
 export type { EngineLoad, EngineLoad__Output } from '../proto/generated/inference/v1/EngineLoad';
 export type { ErrorKind } from '../proto/generated/inference/v1/ErrorKind';
 
-export const PROTO_PATH = fileURLToPath(new URL('../proto/inference/v1/node_agent.proto', import.meta.url));
+// From the install root, not next to this module: compiled code runs from dist/.
+export const PROTO_PATH = join(REPO_ROOT, 'proto/inference/v1/node_agent.proto');
 
 // Same options as `gen:proto`, so the generated types describe what the loader produces.
 const definition = protoLoader.loadSync(PROTO_PATH, { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });

@@ -1,9 +1,11 @@
 // Capacity API (fastify plugin): the capacity report, the sampled history, a live cluster view
 // for the dashboard, and the dashboard itself (static HTML + JS from control-plane/ui, no build).
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
+import { REPO_ROOT } from '../../common/paths.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import type { CapacityService } from '../capacity/service.ts';
 import { parseDuration, type WhatIf } from '../capacity/report.ts';
@@ -47,7 +49,8 @@ const historyQuery = z.object({
   resolution: z.enum(['raw', 'bucket']).optional(),
 });
 
-const UI_DIR = new URL('../ui/', import.meta.url);
+// From the install root, not next to this module: compiled code runs from dist/.
+const UI_DIR = join(REPO_ROOT, 'control-plane/ui');
 const ASSETS: Record<string, { file: string; type: string }> = {
   '/dashboard': { file: 'dashboard.html', type: 'text/html; charset=utf-8' },
   '/dashboard/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
@@ -113,7 +116,7 @@ export const capacityApi: FastifyPluginAsync<CapacityApiOptions> = async (app, {
     };
   });
 
-  const assets = new Map(Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(new URL(a.file, UI_DIR)), type: a.type }]));
+  const assets = new Map(Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(join(UI_DIR, a.file)), type: a.type }]));
   for (const [path, a] of assets) {
     app.get(path, async (_req, reply) => {
       reply.header('content-type', a.type).header('cache-control', 'no-cache')

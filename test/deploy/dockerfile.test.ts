@@ -72,6 +72,14 @@ export function checkDockerfile(text: string): string[] {
       }
     }
   }
+  // Production runs compiled JavaScript with plain node: no loader, no .ts entry point.
+  const entry = ins.filter((i) => i.keyword === 'ENTRYPOINT').at(-1)?.args ?? '';
+  if (/tsx|\.ts"/.test(entry)) problems.push('ENTRYPOINT runs TypeScript (tsx); production runs the compiled dist/ with plain node');
+  if (!ins.some((i) => i.keyword === 'RUN' && /npm run build\b/.test(i.args))) problems.push('no `npm run build` stage');
+  // The image's Node is the one the tests ran on: the exact version of the `node` devDependency.
+  const pinned = (JSON.parse(readText('package.json')) as { devDependencies: Record<string, string> }).devDependencies['node'];
+  const base = args.get('NODE_IMAGE') ?? '';
+  if (!pinned || !base.startsWith(`node:${pinned}-`)) problems.push(`base image ${base} is not node:${pinned}-* (package.json devDependencies.node)`);
   if (!ins.some((i) => i.keyword === 'HEALTHCHECK' && !/^NONE/i.test(i.args))) problems.push('no HEALTHCHECK');
   if (ins.some((i) => i.keyword === 'ADD')) problems.push('ADD used; use COPY (DL3020)');
   if (!ins.some((i) => i.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args))) problems.push('no `npm ci --omit=dev`');
@@ -102,12 +110,21 @@ test('the Dockerfile checks fail on a broken Dockerfile', () => {
     ['dev deps', dockerfile.replace('npm ci --omit=dev', 'npm ci'), /omit=dev/],
     ['no healthcheck', dockerfile.replace(/^HEALTHCHECK .*$/m, ''), /no HEALTHCHECK/],
     ['bad instruction', dockerfile.replace('WORKDIR /app', 'WORKDIRR /app'), /line \d+: /],
+    ['tsx entrypoint', dockerfile.replace(/ENTRYPOINT \[.*\]/, 'ENTRYPOINT ["node", "--import", "tsx", "cli/main.ts"]'), /runs TypeScript/],
+    ['no build', dockerfile.replace('RUN npm run build', 'RUN true'), /npm run build/],
+    ['another node', dockerfile.replace(/ARG NODE_IMAGE=\S+/, 'ARG NODE_IMAGE=node:20.20.2-bookworm-slim'), /is not node:24/],
   ];
   for (const [what, text, expected] of broken) {
     assert.notEqual(text, dockerfile, `${what}: mutation did not apply`);
     const problems = checkDockerfile(text);
     assert.ok(problems.some((p) => expected.test(p)), `${what}: expected ${expected}, got ${JSON.stringify(problems)}`);
   }
+});
+
+test('tsx is a development tool only: production dependencies do not include it', () => {
+  const pkg = JSON.parse(readText('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  assert.equal(pkg.dependencies['tsx'], undefined);
+  assert.ok(pkg.devDependencies['tsx']);
 });
 
 test('.dockerignore keeps secrets, git and local builds out of the build context', () => {
