@@ -2,7 +2,7 @@
 // Needs ICP_ADMIN_TOKEN, and the control plane's URL from --url, ICP_CONTROL_PLANE_URL or the
 // config file's controlPlaneUrl.
 import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.ts';
+import { DEFAULT_CONFIG_PATH, loadConfig } from './config.ts';
 
 const USAGE = `usage: npm run admin -- <command> [options]
 

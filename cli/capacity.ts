@@ -1,6 +1,6 @@
 // `icp capacity`: fetches the control plane's capacity report (GET /v1/capacity) and prints it
 // for a capacity planner (or as JSON with --json). docs/capacity-planning.md explains the numbers.
-import type { Config } from '../common/config.ts';
+import type { Config } from './config.ts';
 import type { CapacityReport } from '../control-plane/capacity/report.ts';
 
 export interface CapacityCliOptions {

@@ -1,7 +1,8 @@
 // Entry point for every service: `start` (the whole embedded stack), `router`, `node-agent`,
 // `control-plane`. Each reads the same YAML config file.
 import { parseArgs } from 'node:util';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../common/config.ts';
+import { ConfigError } from '../common/config.ts';
+import { controlPlaneInputs, DEFAULT_CONFIG_PATH, loadConfig, routerInputs, type Config } from './config.ts';
 
 const USAGE = `usage: icp <command> [--config FILE]
 
@@ -49,11 +50,11 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'router': {
       const { runRouter } = await import('../router/main.ts');
-      return runRouter(config);
+      return runRouter(routerInputs(config));
     }
     case 'control-plane': {
       const { runControlPlane } = await import('../control-plane/main.ts');
-      return runControlPlane(config);
+      return runControlPlane(controlPlaneInputs(config));
     }
     case 'capacity': {
       const { runCapacity } = await import('./capacity.ts');

@@ -1,7 +1,7 @@
 // `npm start`: the whole stack on one machine. Starts the simulated engines, the control plane,
 // the agents and the router as separate processes (the same commands operators run on real
 // hosts), prints the endpoint, and on Ctrl-C stops them all, router first.
-import type { Config } from '../common/config.ts';
+import type { Config } from './config.ts';
 import { spawnService, type ServiceProcess } from './spawn-service.ts';
 import { sleep } from '../common/process.ts';
 

@@ -1,5 +1,5 @@
 // Control plane process: node registry API + watch stream. Never on the request path.
-import type { Config } from '../common/config.ts';
+import type { ControlPlaneProcessConfig } from './config.ts';
 import { createLogger } from '../common/logger.ts';
 import { createHttpServer, routesOf } from '../common/http.ts';
 import { announceListening, onShutdown } from '../common/process.ts';
@@ -17,7 +17,7 @@ import type { UsageStore } from '../common/store/usage.ts';
 import { MemoryUsageStore } from '../common/store/memory-usage.ts';
 import { RedisUsageStore } from '../common/store/redis-usage.ts';
 
-export async function startControlPlane(config: Config) {
+export async function startControlPlane(config: ControlPlaneProcessConfig) {
   const cfg = config.controlPlane;
   const logger = createLogger('control-plane', config.logging.level);
   const registry = new NodeRegistry(cfg.nodeTtlMs);
@@ -36,17 +36,16 @@ export async function startControlPlane(config: Config) {
   // Routers' lane queues and refusals, for the dashboard (router/admission/lane-report.ts).
   await app.register(routersApi);
   // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).
-  const capacity = cfg.capacity.enabled ? new CapacityService({ config: cfg.capacity, registry, logger, metricsUrl: metricsUrlResolver(config) }) : undefined;
+  const capacity = cfg.capacity.enabled ? new CapacityService({ config: cfg.capacity, registry, logger, metricsUrl: metricsUrlResolver(cfg.capacity.metricsUrls, config.agentMetricsUrls), redisUrl: config.redis.capacityHistory }) : undefined;
   if (capacity) {
     await capacity.start();
     await app.register(capacityApi, { capacity, registry });
   }
   // Usage records: the routers' Redis stream when they share a Redis (same config file), else
   // the memory store routers ship their records to.
-  const redisUrl = process.env.REDIS_URL || config.router.auth.redisUrl;
-  const usage: UsageStore = redisUrl && config.router.auth.mode === 'required' ? new RedisUsageStore(redisUrl) : new MemoryUsageStore();
+  const usage: UsageStore = config.redis.usage ? new RedisUsageStore(config.redis.usage) : new MemoryUsageStore();
   // Shadow-traffic records from the routers (docs/shadow.md).
-  const shadow = await createShadowStore(config);
+  const shadow = await createShadowStore(cfg.shadow, config.redis.shadow);
   await app.register(adminApi, { registry: tenants, adminToken, usage, shadow });
   const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ address }, 'control plane listening');
@@ -67,7 +66,7 @@ export async function startControlPlane(config: Config) {
   };
 }
 
-export async function runControlPlane(config: Config): Promise<void> {
+export async function runControlPlane(config: ControlPlaneProcessConfig): Promise<void> {
   const cp = await startControlPlane(config);
   announceListening('control-plane', cp.url);
   onShutdown(createLogger('control-plane'), () => cp.close());

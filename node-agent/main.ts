@@ -1,7 +1,7 @@
 // Node agent process: wires the engine adapter, engine watcher, readiness, status publisher,
 // gRPC service (+ standard health service), HTTP liveness/readiness/metrics and registration.
 import { HealthImplementation } from 'grpc-health-check';
-import type { Config, AgentConfig } from '../common/config.ts';
+import type { AgentConfig, AgentProcessConfig } from './config.ts';
 import { createLogger } from '../common/logger.ts';
 import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
@@ -69,7 +69,7 @@ function createEngine(cfg: AgentConfig): EngineAdapter {
   }
 }
 
-export async function startAgent(config: Config, cfg: AgentConfig): Promise<RunningAgent> {
+export async function startAgent(config: AgentProcessConfig, cfg: AgentConfig): Promise<RunningAgent> {
   const logger = createLogger(`node-agent`, config.logging.level).child({ node: cfg.id });
   const engine = createEngine(cfg);
   const watcher = new EngineWatcher(engine, cfg.scrapeIntervalMs);
@@ -214,7 +214,7 @@ export async function startAgent(config: Config, cfg: AgentConfig): Promise<Runn
   };
 }
 
-export async function runAgent(config: Config, cfg: AgentConfig): Promise<void> {
+export async function runAgent(config: AgentProcessConfig, cfg: AgentConfig): Promise<void> {
   const telemetry = await startTelemetry('icp-node-agent', config.telemetry);
   const agent = await startAgent(config, cfg);
   announceListening('node-agent', agent.grpcAddress, { id: cfg.id, http: agent.httpUrl });

@@ -2,7 +2,7 @@
 // the dispatcher and the HTTP routes. Route handlers only translate HTTP; decisions live in
 // scheduling/ and upstream/.
 import { hostname } from 'node:os';
-import type { Config } from '../common/config.ts';
+import type { RouterProcessConfig } from './config.ts';
 import { createLogger } from '../common/logger.ts';
 import { createHttpServer, routesOf, type RouteEntry } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
@@ -38,7 +38,7 @@ export interface RunningRouter {
   close(): Promise<void>;
 }
 
-export async function startRouter(config: Config): Promise<RunningRouter> {
+export async function startRouter(config: RouterProcessConfig): Promise<RunningRouter> {
   const cfg = config.router;
   const routerId = cfg.id ?? `router-${hostname()}-${process.pid}`;
   const logger = createLogger('router', config.logging.level).child({ router: routerId });
@@ -96,7 +96,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
   const idempotency = await createIdempotency(config, logger, metrics.idempotent);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
-  const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: process.env.REDIS_URL || cfg.auth.redisUrl, embeddings, metrics, logger }) : undefined;
+  const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: config.redis.cache, embeddings, metrics, logger }) : undefined;
   // Shadow traffic (docs/shadow.md): to the GPU pool directly, never through the fallback chain.
   const shadow = createShadow(config, logger, metrics, { nodes: dispatcher, admission, embeddings });
 
@@ -158,7 +158,7 @@ export async function startRouter(config: Config): Promise<RunningRouter> {
   };
 }
 
-export async function runRouter(config: Config): Promise<void> {
+export async function runRouter(config: RouterProcessConfig): Promise<void> {
   const telemetry = await startTelemetry('icp-router', config.telemetry);
   const router = await startRouter(config);
   announceListening('router', router.url);

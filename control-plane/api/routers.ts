@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../../common/errors.ts';
-import { LANES } from '../../common/config.ts';
+import { LANES } from '../../common/contracts.ts';
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const laneState = z.strictObject({

@@ -1,7 +1,7 @@
 // Wires the capacity pieces for the control plane: store -> history -> sampler, and the report
 // over them. control-plane/main.ts creates one when controlPlane.capacity.enabled.
 import { resolve } from 'node:path';
-import type { Config } from '../../common/config.ts';
+import type { CapacityConfig } from '../config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { NodeRecord, NodeRegistry } from '../registry/node-registry.ts';
 import { History } from './history.ts';
@@ -10,22 +10,11 @@ import { Sampler } from './sampler.ts';
 import { FileHistoryStore, type HistoryStore } from './store.ts';
 import { RedisHistoryStore } from './redis-store.ts';
 
-export type CapacityConfig = Config['controlPlane']['capacity'];
+export type { CapacityConfig } from '../config.ts';
 
-/**
- * Agent HTTP base URLs: explicit `controlPlane.capacity.metricsUrls`, then agents of the same
- * config file whose httpListen has a fixed port (host 0.0.0.0/:: -> the advertised gRPC host).
- */
-export function metricsUrlResolver(config: Config): (node: NodeRecord) => string | undefined {
-  const fromAgents = new Map<string, string>();
-  for (const a of config.agents) {
-    if (!a.httpListen || a.httpListen.port === 0) continue;
-    let host = a.httpListen.host;
-    if (host === '0.0.0.0' || host === '::') host = (a.advertiseAddress ?? '').replace(/:\d+$/, '') || '127.0.0.1';
-    fromAgents.set(a.id, `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${a.httpListen.port}`);
-  }
-  const explicit = config.controlPlane.capacity.metricsUrls;
-  return (node) => explicit[node.id] ?? fromAgents.get(node.id);
+/** Agent HTTP base URLs: explicit `controlPlane.capacity.metricsUrls`, then those known from the agents' config (cli/config.ts agentMetricsUrls). */
+export function metricsUrlResolver(explicit: Record<string, string>, fromAgents: Record<string, string>): (node: NodeRecord) => string | undefined {
+  return (node) => explicit[node.id] ?? fromAgents[node.id];
 }
 
 export interface CapacityServiceOptions {
@@ -33,6 +22,8 @@ export interface CapacityServiceOptions {
   registry: NodeRegistry;
   logger: Logger;
   metricsUrl: (node: NodeRecord) => string | undefined;
+  /** The history's Redis when store.kind is redis (resolved by common/infrastructure.ts). */
+  redisUrl?: string;
   store?: HistoryStore;
   now?: () => number;
 }
@@ -45,7 +36,7 @@ export class CapacityService {
   constructor(readonly opts: CapacityServiceOptions) {
     this.now = opts.now ?? Date.now;
     const c = opts.config;
-    const store = opts.store ?? historyStore(c.store);
+    const store = opts.store ?? historyStore(c.store, opts.redisUrl);
     this.history = new History(store, { rawRetentionMs: c.rawRetentionMs, bucketMs: c.bucketMs, bucketRetentionMs: c.bucketRetentionMs, compactEveryMs: c.compactEveryMs }, this.now);
     this.sampler = new Sampler({ registry: opts.registry, history: this.history, intervalMs: c.sampleIntervalMs, metricsUrl: opts.metricsUrl, logger: opts.logger, now: this.now });
   }
@@ -85,9 +76,8 @@ export class CapacityService {
   }
 }
 
-function historyStore(s: CapacityConfig['store']): HistoryStore {
+function historyStore(s: CapacityConfig['store'], url: string | undefined): HistoryStore {
   if (s.kind === 'file') return new FileHistoryStore(resolve(s.path));
-  const url = s.redisUrl ?? process.env.REDIS_URL;
-  if (!url) throw new Error('controlPlane.capacity.store.kind is redis but neither store.redisUrl nor REDIS_URL is set');
+  if (!url) throw new Error('controlPlane.capacity.store.kind is redis but none of store.redisUrl, REDIS_URL, router.auth.redisUrl is set');
   return new RedisHistoryStore(url, s.key);
 }

@@ -2,7 +2,7 @@
 // generation request ends, its cost (router/models/catalog.ts prices), spend added to every scope,
 // and one usage record (never any prompt text) written to the usage sink.
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import type { Config } from '../../common/config.ts';
+import type { RouterProcessConfig } from '../config.ts';
 import { errors } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { BudgetStore } from '../../common/store/budgets.ts';
@@ -12,7 +12,7 @@ import type { RouterMetrics } from '../metrics.ts';
 import { costOf } from '../models/catalog.ts';
 import { requestOutcome, requestSettled, requestUsage } from '../request-context.ts';
 import { prefetchedSpendOf, principalOf } from '../tenancy/enforcement.ts';
-import { Budgets, budgetsConfigSchema, describeScope, insufficientQuota, type Reading } from './budgets.ts';
+import { Budgets, describeScope, insufficientQuota, type Reading } from './budgets.ts';
 import { createUsageSink, type UsageSink } from './usage-sink.ts';
 
 export const BUDGET_WARNING_HEADER = 'x-budget-warning';
@@ -25,25 +25,26 @@ export interface Accounting {
   close(): Promise<void>;
 }
 
-export async function startAccounting(config: Config, logger: Logger, metrics: RouterMetrics): Promise<Accounting> {
+export async function startAccounting(config: RouterProcessConfig, logger: Logger, metrics: RouterMetrics): Promise<Accounting> {
   const cfg = config.router;
-  const redisUrl = process.env.REDIS_URL || cfg.auth.redisUrl;
+  // Budgets and usage records share the usage Redis (none unless router.auth.mode is required: cli/config.ts).
+  const redisUrl = config.redis.usage;
   let budgetStore: BudgetStore;
-  if (redisUrl && cfg.auth.mode === 'required') {
+  if (redisUrl) {
     const redis = new RedisBudgetStore(redisUrl, { commandTimeoutMs: cfg.auth.commandTimeoutMs });
     await redis.ready(3_000).catch(() => logger.warn('Redis not reachable at start; budgets follow router.auth.onStoreError until it is'));
     budgetStore = redis;
   } else {
     budgetStore = new MemoryBudgetStore();
   }
-  const budgetsConfig = cfg.budgets ?? budgetsConfigSchema.parse({});
+  const budgetsConfig = cfg.budgets;
   const budgets = new Budgets(budgetStore, budgetsConfig, logger, (level, r) => {
     metrics.budgetEvents.inc({ scope: describeScope(r.scope).split(' ')[0]!, period: r.period, level });
     const event = { type: `budget.${level}`, scope: r.scope, period: r.period, kind: r.kind, spent: r.spent, limit: r.limit, percent: Math.round(r.ratio * 100), at: new Date().toISOString() };
     logger.warn(event, `budget ${level}: ${describeScope(r.scope)} ${r.period} ${r.kind} at ${event.percent}%`);
     void budgets.notify(event);
   });
-  const sink = createUsageSink(config, redisUrl && cfg.auth.mode === 'required' ? redisUrl : undefined, logger, metrics);
+  const sink = createUsageSink(config, redisUrl, logger, metrics);
   const started = new WeakMap<FastifyRequest, { at: number; requested: string }>();
 
   const hook: preHandlerAsyncHookHandler = async (req, reply) => {

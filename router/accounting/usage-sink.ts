@@ -2,7 +2,7 @@
 // Redis is configured, else to the control plane's memory store (batched POSTs with the admin
 // token). Records are buffered for at most `FLUSH_MS`; a failed flush is retried with the next
 // one, and the buffer is bounded (the oldest are dropped and counted).
-import type { Config } from '../../common/config.ts';
+import type { RouterProcessConfig } from '../config.ts';
 import type { Logger } from '../../common/logger.ts';
 import { RedisUsageStore } from '../../common/store/redis-usage.ts';
 import type { UsageRecord } from '../../common/store/usage.ts';
@@ -18,7 +18,7 @@ export interface UsageSink {
   close(): Promise<void>;
 }
 
-export function createUsageSink(config: Config, redisUrl: string | undefined, logger: Logger, metrics: RouterMetrics): UsageSink {
+export function createUsageSink(config: Pick<RouterProcessConfig, 'controlPlaneUrl'>, redisUrl: string | undefined, logger: Logger, metrics: RouterMetrics): UsageSink {
   const redis = redisUrl ? new RedisUsageStore(redisUrl) : undefined;
   const token = process.env.ICP_ADMIN_TOKEN;
   const cpUrl = !redis && token ? config.controlPlaneUrl : undefined;

@@ -6,7 +6,7 @@ export const batchConfigSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** Without Redis, files and job state live here (relative to the working directory). */
   dataDir: z.string().min(1).default('data/batch'),
-  /** Redis for files and job state; REDIS_URL in the environment and router.auth.redisUrl also count. */
+  /** Redis for files and job state; else REDIS_URL, else router.auth.redisUrl (common/infrastructure.ts). */
   redisUrl: z.string().optional(),
   /** Items of one job in flight at once, per router replica. */
   concurrencyPerJob: z.number().int().positive().default(8),
@@ -33,7 +33,7 @@ export const batchConfigSchema = z.strictObject({
     maxAttempts: z.number().int().positive().default(8),
     baseDelayMs: z.number().int().positive().default(1_000),
     timeoutMs: z.number().int().positive().default(10_000),
-  }).default({ maxAttempts: 8, baseDelayMs: 1_000, timeoutMs: 10_000 }),
+  }).prefault({}),
 });
 
 export type BatchConfig = z.infer<typeof batchConfigSchema>;

@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../common/config.ts';
+import type { RouterProcessConfig } from '../config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { onBehalfHeaders } from '../tenancy/on-behalf.ts';
-import { batchConfigSchema, type BatchConfig } from './config.ts';
+import type { BatchConfig } from './config.ts';
 import { FileBatchStore } from './file-store.ts';
 import { RedisBatchStore } from './redis-store.ts';
 import { BatchRunner, type ItemExecutor } from './runner.ts';
@@ -26,10 +26,10 @@ export interface BatchJobs {
   close(graceMs: number): Promise<void>;
 }
 
-export async function startBatch(config: Config, logger: Logger, metrics: RouterMetrics, routerId: string): Promise<BatchJobs | undefined> {
-  const cfg = config.router.batch ?? batchConfigSchema.parse({});
+export async function startBatch(config: RouterProcessConfig, logger: Logger, metrics: RouterMetrics, routerId: string): Promise<BatchJobs | undefined> {
+  const cfg = config.router.batch;
   if (!cfg.enabled) return undefined;
-  const redisUrl = process.env.REDIS_URL || cfg.redisUrl || config.router.auth.redisUrl;
+  const redisUrl = config.redis.batch;
   let store: BatchStore;
   if (redisUrl) {
     const redis = new RedisBatchStore(redisUrl);

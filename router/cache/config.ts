@@ -15,7 +15,7 @@ export const cacheConfigSchema = z.strictObject({
   exact: z.strictObject({
     enabled: z.boolean().default(true),
     ttlSeconds: z.number().int().positive().default(3_600),
-  }).default({ enabled: true, ttlSeconds: 3_600 }),
+  }).prefault({}),
   /**
    * Serve a stored answer to a request whose last user message is similar enough to a stored one
    * (same tenant, model, parameters and everything before that message). Off by default.
@@ -33,12 +33,12 @@ export const cacheConfigSchema = z.strictObject({
     maxPerScope: z.number().int().positive().default(2_000),
     /** Last user messages longer than this (characters) are not embedded. */
     maxChars: z.number().int().positive().default(8_000),
-  }).default({ enabled: false, model: 'glove-100d-embed', threshold: 0.95, ttlSeconds: 3_600, maxEntries: 20_000, maxPerScope: 2_000, maxChars: 8_000 }),
+  }).prefault({}),
   /** Memory store (no Redis): total bytes of stored responses, least recently used dropped first. */
   maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
   /** A response larger than this is not stored. */
   maxEntryBytes: z.number().int().positive().default(1024 * 1024),
-  /** Redis for stored responses; REDIS_URL or router.auth.redisUrl when absent; none = memory. */
+  /** Redis for stored responses; else REDIS_URL, else router.auth.redisUrl (common/infrastructure.ts); none = memory. */
   redisUrl: z.string().optional(),
   commandTimeoutMs: z.number().int().positive().default(250),
   /** Per requested model name (alias) switches and TTL; the stricter of alias, tenant and global wins. */

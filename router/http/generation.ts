@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { errors, ApiError, ClientCancelledError } from '../../common/errors.ts';
 import type { GenerateEvent__Output } from '../../common/grpc.ts';
-import type { Lane } from '../../common/config.ts';
+import type { Lane } from '../../common/contracts.ts';
 import type { AdmissionController } from '../admission/controller.ts';
 import { isAdmissionRefusal, type FallbackHook } from '../admission/fallback.ts';
 import { LANE_HEADER, apiKeyOf, resolveLane, type LanePolicy } from '../admission/lanes.ts';

@@ -13,7 +13,7 @@ export const idempotencyConfigSchema = z.strictObject({
   disconnectGraceMs: z.number().int().min(0).default(30_000),
   /** Owner lease: a router that stops renewing it (crashed) loses the key to the next repeat. */
   leaseMs: z.number().int().min(500).default(10_000),
-  /** Redis key prefix (Redis is used when REDIS_URL or router.auth.redisUrl is set). */
+  /** Redis key prefix (Redis when one is configured: common/infrastructure.ts). */
   keyPrefix: z.string().min(1).default('icp:idem:'),
 });
 

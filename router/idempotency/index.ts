@@ -8,12 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
-import type { Config } from '../../common/config.ts';
+import type { RouterProcessConfig } from '../config.ts';
 import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
 import { toApiError } from '../../common/http.ts';
 import type { Logger } from '../../common/logger.ts';
 import { ResponseRecorder, isUsageOnlyChunk, replay, toBody, toFrames, writeWithBackpressure, type RecordedResponse, type Usage } from '../http/recorded-response.ts';
-import { idempotencyConfigSchema, type IdempotencyConfig } from './config.ts';
+import type { IdempotencyConfig } from './config.ts';
 import { Feed, type LiveFrame } from './feed.ts';
 import { REPLAYED_HEADER, bodyHash, idempotencyKeyOf, recordId, scopeOf } from './key.ts';
 import { MemoryIdempotencyStore } from './memory-store.ts';
@@ -301,11 +301,11 @@ function errorFromBody(status: number, body: string): ApiError {
   return errors.upstream('The request this one joined failed.');
 }
 
-/** The router's idempotency, from config: Redis when REDIS_URL / router.auth.redisUrl is set. */
-export async function createIdempotency(config: Config, logger: Logger, counter?: Counter<'outcome'>): Promise<Idempotency | undefined> {
-  const cfg = config.router.idempotency ?? idempotencyConfigSchema.parse({});
+/** The router's idempotency, from config: Redis when one is configured (common/infrastructure.ts). */
+export async function createIdempotency(config: RouterProcessConfig, logger: Logger, counter?: Counter<'outcome'>): Promise<Idempotency | undefined> {
+  const cfg = config.router.idempotency;
   if (!cfg.enabled) return undefined;
-  const redisUrl = process.env.REDIS_URL || config.router.auth.redisUrl;
+  const redisUrl = config.redis.idempotency;
   let store: IdempotencyStore;
   if (redisUrl) {
     const redis = new RedisIdempotencyStore(redisUrl, { ...cfg, commandTimeoutMs: config.router.auth.commandTimeoutMs, onError: (err) => logger.warn({ err: err.message }, 'idempotency store error') });

@@ -1,11 +1,10 @@
 // Wiring for router/main.ts: the shadow service from `router.shadow`, with its budget store
 // (Redis when the router has one), its record sink (the control plane) and its metrics.
-import type { Config } from '../../common/config.ts';
+import type { RouterProcessConfig } from '../config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { createProviders } from '../upstream/providers/index.ts';
 import { dataMayLeave } from '../upstream/fallback-dispatch.ts';
-import { fallbackConfigSchema } from '../upstream/fallback-config.ts';
 import { MemoryShadowBudget, RedisShadowBudget } from './budget.ts';
 import { createShadowSink } from './sink.ts';
 import { ShadowService, type ShadowDeps } from './service.ts';
@@ -14,11 +13,11 @@ export { ShadowService, type PrimaryResult, type ShadowOutcome } from './service
 export { shadowConfigSchema, type ShadowConfig, type ShadowRule } from './config.ts';
 
 /** undefined when no rule is configured. */
-export function createShadow(config: Config, logger: Logger, metrics: RouterMetrics, deps: Pick<ShadowDeps, 'nodes' | 'admission' | 'embeddings'>): ShadowService | undefined {
+export function createShadow(config: RouterProcessConfig, logger: Logger, metrics: RouterMetrics, deps: Pick<ShadowDeps, 'nodes' | 'admission' | 'embeddings'>): ShadowService | undefined {
   const cfg = config.router.shadow;
   if (!cfg?.rules.length) return undefined;
-  const fallback = config.router.fallback ?? fallbackConfigSchema.parse({});
-  const redisUrl = process.env.REDIS_URL || config.router.auth.redisUrl;
+  const fallback = config.router.fallback;
+  const redisUrl = config.redis.shadow;
   const budget = redisUrl ? new RedisShadowBudget(redisUrl, config.router.auth.commandTimeoutMs) : new MemoryShadowBudget();
   const sink = createShadowSink(config.controlPlaneUrl, process.env.ICP_ADMIN_TOKEN, logger, (result, n) => metrics.shadowRecords.inc({ result }, n));
   if (!sink.enabled) logger.warn('router.shadow: no control plane or ICP_ADMIN_TOKEN; shadow records are counted, not kept');

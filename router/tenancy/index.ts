@@ -1,6 +1,6 @@
-// Wires tenancy for the router: the limit store (Redis with REDIS_URL, else memory), the key
+// Wires tenancy for the router: the limit store (Redis when one is configured, else memory), the key
 // directory fed by the control plane's policy watch, and the enforcement hook.
-import type { Config } from '../../common/config.ts';
+import type { RouterProcessConfig } from '../config.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { LimitStore } from '../../common/store/limits.ts';
 import { MemoryLimitStore } from '../../common/store/memory-limits.ts';
@@ -9,12 +9,12 @@ import { policySnapshotSchema, type PolicySnapshot } from '../../common/contract
 import { SnapshotWatch } from '../nodes/membership.ts';
 import { KeyDirectory } from './key-directory.ts';
 import { createTenancyHook, type TenancyOptions } from './enforcement.ts';
-import { budgetCheckKeys, budgetsConfigSchema } from '../accounting/budgets.ts';
+import { budgetCheckKeys } from '../accounting/budgets.ts';
 
-export async function startTenancy(config: Config, logger: Logger, onStoreFailure?: () => void, countTokens?: TenancyOptions['countTokens']) {
+export async function startTenancy(config: RouterProcessConfig, logger: Logger, onStoreFailure?: () => void, countTokens?: TenancyOptions['countTokens']) {
   const auth = config.router.auth;
   if (!config.controlPlaneUrl) throw new Error('router.auth.mode "required" needs controlPlaneUrl: keys and tenants come from the control plane');
-  const redisUrl = process.env.REDIS_URL || auth.redisUrl;
+  const redisUrl = config.redis.limits;
   let store: LimitStore;
   if (redisUrl) {
     const redis = new RedisLimitStore(redisUrl, { commandTimeoutMs: auth.commandTimeoutMs });
@@ -25,7 +25,7 @@ export async function startTenancy(config: Config, logger: Logger, onStoreFailur
     store = new MemoryLimitStore();
   }
   const directory = new KeyDirectory();
-  const budgetsConfig = config.router.budgets ?? budgetsConfigSchema.parse({});
+  const budgetsConfig = config.router.budgets;
   const token = process.env.ICP_ADMIN_TOKEN;
   const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', policySnapshotSchema, token ? { authorization: `Bearer ${token}` } : {});
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));

@@ -72,9 +72,9 @@ export const fallbackConfigSchema = z.strictObject({
   residency: z.strictObject({
     keys: z.record(z.string().min(1), z.enum(['cluster', 'any'])).default({}),
     default: z.enum(['cluster', 'any']).default('any'),
-  }).default({ keys: {}, default: 'any' }),
-  breaker: breakerConfigSchema.default(breakerConfigSchema.parse({})),
-  retry: retryConfigSchema.default(retryConfigSchema.parse({})),
+  }).prefault({}),
+  breaker: breakerConfigSchema.prefault({}),
+  retry: retryConfigSchema.prefault({}),
 }).superRefine((f, ctx) => {
   for (const [model, chain] of Object.entries(f.chains)) {
     chain.forEach((step, i) => {

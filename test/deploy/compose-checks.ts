@@ -1,7 +1,7 @@
 // What docker-compose.gpu.yml must contain (issue 10, item 2). Works on the parsed file, or on
 // `docker-compose config` output (same shape, normalised).
 import { existsSync } from 'node:fs';
-import { loadConfig } from '../../common/config.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { durationSeconds, imageIsPinned, rootPath, type Doc } from './lib.ts';
 
 export const ENGINES = [

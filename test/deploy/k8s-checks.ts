@@ -1,7 +1,7 @@
 // What deploy/k8s must contain (issue 10, item 3): probes, resources, drain, GPU limits,
 // HPA/PDB, network policy. Works on the list of parsed manifests.
 import { parse as parseYaml } from 'yaml';
-import { parseConfig, type Config } from '../../common/config.ts';
+import { parseConfig, type Config } from '../../cli/config.ts';
 import { imageIsPinned, type Doc } from './lib.ts';
 
 export const ENGINE_STARTUP_MIN_S = 15 * 60; // model download + load

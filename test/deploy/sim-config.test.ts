@@ -3,7 +3,7 @@
 // containers are exactly that config's simulators, agents, control plane and router.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../../common/config.ts';
+import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../../cli/config.ts';
 import { volumeMounts } from './compose-checks.ts';
 import { clone, readText, readYaml, rootPath, type Doc } from './lib.ts';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createParser } from 'eventsource-parser';
 import { NodeRegistry } from '../../../control-plane/registry/node-registry.ts';
 import { startControlPlane } from '../../../control-plane/main.ts';
-import { parseConfig } from '../../../common/config.ts';
+import { controlPlaneInputs, parseConfig } from '../../../cli/config.ts';
 
 describe('node registry', () => {
   it('registers, heartbeats, expires after the TTL, keeps static nodes', () => {
@@ -41,7 +41,7 @@ describe('node registry', () => {
 describe('control plane API over HTTP', () => {
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   before(async () => {
-    cp = await startControlPlane(parseConfig({ controlPlane: { listen: { port: 0 }, nodeTtlMs: 400, staticNodes: [{ id: 's', address: '10.1.1.1:50051' }], capacity: { enabled: false } }, logging: { level: 'silent' } }));
+    cp = await startControlPlane(controlPlaneInputs(parseConfig({ controlPlane: { listen: { port: 0 }, nodeTtlMs: 400, staticNodes: [{ id: 's', address: '10.1.1.1:50051' }], capacity: { enabled: false } }, logging: { level: 'silent' } }), {}));
   });
   after(async () => {
     await cp?.close();

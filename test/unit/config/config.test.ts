@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseConfig, DEFAULT_CONFIG_PATH } from '../../../common/config.ts';
+import { ConfigError } from '../../../common/config.ts';
+import { loadConfig, parseConfig, DEFAULT_CONFIG_PATH } from '../../../cli/config.ts';
 
 describe('config', () => {
   it('loads the shipped default config', () => {

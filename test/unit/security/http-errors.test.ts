@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { createHttpServer } from '../../../common/http.ts';
 import { createLogger } from '../../../common/logger.ts';
-import { parseConfig } from '../../../common/config.ts';
+import { controlPlaneInputs, parseConfig } from '../../../cli/config.ts';
 import { startControlPlane } from '../../../control-plane/main.ts';
 import { isOpenAIError } from '../../fuzz/generators.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,7 +45,7 @@ describe('control plane Drain with bad input', () => {
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   const dir = mkdtempSync(join(tmpdir(), 'icp-drain-'));
   before(async () => {
-    cp = await startControlPlane(parseConfig({ controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { enabled: false, store: { path: join(dir, 'c') } } }, logging: { level: 'silent' } }));
+    cp = await startControlPlane(controlPlaneInputs(parseConfig({ controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { enabled: false, store: { path: join(dir, 'c') } } }, logging: { level: 'silent' } }), {}));
   });
   after(async () => {
     await cp.close();
