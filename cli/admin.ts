@@ -25,9 +25,16 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     args: argv,
     allowPositionals: true,
     options: {
-      url: { type: 'string' }, config: { type: 'string' }, name: { type: 'string' }, policy: { type: 'string' },
-      tags: { type: 'string' }, tenant: { type: 'string' }, disabled: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      router: { type: 'string' }, 'custom-ids': { type: 'string' },
+      url: { type: 'string' },
+      config: { type: 'string' },
+      name: { type: 'string' },
+      policy: { type: 'string' },
+      tags: { type: 'string' },
+      tenant: { type: 'string' },
+      disabled: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      router: { type: 'string' },
+      'custom-ids': { type: 'string' },
     },
   });
   const [noun, verb, id] = positionals;
@@ -41,9 +48,12 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     return 2;
   }
   // Batch dead letters live on the routers (docs/batch.md); everything else on the control plane.
-  const base = noun === 'batches'
-    ? values.router ?? process.env.ICP_ROUTER_URL
-    : values.url ?? process.env.ICP_CONTROL_PLANE_URL ?? loadConfig(values.config ?? process.env.ICP_CONFIG ?? DEFAULT_CONFIG_PATH).controlPlaneUrl;
+  const base =
+    noun === 'batches'
+      ? (values.router ?? process.env.ICP_ROUTER_URL)
+      : (values.url ??
+        process.env.ICP_CONTROL_PLANE_URL ??
+        loadConfig(values.config ?? process.env.ICP_CONFIG ?? DEFAULT_CONFIG_PATH).controlPlaneUrl);
   if (!base && noun === 'batches') {
     out('no router URL: pass --router or set ICP_ROUTER_URL');
     return 2;
@@ -74,14 +84,33 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     return v;
   };
   switch (`${noun} ${verb}`) {
-    case 'tenants list': return call('GET', '/v1/admin/tenants');
-    case 'tenants create': return call('POST', '/v1/admin/tenants', { name: need(values.name, '--name'), policy: json(values.policy, 'policy'), tags: json(values.tags, 'tags') });
-    case 'tenants update': return call('PATCH', `/v1/admin/tenants/${need(id, 'TENANT_ID')}`, { name: values.name, policy: json(values.policy, 'policy'), tags: json(values.tags, 'tags'), disabled: values.disabled === undefined ? undefined : values.disabled === 'true' });
-    case 'keys list': return call('GET', `/v1/admin/keys${values.tenant ? `?tenant=${encodeURIComponent(values.tenant)}` : ''}`);
-    case 'keys create': return call('POST', `/v1/admin/tenants/${need(id, 'TENANT_ID')}/keys`, { name: values.name, policy: json(values.policy, 'policy') });
-    case 'keys revoke': return call('DELETE', `/v1/admin/keys/${need(id, 'KEY_ID')}`);
-    case 'batches dead-letters': return call('GET', `/v1/admin/batches/${need(id, 'BATCH_ID')}/dead_letters`);
-    case 'batches requeue': return call('POST', `/v1/admin/batches/${need(id, 'BATCH_ID')}/dead_letters/requeue`, { custom_ids: values['custom-ids']?.split(',').filter(Boolean) });
+    case 'tenants list':
+      return call('GET', '/v1/admin/tenants');
+    case 'tenants create':
+      return call('POST', '/v1/admin/tenants', {
+        name: need(values.name, '--name'),
+        policy: json(values.policy, 'policy'),
+        tags: json(values.tags, 'tags'),
+      });
+    case 'tenants update':
+      return call('PATCH', `/v1/admin/tenants/${need(id, 'TENANT_ID')}`, {
+        name: values.name,
+        policy: json(values.policy, 'policy'),
+        tags: json(values.tags, 'tags'),
+        disabled: values.disabled === undefined ? undefined : values.disabled === 'true',
+      });
+    case 'keys list':
+      return call('GET', `/v1/admin/keys${values.tenant ? `?tenant=${encodeURIComponent(values.tenant)}` : ''}`);
+    case 'keys create':
+      return call('POST', `/v1/admin/tenants/${need(id, 'TENANT_ID')}/keys`, { name: values.name, policy: json(values.policy, 'policy') });
+    case 'keys revoke':
+      return call('DELETE', `/v1/admin/keys/${need(id, 'KEY_ID')}`);
+    case 'batches dead-letters':
+      return call('GET', `/v1/admin/batches/${need(id, 'BATCH_ID')}/dead_letters`);
+    case 'batches requeue':
+      return call('POST', `/v1/admin/batches/${need(id, 'BATCH_ID')}/dead_letters/requeue`, {
+        custom_ids: values['custom-ids']?.split(',').filter(Boolean),
+      });
     default:
       out(USAGE);
       return 2;
@@ -89,8 +118,11 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  runAdmin(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
-    console.error((err as Error).message);
-    process.exit(2);
-  });
+  runAdmin(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error((err as Error).message);
+      process.exit(2);
+    },
+  );
 }

@@ -62,19 +62,33 @@ export function loadConfig(file: string): Config {
 export function redisUrlsOf(config: Config, env: NodeJS.ProcessEnv = process.env) {
   const r = config.router;
   const off: RedisRole[] = r.auth.mode === 'required' ? [] : ['usage'];
-  return resolveRedisUrls({
-    shared: r.auth.redisUrl,
-    own: { batch: r.batch.redisUrl, cache: r.cache?.redisUrl, capacityHistory: config.controlPlane.capacity.store.redisUrl },
-    off,
-  }, env);
+  return resolveRedisUrls(
+    {
+      shared: r.auth.redisUrl,
+      own: { batch: r.batch.redisUrl, cache: r.cache?.redisUrl, capacityHistory: config.controlPlane.capacity.store.redisUrl },
+      off,
+    },
+    env,
+  );
 }
 
 export function routerInputs(config: Config, env: NodeJS.ProcessEnv = process.env): RouterProcessConfig {
-  return { controlPlaneUrl: config.controlPlaneUrl, router: config.router, logging: config.logging, telemetry: config.telemetry, redis: redisUrlsOf(config, env) };
+  return {
+    controlPlaneUrl: config.controlPlaneUrl,
+    router: config.router,
+    logging: config.logging,
+    telemetry: config.telemetry,
+    redis: redisUrlsOf(config, env),
+  };
 }
 
 export function controlPlaneInputs(config: Config, env: NodeJS.ProcessEnv = process.env): ControlPlaneProcessConfig {
-  return { controlPlane: config.controlPlane, logging: config.logging, redis: redisUrlsOf(config, env), agentMetricsUrls: agentMetricsUrls(config.agents) };
+  return {
+    controlPlane: config.controlPlane,
+    logging: config.logging,
+    redis: redisUrlsOf(config, env),
+    agentMetricsUrls: agentMetricsUrls(config.agents),
+  };
 }
 
 /** Agent HTTP base URLs from agents whose httpListen has a fixed port (host 0.0.0.0/:: -> the advertised gRPC host). */

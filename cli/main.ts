@@ -21,10 +21,17 @@ async function main(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      config: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      config: { type: 'string' },
+      id: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
       // capacity
-      url: { type: 'string' }, window: { type: 'string' }, growth: { type: 'string' }, slo: { type: 'string' },
-      add: { type: 'string', multiple: true }, remove: { type: 'string', multiple: true }, json: { type: 'boolean' },
+      url: { type: 'string' },
+      window: { type: 'string' },
+      growth: { type: 'string' },
+      slo: { type: 'string' },
+      add: { type: 'string', multiple: true },
+      remove: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
     },
   });
   const command = positionals[0];
@@ -64,7 +71,11 @@ async function main(argv: string[]): Promise<void> {
       const agents = config.agents;
       const agent = values.id ? agents.find((a) => a.id === values.id) : agents.length === 1 ? agents[0] : undefined;
       if (!agent) {
-        console.error(values.id ? `no agent with id '${values.id}' in ${file} (have: ${agents.map((a) => a.id).join(', ') || 'none'})` : `${file} has ${agents.length} agents: pick one with --id`);
+        console.error(
+          values.id
+            ? `no agent with id '${values.id}' in ${file} (have: ${agents.map((a) => a.id).join(', ') || 'none'})`
+            : `${file} has ${agents.length} agents: pick one with --id`,
+        );
         process.exit(2);
       }
       const { runAgent } = await import('../node-agent/main.ts');
@@ -77,6 +88,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.exit(1);
 });

@@ -39,7 +39,9 @@ export function compiledEntry(entry: string): string {
 }
 
 export function spawnService(opts: SpawnOptions): Promise<ServiceProcess> {
-  const argv = opts.compiled ? [process.execPath, compiledEntry(opts.entry), ...opts.args] : [process.execPath, '--import', 'tsx', opts.entry, ...opts.args];
+  const argv = opts.compiled
+    ? [process.execPath, compiledEntry(opts.entry), ...opts.args]
+    : [process.execPath, '--import', 'tsx', opts.entry, ...opts.args];
   const cmd = [...(opts.prefix ?? []), ...argv];
   const child = spawn(cmd[0]!, cmd.slice(1), {
     cwd: REPO_ROOT,

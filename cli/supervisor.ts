@@ -40,13 +40,20 @@ export async function runSupervisor(config: Config, configFile: string): Promise
 
   try {
     process.stdout.write('starting the stack:\n');
-    await Promise.all(config.simulators.map((s) =>
-      start(s.id, 'test/sim/vllm/main.ts', [
-        '--port', String(s.port), '--model', s.model, '--speed', String(s.speed),
-        ...(s.maxNumSeqs ? ['--max-num-seqs', String(s.maxNumSeqs)] : []),
-        ...(s.loadTimeMs !== undefined ? ['--load-time-ms', String(s.loadTimeMs)] : []),
-      ]),
-    ));
+    await Promise.all(
+      config.simulators.map((s) =>
+        start(s.id, 'test/sim/vllm/main.ts', [
+          '--port',
+          String(s.port),
+          '--model',
+          s.model,
+          '--speed',
+          String(s.speed),
+          ...(s.maxNumSeqs ? ['--max-num-seqs', String(s.maxNumSeqs)] : []),
+          ...(s.loadTimeMs !== undefined ? ['--load-time-ms', String(s.loadTimeMs)] : []),
+        ]),
+      ),
+    );
     if (config.controlPlaneUrl) await start('control-plane', 'cli/main.ts', ['control-plane', '--config', configFile]);
     await Promise.all(config.agents.map((a) => start(a.id, 'cli/main.ts', ['node-agent', '--id', a.id, '--config', configFile])));
     const router = await start('router', 'cli/main.ts', ['router', '--config', configFile]);

@@ -29,7 +29,10 @@ export type LoggingConfig = z.infer<typeof loggingSchema>;
 export type TelemetryConfig = z.infer<typeof telemetrySchema>;
 
 export class ConfigError extends Error {
-  constructor(readonly file: string, readonly problems: string[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
     super(`invalid config ${file}:\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
   }

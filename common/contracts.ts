@@ -28,13 +28,15 @@ export const policySchema = z.strictObject({
   /** May requests leave the cluster (hosted-provider fallback)? Absent = yes. */
   allowHostedFallback: z.boolean().optional(),
   /** Response cache (docs/idempotency-and-cache.md): switches, TTL, and the opt-ins to cache tool and non-deterministic requests. */
-  cache: z.strictObject({
-    enabled: z.boolean().optional(),
-    semantic: z.boolean().optional(),
-    ttlSeconds: z.number().int().positive().optional(),
-    allowTools: z.boolean().optional(),
-    allowNonDeterministic: z.boolean().optional(),
-  }).optional(),
+  cache: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      semantic: z.boolean().optional(),
+      ttlSeconds: z.number().int().positive().optional(),
+      allowTools: z.boolean().optional(),
+      allowNonDeterministic: z.boolean().optional(),
+    })
+    .optional(),
 });
 export type Policy = z.infer<typeof policySchema>;
 

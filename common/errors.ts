@@ -41,11 +41,16 @@ export const errors = {
   clientCancelled: () => new ClientCancelledError(),
   invalidRequest: (message: string, param: string | null = null, code: string | null = null) =>
     new ApiError(400, message, 'invalid_request_error', code, param),
-  unauthorized: (message = 'Incorrect API key provided.') =>
-    new ApiError(401, message, 'authentication_error', 'invalid_api_key'),
+  unauthorized: (message = 'Incorrect API key provided.') => new ApiError(401, message, 'authentication_error', 'invalid_api_key'),
   forbidden: (message: string, code: string | null = null) => new ApiError(403, message, 'permission_error', code),
   modelNotFound: (model: string) =>
-    new ApiError(404, `The model '${model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found', 'model'),
+    new ApiError(
+      404,
+      `The model '${model}' does not exist or you do not have access to it.`,
+      'invalid_request_error',
+      'model_not_found',
+      'model',
+    ),
   notFound: (message: string) => new ApiError(404, message, 'invalid_request_error', 'not_found'),
   unsupportedMediaType: (message: string) => new ApiError(415, message, 'invalid_request_error', 'unsupported_media_type'),
   payloadTooLarge: (message: string) => new ApiError(413, message, 'invalid_request_error', 'request_too_large'),

@@ -41,7 +41,10 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 /** Plaintext unless `security` (common/tls.ts agentChannelSecurity) carries TLS credentials. */
 export function createNodeAgentClient(address: string, security?: AgentChannelSecurity): NodeAgentClient {
-  return new loaded.inference.v1.NodeAgent(address, security?.credentials ?? grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...security?.options });
+  return new loaded.inference.v1.NodeAgent(address, security?.credentials ?? grpc.credentials.createInsecure(), {
+    ...CHANNEL_OPTIONS,
+    ...security?.options,
+  });
 }
 
 export { grpc };

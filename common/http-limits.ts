@@ -7,16 +7,25 @@ import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import { ApiError, errors } from './errors.ts';
 
-export const httpLimitsSchema = z.strictObject({
-  /** Whole request (headers and body) must arrive within this; else 408 and the socket closes. */
-  requestTimeoutMs: z.number().int().positive().default(30_000),
-  /** The headers must arrive within this (at most requestTimeoutMs). */
-  headersTimeoutMs: z.number().int().positive().default(10_000),
-  /** Request line plus headers, in bytes; more is answered 431. */
-  maxHeaderBytes: z.number().int().min(1_024).default(16 * 1024),
-  /** Nesting of arrays and objects in a JSON body; deeper is a 400 before anything parses it. */
-  maxJsonDepth: z.number().int().min(1).default(64),
-}).refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, { message: 'headersTimeoutMs must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] });
+export const httpLimitsSchema = z
+  .strictObject({
+    /** Whole request (headers and body) must arrive within this; else 408 and the socket closes. */
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+    /** The headers must arrive within this (at most requestTimeoutMs). */
+    headersTimeoutMs: z.number().int().positive().default(10_000),
+    /** Request line plus headers, in bytes; more is answered 431. */
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .default(16 * 1024),
+    /** Nesting of arrays and objects in a JSON body; deeper is a 400 before anything parses it. */
+    maxJsonDepth: z.number().int().min(1).default(64),
+  })
+  .refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, {
+    message: 'headersTimeoutMs must not exceed requestTimeoutMs',
+    path: ['headersTimeoutMs'],
+  });
 
 export type HttpLimits = z.infer<typeof httpLimitsSchema>;
 export const DEFAULT_HTTP_LIMITS: HttpLimits = httpLimitsSchema.parse({});
@@ -40,7 +49,8 @@ export function jsonDepthError(text: string, maxDepth: number): ApiError | undef
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
@@ -57,12 +67,16 @@ export function jsonDepthError(text: string, maxDepth: number): ApiError | undef
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   let e: ApiError;
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') e = new ApiError(408, 'The request was not received in time.', 'invalid_request_error', 'request_timeout');
-  else if (err.code === 'HPE_HEADER_OVERFLOW') e = new ApiError(431, 'The request headers are too large.', 'invalid_request_error', 'headers_too_large');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    e = new ApiError(408, 'The request was not received in time.', 'invalid_request_error', 'request_timeout');
+  else if (err.code === 'HPE_HEADER_OVERFLOW')
+    e = new ApiError(431, 'The request headers are too large.', 'invalid_request_error', 'headers_too_large');
   else e = errors.invalidRequest('Malformed HTTP request.', null, 'bad_http');
   if (socket.writable) {
     const body = JSON.stringify(e.toBody());
-    socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }

@@ -24,7 +24,11 @@ export function routesOf(app: FastifyInstance): readonly RouteEntry[] {
   return routeTables.get(app) ?? [];
 }
 
-export function createHttpServer({ logger, bodyLimitBytes = 4 * 1024 * 1024, limits = DEFAULT_HTTP_LIMITS }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({
+  logger,
+  bodyLimitBytes = 4 * 1024 * 1024,
+  limits = DEFAULT_HTTP_LIMITS,
+}: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     http: nodeServerOptions(limits),
     // fastify sets the server's requestTimeout itself (0, no limit, unless given).

@@ -5,8 +5,21 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 const REDACT = [
-  'authorization', 'headers.authorization', 'req.headers.authorization', 'headers["api-key"]', 'req.headers["api-key"]',
-  'headers["x-api-key"]', 'req.headers["x-api-key"]', 'apiKey', '*.apiKey', 'token', '*.token', 'adminToken', '*.adminToken', 'secret', '*.secret',
+  'authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'headers["api-key"]',
+  'req.headers["api-key"]',
+  'headers["x-api-key"]',
+  'req.headers["x-api-key"]',
+  'apiKey',
+  '*.apiKey',
+  'token',
+  '*.token',
+  'adminToken',
+  '*.adminToken',
+  'secret',
+  '*.secret',
 ];
 
 /** `LOG_LEVEL` in the environment overrides the configured level. */

@@ -8,12 +8,16 @@ const min = (a: number | undefined, b: number | undefined) => (a === undefined ?
 
 /** The stricter of two policies, field by field. */
 export function narrow(tenant: Policy, key: Policy): Policy {
-  const allowedModels = tenant.allowedModels && key.allowedModels
-    ? tenant.allowedModels.filter((m) => key.allowedModels!.includes(m))
-    : tenant.allowedModels ?? key.allowedModels;
-  const maxLane = tenant.maxLane && key.maxLane
-    ? (laneRank(tenant.maxLane) >= laneRank(key.maxLane) ? tenant.maxLane : key.maxLane)
-    : tenant.maxLane ?? key.maxLane;
+  const allowedModels =
+    tenant.allowedModels && key.allowedModels
+      ? tenant.allowedModels.filter((m) => key.allowedModels!.includes(m))
+      : (tenant.allowedModels ?? key.allowedModels);
+  const maxLane =
+    tenant.maxLane && key.maxLane
+      ? laneRank(tenant.maxLane) >= laneRank(key.maxLane)
+        ? tenant.maxLane
+        : key.maxLane
+      : (tenant.maxLane ?? key.maxLane);
   return {
     allowedModels,
     maxLane,
@@ -25,8 +29,14 @@ export function narrow(tenant: Policy, key: Policy): Policy {
     dailyTokenBudget: min(tenant.dailyTokenBudget, key.dailyTokenBudget),
     dailyCostBudgetUsd: min(tenant.dailyCostBudgetUsd, key.dailyCostBudgetUsd),
     // Refusing is the stricter answer.
-    onBudgetExhausted: tenant.onBudgetExhausted === 'refuse' || key.onBudgetExhausted === 'refuse' ? 'refuse' : (tenant.onBudgetExhausted ?? key.onBudgetExhausted),
-    allowHostedFallback: tenant.allowHostedFallback === false || key.allowHostedFallback === false ? false : (tenant.allowHostedFallback ?? key.allowHostedFallback),
+    onBudgetExhausted:
+      tenant.onBudgetExhausted === 'refuse' || key.onBudgetExhausted === 'refuse'
+        ? 'refuse'
+        : (tenant.onBudgetExhausted ?? key.onBudgetExhausted),
+    allowHostedFallback:
+      tenant.allowHostedFallback === false || key.allowHostedFallback === false
+        ? false
+        : (tenant.allowHostedFallback ?? key.allowHostedFallback),
     cache: narrowCache(tenant.cache, key.cache),
   };
 }

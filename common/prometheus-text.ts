@@ -13,7 +13,11 @@
 // Never throws: lines it cannot read (the "..." lines of trimmed doc excerpts, garbage) are
 // skipped; `*_created` families (prometheus_client's creation timestamps) are dropped.
 
-export interface Sample { name: string; labels: Record<string, string>; value: number }
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 
@@ -28,7 +32,10 @@ function parseSampleLine(line: string): Sample | null {
     i++;
     for (;;) {
       while (line[i] === ' ' || line[i] === ',') i++;
-      if (line[i] === '}') { i++; break; }
+      if (line[i] === '}') {
+        i++;
+        break;
+      }
       const lm = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
       if (!lm) return null;
       i += lm[0].length;
@@ -44,11 +51,14 @@ function parseSampleLine(line: string): Sample | null {
         if (c === undefined) return null; // unterminated value
         if (c === '\\') {
           const n = line[i + 1];
-          v += n === 'n' ? '\n' : n ?? '';
+          v += n === 'n' ? '\n' : (n ?? '');
           i += 2;
           continue;
         }
-        if (c === '"') { i++; break; }
+        if (c === '"') {
+          i++;
+          break;
+        }
         v += c;
         i++;
       }

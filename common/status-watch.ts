@@ -19,7 +19,13 @@ export class StatusWatch extends EventEmitter {
   private backoffMs = 100;
 
   /** `watcherId` names the follower to the agent (WatchStatus's routerId). */
-  constructor(readonly id: string, readonly address: string, private readonly watcherId: string, protected readonly logger: Logger, security?: AgentChannelSecurity) {
+  constructor(
+    readonly id: string,
+    readonly address: string,
+    private readonly watcherId: string,
+    protected readonly logger: Logger,
+    security?: AgentChannelSecurity,
+  ) {
     super();
     this.client = createNodeAgentClient(address, security);
   }

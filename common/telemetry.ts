@@ -27,7 +27,12 @@ export async function startTelemetry(service: string, cfg: TelemetryConfig = {})
   const endpoint = cfg.otlpEndpoint ?? process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint || process.env.OTEL_SDK_DISABLED === 'true') return OFF;
   // Loaded only when on: the SDK is not paid for by services that do not trace.
-  const [{ NodeSDK }, { OTLPTraceExporter }, { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler }, { resourceFromAttributes }] = await Promise.all([
+  const [
+    { NodeSDK },
+    { OTLPTraceExporter },
+    { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler },
+    { resourceFromAttributes },
+  ] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/sdk-trace-base'),
@@ -49,7 +54,13 @@ export async function startTelemetry(service: string, cfg: TelemetryConfig = {})
 export const tracer = trace.getTracer('inference-control-plane');
 
 /** Runs `fn` inside a new active span; ends it (with error status when `fn` throws). */
-export async function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, kind: SpanKind = SpanKind.INTERNAL, parent?: Context): Promise<T> {
+export async function withSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  kind: SpanKind = SpanKind.INTERNAL,
+  parent?: Context,
+): Promise<T> {
   return tracer.startActiveSpan(name, { kind, attributes }, parent ?? context.active(), async (span) => {
     try {
       return await fn(span);
@@ -66,7 +77,7 @@ export async function withSpan<T>(name: string, attributes: Attributes, fn: (spa
 export function failSpan(span: Span, err: unknown): void {
   const e = err as { message?: string; status?: number; name?: string };
   span.setStatus({ code: SpanStatusCode.ERROR, message: e?.message ?? String(err) });
-  span.setAttribute('error.type', e?.status ? String(e.status) : e?.name ?? 'Error');
+  span.setAttribute('error.type', e?.status ? String(e.status) : (e?.name ?? 'Error'));
 }
 
 /** The W3C trace context (`traceparent`, `tracestate`) of `ctx`, as headers or gRPC metadata. */

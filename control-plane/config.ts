@@ -23,39 +23,49 @@ export const controlPlaneSchema = z.strictObject({
   /** Receive timeouts, header size, JSON depth of the HTTP API (docs/security.md). */
   http: httpLimitsSchema.prefault({}),
   /** Node-metric history and the capacity report (docs/capacity-planning.md). */
-  capacity: z.strictObject({
-    enabled: z.boolean().default(true),
-    /** How often every node's latest status (and agent /metrics, where known) is sampled. */
-    sampleIntervalMs: z.number().int().min(100).default(2_000),
-    /** Raw samples are kept this long, then only their 1-minute buckets. */
-    rawRetentionMs: z.number().int().positive().default(3_600_000),
-    bucketMs: z.number().int().positive().default(60_000),
-    bucketRetentionMs: z.number().int().positive().default(7 * 24 * 3_600_000),
-    /**
-     * Where the history persists. `file`: the embedded default, a directory (relative to the working
-     * directory). `redis`: a list in Redis at `redisUrl` (else REDIS_URL, else router.auth.redisUrl:
-     * common/infrastructure.ts), for control planes without a disk.
-     */
-    store: z.strictObject({
-      kind: z.enum(['file', 'redis']).default('file'),
-      path: z.string().min(1).default('data/capacity'),
-      redisUrl: z.string().optional(),
-      key: z.string().min(1).default('icp:capacity:history'),
-    }).prefault({}),
-    /** How often the file store is compacted (rewritten atomically) after appends. */
-    compactEveryMs: z.number().int().positive().default(60_000),
-    /** Agent HTTP base URLs (node id -> url) whose /metrics give request and token rates. Agents in this file's `agents:` with a fixed httpListen port are added automatically. */
-    metricsUrls: z.record(z.string(), z.url()).default({}),
-    /** Report defaults. */
-    sloTtftSeconds: z.number().positive().default(1),
-    defaultWindowMs: z.number().int().positive().default(3_600_000),
-  }).prefault({}),
+  capacity: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** How often every node's latest status (and agent /metrics, where known) is sampled. */
+      sampleIntervalMs: z.number().int().min(100).default(2_000),
+      /** Raw samples are kept this long, then only their 1-minute buckets. */
+      rawRetentionMs: z.number().int().positive().default(3_600_000),
+      bucketMs: z.number().int().positive().default(60_000),
+      bucketRetentionMs: z
+        .number()
+        .int()
+        .positive()
+        .default(7 * 24 * 3_600_000),
+      /**
+       * Where the history persists. `file`: the embedded default, a directory (relative to the working
+       * directory). `redis`: a list in Redis at `redisUrl` (else REDIS_URL, else router.auth.redisUrl:
+       * common/infrastructure.ts), for control planes without a disk.
+       */
+      store: z
+        .strictObject({
+          kind: z.enum(['file', 'redis']).default('file'),
+          path: z.string().min(1).default('data/capacity'),
+          redisUrl: z.string().optional(),
+          key: z.string().min(1).default('icp:capacity:history'),
+        })
+        .prefault({}),
+      /** How often the file store is compacted (rewritten atomically) after appends. */
+      compactEveryMs: z.number().int().positive().default(60_000),
+      /** Agent HTTP base URLs (node id -> url) whose /metrics give request and token rates. Agents in this file's `agents:` with a fixed httpListen port are added automatically. */
+      metricsUrls: z.record(z.string(), z.url()).default({}),
+      /** Report defaults. */
+      sloTtftSeconds: z.number().positive().default(1),
+      defaultWindowMs: z.number().int().positive().default(3_600_000),
+    })
+    .prefault({}),
   /** Shadow-traffic records from the routers (docs/shadow.md): Redis when the routers have one (common/infrastructure.ts), else this file store. */
-  shadow: z.strictObject({
-    /** The newest records kept; older ones are dropped. */
-    maxRecords: z.number().int().positive().default(50_000),
-    store: z.strictObject({ path: z.string().min(1).default('data/shadow') }).prefault({}),
-  }).prefault({}),
+  shadow: z
+    .strictObject({
+      /** The newest records kept; older ones are dropped. */
+      maxRecords: z.number().int().positive().default(50_000),
+      store: z.strictObject({ path: z.string().min(1).default('data/shadow') }).prefault({}),
+    })
+    .prefault({}),
 });
 
 export type ControlPlaneConfig = z.infer<typeof controlPlaneSchema>;

@@ -36,7 +36,15 @@ export async function startControlPlane(config: ControlPlaneProcessConfig) {
   // Routers' lane queues and refusals, for the dashboard (router/admission/lane-report.ts).
   await app.register(routersApi);
   // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).
-  const capacity = cfg.capacity.enabled ? new CapacityService({ config: cfg.capacity, registry, logger, metricsUrl: metricsUrlResolver(cfg.capacity.metricsUrls, config.agentMetricsUrls), redisUrl: config.redis.capacityHistory }) : undefined;
+  const capacity = cfg.capacity.enabled
+    ? new CapacityService({
+        config: cfg.capacity,
+        registry,
+        logger,
+        metricsUrl: metricsUrlResolver(cfg.capacity.metricsUrls, config.agentMetricsUrls),
+        redisUrl: config.redis.capacityHistory,
+      })
+    : undefined;
   if (capacity) {
     await capacity.start();
     await app.register(capacityApi, { capacity, registry });

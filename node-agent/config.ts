@@ -33,28 +33,32 @@ export const agentSchema = z.strictObject({
   scrapeIntervalMs: z.number().int().positive().default(500),
   /** Status heartbeat to routers and to the control plane. */
   heartbeatMs: z.number().int().positive().default(500),
-  warmup: z.strictObject({
-    enabled: z.boolean().default(true),
-    prompt: z.string().default('Hello'),
-    maxTokens: z.number().int().positive().default(1),
-    timeoutMs: z.number().int().positive().default(60_000),
-  }).prefault({}),
+  warmup: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      prompt: z.string().default('Hello'),
+      maxTokens: z.number().int().positive().default(1),
+      timeoutMs: z.number().int().positive().default(60_000),
+    })
+    .prefault({}),
   drainGraceMs: z.number().int().positive().default(30_000),
   /**
    * GPU health from nvidia-smi (docs/gpu-health.md). `auto`: on when nvidia-smi is on PATH
    * (a laptop with simulated engines has none). `true` on a GPU host makes a missing or
    * failing nvidia-smi an unhealthy node, as it should.
    */
-  gpu: z.strictObject({
-    enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
-    nvidiaSmiPath: z.string().default('nvidia-smi'),
-    queryIntervalMs: z.number().int().positive().default(5_000),
-    xmlIntervalMs: z.number().int().positive().default(30_000),
-    timeoutMs: z.number().int().positive().default(10_000),
-    failuresBeforeUnhealthy: z.number().int().positive().default(3),
-    kernelLog: z.boolean().default(false),
-    thresholds: HealthThresholdsSchema.partial().prefault({}),
-  }).prefault({}),
+  gpu: z
+    .strictObject({
+      enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+      nvidiaSmiPath: z.string().default('nvidia-smi'),
+      queryIntervalMs: z.number().int().positive().default(5_000),
+      xmlIntervalMs: z.number().int().positive().default(30_000),
+      timeoutMs: z.number().int().positive().default(10_000),
+      failuresBeforeUnhealthy: z.number().int().positive().default(3),
+      kernelLog: z.boolean().default(false),
+      thresholds: HealthThresholdsSchema.partial().prefault({}),
+    })
+    .prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof agentSchema>;

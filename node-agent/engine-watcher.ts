@@ -21,7 +21,10 @@ export class EngineWatcher extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private inFlight = false;
 
-  constructor(private readonly engine: EngineAdapter, private readonly intervalMs: number) {
+  constructor(
+    private readonly engine: EngineAdapter,
+    private readonly intervalMs: number,
+  ) {
     super();
   }
 
@@ -84,6 +87,10 @@ export class EngineWatcher extends EventEmitter {
 }
 
 function sameLoad(a: EngineLoadView, b: EngineLoadView): boolean {
-  return a.running === b.running && a.waiting === b.waiting && Math.abs(a.kvCacheUsage - b.kvCacheUsage) < 0.005 &&
-    Math.abs(a.ttftRecentSeconds - b.ttftRecentSeconds) < 0.001;
+  return (
+    a.running === b.running &&
+    a.waiting === b.waiting &&
+    Math.abs(a.kvCacheUsage - b.kvCacheUsage) < 0.005 &&
+    Math.abs(a.ttftRecentSeconds - b.ttftRecentSeconds) < 0.001
+  );
 }

@@ -6,7 +6,17 @@ import type { Logger } from '../common/logger.ts';
 import { operationSchema } from '../common/contracts.ts';
 import { EngineError, type EngineAdapter } from './engines/engine.ts';
 import type { StatusPublisher } from './status-publisher.ts';
-import { SpanKind, extractContext, failSpan, genAiOperation, responseModel, setAttrs, trace, traceHeaders, tracer } from '../common/telemetry.ts';
+import {
+  SpanKind,
+  extractContext,
+  failSpan,
+  genAiOperation,
+  responseModel,
+  setAttrs,
+  trace,
+  traceHeaders,
+  tracer,
+} from '../common/telemetry.ts';
 
 export interface AgentState {
   readonly ready: boolean;
@@ -63,16 +73,24 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
     });
     const model = typeof body.model === 'string' ? body.model : req.model;
     const opName = genAiOperation(op);
-    const span = tracer.startSpan(`${opName} ${model}`, {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        'gen_ai.operation.name': opName,
-        'gen_ai.provider.name': engine.kind,
-        'gen_ai.request.model': model,
-        'icp.request.id': req.requestId,
-        ...(typeof body.max_tokens === 'number' ? { 'gen_ai.request.max_tokens': body.max_tokens } : typeof body.max_completion_tokens === 'number' ? { 'gen_ai.request.max_tokens': body.max_completion_tokens } : {}),
+    const span = tracer.startSpan(
+      `${opName} ${model}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'gen_ai.operation.name': opName,
+          'gen_ai.provider.name': engine.kind,
+          'gen_ai.request.model': model,
+          'icp.request.id': req.requestId,
+          ...(typeof body.max_tokens === 'number'
+            ? { 'gen_ai.request.max_tokens': body.max_tokens }
+            : typeof body.max_completion_tokens === 'number'
+              ? { 'gen_ai.request.max_tokens': body.max_completion_tokens }
+              : {}),
+        },
       },
-    }, parent);
+      parent,
+    );
     Object.assign(headers, traceHeaders(trace.setSpan(parent, span)));
     const ac = new AbortController();
     call.on('cancelled', () => ac.abort());
@@ -87,14 +105,25 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
         let msg: GenerateEvent;
         if (ev.type === 'chunk') msg = { chunkJson: ev.json };
         else if (ev.type === 'response') msg = { responseJson: ev.json };
-        else msg = { usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, ttftSeconds: ev.ttftSeconds } };
+        else
+          msg = {
+            usage: {
+              promptTokens: ev.promptTokens,
+              completionTokens: ev.completionTokens,
+              cachedPromptTokens: ev.cachedPromptTokens,
+              ttftSeconds: ev.ttftSeconds,
+            },
+          };
         if (ev.type !== 'usage') {
           if (!sent) setAttrs(span, { 'gen_ai.response.model': responseModel(ev.json) });
           sent = true;
-        }
-        else {
+        } else {
           usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens };
-          setAttrs(span, { 'gen_ai.usage.input_tokens': ev.promptTokens, 'gen_ai.usage.output_tokens': ev.completionTokens, 'gen_ai.server.time_to_first_token': ev.ttftSeconds });
+          setAttrs(span, {
+            'gen_ai.usage.input_tokens': ev.promptTokens,
+            'gen_ai.usage.output_tokens': ev.completionTokens,
+            'gen_ai.server.time_to_first_token': ev.ttftSeconds,
+          });
         }
         // Respect HTTP/2 flow control: a slow router must not make the agent buffer without bound.
         if (!call.write(msg)) await once(call, 'drain');
@@ -104,8 +133,11 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
       if (!ac.signal.aborted) {
         const e = err instanceof EngineError ? err : new EngineError('ENGINE_ERROR', (err as Error).message ?? String(err));
         failSpan(span, e);
-        if (e.kind !== 'INVALID_REQUEST') logger.warn({ requestId: req.requestId, kind: e.kind, status: e.httpStatus, msg: e.message }, 'engine call failed');
-        call.write({ error: { kind: e.kind, message: e.message, httpStatus: e.httpStatus, errorJson: e.errorJson, beforeFirstToken: !sent } } as GenerateEvent);
+        if (e.kind !== 'INVALID_REQUEST')
+          logger.warn({ requestId: req.requestId, kind: e.kind, status: e.httpStatus, msg: e.message }, 'engine call failed');
+        call.write({
+          error: { kind: e.kind, message: e.message, httpStatus: e.httpStatus, errorJson: e.errorJson, beforeFirstToken: !sent },
+        } as GenerateEvent);
       }
     } finally {
       if (ac.signal.aborted && outcome === 'ok') outcome = 'cancelled';

@@ -148,18 +148,29 @@ export async function startAgent(config: AgentProcessConfig, cfg: AgentConfig): 
   };
 
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5_000 });
-  server.addService(NodeAgentService, createNodeAgentHandlers({ engine, publisher, state, logger, onDrain: (g) => void drain(g || cfg.drainGraceMs), onInFlightChange,
-    onFinished: (outcome, usage) => {
-      metrics.generations.inc({ outcome });
-      if (usage) {
-        metrics.promptTokens.inc(usage.promptTokens);
-        metrics.generationTokens.inc(usage.completionTokens);
-      }
-    },
-  }));
+  server.addService(
+    NodeAgentService,
+    createNodeAgentHandlers({
+      engine,
+      publisher,
+      state,
+      logger,
+      onDrain: (g) => void drain(g || cfg.drainGraceMs),
+      onInFlightChange,
+      onFinished: (outcome, usage) => {
+        metrics.generations.inc({ outcome });
+        if (usage) {
+          metrics.promptTokens.inc(usage.promptTokens);
+          metrics.generationTokens.inc(usage.completionTokens);
+        }
+      },
+    }),
+  );
   health.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${cfg.listen.host}:${cfg.listen.port}`, agentServerCredentials(cfg.tls), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${cfg.listen.host}:${cfg.listen.port}`, agentServerCredentials(cfg.tls), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   const grpcAddress = cfg.advertiseAddress ?? `${cfg.listen.host}:${port}`;
 
@@ -186,7 +197,14 @@ export async function startAgent(config: AgentProcessConfig, cfg: AgentConfig): 
   watcher.start();
   publisher.start();
   const registration = config.controlPlaneUrl
-    ? new Registration({ controlPlaneUrl: config.controlPlaneUrl, nodeId: cfg.id, address: grpcAddress, heartbeatMs: cfg.heartbeatMs, models: () => readiness.models.map((m) => m.name), logger })
+    ? new Registration({
+        controlPlaneUrl: config.controlPlaneUrl,
+        nodeId: cfg.id,
+        address: grpcAddress,
+        heartbeatMs: cfg.heartbeatMs,
+        models: () => readiness.models.map((m) => m.name),
+        logger,
+      })
     : undefined;
   registration?.start();
   logger.info({ grpcAddress, engine: cfg.engine.url }, 'node agent listening');
@@ -220,9 +238,13 @@ export async function runAgent(config: AgentProcessConfig, cfg: AgentConfig): Pr
   announceListening('node-agent', agent.grpcAddress, { id: cfg.id, http: agent.httpUrl });
   const logger = createLogger('node-agent');
   // SIGTERM: report draining (routers stop sending), let in-flight streams finish, then exit.
-  onShutdown(logger, async () => {
-    await agent.drain();
-    await agent.close();
-    await telemetry.shutdown();
-  }, cfg.drainGraceMs + 5_000);
+  onShutdown(
+    logger,
+    async () => {
+      await agent.drain();
+      await agent.close();
+      await telemetry.shutdown();
+    },
+    cfg.drainGraceMs + 5_000,
+  );
 }

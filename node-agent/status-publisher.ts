@@ -11,7 +11,10 @@ export class StatusPublisher {
   private pending = false;
   private last: NodeStatus | undefined;
 
-  constructor(private readonly build: () => Omit<NodeStatus, 'seq' | 'timestampMs' | 'heartbeatIntervalMs'>, private readonly heartbeatMs: number) {}
+  constructor(
+    private readonly build: () => Omit<NodeStatus, 'seq' | 'timestampMs' | 'heartbeatIntervalMs'>,
+    private readonly heartbeatMs: number,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => this.publish(), this.heartbeatMs);

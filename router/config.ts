@@ -21,16 +21,18 @@ import { idempotencyConfigSchema } from './idempotency/config.ts';
 import { shadowConfigSchema } from './shadow/config.ts';
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
-  z.strictObject({
-    /**
-     * The pool counts as saturated for the lane when every node's predicted wait for a batch slot
-     * is above this. 0 (the default): a request goes to an engine only when a slot is free there;
-     * the backlog waits in the router's lane queues, where priority still applies.
-     */
-    maxPredictedWaitSeconds: z.number().min(0).default(d.maxPredictedWaitSeconds),
-    queueTimeoutMs: z.number().int().min(0).default(d.queueTimeoutMs),
-    maxQueue: z.number().int().min(0).default(d.maxQueue),
-  }).prefault({});
+  z
+    .strictObject({
+      /**
+       * The pool counts as saturated for the lane when every node's predicted wait for a batch slot
+       * is above this. 0 (the default): a request goes to an engine only when a slot is free there;
+       * the backlog waits in the router's lane queues, where priority still applies.
+       */
+      maxPredictedWaitSeconds: z.number().min(0).default(d.maxPredictedWaitSeconds),
+      queueTimeoutMs: z.number().int().min(0).default(d.queueTimeoutMs),
+      maxQueue: z.number().int().min(0).default(d.maxQueue),
+    })
+    .prefault({});
 
 // The lane defaults are the admission controller's own (one copy, there).
 const LANE_DEFAULTS = DEFAULT_ADMISSION.lanes;
@@ -41,11 +43,13 @@ export const admissionSchema = z.strictObject({
   maxQueuedTotal: z.number().int().min(0).default(1_000),
   /** How often queued requests are re-checked against the pool and their deadlines. */
   tickMs: z.number().int().positive().default(20),
-  lanes: z.strictObject({
-    critical: laneSettingsSchema(LANE_DEFAULTS.critical),
-    standard: laneSettingsSchema(LANE_DEFAULTS.standard),
-    sheddable: laneSettingsSchema(LANE_DEFAULTS.sheddable),
-  }).prefault({}),
+  lanes: z
+    .strictObject({
+      critical: laneSettingsSchema(LANE_DEFAULTS.critical),
+      standard: laneSettingsSchema(LANE_DEFAULTS.standard),
+      sheddable: laneSettingsSchema(LANE_DEFAULTS.sheddable),
+    })
+    .prefault({}),
 });
 
 export const schedulingSchema = z.strictObject({
@@ -54,11 +58,13 @@ export const schedulingSchema = z.strictObject({
   picker: z.enum(['max-score', 'round-robin']).default('max-score'),
   /** Score a DEGRADED GPU node gets from the gpu-degraded scorer (healthy: 1). */
   degradedScore: z.number().min(0).max(1).default(0),
-  affinity: z.strictObject({
-    /** Affinity yields when the holder's predicted wait > best x (1 + yieldFactor) + yieldSlackSeconds. */
-    yieldFactor: z.number().min(0).default(1),
-    yieldSlackSeconds: z.number().min(0).default(0.5),
-  }).prefault({}),
+  affinity: z
+    .strictObject({
+      /** Affinity yields when the holder's predicted wait > best x (1 + yieldFactor) + yieldSlackSeconds. */
+      yieldFactor: z.number().min(0).default(1),
+      yieldSlackSeconds: z.number().min(0).default(0.5),
+    })
+    .prefault({}),
 });
 
 export const routerSchema = z.strictObject({
@@ -74,15 +80,21 @@ export const routerSchema = z.strictObject({
   statusStaleMs: z.number().int().positive().default(2_000),
   /** Attempts on other nodes when one fails before the first token. */
   maxAttempts: z.number().int().min(1).max(5).default(2),
-  bodyLimitBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  bodyLimitBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
   /** Receive timeouts, header size, JSON depth of the router's HTTP API (docs/security.md). */
   http: httpLimitsSchema.prefault({}),
   defaultLane: laneSchema.default('standard'),
   /** Lane caps: API key -> highest lane it may ask for; other keys get `defaultMaxLane`. */
-  lanes: z.strictObject({
-    keys: z.record(z.string().min(1), laneSchema).default({}),
-    defaultMaxLane: laneSchema.default('standard'),
-  }).prefault({}),
+  lanes: z
+    .strictObject({
+      keys: z.record(z.string().min(1), laneSchema).default({}),
+      defaultMaxLane: laneSchema.default('standard'),
+    })
+    .prefault({}),
   admission: admissionSchema.prefault({}),
   /** How often this router sends its lane queues and refusal counts to the control plane (dashboard). */
   laneReportIntervalMs: z.number().int().min(100).default(2_000),
@@ -99,17 +111,19 @@ export const routerSchema = z.strictObject({
    * RPM/TPM/concurrency limits hold across replicas through the limit store (Redis when one is
    * configured, common/infrastructure.ts; else memory).
    */
-  auth: z.strictObject({
-    mode: z.enum(['off', 'required']).default('off'),
-    /** The Redis every store shares unless it has its own; REDIS_URL in the environment wins (common/infrastructure.ts); absent = in memory. */
-    redisUrl: z.string().optional(),
-    /** When the limit store cannot answer: serve without limits (open) or refuse (closed). */
-    onStoreError: z.enum(['open', 'closed']).default('open'),
-    /** A Redis call slower than this counts as a store error (a down Redis fails at once). */
-    commandTimeoutMs: z.number().int().positive().default(1_000),
-    leaseTtlMs: z.number().int().positive().default(30_000),
-    defaultMaxTokens: z.number().int().positive().default(256),
-  }).prefault({}),
+  auth: z
+    .strictObject({
+      mode: z.enum(['off', 'required']).default('off'),
+      /** The Redis every store shares unless it has its own; REDIS_URL in the environment wins (common/infrastructure.ts); absent = in memory. */
+      redisUrl: z.string().optional(),
+      /** When the limit store cannot answer: serve without limits (open) or refuse (closed). */
+      onStoreError: z.enum(['open', 'closed']).default('open'),
+      /** A Redis call slower than this counts as a store error (a down Redis fails at once). */
+      commandTimeoutMs: z.number().int().positive().default(1_000),
+      leaseTtlMs: z.number().int().positive().default(30_000),
+      defaultMaxTokens: z.number().int().positive().default(256),
+    })
+    .prefault({}),
   /** Hosted-provider fallback chains, breakers and retries: see docs/fallback.md. */
   fallback: fallbackConfigSchema.prefault({}),
   /** Model catalog: canary splits sticky per key, prices for cost accounting (docs/tenants.md). */

@@ -56,27 +56,46 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
 
   const scheduler = new Scheduler(pool, defaultProfile(cfg.statusStaleMs, cfg.scheduling));
   // The queue-depth gauge reads `admission` at scrape time, after it exists.
-  const metrics = createRouterMetrics((lane) => admission?.queueDepth(lane) ?? 0, () => pool.list().map((n): [string, number] => [n.id, n.inFlight]), () => scheduler.routableNodes(cfg.statusStaleMs));
+  const metrics = createRouterMetrics(
+    (lane) => admission?.queueDepth(lane) ?? 0,
+    () => pool.list().map((n): [string, number] => [n.id, n.inFlight]),
+    () => scheduler.routableNodes(cfg.statusStaleMs),
+  );
   const admission = cfg.admission.enabled
-    ? new AdmissionController(cfg.admission, (model) => fallbackAwareWait(model, scheduler.bestPredictedWait({ model, exclude: new Set() })), Date.now, {
-      onAdmitted: (lane, queuedMs) => metrics.queueWait.observe({ lane }, queuedMs / 1000),
-      onRefused: (lane, reason) => metrics.refusals.inc({ lane, reason }),
-    })
+    ? new AdmissionController(
+        cfg.admission,
+        (model) => fallbackAwareWait(model, scheduler.bestPredictedWait({ model, exclude: new Set() })),
+        Date.now,
+        {
+          onAdmitted: (lane, queuedMs) => metrics.queueWait.observe({ lane }, queuedMs / 1000),
+          onRefused: (lane, reason) => metrics.refusals.inc({ lane, reason }),
+        },
+      )
     : undefined;
   // Queued requests are re-checked on every status (load changed) and on a short tick (deadlines).
   const admissionTick = admission ? setInterval(() => admission.tick(), cfg.admission.tickMs) : undefined;
   admissionTick?.unref();
   if (admission) pool.on('change', () => admission.pump());
   // Lanes and refusals on the operator dashboard.
-  const stopLaneReport = admission && config.controlPlaneUrl ? startLaneReporter(config.controlPlaneUrl, routerId, admission, logger, cfg.laneReportIntervalMs) : undefined;
+  const stopLaneReport =
+    admission && config.controlPlaneUrl
+      ? startLaneReporter(config.controlPlaneUrl, routerId, admission, logger, cfg.laneReportIntervalMs)
+      : undefined;
   // Breakers exist with or without fallback configured (defaults then); see docs/fallback.md.
   const fallback = createFallback(cfg, logger, metrics);
-  const dispatcher = new NodeDispatcher(scheduler, cfg.maxAttempts, logger, {
-    onAttempt: (node, outcome) => {
-      metrics.picks.inc({ node });
-      metrics.attempts.inc({ node, outcome });
+  const dispatcher = new NodeDispatcher(
+    scheduler,
+    cfg.maxAttempts,
+    logger,
+    {
+      onAttempt: (node, outcome) => {
+        metrics.picks.inc({ node });
+        metrics.attempts.inc({ node, outcome });
+      },
     },
-  }, fallback.nodeBreakers, fallback.nodeRetry);
+    fallback.nodeBreakers,
+    fallback.nodeRetry,
+  );
   const upstream = fallback.wrap(dispatcher);
   const chainModels = upstream.chainModels?.() ?? new Set<string>();
   const resolver = new ModelResolver(cfg.aliases, scheduler, chainModels, cfg.catalog?.splits);
@@ -86,9 +105,19 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
     return wait === Infinity && chainModels.has(model) ? 0 : wait;
   }
 
-  const embeddings = cfg.embeddings?.models.length ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger }) : undefined;
+  const embeddings = cfg.embeddings?.models.length
+    ? await EmbeddingService.load(cfg.embeddings, { baseDir: REPO_ROOT, logger })
+    : undefined;
 
-  const tenancy = cfg.auth.mode === 'required' ? await startTenancy(config, logger, () => metrics.limitStoreFailures.inc({ store: 'limits', policy: cfg.auth.onStoreError }), embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined) : undefined;
+  const tenancy =
+    cfg.auth.mode === 'required'
+      ? await startTenancy(
+          config,
+          logger,
+          () => metrics.limitStoreFailures.inc({ store: 'limits', policy: cfg.auth.onStoreError }),
+          embeddings ? (model, texts, inputType) => embeddings.countTokens(model, texts, inputType) : undefined,
+        )
+      : undefined;
   // Budgets, cost and usage records (docs/tenants.md); after tenancy: it reads the principal.
   const accounting = await startAccounting(config, logger, metrics);
   // Batch jobs (docs/batch.md): files and job state in Redis or under router.batch.dataDir.
@@ -96,7 +125,9 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
   // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
   const idempotency = await createIdempotency(config, logger, metrics.idempotent);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
-  const cache = cfg.cache ? await ResponseCache.create(cfg.cache, { redisUrl: config.redis.cache, embeddings, metrics, logger }) : undefined;
+  const cache = cfg.cache
+    ? await ResponseCache.create(cfg.cache, { redisUrl: config.redis.cache, embeddings, metrics, logger })
+    : undefined;
   // Shadow traffic (docs/shadow.md): to the GPU pool directly, never through the fallback chain.
   const shadow = createShadow(config, logger, metrics, { nodes: dispatcher, admission, embeddings });
 
@@ -113,21 +144,54 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  await app.register(modelsRoutes, { scheduler, resolver, statusStaleMs: cfg.statusStaleMs, localModels: () => embeddings?.listModels() ?? [], fallbackModels: () => upstream.chains?.chainListing() ?? [] });
+  await app.register(modelsRoutes, {
+    scheduler,
+    resolver,
+    statusStaleMs: cfg.statusStaleMs,
+    localModels: () => embeddings?.listModels() ?? [],
+    fallbackModels: () => upstream.chains?.chainListing() ?? [],
+  });
   // Keys and limits (when on) guard every route that spends GPU or CPU: one encapsulated scope.
   await app.register(async (guarded) => {
     if (tenancy) guarded.addHook('preHandler', tenancy.hook);
     guarded.addHook('preHandler', accounting.hook);
-    if (embeddings || upstream.chains) await guarded.register(embeddingRoutes, { service: embeddings, fallback: upstream.chains, requestTimeoutMs: cfg.requestTimeoutMs });
-    await guarded.register(generationRoutes, { dispatcher: upstream.dispatcher, fallback: upstream.hook, resolver, requestTimeoutMs: cfg.requestTimeoutMs, defaultLane: cfg.defaultLane, lanePolicy: cfg.lanes, admission, metrics, logContent: config.logging.logContent, idempotency, cache, shadow });
+    if (embeddings || upstream.chains)
+      await guarded.register(embeddingRoutes, { service: embeddings, fallback: upstream.chains, requestTimeoutMs: cfg.requestTimeoutMs });
+    await guarded.register(generationRoutes, {
+      dispatcher: upstream.dispatcher,
+      fallback: upstream.hook,
+      resolver,
+      requestTimeoutMs: cfg.requestTimeoutMs,
+      defaultLane: cfg.defaultLane,
+      lanePolicy: cfg.lanes,
+      admission,
+      metrics,
+      logContent: config.logging.logContent,
+      idempotency,
+      cache,
+      shadow,
+    });
   });
 
   // Files and batches authenticate on their own (no limits or budgets on uploads); their items do not.
-  if (batch) await app.register(batchRoutes, { service: batch.service, maxFileBytes: batch.config.maxFileBytes, directory: tenancy?.directory, adminToken: process.env.ICP_ADMIN_TOKEN });
+  if (batch)
+    await app.register(batchRoutes, {
+      service: batch.service,
+      maxFileBytes: batch.config.maxFileBytes,
+      directory: tenancy?.directory,
+      adminToken: process.env.ICP_ADMIN_TOKEN,
+    });
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   // Items wait until keys and every node's models are known (else a restart would turn them into 404s).
   const startedAt = Date.now();
-  batch?.start(app, () => membershipSynced && !closing && (tenancy?.directory.version ?? 0) >= 0 && (pool.list().every((n) => n.status) || Date.now() - startedAt > 10_000));
+  batch?.start(
+    app,
+    () =>
+      membershipSynced &&
+      !closing &&
+      (tenancy?.directory.version ?? 0) >= 0 &&
+      (pool.list().every((n) => n.status) || Date.now() - startedAt > 10_000),
+  );
   logger.info({ url }, 'router listening');
 
   return {
@@ -162,8 +226,12 @@ export async function runRouter(config: RouterProcessConfig): Promise<void> {
   const telemetry = await startTelemetry('icp-router', config.telemetry);
   const router = await startRouter(config);
   announceListening('router', router.url);
-  onShutdown(createLogger('router'), async () => {
-    await router.close();
-    await telemetry.shutdown();
-  }, config.router.shutdownGraceMs + 5_000);
+  onShutdown(
+    createLogger('router'),
+    async () => {
+      await router.close();
+      await telemetry.shutdown();
+    },
+    config.router.shutdownGraceMs + 5_000,
+  );
 }

@@ -2,7 +2,10 @@
 import type { AdmitInput, AdmitResult, BucketState, LimitPolicy, LimitStore } from './limits.ts';
 import { ratePerMs } from './limits.ts';
 
-interface Bucket { level: number; at: number }
+interface Bucket {
+  level: number;
+  at: number;
+}
 
 export class MemoryLimitStore implements LimitStore {
   readonly kind = 'memory' as const;
@@ -18,10 +21,12 @@ export class MemoryLimitStore implements LimitStore {
     const tok = policy.tpm !== undefined ? this.refill(`${input.key}:tpm`, policy.tpm, t) : undefined;
     const leases = this.liveLeases(input.key, t);
     const state = () => ({ requests: req && bucketState(req.level, policy.rpm!), tokens: tok && bucketState(tok.level, policy.tpm!) });
-    if (req && req.level < 1) return { admitted: false, reason: 'requests', retryAfterMs: Math.ceil((1 - req.level) / ratePerMs(policy.rpm!)), ...state() };
+    if (req && req.level < 1)
+      return { admitted: false, reason: 'requests', retryAfterMs: Math.ceil((1 - req.level) / ratePerMs(policy.rpm!)), ...state() };
     // A request bigger than the whole bucket can never pass: charge what exists (documented).
     const need = tok ? Math.min(input.tokens, policy.tpm!) : 0;
-    if (tok && tok.level < need) return { admitted: false, reason: 'tokens', retryAfterMs: Math.ceil((need - tok.level) / ratePerMs(policy.tpm!)), ...state() };
+    if (tok && tok.level < need)
+      return { admitted: false, reason: 'tokens', retryAfterMs: Math.ceil((need - tok.level) / ratePerMs(policy.tpm!)), ...state() };
     if (policy.maxConcurrent !== undefined && leases.size >= policy.maxConcurrent) {
       const soonest = Math.min(...leases.values());
       return { admitted: false, reason: 'concurrency', retryAfterMs: Math.max(1, Math.min(1_000, soonest - t)), ...state() };

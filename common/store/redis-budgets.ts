@@ -59,7 +59,9 @@ export class RedisBudgetStore implements BudgetStore {
 
   async add(keys: readonly string[], s: Spend): Promise<Spend[]> {
     if (keys.length === 0) return [];
-    return (await this.redis.icpBudgetAdd(keys.length, ...keys.map(this.key), String(s.costUsd), Math.round(s.tokens), SPEND_TTL_MS)).map(toSpend);
+    return (await this.redis.icpBudgetAdd(keys.length, ...keys.map(this.key), String(s.costUsd), Math.round(s.tokens), SPEND_TTL_MS)).map(
+      toSpend,
+    );
   }
 
   async close(): Promise<void> {

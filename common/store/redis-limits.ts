@@ -174,8 +174,15 @@ export class RedisLimitStore implements LimitStore {
 
   async admit(input: AdmitInput): Promise<AdmitResult> {
     const { policy } = input;
-    const [reason, retry, rl, tl] = await this.redis.icpAdmit(...this.keys(input.key),
-      policy.rpm ?? -1, policy.tpm ?? -1, policy.maxConcurrent ?? -1, input.tokens, input.leaseId, input.leaseTtlMs);
+    const [reason, retry, rl, tl] = await this.redis.icpAdmit(
+      ...this.keys(input.key),
+      policy.rpm ?? -1,
+      policy.tpm ?? -1,
+      policy.maxConcurrent ?? -1,
+      input.tokens,
+      input.leaseId,
+      input.leaseTtlMs,
+    );
     const r = REASONS[reason];
     return {
       admitted: r === undefined,
@@ -189,7 +196,15 @@ export class RedisLimitStore implements LimitStore {
   async admitAll(input: AdmitAllInput): Promise<AdmitAllResult> {
     const keys = [...input.scopes.flatMap((s) => this.keys(s.key)), ...input.budgetKeys.map(budgetRedisKey)];
     const limits = input.scopes.flatMap(({ policy: p }) => [p.rpm ?? -1, p.tpm ?? -1, p.maxConcurrent ?? -1]);
-    const [reason, retry, refused, levels, spend] = await this.redis.icpAdmitAll(keys.length, ...keys, input.scopes.length, input.tokens, input.leaseId, input.leaseTtlMs, ...limits);
+    const [reason, retry, refused, levels, spend] = await this.redis.icpAdmitAll(
+      keys.length,
+      ...keys,
+      input.scopes.length,
+      input.tokens,
+      input.leaseId,
+      input.leaseTtlMs,
+      ...limits,
+    );
     const results = input.scopes.slice(0, levels.length / 2).map(({ policy }, i): AdmitResult => {
       const r = i + 1 === refused ? REASONS[reason] : undefined;
       return {

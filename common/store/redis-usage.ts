@@ -11,7 +11,10 @@ export class RedisUsageStore implements UsageStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis;
 
-  constructor(url: string, private readonly opts: { maxLen?: number; commandTimeoutMs?: number } = {}) {
+  constructor(
+    url: string,
+    private readonly opts: { maxLen?: number; commandTimeoutMs?: number } = {},
+  ) {
     this.redis = connectRedis(url, opts.commandTimeoutMs ?? 2_000);
   }
 

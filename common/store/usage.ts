@@ -33,7 +33,10 @@ export const usageQuerySchema = z.strictObject({
   tag: z.string().max(330).optional(),
   model: z.string().max(256).optional(),
   /** UTC day, YYYY-MM-DD. */
-  day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
+  day: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/)
+    .optional(),
   format: z.enum(['json', 'csv']).default('json'),
   limit: z.coerce.number().int().positive().max(100_000).default(10_000),
 });
@@ -69,10 +72,34 @@ export function matches(r: UsageRecord, q: UsageQuery): boolean {
   return true;
 }
 
-export const CSV_COLUMNS = ['id', 'ts', 'tenantId', 'keyId', 'requestedModel', 'model', 'backend', 'lane', 'tags', 'promptTokens', 'completionTokens', 'costUsd', 'ttftMs', 'latencyMs', 'outcome', 'status'] as const;
+export const CSV_COLUMNS = [
+  'id',
+  'ts',
+  'tenantId',
+  'keyId',
+  'requestedModel',
+  'model',
+  'backend',
+  'lane',
+  'tags',
+  'promptTokens',
+  'completionTokens',
+  'costUsd',
+  'ttftMs',
+  'latencyMs',
+  'outcome',
+  'status',
+] as const;
 
 const csvCell = (v: unknown): string => {
-  const s = v === null || v === undefined ? '' : typeof v === 'object' ? Object.entries(v).map(([k, x]) => `${k}=${String(x)}`).join(';') : String(v);
+  const s =
+    v === null || v === undefined
+      ? ''
+      : typeof v === 'object'
+        ? Object.entries(v)
+            .map(([k, x]) => `${k}=${String(x)}`)
+            .join(';')
+        : String(v);
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 

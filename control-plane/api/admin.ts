@@ -23,8 +23,17 @@ export interface AdminApiOptions {
   shadow?: ShadowStore;
 }
 
-const tenantBody = z.strictObject({ name: z.string().min(1).max(200), policy: policySchema.optional(), tags: z.record(z.string().max(64), z.string().max(256)).optional() });
-const tenantPatch = z.strictObject({ name: z.string().min(1).max(200).optional(), policy: policySchema.optional(), tags: z.record(z.string().max(64), z.string().max(256)).optional(), disabled: z.boolean().optional() });
+const tenantBody = z.strictObject({
+  name: z.string().min(1).max(200),
+  policy: policySchema.optional(),
+  tags: z.record(z.string().max(64), z.string().max(256)).optional(),
+});
+const tenantPatch = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  policy: policySchema.optional(),
+  tags: z.record(z.string().max(64), z.string().max(256)).optional(),
+  disabled: z.boolean().optional(),
+});
 const keyBody = z.strictObject({ name: z.string().max(200).optional(), policy: policySchema.optional() });
 const idParams = z.object({ id: z.string().min(1).max(64) });
 
@@ -43,7 +52,11 @@ function parse<T extends z.ZodType>(schema: T, v: unknown): z.infer<T> {
 export function adminAuthorizer(adminToken: string | undefined) {
   const expected = adminToken ? digest(adminToken) : undefined;
   return async (req: FastifyRequest) => {
-    if (!expected) throw errors.forbidden('The admin API is disabled: set ICP_ADMIN_TOKEN (or controlPlane.adminTokenFile) on the control plane.', 'admin_disabled');
+    if (!expected)
+      throw errors.forbidden(
+        'The admin API is disabled: set ICP_ADMIN_TOKEN (or controlPlane.adminTokenFile) on the control plane.',
+        'admin_disabled',
+      );
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
     // Compare digests so the comparison is constant-time whatever the lengths.
     if (!m || !timingSafeEqual(digest(m[1]!.trim()), expected)) throw errors.unauthorized('Invalid admin token.');

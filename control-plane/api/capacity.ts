@@ -12,27 +12,35 @@ import { parseDuration, type WhatIf } from '../capacity/report.ts';
 import { gpuSamples } from '../capacity/sampler.ts';
 import { toVerdict } from '../capacity/types.ts';
 
-const duration = (name: string) => z.string().optional().transform((v, ctx) => {
-  if (v === undefined) return undefined;
-  const ms = parseDuration(v);
-  if (ms === undefined || ms <= 0) {
-    ctx.addIssue({ code: 'custom', message: `${name}: a duration like 90s, 15m, 1h, 7d` });
-    return z.NEVER;
-  }
-  return ms;
-});
-const whatIfList = (sign: 1 | -1) => z.union([z.string(), z.array(z.string())]).optional().transform((v, ctx) => {
-  const out: WhatIf[] = [];
-  for (const item of v === undefined ? [] : Array.isArray(v) ? v : [v]) {
-    const m = /^(\d{1,4})(?::(.+))?$/.exec(item);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `'${item}': N or N:kind` });
-      return z.NEVER;
-    }
-    out.push({ delta: sign * Number(m[1]), ...(m[2] ? { kind: m[2] } : {}) });
-  }
-  return out;
-});
+const duration = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const ms = parseDuration(v);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: `${name}: a duration like 90s, 15m, 1h, 7d` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+const whatIfList = (sign: 1 | -1) =>
+  z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .transform((v, ctx) => {
+      const out: WhatIf[] = [];
+      for (const item of v === undefined ? [] : Array.isArray(v) ? v : [v]) {
+        const m = /^(\d{1,4})(?::(.+))?$/.exec(item);
+        if (!m) {
+          ctx.addIssue({ code: 'custom', message: `'${item}': N or N:kind` });
+          return z.NEVER;
+        }
+        out.push({ delta: sign * Number(m[1]), ...(m[2] ? { kind: m[2] } : {}) });
+      }
+      return out;
+    });
 
 const reportQuery = z.object({
   window: duration('window'),
@@ -109,7 +117,15 @@ export const capacityApi: FastifyPluginAsync<CapacityApiOptions> = async (app, {
           draining: !!s?.draining,
           gpuVerdict: s ? (s.gpus.length ? toVerdict(s.gpuVerdict) : 'HEALTHY') : 'UNKNOWN',
           gpus: gpuSamples(s),
-          load: s?.load ? { running: s.load.running, waiting: s.load.waiting, kvCacheUsage: s.load.kvCacheUsage, ttftSeconds: s.load.ttftRecentSeconds, maxNumSeqs: s.load.maxNumSeqs } : undefined,
+          load: s?.load
+            ? {
+                running: s.load.running,
+                waiting: s.load.waiting,
+                kvCacheUsage: s.load.kvCacheUsage,
+                ttftSeconds: s.load.ttftRecentSeconds,
+                maxNumSeqs: s.load.maxNumSeqs,
+              }
+            : undefined,
           statusAgeMs: c?.statusReceivedAt ? now - c.statusReceivedAt : undefined,
         };
       }),
@@ -119,8 +135,13 @@ export const capacityApi: FastifyPluginAsync<CapacityApiOptions> = async (app, {
   const assets = new Map(Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(join(UI_DIR, a.file)), type: a.type }]));
   for (const [path, a] of assets) {
     app.get(path, async (_req, reply) => {
-      reply.header('content-type', a.type).header('cache-control', 'no-cache')
-        .header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'");
+      reply
+        .header('content-type', a.type)
+        .header('cache-control', 'no-cache')
+        .header(
+          'content-security-policy',
+          "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'",
+        );
       return reply.send(a.body);
     });
   }

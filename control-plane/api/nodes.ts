@@ -11,7 +11,11 @@ import { adminAuthorizer } from './admin.ts';
 import { snapshotStreamRoute } from './snapshot-stream.ts';
 
 const registerBody = z.strictObject({
-  id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
+  id: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore only'),
   address: z.string().min(1).max(256),
   models: z.array(z.string().max(256)).max(256).optional(),
   labels: z.record(z.string().max(64), z.string().max(256)).optional(),
@@ -53,7 +57,10 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
 
   app.get('/v1/nodes', async () => ({ data: registry.list() }));
 
-  for (const [verb, cordoned] of [['cordon', true], ['uncordon', false]] as const) {
+  for (const [verb, cordoned] of [
+    ['cordon', true],
+    ['uncordon', false],
+  ] as const) {
     app.post(`/v1/nodes/:id/${verb}`, operator, async (req) => {
       const { id } = idParams.parse(req.params);
       const n = registry.setCordoned(id, cordoned);
@@ -72,7 +79,9 @@ export const nodesApi: FastifyPluginAsync<NodesApiOptions> = async (app, { regis
     const client = createNodeAgentClient(node.address, agentSecurity);
     try {
       const res = await new Promise<{ draining: boolean; inFlight: number }>((resolve, reject) =>
-        client.Drain({ graceMs }, { deadline: Date.now() + 5_000 }, (err, r) => (err || !r ? reject(err ?? new Error('no answer')) : resolve(r))),
+        client.Drain({ graceMs }, { deadline: Date.now() + 5_000 }, (err, r) =>
+          err || !r ? reject(err ?? new Error('no answer')) : resolve(r),
+        ),
       );
       return { node, agent: res };
     } catch (err) {

@@ -13,16 +13,35 @@ const laneState = z.strictObject({
   admitted: count,
   refused: z.record(z.string().regex(/^[a-z_]{1,32}$/), count).refine((r) => Object.keys(r).length <= 16, 'at most 16 reasons'),
 });
-const reportBody = z.strictObject({ lanes: z.strictObject(Object.fromEntries(LANES.map((l) => [l, laneState])) as Record<(typeof LANES)[number], typeof laneState>) });
-const idParams = z.object({ id: z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, dot, colon, dash and underscore only') });
+const reportBody = z.strictObject({
+  lanes: z.strictObject(Object.fromEntries(LANES.map((l) => [l, laneState])) as Record<(typeof LANES)[number], typeof laneState>),
+});
+const idParams = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, dot, colon, dash and underscore only'),
+});
 type Report = z.infer<typeof reportBody>;
 
-interface Entry { report: Report; at: number; prev?: { report: Report; at: number } }
+interface Entry {
+  report: Report;
+  at: number;
+  prev?: { report: Report; at: number };
+}
 
 export interface RouterLaneView {
   router: string;
   ageMs: number;
-  lanes: { lane: string; queued: number; admitted: number; refused: Record<string, number>; admittedPerSecond: number | null; refusedPerSecond: number | null }[];
+  lanes: {
+    lane: string;
+    queued: number;
+    admitted: number;
+    refused: Record<string, number>;
+    admittedPerSecond: number | null;
+    refusedPerSecond: number | null;
+  }[];
 }
 
 export interface RoutersApiOptions {
@@ -53,26 +72,28 @@ export const routersApi: FastifyPluginAsync<RoutersApiOptions> = async (app, { t
 
   app.get('/v1/routers', async () => {
     prune();
-    const data: RouterLaneView[] = [...routers].sort(([a], [b]) => a.localeCompare(b)).map(([router, e]) => ({
-      router,
-      ageMs: now() - e.at,
-      lanes: LANES.map((lane) => {
-        const cur = e.report.lanes[lane];
-        const before = e.prev?.report.lanes[lane];
-        const dt = e.prev ? (e.at - e.prev.at) / 1000 : 0;
-        const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-        // A restarted router's counters start again from zero: no rate for that interval.
-        const rate = (a: number, b: number) => (dt > 0 && a >= b ? (a - b) / dt : null);
-        return {
-          lane,
-          queued: cur.queued,
-          admitted: cur.admitted,
-          refused: cur.refused,
-          admittedPerSecond: before ? rate(cur.admitted, before.admitted) : null,
-          refusedPerSecond: before ? rate(total(cur.refused), total(before.refused)) : null,
-        };
-      }),
-    }));
+    const data: RouterLaneView[] = [...routers]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([router, e]) => ({
+        router,
+        ageMs: now() - e.at,
+        lanes: LANES.map((lane) => {
+          const cur = e.report.lanes[lane];
+          const before = e.prev?.report.lanes[lane];
+          const dt = e.prev ? (e.at - e.prev.at) / 1000 : 0;
+          const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+          // A restarted router's counters start again from zero: no rate for that interval.
+          const rate = (a: number, b: number) => (dt > 0 && a >= b ? (a - b) / dt : null);
+          return {
+            lane,
+            queued: cur.queued,
+            admitted: cur.admitted,
+            refused: cur.refused,
+            admittedPerSecond: before ? rate(cur.admitted, before.admitted) : null,
+            refusedPerSecond: before ? rate(total(cur.refused), total(before.refused)) : null,
+          };
+        }),
+      }));
     return { data };
   });
 };

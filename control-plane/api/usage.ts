@@ -10,13 +10,26 @@ export interface UsageApiOptions {
   store: UsageStore;
 }
 
-const recordSchema = z.object({
-  id: z.string(), ts: z.number(), tenantId: z.string().nullable(), keyId: z.string().nullable(),
-  requestedModel: z.string(), model: z.string(), backend: z.string(), lane: z.string(),
-  tags: z.record(z.string(), z.string()), promptTokens: z.number(), completionTokens: z.number(),
-  costUsd: z.number(), ttftMs: z.number().nullable(), latencyMs: z.number(),
-  outcome: z.enum(['ok', 'error', 'cancelled']), status: z.number(),
-}).strip();
+const recordSchema = z
+  .object({
+    id: z.string(),
+    ts: z.number(),
+    tenantId: z.string().nullable(),
+    keyId: z.string().nullable(),
+    requestedModel: z.string(),
+    model: z.string(),
+    backend: z.string(),
+    lane: z.string(),
+    tags: z.record(z.string(), z.string()),
+    promptTokens: z.number(),
+    completionTokens: z.number(),
+    costUsd: z.number(),
+    ttftMs: z.number().nullable(),
+    latencyMs: z.number(),
+    outcome: z.enum(['ok', 'error', 'cancelled']),
+    status: z.number(),
+  })
+  .strip();
 const ingestBody = z.strictObject({ records: z.array(recordSchema).max(50_000) });
 
 /** Registered inside the admin API's scope: its admin-token hook guards these routes too. */

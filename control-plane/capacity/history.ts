@@ -2,7 +2,15 @@
 // for `bucketRetentionMs`. Kept in memory for queries, persisted through a HistoryStore so a
 // control-plane restart loses nothing but the samples of the seconds it was down.
 import type { HistoryStore } from './store.ts';
-import { NUMERIC_FIELDS, worstVerdict, type GpuSample, type NodeBucket, type NodeSample, type NumericField, type Verdict } from './types.ts';
+import {
+  NUMERIC_FIELDS,
+  worstVerdict,
+  type GpuSample,
+  type NodeBucket,
+  type NodeSample,
+  type NumericField,
+  type Verdict,
+} from './types.ts';
 
 export interface HistoryOptions {
   rawRetentionMs: number;
@@ -18,7 +26,11 @@ export class History {
   private bucketedUntil = 0;
   private lastCompactAt = 0;
 
-  constructor(private readonly store: HistoryStore, readonly opts: HistoryOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly store: HistoryStore,
+    readonly opts: HistoryOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async load(): Promise<void> {
     const records = await this.store.load();
@@ -70,7 +82,11 @@ export class History {
     this.raw = this.raw.filter((s) => s.t >= rawCut || s.t >= this.bucketedUntil);
     this.buckets = this.buckets.filter((b) => b.t + b.durationMs > bucketCut);
     const dropped = rawBefore !== this.raw.length || bucketsBefore !== this.buckets.length;
-    if (forceCompact || (dropped && now - this.lastCompactAt >= this.opts.compactEveryMs) || now - this.lastCompactAt >= 10 * this.opts.compactEveryMs) {
+    if (
+      forceCompact ||
+      (dropped && now - this.lastCompactAt >= this.opts.compactEveryMs) ||
+      now - this.lastCompactAt >= 10 * this.opts.compactEveryMs
+    ) {
       this.lastCompactAt = now;
       await this.store.rewrite([...this.buckets, ...this.raw]);
     }
@@ -125,11 +141,12 @@ export function toBucket(samples: NodeSample[], start: number, durationMs: numbe
     for (const g of s.gpus) for (const r of g.reasons) reasons.add(r);
   }
   const gpus = new Map<number, GpuSample[]>();
-  for (const s of samples) for (const g of s.gpus) {
-    let l = gpus.get(g.index);
-    if (!l) gpus.set(g.index, (l = []));
-    l.push(g);
-  }
+  for (const s of samples)
+    for (const g of s.gpus) {
+      let l = gpus.get(g.index);
+      if (!l) gpus.set(g.index, (l = []));
+      l.push(g);
+    }
   const busy = samples.map((s) => s.ttftSeconds).filter((v) => v > 0);
   return {
     kind: 'bucket',
@@ -150,8 +167,15 @@ export function toBucket(samples: NodeSample[], start: number, durationMs: numbe
     ...(busy.length ? { ttftSecondsBusy: mean(busy)! } : {}),
     gpus: [...gpus.values()].map((gs) => {
       const g0 = gs[gs.length - 1]!;
-      const avg = (f: 'utilization' | 'memoryUsedBytes' | 'memoryTotalBytes' | 'temperatureC' | 'powerW') => mean(gs.map((g) => g[f]).filter((v): v is number => typeof v === 'number'));
-      const out: GpuSample = { index: g0.index, uuid: g0.uuid, name: g0.name, verdict: gs.reduce<Verdict>((v, g) => worstVerdict(v, g.verdict), 'HEALTHY'), reasons: [...new Set(gs.flatMap((g) => g.reasons))].sort() };
+      const avg = (f: 'utilization' | 'memoryUsedBytes' | 'memoryTotalBytes' | 'temperatureC' | 'powerW') =>
+        mean(gs.map((g) => g[f]).filter((v): v is number => typeof v === 'number'));
+      const out: GpuSample = {
+        index: g0.index,
+        uuid: g0.uuid,
+        name: g0.name,
+        verdict: gs.reduce<Verdict>((v, g) => worstVerdict(v, g.verdict), 'HEALTHY'),
+        reasons: [...new Set(gs.flatMap((g) => g.reasons))].sort(),
+      };
       for (const f of ['utilization', 'memoryUsedBytes', 'memoryTotalBytes', 'temperatureC', 'powerW'] as const) {
         const v = avg(f);
         if (v !== undefined) out[f] = v;

@@ -14,7 +14,11 @@ export class RedisHistoryStore implements HistoryStore {
   private readonly redis: Redis;
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(url: string, private readonly key = 'icp:capacity:history', commandTimeoutMs = 5_000) {
+  constructor(
+    url: string,
+    private readonly key = 'icp:capacity:history',
+    commandTimeoutMs = 5_000,
+  ) {
     this.redis = connectRedis(url, commandTimeoutMs);
   }
 
@@ -27,7 +31,8 @@ export class RedisHistoryStore implements HistoryStore {
   append(records: HistoryRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     return this.serial(async () => {
-      for (let i = 0; i < records.length; i += CHUNK) await this.redis.rpush(this.key, ...records.slice(i, i + CHUNK).map((r) => JSON.stringify(r)));
+      for (let i = 0; i < records.length; i += CHUNK)
+        await this.redis.rpush(this.key, ...records.slice(i, i + CHUNK).map((r) => JSON.stringify(r)));
     });
   }
 
@@ -35,7 +40,8 @@ export class RedisHistoryStore implements HistoryStore {
     return this.serial(async () => {
       const tmp = `${this.key}:rewrite:${process.pid}`;
       await this.redis.del(tmp);
-      for (let i = 0; i < records.length; i += CHUNK) await this.redis.rpush(tmp, ...records.slice(i, i + CHUNK).map((r) => JSON.stringify(r)));
+      for (let i = 0; i < records.length; i += CHUNK)
+        await this.redis.rpush(tmp, ...records.slice(i, i + CHUNK).map((r) => JSON.stringify(r)));
       // RENAME fails on a missing key: an empty history is a DEL.
       const tx = this.redis.multi();
       if (records.length) tx.rename(tmp, this.key);

@@ -15,7 +15,10 @@ export interface ReportParams {
   whatIf: WhatIf[];
   model?: string;
 }
-export interface WhatIf { delta: number; kind?: string }
+export interface WhatIf {
+  delta: number;
+  kind?: string;
+}
 
 export interface ReportInput {
   now: number;
@@ -55,9 +58,20 @@ const median = (xs: number[]) => percentile(xs, 50);
 
 function bucketToPoint(b: NodeBucket): Point {
   return {
-    t: b.t, durMs: b.durationMs, node: b.node, models: b.models, ready: Math.min(b.ready, 1 - b.cordoned), draining: b.draining, verdict: b.gpuVerdict,
-    running: b.mean.running ?? 0, waiting: b.mean.waiting ?? 0, ttft: b.ttftSecondsBusy ?? 0,
-    rps: b.mean.requestsPerSecond, inTps: b.mean.promptTokensPerSecond, outTps: b.mean.generationTokensPerSecond, maxNumSeqs: b.maxNumSeqs,
+    t: b.t,
+    durMs: b.durationMs,
+    node: b.node,
+    models: b.models,
+    ready: Math.min(b.ready, 1 - b.cordoned),
+    draining: b.draining,
+    verdict: b.gpuVerdict,
+    running: b.mean.running ?? 0,
+    waiting: b.mean.waiting ?? 0,
+    ttft: b.ttftSecondsBusy ?? 0,
+    rps: b.mean.requestsPerSecond,
+    inTps: b.mean.promptTokensPerSecond,
+    outTps: b.mean.generationTokensPerSecond,
+    maxNumSeqs: b.maxNumSeqs,
   };
 }
 
@@ -85,7 +99,15 @@ export interface NodeCapacity {
   capacity?: number;
   capacityBasis: 'measured-at-saturation' | 'extrapolated-littles-law' | 'overloaded-throughput' | 'max-num-seqs' | 'no-data';
   capacityOutputTokensPerSecond?: number;
-  observed: { meanDemand: number; maxDemandWithinSlo: number; meanRunning: number; meanWaiting: number; meanTtftSeconds: number; slotsOverSlo: number; slots: number };
+  observed: {
+    meanDemand: number;
+    maxDemandWithinSlo: number;
+    meanRunning: number;
+    meanWaiting: number;
+    meanTtftSeconds: number;
+    slotsOverSlo: number;
+    slots: number;
+  };
   /** Capacity relative to the pool's reference node (median). */
   relativeCapacity?: number;
   slow: boolean;
@@ -96,12 +118,20 @@ export interface NodeCapacity {
 export interface PoolReport {
   model: string;
   unit: 'requests/s' | 'concurrent sequences';
-  demand: { mean: number; peak: number; p95: number; inputTokensPerSecond?: { mean: number; peak: number; p95: number }; outputTokensPerSecond?: { mean: number; peak: number; p95: number } };
+  demand: {
+    mean: number;
+    peak: number;
+    p95: number;
+    inputTokensPerSecond?: { mean: number; peak: number; p95: number };
+    outputTokensPerSecond?: { mean: number; peak: number; p95: number };
+  };
   nodes: NodeCapacity[];
   referenceNodeCapacity?: number;
   capacity: { usable: number; nominal: number };
   headroom: { absolute: number; ratio: number } | undefined;
-  nodesNeeded: { growth: number; forP95: number; forPeak: number; exactForP95: number; have: number; haveEffective: number; toAdd: number } | undefined;
+  nodesNeeded:
+    | { growth: number; forP95: number; forPeak: number; exactForP95: number; have: number; haveEffective: number; toAdd: number }
+    | undefined;
   costs: { node: string; why: string[]; capacityLost: number }[];
   slowNodes: string[];
   whatIf: { change: string; usable: number; headroom: number; meetsP95TimesGrowth: boolean }[];
@@ -145,13 +175,29 @@ export function buildCapacityReport(input: ReportInput, params: ReportParams): C
   const pools: PoolReport[] = [];
   for (const model of [...models].sort()) {
     if (params.model && model !== params.model) continue;
-    pools.push(poolReport(model, points.filter((p) => p.models.includes(model)), input, params));
+    pools.push(
+      poolReport(
+        model,
+        points.filter((p) => p.models.includes(model)),
+        input,
+        params,
+      ),
+    );
   }
   if (!input.raw) notes.push('window longer than raw retention: computed from 1-minute buckets');
-  if (pools.some((p) => p.unit === 'concurrent sequences')) notes.push('no agent /metrics counters for some pools: demand and capacity are in concurrent sequences (running + waiting vs max_num_seqs); set controlPlane.capacity.metricsUrls or agents[].httpListen with a fixed port for requests/s');
+  if (pools.some((p) => p.unit === 'concurrent sequences'))
+    notes.push(
+      'no agent /metrics counters for some pools: demand and capacity are in concurrent sequences (running + waiting vs max_num_seqs); set controlPlane.capacity.metricsUrls or agents[].httpListen with a fixed port for requests/s',
+    );
   return {
     generatedAt: new Date(input.now).toISOString(),
-    params: { windowMs: params.windowMs, growth: params.growth, sloTtftSeconds: params.sloTtftSeconds, slotMs: input.raw ? params.slotMs : (input.buckets[0]?.durationMs ?? 60_000), source: input.raw ? 'raw' : 'buckets' },
+    params: {
+      windowMs: params.windowMs,
+      growth: params.growth,
+      sloTtftSeconds: params.sloTtftSeconds,
+      slotMs: input.raw ? params.slotMs : (input.buckets[0]?.durationMs ?? 60_000),
+      source: input.raw ? 'raw' : 'buckets',
+    },
     pools,
     notes,
   };
@@ -159,7 +205,9 @@ export function buildCapacityReport(input: ReportInput, params: ReportParams): C
 
 function poolReport(model: string, points: Point[], input: ReportInput, params: ReportParams): PoolReport {
   const slo = params.sloTtftSeconds;
-  const nodeIds = [...new Set([...points.map((p) => p.node), ...[...input.latest.values()].filter((s) => s.models.includes(model)).map((s) => s.node)])].sort();
+  const nodeIds = [
+    ...new Set([...points.map((p) => p.node), ...[...input.latest.values()].filter((s) => s.models.includes(model)).map((s) => s.node)]),
+  ].sort();
   const hasRates = points.some((p) => p.rps !== undefined);
   const unit: PoolReport['unit'] = hasRates ? 'requests/s' : 'concurrent sequences';
   // A node serving several models shares its throughput among them (an even split: assumption).
@@ -188,9 +236,15 @@ function poolReport(model: string, points: Point[], input: ReportInput, params: 
     const maxSeqs = Math.max(0, ...ps.map((p) => p.maxNumSeqs), last?.maxNumSeqs ?? 0);
     if (!hasRates) {
       const c = maxSeqs || Math.max(0, ...good.map((p) => p.running));
-      if (c > 0) { capacity = c; basis = 'max-num-seqs'; }
+      if (c > 0) {
+        capacity = c;
+        basis = 'max-num-seqs';
+      }
     } else {
-      const goodRates = good.map((p) => (p.rps ?? 0) * share(p)).filter((x) => x > 0).sort((a, b) => b - a);
+      const goodRates = good
+        .map((p) => (p.rps ?? 0) * share(p))
+        .filter((x) => x > 0)
+        .sort((a, b) => b - a);
       const queued = good.filter((p) => p.waiting >= 0.5 && (p.rps ?? 0) > 0);
       if (queued.length) {
         // Requests waited in the engine and the SLO still held: it ran at its ceiling. Their mean rate.
@@ -206,7 +260,9 @@ function poolReport(model: string, points: Point[], input: ReportInput, params: 
       } else {
         // Never saturated: Little's law per slot (latency = running / throughput), latency fitted
         // against concurrency, extrapolated to the engine's concurrency ceiling.
-        const pairs = good.filter((p) => (p.rps ?? 0) > 0 && p.running > 0).map((p): [number, number] => [p.running, p.running / (p.rps! * share(p))]);
+        const pairs = good
+          .filter((p) => (p.rps ?? 0) > 0 && p.running > 0)
+          .map((p): [number, number] => [p.running, p.running / (p.rps! * share(p))]);
         const fit = fitLatency(pairs);
         const ceiling = maxSeqs || Math.max(0, ...pairs.map((x) => x[0]));
         if (fit && ceiling > 0) {
@@ -251,11 +307,14 @@ function poolReport(model: string, points: Point[], input: ReportInput, params: 
   });
 
   // The reference node: the median capacity of the nodes that were healthy in the window.
-  const healthyCaps = nodes.filter((n) => n.capacity !== undefined && n.unhealthyShare < 0.5 && n.degradedShare < 0.5).map((n) => n.capacity!);
+  const healthyCaps = nodes
+    .filter((n) => n.capacity !== undefined && n.unhealthyShare < 0.5 && n.degradedShare < 0.5)
+    .map((n) => n.capacity!);
   const allCaps = nodes.filter((n) => n.capacity !== undefined).map((n) => n.capacity!);
   const ref = healthyCaps.length ? median(healthyCaps) : allCaps.length ? median(allCaps) : undefined;
   const capOf = (n: NodeCapacity) => n.capacity ?? ref ?? 0;
-  const usableNow = (n: NodeCapacity) => n.state.connected && n.state.ready && !n.state.draining && !n.state.cordoned && n.state.gpuVerdict !== 'UNHEALTHY';
+  const usableNow = (n: NodeCapacity) =>
+    n.state.connected && n.state.ready && !n.state.draining && !n.state.cordoned && n.state.gpuVerdict !== 'UNHEALTHY';
   const slowNodes: string[] = [];
   const costs: PoolReport['costs'] = [];
   for (const n of nodes) {
@@ -271,10 +330,12 @@ function poolReport(model: string, points: Point[], input: ReportInput, params: 
       else if (!n.state.ready) why.push('not ready');
       if (n.state.draining) why.push('draining');
       if (n.state.cordoned) why.push('cordoned');
-      if (n.state.gpuVerdict === 'UNHEALTHY') why.push(`GPU unhealthy${n.state.gpuReasons.length ? ` (${n.state.gpuReasons.join(', ')})` : ''}`);
+      if (n.state.gpuVerdict === 'UNHEALTHY')
+        why.push(`GPU unhealthy${n.state.gpuReasons.length ? ` (${n.state.gpuReasons.join(', ')})` : ''}`);
       lost = capOf(n);
     } else {
-      if (n.state.gpuVerdict === 'DEGRADED') why.push(`GPU degraded${n.state.gpuReasons.length ? ` (${n.state.gpuReasons.join(', ')})` : ''}`);
+      if (n.state.gpuVerdict === 'DEGRADED')
+        why.push(`GPU degraded${n.state.gpuReasons.length ? ` (${n.state.gpuReasons.join(', ')})` : ''}`);
       if (n.slow) why.push(`slow: ${Math.round((n.relativeCapacity ?? 0) * 100)}% of the reference node`);
       if (why.length && ref) lost = Math.max(0, ref - capOf(n));
     }
@@ -299,24 +360,39 @@ function poolReport(model: string, points: Point[], input: ReportInput, params: 
 
   const kindCap = (kind?: string) => {
     const caps = nodes.filter((n) => (!kind || n.kind === kind) && n.capacity !== undefined).map((n) => n.capacity!);
-    return kind && caps.length ? median(caps) : ref ?? 0;
+    return kind && caps.length ? median(caps) : (ref ?? 0);
   };
   const whatIfs = params.whatIf.length ? params.whatIf : [{ delta: 1 }, { delta: -1 }];
   const whatIf = ref
     ? whatIfs.map((w) => {
         const u = Math.max(0, usable + w.delta * kindCap(w.kind));
-        return { change: `${w.delta >= 0 ? 'add' : 'remove'} ${Math.abs(w.delta)} x ${w.kind ?? `reference node (${r3(ref)} ${unit})`}`, usable: r3(u), headroom: r3(u - d.p95), meetsP95TimesGrowth: u >= d.p95 * params.growth };
+        return {
+          change: `${w.delta >= 0 ? 'add' : 'remove'} ${Math.abs(w.delta)} x ${w.kind ?? `reference node (${r3(ref)} ${unit})`}`,
+          usable: r3(u),
+          headroom: r3(u - d.p95),
+          meetsP95TimesGrowth: u >= d.p95 * params.growth,
+        };
       })
     : [];
 
-  const capAt = (t: number) => sum((bySlot.get(t) ?? []).filter((p) => p.ready >= 0.5 && p.draining < 0.5 && p.verdict !== 'UNHEALTHY').map((p) => capOf(nodes.find((n) => n.node === p.node)!)));
+  const capAt = (t: number) =>
+    sum(
+      (bySlot.get(t) ?? [])
+        .filter((p) => p.ready >= 0.5 && p.draining < 0.5 && p.verdict !== 'UNHEALTHY')
+        .map((p) => capOf(nodes.find((n) => n.node === p.node)!)),
+    );
   const step = Math.max(1, Math.ceil(slots.length / 240));
-  const series = slots.filter((_, i) => i % step === 0).map((t) => ({ t, demand: r3(demandSeries[slots.indexOf(t)]!), usableCapacity: r3(capAt(t)) }));
+  const series = slots
+    .filter((_, i) => i % step === 0)
+    .map((t) => ({ t, demand: r3(demandSeries[slots.indexOf(t)]!), usableCapacity: r3(capAt(t)) }));
 
   return {
     model,
     unit,
-    demand: { ...d, ...(hasRates ? { inputTokensPerSecond: stats(tokSeries('inTps')), outputTokensPerSecond: stats(tokSeries('outTps')) } : {}) },
+    demand: {
+      ...d,
+      ...(hasRates ? { inputTokensPerSecond: stats(tokSeries('inTps')), outputTokensPerSecond: stats(tokSeries('outTps')) } : {}),
+    },
     nodes,
     ...(ref !== undefined ? { referenceNodeCapacity: r3(ref) } : {}),
     capacity: { usable: r3(usable), nominal: r3(nominal) },

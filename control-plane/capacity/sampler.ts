@@ -11,16 +11,27 @@ import type { NodeRecord, NodeRegistry } from '../registry/node-registry.ts';
 import type { History } from './history.ts';
 import { toVerdict, type GpuSample, type NodeSample } from './types.ts';
 
-export interface AgentCounters { requests: number; promptTokens: number; generationTokens: number }
+export interface AgentCounters {
+  requests: number;
+  promptTokens: number;
+  generationTokens: number;
+}
 
 /** Sums the agent's counters from its /metrics text (every outcome counts as demand). */
 export function readAgentCounters(text: string): AgentCounters | undefined {
   const out: AgentCounters = { requests: 0, promptTokens: 0, generationTokens: 0 };
   let seen = false;
   for (const s of parseSamples(text)) {
-    if (s.name === 'agent_generations_total') { out.requests += s.value; seen = true; }
-    else if (s.name === 'agent_prompt_tokens_total') { out.promptTokens += s.value; seen = true; }
-    else if (s.name === 'agent_generation_tokens_total') { out.generationTokens += s.value; seen = true; }
+    if (s.name === 'agent_generations_total') {
+      out.requests += s.value;
+      seen = true;
+    } else if (s.name === 'agent_prompt_tokens_total') {
+      out.promptTokens += s.value;
+      seen = true;
+    } else if (s.name === 'agent_generation_tokens_total') {
+      out.generationTokens += s.value;
+      seen = true;
+    }
   }
   return seen ? out : undefined;
 }
@@ -35,7 +46,9 @@ export function gpuSamples(status: NodeStatus__Output | undefined): GpuSample[] 
   return (status?.gpus ?? []).map((g) => {
     const r = g.readings ?? {};
     const out: GpuSample = { index: g.index, uuid: g.uuid, name: g.name, verdict: toVerdict(g.verdict), reasons: [...g.reasons] };
-    const put = (k: 'utilization' | 'memoryUsedBytes' | 'memoryTotalBytes' | 'temperatureC' | 'powerW', v: number | undefined) => { if (v !== undefined) out[k] = v; };
+    const put = (k: 'utilization' | 'memoryUsedBytes' | 'memoryTotalBytes' | 'temperatureC' | 'powerW', v: number | undefined) => {
+      if (v !== undefined) out[k] = v;
+    };
     put('utilization', num(r.utilization_gpu_pct, 0.01));
     put('memoryUsedBytes', num(r.memory_used_mib, 1024 * 1024));
     put('memoryTotalBytes', num(r.memory_total_mib, 1024 * 1024));
@@ -71,7 +84,15 @@ export class Sampler {
     this.opts.registry.on('change', this.sync);
     this.syncConnections();
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.tick().then(() => undefined, (err: unknown) => this.opts.logger.warn({ err: (err as Error).message }, 'capacity sampling failed')).finally(() => { this.running = undefined; });
+      if (!this.running)
+        this.running = this.tick()
+          .then(
+            () => undefined,
+            (err: unknown) => this.opts.logger.warn({ err: (err as Error).message }, 'capacity sampling failed'),
+          )
+          .finally(() => {
+            this.running = undefined;
+          });
     }, this.opts.intervalMs);
     this.timer.unref();
   }
@@ -127,12 +148,12 @@ export class Sampler {
       ready: fresh && !!status?.ready,
       draining: !!status?.draining,
       cordoned: node.cordoned,
-      gpuVerdict: status && status.gpus.length ? toVerdict(status.gpuVerdict) : (status ? 'HEALTHY' : 'UNKNOWN'),
-      running: fresh ? load?.running ?? 0 : 0,
-      waiting: fresh ? load?.waiting ?? 0 : 0,
-      kvCacheUsage: fresh ? load?.kvCacheUsage ?? 0 : 0,
-      ttftSeconds: fresh ? load?.ttftRecentSeconds ?? 0 : 0,
-      prefixCacheHitRate: fresh ? load?.prefixCacheHitRate ?? 0 : 0,
+      gpuVerdict: status && status.gpus.length ? toVerdict(status.gpuVerdict) : status ? 'HEALTHY' : 'UNKNOWN',
+      running: fresh ? (load?.running ?? 0) : 0,
+      waiting: fresh ? (load?.waiting ?? 0) : 0,
+      kvCacheUsage: fresh ? (load?.kvCacheUsage ?? 0) : 0,
+      ttftSeconds: fresh ? (load?.ttftRecentSeconds ?? 0) : 0,
+      prefixCacheHitRate: fresh ? (load?.prefixCacheHitRate ?? 0) : 0,
       maxNumSeqs: load?.maxNumSeqs ?? 0,
       gpus: gpuSamples(status),
     };
@@ -141,7 +162,13 @@ export class Sampler {
       const c = await this.scrape(url);
       const p = this.prev.get(node.id);
       if (c) {
-        if (p && t > p.t && c.requests >= p.c.requests && c.promptTokens >= p.c.promptTokens && c.generationTokens >= p.c.generationTokens) {
+        if (
+          p &&
+          t > p.t &&
+          c.requests >= p.c.requests &&
+          c.promptTokens >= p.c.promptTokens &&
+          c.generationTokens >= p.c.generationTokens
+        ) {
           const dt = (t - p.t) / 1000;
           sample.requestsPerSecond = (c.requests - p.c.requests) / dt;
           sample.promptTokensPerSecond = (c.promptTokens - p.c.promptTokens) / dt;

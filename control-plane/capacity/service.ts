@@ -13,7 +13,10 @@ import { RedisHistoryStore } from './redis-store.ts';
 export type { CapacityConfig } from '../config.ts';
 
 /** Agent HTTP base URLs: explicit `controlPlane.capacity.metricsUrls`, then those known from the agents' config (cli/config.ts agentMetricsUrls). */
-export function metricsUrlResolver(explicit: Record<string, string>, fromAgents: Record<string, string>): (node: NodeRecord) => string | undefined {
+export function metricsUrlResolver(
+  explicit: Record<string, string>,
+  fromAgents: Record<string, string>,
+): (node: NodeRecord) => string | undefined {
   return (node) => explicit[node.id] ?? fromAgents[node.id];
 }
 
@@ -37,8 +40,19 @@ export class CapacityService {
     this.now = opts.now ?? Date.now;
     const c = opts.config;
     const store = opts.store ?? historyStore(c.store, opts.redisUrl);
-    this.history = new History(store, { rawRetentionMs: c.rawRetentionMs, bucketMs: c.bucketMs, bucketRetentionMs: c.bucketRetentionMs, compactEveryMs: c.compactEveryMs }, this.now);
-    this.sampler = new Sampler({ registry: opts.registry, history: this.history, intervalMs: c.sampleIntervalMs, metricsUrl: opts.metricsUrl, logger: opts.logger, now: this.now });
+    this.history = new History(
+      store,
+      { rawRetentionMs: c.rawRetentionMs, bucketMs: c.bucketMs, bucketRetentionMs: c.bucketRetentionMs, compactEveryMs: c.compactEveryMs },
+      this.now,
+    );
+    this.sampler = new Sampler({
+      registry: opts.registry,
+      history: this.history,
+      intervalMs: c.sampleIntervalMs,
+      metricsUrl: opts.metricsUrl,
+      logger: opts.logger,
+      now: this.now,
+    });
   }
 
   async start(): Promise<void> {
@@ -54,7 +68,13 @@ export class CapacityService {
 
   defaults(): ReportParams {
     const c = this.opts.config;
-    return { windowMs: c.defaultWindowMs, growth: 1, sloTtftSeconds: c.sloTtftSeconds, slotMs: Math.max(10_000, c.sampleIntervalMs), whatIf: [] };
+    return {
+      windowMs: c.defaultWindowMs,
+      growth: 1,
+      sloTtftSeconds: c.sloTtftSeconds,
+      slotMs: Math.max(10_000, c.sampleIntervalMs),
+      whatIf: [],
+    };
   }
 
   /** Each node's last sample, if recent: an older one belongs to a node that has left. */
@@ -67,12 +87,15 @@ export class CapacityService {
     const now = this.now();
     const from = now - params.windowMs;
     const useRaw = this.history.rawCovers(from);
-    return buildCapacityReport({
-      now,
-      raw: useRaw ? this.history.rawSamples(from) : undefined,
-      buckets: useRaw ? [] : this.history.bucketRecords(from),
-      latest: this.latestFresh(now),
-    }, params);
+    return buildCapacityReport(
+      {
+        now,
+        raw: useRaw ? this.history.rawSamples(from) : undefined,
+        buckets: useRaw ? [] : this.history.bucketRecords(from),
+        latest: this.latestFresh(now),
+      },
+      params,
+    );
   }
 }
 

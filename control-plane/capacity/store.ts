@@ -15,10 +15,18 @@ export interface HistoryStore {
 
 export class MemoryHistoryStore implements HistoryStore {
   records: HistoryRecord[] = [];
-  async load() { return [...this.records]; }
-  async append(r: HistoryRecord[]) { this.records.push(...r); }
-  async rewrite(r: HistoryRecord[]) { this.records = [...r]; }
-  async close() { /* nothing */ }
+  async load() {
+    return [...this.records];
+  }
+  async append(r: HistoryRecord[]) {
+    this.records.push(...r);
+  }
+  async rewrite(r: HistoryRecord[]) {
+    this.records = [...r];
+  }
+  async close() {
+    /* nothing */
+  }
 }
 
 /**

@@ -43,7 +43,16 @@ export interface NodeSample {
 }
 
 /** Numeric fields a bucket averages (and keeps the max of). */
-export const NUMERIC_FIELDS = ['running', 'waiting', 'kvCacheUsage', 'ttftSeconds', 'prefixCacheHitRate', 'requestsPerSecond', 'promptTokensPerSecond', 'generationTokensPerSecond'] as const;
+export const NUMERIC_FIELDS = [
+  'running',
+  'waiting',
+  'kvCacheUsage',
+  'ttftSeconds',
+  'prefixCacheHitRate',
+  'requestsPerSecond',
+  'promptTokensPerSecond',
+  'generationTokensPerSecond',
+] as const;
 export type NumericField = (typeof NUMERIC_FIELDS)[number];
 
 export interface NodeBucket {

@@ -26,7 +26,10 @@ export class NodeRegistry extends EventEmitter {
   private sweeper: NodeJS.Timeout | undefined;
   private version = 0;
 
-  constructor(readonly ttlMs: number, private readonly now: () => number = Date.now) {
+  constructor(
+    readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
     super();
   }
 

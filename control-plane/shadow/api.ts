@@ -17,15 +17,19 @@ export interface ShadowApiOptions {
 
 const ingestBody = z.strictObject({ records: z.array(shadowRecordSchema).max(10_000) });
 const readQuery = z.object({
-  window: z.string().max(32).optional().transform((v, ctx) => {
-    if (v === undefined) return 24 * 3_600_000;
-    const ms = parseDuration(v);
-    if (ms === undefined || ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: 'a duration like 90s, 15m, 1h, 7d' });
-      return z.NEVER;
-    }
-    return ms;
-  }),
+  window: z
+    .string()
+    .max(32)
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return 24 * 3_600_000;
+      const ms = parseDuration(v);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: 'a duration like 90s, 15m, 1h, 7d' });
+        return z.NEVER;
+      }
+      return ms;
+    }),
   alias: z.string().max(256).optional(),
   target: z.string().max(300).optional(),
   limit: z.coerce.number().int().min(1).max(10_000).default(100),

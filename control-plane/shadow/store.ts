@@ -33,7 +33,9 @@ export class MemoryShadowStore implements ShadowStore {
     return out.length > limit ? out.slice(out.length - limit) : out;
   }
 
-  async close(): Promise<void> { /* nothing */ }
+  async close(): Promise<void> {
+    /* nothing */
+  }
 }
 
 export class FileShadowStore extends MemoryShadowStore {
@@ -112,7 +114,11 @@ export class RedisShadowStore implements ShadowStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis;
 
-  constructor(url: string, private readonly maxRecords: number, commandTimeoutMs = 2_000) {
+  constructor(
+    url: string,
+    private readonly maxRecords: number,
+    commandTimeoutMs = 2_000,
+  ) {
     this.redis = connectRedis(url, commandTimeoutMs);
   }
 

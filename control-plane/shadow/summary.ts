@@ -3,7 +3,10 @@
 // of the answers, and the token ratio (shadow completion tokens / primary completion tokens).
 import type { ShadowRecord } from '../../common/shadow-record.ts';
 
-export interface Percentiles { p50: number | null; p95: number | null }
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+}
 
 export interface ShadowSummaryRow {
   alias: string;
@@ -45,7 +48,8 @@ export function summarise(records: readonly ShadowRecord[]): ShadowSummaryRow[] 
   for (const g of groups.values()) {
     const ok = g.filter((r) => r.outcome === 'ok');
     const sims = nums(g.map((r) => r.similarity));
-    let shadowTokens = 0, primaryTokens = 0;
+    let shadowTokens = 0,
+      primaryTokens = 0;
     for (const r of ok) {
       if (r.shadow.completionTokens === null || r.primary.completionTokens === null) continue;
       shadowTokens += r.shadow.completionTokens;
@@ -58,8 +62,16 @@ export function summarise(records: readonly ShadowRecord[]): ShadowSummaryRow[] 
       count: g.length,
       errors,
       errorRate: round(errors / g.length),
-      primary: { model: g[g.length - 1]!.primary.model, latencyMs: pcts(g.map((r) => r.primary.latencyMs)), ttftMs: pcts(nums(g.map((r) => r.primary.ttftMs))) },
-      shadow: { model: g[g.length - 1]!.shadow.model, latencyMs: pcts(ok.map((r) => r.shadow.latencyMs)), ttftMs: pcts(nums(ok.map((r) => r.shadow.ttftMs))) },
+      primary: {
+        model: g[g.length - 1]!.primary.model,
+        latencyMs: pcts(g.map((r) => r.primary.latencyMs)),
+        ttftMs: pcts(nums(g.map((r) => r.primary.ttftMs))),
+      },
+      shadow: {
+        model: g[g.length - 1]!.shadow.model,
+        latencyMs: pcts(ok.map((r) => r.shadow.latencyMs)),
+        ttftMs: pcts(nums(ok.map((r) => r.shadow.ttftMs))),
+      },
       meanSimilarity: sims.length ? round(sims.reduce((a, b) => a + b, 0) / sims.length) : null,
       similarityCount: sims.length,
       tokenRatio: primaryTokens > 0 ? round(shadowTokens / primaryTokens) : null,

@@ -23,13 +23,23 @@ export class TenantRegistry extends EventEmitter {
   }
 
   createTenant(input: { name: string; policy?: Policy; tags?: Record<string, string> }): Tenant {
-    const t: Tenant = { id: `ten_${randomUUID().replaceAll('-', '').slice(0, 16)}`, name: input.name, policy: input.policy ?? {}, tags: input.tags ?? {}, disabled: false, createdAt: new Date().toISOString() };
+    const t: Tenant = {
+      id: `ten_${randomUUID().replaceAll('-', '').slice(0, 16)}`,
+      name: input.name,
+      policy: input.policy ?? {},
+      tags: input.tags ?? {},
+      disabled: false,
+      createdAt: new Date().toISOString(),
+    };
     this.tenants.set(t.id, t);
     this.changed();
     return t;
   }
 
-  updateTenant(id: string, patch: { name?: string; policy?: Policy; tags?: Record<string, string>; disabled?: boolean }): Tenant | undefined {
+  updateTenant(
+    id: string,
+    patch: { name?: string; policy?: Policy; tags?: Record<string, string>; disabled?: boolean },
+  ): Tenant | undefined {
     const t = this.tenants.get(id);
     if (!t) return undefined;
     Object.assign(t, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
@@ -49,7 +59,15 @@ export class TenantRegistry extends EventEmitter {
   createKey(tenantId: string, input: { name?: string; policy?: Policy }): { record: ApiKeyRecord; key: string } | undefined {
     if (!this.tenants.has(tenantId)) return undefined;
     const issued = issueKey();
-    const record: ApiKeyRecord = { keyId: issued.keyId, tenantId, name: input.name ?? '', hash: issued.hash, policy: input.policy ?? {}, createdAt: new Date().toISOString(), revokedAt: null };
+    const record: ApiKeyRecord = {
+      keyId: issued.keyId,
+      tenantId,
+      name: input.name ?? '',
+      hash: issued.hash,
+      policy: input.policy ?? {},
+      createdAt: new Date().toISOString(),
+      revokedAt: null,
+    };
     this.keys.set(record.keyId, record);
     this.changed();
     return { record, key: issued.key };

@@ -18,7 +18,12 @@ function svgEl(tag, attrs = {}) {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   return e;
 }
-const fmt = (x, d = 2) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Number(x).toFixed(d).replace(/\.?0+$/, '') || '0');
+const fmt = (x, d = 2) =>
+  x === undefined || x === null || Number.isNaN(x)
+    ? '–'
+    : Number(x)
+        .toFixed(d)
+        .replace(/\.?0+$/, '') || '0';
 const badge = (text, cls) => el('span', { class: `badge ${cls}` }, text);
 const verdictClass = { HEALTHY: 'ok', DEGRADED: 'warn', UNHEALTHY: 'bad', UNKNOWN: 'off' };
 
@@ -33,7 +38,8 @@ function lineChart(series, { width = 520, height = 140, title = '' } = {}) {
     return svg;
   }
   const pad = height < 60 ? { l: 2, r: 2, t: 4, b: 4 } : { l: 40, r: 8, t: 14, b: 18 };
-  const t0 = Math.min(...pts.map((p) => p[0])), t1 = Math.max(...pts.map((p) => p[0]));
+  const t0 = Math.min(...pts.map((p) => p[0])),
+    t1 = Math.max(...pts.map((p) => p[0]));
   const yMax = Math.max(1e-9, ...pts.map((p) => p[1])) * 1.1;
   const x = (t) => pad.l + ((t - t0) / Math.max(1, t1 - t0)) * (width - pad.l - pad.r);
   const y = (v) => height - pad.b - (v / yMax) * (height - pad.t - pad.b);
@@ -44,16 +50,23 @@ function lineChart(series, { width = 520, height = 140, title = '' } = {}) {
     svg.append(tx);
   }
   if (height >= 60) {
-  const tl = svgEl('text', { x: pad.l, y: height - 4 });
-  tl.textContent = new Date(t0).toLocaleTimeString();
-  const tr = svgEl('text', { x: width - pad.r - 50, y: height - 4 });
-  tr.textContent = new Date(t1).toLocaleTimeString();
-  svg.append(tl, tr);
+    const tl = svgEl('text', { x: pad.l, y: height - 4 });
+    tl.textContent = new Date(t0).toLocaleTimeString();
+    const tr = svgEl('text', { x: width - pad.r - 50, y: height - 4 });
+    tr.textContent = new Date(t1).toLocaleTimeString();
+    svg.append(tl, tr);
   }
   let lx = pad.l;
   for (const s of series) {
     if (s.points.length) {
-      svg.append(svgEl('polyline', { fill: 'none', stroke: s.color, 'stroke-width': 1.5, points: s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ') }));
+      svg.append(
+        svgEl('polyline', {
+          fill: 'none',
+          stroke: s.color,
+          'stroke-width': 1.5,
+          points: s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' '),
+        }),
+      );
     }
     const lg = svgEl('text', { x: lx, y: 10, fill: s.color });
     lg.textContent = s.name;
@@ -85,7 +98,9 @@ function renderNodes(cluster) {
     if (!n.gpus.length && n.connected) gpu.append(el('div', { class: 'muted' }, 'no GPU telemetry'));
     const l = n.load;
     const spark = lineChart([{ name: '', color: '#2f6fdf', points: history.get(n.id) ?? [] }], { width: 180, height: 40 });
-    return el('tr', { 'data-node': n.id, 'data-testid': `node-${n.id}` },
+    return el(
+      'tr',
+      { 'data-node': n.id, 'data-testid': `node-${n.id}` },
       el('td', {}, el('strong', {}, n.id), el('div', { class: 'muted' }, n.address)),
       el('td', {}, n.models.join(', ')),
       el('td', {}, ...state),
@@ -93,7 +108,8 @@ function renderNodes(cluster) {
       el('td', {}, l ? `${l.running} / ${l.waiting}${l.maxNumSeqs ? ` (max ${l.maxNumSeqs})` : ''}` : '–'),
       el('td', {}, l ? `${fmt(l.kvCacheUsage * 100, 0)}%` : '–'),
       el('td', {}, l && l.ttftSeconds > 0 ? `${fmt(l.ttftSeconds, 3)} s` : '–'),
-      el('td', {}, spark));
+      el('td', {}, spark),
+    );
   });
   tbody.replaceChildren(...rows);
   const ready = cluster.nodes.filter((n) => n.ready).length;
@@ -103,29 +119,52 @@ function renderNodes(cluster) {
 }
 
 function renderLanes(routers) {
-  const rows = routers.data.flatMap((r) => r.lanes.map((l, i) => {
-    const reasons = Object.entries(l.refused).map(([k, v]) => `${k} ${v}`).join(', ');
-    return el('tr', { 'data-testid': `lane-${r.router}-${l.lane}` },
-      el('td', {}, i === 0 ? el('strong', {}, r.router) : ''),
-      el('td', {}, l.lane),
-      el('td', {}, l.queued),
-      el('td', {}, fmt(l.admittedPerSecond, 1)),
-      el('td', {}, l.refusedPerSecond ? badge(fmt(l.refusedPerSecond, 1), 'warn') : fmt(l.refusedPerSecond, 1)),
-      el('td', {}, reasons || '–'));
-  }));
-  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'no router has reported (admission off, or no router points at this control plane)')));
+  const rows = routers.data.flatMap((r) =>
+    r.lanes.map((l, i) => {
+      const reasons = Object.entries(l.refused)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      return el(
+        'tr',
+        { 'data-testid': `lane-${r.router}-${l.lane}` },
+        el('td', {}, i === 0 ? el('strong', {}, r.router) : ''),
+        el('td', {}, l.lane),
+        el('td', {}, l.queued),
+        el('td', {}, fmt(l.admittedPerSecond, 1)),
+        el('td', {}, l.refusedPerSecond ? badge(fmt(l.refusedPerSecond, 1), 'warn') : fmt(l.refusedPerSecond, 1)),
+        el('td', {}, reasons || '–'),
+      );
+    }),
+  );
+  if (!rows.length)
+    rows.push(
+      el(
+        'tr',
+        {},
+        el('td', { colspan: 6, class: 'muted' }, 'no router has reported (admission off, or no router points at this control plane)'),
+      ),
+    );
   $('#lanes tbody').replaceChildren(...rows);
 }
 
 /** Shadow traffic (docs/shadow.md): the admin summary per alias and target. */
 function renderShadow(summary) {
   const ms = (p) => `${fmt(p.p50, 0)} / ${fmt(p.p95, 0)} ms`;
-  const rows = summary.data.map((r) => el('tr', { 'data-testid': `shadow-${r.alias}-${r.target}` },
-    el('td', {}, r.alias), el('td', {}, r.target), el('td', {}, r.count),
-    el('td', {}, r.errorRate > 0 ? badge(`${fmt(r.errorRate * 100, 1)}%`, r.errorRate > 0.05 ? 'bad' : 'warn') : '0%'),
-    el('td', {}, ms(r.primary.latencyMs)), el('td', {}, ms(r.shadow.latencyMs)),
-    el('td', {}, `${fmt(r.primary.ttftMs.p50, 0)} / ${fmt(r.shadow.ttftMs.p50, 0)} ms`),
-    el('td', {}, fmt(r.meanSimilarity, 3)), el('td', {}, fmt(r.tokenRatio))));
+  const rows = summary.data.map((r) =>
+    el(
+      'tr',
+      { 'data-testid': `shadow-${r.alias}-${r.target}` },
+      el('td', {}, r.alias),
+      el('td', {}, r.target),
+      el('td', {}, r.count),
+      el('td', {}, r.errorRate > 0 ? badge(`${fmt(r.errorRate * 100, 1)}%`, r.errorRate > 0.05 ? 'bad' : 'warn') : '0%'),
+      el('td', {}, ms(r.primary.latencyMs)),
+      el('td', {}, ms(r.shadow.latencyMs)),
+      el('td', {}, `${fmt(r.primary.ttftMs.p50, 0)} / ${fmt(r.shadow.ttftMs.p50, 0)} ms`),
+      el('td', {}, fmt(r.meanSimilarity, 3)),
+      el('td', {}, fmt(r.tokenRatio)),
+    ),
+  );
   if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, 'no shadow records in the last 24 h')));
   $('#shadow tbody').replaceChildren(...rows);
 }
@@ -133,7 +172,9 @@ function renderShadow(summary) {
 async function refreshShadow() {
   const token = sessionStorage.getItem('icp-admin-token');
   if (!token) return;
-  const res = await fetch('/v1/admin/shadow/summary?window=24h', { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
+  const res = await fetch('/v1/admin/shadow/summary?window=24h', {
+    headers: { accept: 'application/json', authorization: `Bearer ${token}` },
+  });
   if (!res.ok) {
     $('#shadow tbody').replaceChildren(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, `shadow summary: HTTP ${res.status}`)));
     return;
@@ -142,33 +183,84 @@ async function refreshShadow() {
 }
 
 function renderCapacity(report) {
-  $('#capacity-params').textContent = `window ${Math.round(report.params.windowMs / 60000)} min · growth ×${report.params.growth} · TTFT SLO ${report.params.sloTtftSeconds} s · from ${report.params.source}`;
+  $('#capacity-params').textContent =
+    `window ${Math.round(report.params.windowMs / 60000)} min · growth ×${report.params.growth} · TTFT SLO ${report.params.sloTtftSeconds} s · from ${report.params.source}`;
   const pools = report.pools.map((p) => {
     const kv = (k, v) => el('div', {}, el('span', {}, `${k}: `), v);
     const nn = p.nodesNeeded;
-    const box = el('div', { class: 'pool', 'data-testid': `pool-${p.model}` },
+    const box = el(
+      'div',
+      { class: 'pool', 'data-testid': `pool-${p.model}` },
       el('h3', {}, `${p.model} `, el('span', { class: 'muted' }, p.unit)),
-      el('div', { class: 'kv' },
+      el(
+        'div',
+        { class: 'kv' },
         kv('demand mean / p95 / peak', `${fmt(p.demand.mean)} / ${fmt(p.demand.p95)} / ${fmt(p.demand.peak)}`),
         p.demand.outputTokensPerSecond ? kv('output tokens/s p95', fmt(p.demand.outputTokensPerSecond.p95, 0)) : null,
         kv('usable capacity', fmt(p.capacity.usable)),
         kv('reference node', fmt(p.referenceNodeCapacity)),
         kv('headroom', p.headroom ? `${fmt(p.headroom.absolute)} (${fmt(p.headroom.ratio * 100, 0)}%)` : '–'),
-        kv('nodes needed (p95 × growth)', nn ? `${nn.forP95} (have ${nn.have}, effective ${fmt(nn.haveEffective, 1)}; add ${nn.toAdd})` : '–'),
-        kv('slow nodes', p.slowNodes.length ? p.slowNodes.join(', ') : 'none')),
-      lineChart([
-        { name: 'demand', color: '#d9480f', points: p.series.map((s) => [s.t, s.demand]) },
-        { name: 'usable capacity', color: '#2b8a3e', points: p.series.map((s) => [s.t, s.usableCapacity]) },
-      ], { title: `${p.model} demand and capacity` }));
+        kv(
+          'nodes needed (p95 × growth)',
+          nn ? `${nn.forP95} (have ${nn.have}, effective ${fmt(nn.haveEffective, 1)}; add ${nn.toAdd})` : '–',
+        ),
+        kv('slow nodes', p.slowNodes.length ? p.slowNodes.join(', ') : 'none'),
+      ),
+      lineChart(
+        [
+          { name: 'demand', color: '#d9480f', points: p.series.map((s) => [s.t, s.demand]) },
+          { name: 'usable capacity', color: '#2b8a3e', points: p.series.map((s) => [s.t, s.usableCapacity]) },
+        ],
+        { title: `${p.model} demand and capacity` },
+      ),
+    );
     if (p.costs.length) {
-      box.append(el('h3', {}, 'capacity lost'), el('ul', {}, ...p.costs.map((c) => el('li', {}, `${c.node}: ${c.why.join('; ')} — ${fmt(c.capacityLost)} ${p.unit}`))));
+      box.append(
+        el('h3', {}, 'capacity lost'),
+        el('ul', {}, ...p.costs.map((c) => el('li', {}, `${c.node}: ${c.why.join('; ')} — ${fmt(c.capacityLost)} ${p.unit}`))),
+      );
     }
-    const nodeRows = p.nodes.map((n) => el('tr', {},
-      el('td', {}, n.node), el('td', {}, n.kind), el('td', {}, fmt(n.capacity)), el('td', {}, n.capacityBasis),
-      el('td', {}, fmt(n.relativeCapacity)), el('td', {}, fmt(n.observed.meanDemand)), el('td', {}, fmt(n.observed.meanTtftSeconds, 3)),
-      el('td', {}, n.slow ? badge('slow', 'warn') : '')));
-    box.append(el('table', {}, el('thead', {}, el('tr', {}, ...['node', 'kind', 'capacity', 'basis', 'relative', 'mean demand', 'mean TTFT', ''].map((h) => el('th', {}, h)))), el('tbody', {}, ...nodeRows)));
-    if (p.whatIf.length) box.append(el('h3', {}, 'what if'), el('ul', {}, ...p.whatIf.map((w) => el('li', {}, `${w.change}: usable ${fmt(w.usable)}, headroom ${fmt(w.headroom)}${w.meetsP95TimesGrowth ? '' : ' — short of p95 × growth'}`))));
+    const nodeRows = p.nodes.map((n) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, n.node),
+        el('td', {}, n.kind),
+        el('td', {}, fmt(n.capacity)),
+        el('td', {}, n.capacityBasis),
+        el('td', {}, fmt(n.relativeCapacity)),
+        el('td', {}, fmt(n.observed.meanDemand)),
+        el('td', {}, fmt(n.observed.meanTtftSeconds, 3)),
+        el('td', {}, n.slow ? badge('slow', 'warn') : ''),
+      ),
+    );
+    box.append(
+      el(
+        'table',
+        {},
+        el(
+          'thead',
+          {},
+          el('tr', {}, ...['node', 'kind', 'capacity', 'basis', 'relative', 'mean demand', 'mean TTFT', ''].map((h) => el('th', {}, h))),
+        ),
+        el('tbody', {}, ...nodeRows),
+      ),
+    );
+    if (p.whatIf.length)
+      box.append(
+        el('h3', {}, 'what if'),
+        el(
+          'ul',
+          {},
+          ...p.whatIf.map((w) =>
+            el(
+              'li',
+              {},
+              `${w.change}: usable ${fmt(w.usable)}, headroom ${fmt(w.headroom)}${w.meetsP95TimesGrowth ? '' : ' — short of p95 × growth'}`,
+            ),
+          ),
+        ),
+      );
     return box;
   });
   if (!pools.length) pools.push(el('p', { class: 'muted' }, 'no history yet'));

@@ -8,13 +8,7 @@ export type EngineEvent =
   | { type: 'response'; json: string }
   | { type: 'usage'; promptTokens: number; completionTokens: number; cachedPromptTokens: number; ttftSeconds: number };
 
-export type EngineErrorKind =
-  | 'ENGINE_UNAVAILABLE'
-  | 'ENGINE_OVERLOADED'
-  | 'INVALID_REQUEST'
-  | 'ENGINE_ERROR'
-  | 'TIMEOUT'
-  | 'CANCELLED';
+export type EngineErrorKind = 'ENGINE_UNAVAILABLE' | 'ENGINE_OVERLOADED' | 'INVALID_REQUEST' | 'ENGINE_ERROR' | 'TIMEOUT' | 'CANCELLED';
 
 /** A failure the adapter classified; `errorJson` carries the engine's own OpenAI-shaped body for 4xx. */
 export class EngineError extends Error {

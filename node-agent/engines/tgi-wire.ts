@@ -32,23 +32,29 @@ export const tgiStreamResponseSchema = z.looseObject({
   index: z.number().optional(), // absent before TGI 1.x
   token: tgiTokenSchema,
   generated_text: z.string().nullable().optional(),
-  details: z.looseObject({
-    finish_reason: z.string(),
-    generated_tokens: z.number(),
-    input_length: z.number().optional(), // absent in the 2023 capture
-    seed: z.number().nullable().optional(),
-  }).nullable().optional(),
+  details: z
+    .looseObject({
+      finish_reason: z.string(),
+      generated_tokens: z.number(),
+      input_length: z.number().optional(), // absent in the 2023 capture
+      seed: z.number().nullable().optional(),
+    })
+    .nullable()
+    .optional(),
 });
 export type TgiStreamResponse = z.infer<typeof tgiStreamResponseSchema>;
 
 export const tgiGenerateResponseSchema = z.looseObject({
   generated_text: z.string(),
-  details: z.looseObject({
-    finish_reason: z.string(),
-    generated_tokens: z.number(),
-    prefill: z.array(z.unknown()).optional(),
-    tokens: z.array(tgiTokenSchema).optional(),
-  }).nullable().optional(),
+  details: z
+    .looseObject({
+      finish_reason: z.string(),
+      generated_tokens: z.number(),
+      prefill: z.array(z.unknown()).optional(),
+      tokens: z.array(tgiTokenSchema).optional(),
+    })
+    .nullable()
+    .optional(),
 });
 
 /** TGI's ErrorResponse, as HTTP bodies and /generate_stream error events. */
@@ -83,7 +89,11 @@ export function openAiFinishReason(r: unknown): string | null {
   return String(r);
 }
 
-export interface ChunkHead { id: string; created: number; model: string }
+export interface ChunkHead {
+  id: string;
+  created: number;
+  model: string;
+}
 export function newHead(prefix: 'chatcmpl' | 'cmpl', model: string): ChunkHead {
   return { id: `${prefix}-${randomBytes(8).toString('hex')}`, created: Math.floor(Date.now() / 1000), model };
 }
@@ -117,9 +127,9 @@ export function normalizeCompletionChunk(o: Obj, head: ChunkHead): Obj[] {
   const out = withHead(o, head);
   out.object = 'text_completion';
   // The eos_token chunk's text is the special token itself ("</s>", "<|eot_id|>"): vLLM sends ''.
-  out.choices = mapChoices(Array.isArray(o.choices)
-    ? o.choices.map((c) => (isObj(c) && c.finish_reason === 'eos_token' ? { ...c, text: '' } : c))
-    : o.choices);
+  out.choices = mapChoices(
+    Array.isArray(o.choices) ? o.choices.map((c) => (isObj(c) && c.finish_reason === 'eos_token' ? { ...c, text: '' } : c)) : o.choices,
+  );
   const usage = out.usage;
   delete out.usage;
   if (!isObj(usage)) return [out];
@@ -147,7 +157,10 @@ export function toGenerateRequest(body: Obj, stream: boolean): Obj {
   if (typeof body.max_tokens === 'number') parameters.max_new_tokens = body.max_tokens;
   // TGI rejects temperature 0 ("must be strictly positive"): greedy is do_sample false.
   const t = body.temperature;
-  if (typeof t === 'number' && t > 0) { parameters.temperature = t; parameters.do_sample = true; } else parameters.do_sample = false;
+  if (typeof t === 'number' && t > 0) {
+    parameters.temperature = t;
+    parameters.do_sample = true;
+  } else parameters.do_sample = false;
   if (typeof body.top_p === 'number' && body.top_p > 0 && body.top_p < 1) parameters.top_p = body.top_p;
   if (typeof body.seed === 'number') parameters.seed = body.seed;
   if (typeof body.stop === 'string') parameters.stop = [body.stop];
@@ -160,12 +173,19 @@ export function toGenerateRequest(body: Obj, stream: boolean): Obj {
 export function generateEventToChunks(ev: TgiStreamResponse, head: ChunkHead): Obj[] {
   const finish = ev.details ? openAiFinishReason(ev.details.finish_reason) : null;
   const chunk: Obj = {
-    id: head.id, object: 'text_completion', created: head.created, model: head.model,
+    id: head.id,
+    object: 'text_completion',
+    created: head.created,
+    model: head.model,
     choices: [{ index: 0, text: ev.token.special ? '' : ev.token.text, logprobs: null, finish_reason: finish }],
   };
   if (!ev.details) return [chunk];
   const prompt = ev.details.input_length ?? 0;
-  const usage = { prompt_tokens: prompt, completion_tokens: ev.details.generated_tokens, total_tokens: prompt + ev.details.generated_tokens };
+  const usage = {
+    prompt_tokens: prompt,
+    completion_tokens: ev.details.generated_tokens,
+    total_tokens: prompt + ev.details.generated_tokens,
+  };
   return [chunk, { id: head.id, object: 'text_completion', created: head.created, model: head.model, choices: [], usage }];
 }
 
@@ -173,7 +193,10 @@ export function generateEventToChunks(ev: TgiStreamResponse, head: ChunkHead): O
 export function generateResponseToCompletion(r: z.infer<typeof tgiGenerateResponseSchema>, head: ChunkHead, promptTokens: number): Obj {
   const completion = r.details?.generated_tokens ?? 0;
   return {
-    id: head.id, object: 'text_completion', created: head.created, model: head.model,
+    id: head.id,
+    object: 'text_completion',
+    created: head.created,
+    model: head.model,
     choices: [{ index: 0, text: r.generated_text, logprobs: null, finish_reason: openAiFinishReason(r.details?.finish_reason) ?? 'stop' }],
     usage: { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion },
   };

@@ -16,9 +16,21 @@ import { EngineError, type EngineAdapter, type EngineEvent, type EngineModel } f
 import type { EngineMetricsSnapshot } from './vllm-metrics.ts';
 import { parseTgiMetrics } from './tgi-metrics.ts';
 import {
-  generateEventToChunks, generateResponseToCompletion, isValidationError, newHead, normalizeChatChunk,
-  normalizeCompletionChunk, normalizeResponse, tgiErrorMessage, tgiErrorSchema, tgiGenerateResponseSchema,
-  tgiInfoSchema, tgiStreamResponseSchema, toGenerateRequest, versionAtLeast, type ChunkHead,
+  generateEventToChunks,
+  generateResponseToCompletion,
+  isValidationError,
+  newHead,
+  normalizeChatChunk,
+  normalizeCompletionChunk,
+  normalizeResponse,
+  tgiErrorMessage,
+  tgiErrorSchema,
+  tgiGenerateResponseSchema,
+  tgiInfoSchema,
+  tgiStreamResponseSchema,
+  toGenerateRequest,
+  versionAtLeast,
+  type ChunkHead,
 } from './tgi-wire.ts';
 
 /** TGI release that added /v1/completions (commit 3dd7da21, "accept legacy request format"). */
@@ -48,7 +60,12 @@ export class TgiAdapter implements EngineAdapter {
     this.dispatcher = createEngineDispatcher(opts.requestTimeoutMs);
   }
 
-  async *generate(op: Operation, body: Record<string, unknown>, signal: AbortSignal, headers: Record<string, string> = {}): AsyncIterable<EngineEvent> {
+  async *generate(
+    op: Operation,
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+    headers: Record<string, string> = {},
+  ): AsyncIterable<EngineEvent> {
     if (op === 'CHAT_COMPLETIONS') {
       yield* this.openAiRoute('chat', body, signal, headers);
       return;
@@ -68,12 +85,20 @@ export class TgiAdapter implements EngineAdapter {
   }
 
   /** /v1/chat/completions or /v1/completions, streaming or not. */
-  private async *openAiRoute(kind: 'chat' | 'completion', body: Obj, signal: AbortSignal, headers: Record<string, string>): AsyncIterable<EngineEvent> {
+  private async *openAiRoute(
+    kind: 'chat' | 'completion',
+    body: Obj,
+    signal: AbortSignal,
+    headers: Record<string, string>,
+  ): AsyncIterable<EngineEvent> {
     const stream = body.stream === true;
     const head = newHead(kind === 'chat' ? 'chatcmpl' : 'cmpl', String(body.model ?? ''));
     // Chat: ask for the usage chunk (TGI >= 2.3 sends it; older ones ignore the field).
     // Completions: TGI has no stream_options there and always puts usage on the last chunk.
-    const payload = stream && kind === 'chat' ? { ...body, stream_options: { ...(body.stream_options as object | undefined), include_usage: true } } : { ...body };
+    const payload =
+      stream && kind === 'chat'
+        ? { ...body, stream_options: { ...(body.stream_options as object | undefined), include_usage: true } }
+        : { ...body };
     if (kind === 'completion') delete payload.stream_options;
     const started = performance.now();
     const res = await this.post(kind === 'chat' ? '/v1/chat/completions' : '/v1/completions', payload, stream, signal, headers);
@@ -94,7 +119,10 @@ export class TgiAdapter implements EngineAdapter {
     let ttftSeconds = 0;
     let done = false;
     for await (const ev of sseEvents(res, signal)) {
-      if (ev.data === '[DONE]') { done = true; continue; }
+      if (ev.data === '[DONE]') {
+        done = true;
+        continue;
+      }
       const parsed = safeJson(ev.data);
       throwIfError(parsed, ev.data, contentChunks === 0);
       if (!isObj(parsed)) continue;
@@ -158,19 +186,33 @@ export class TgiAdapter implements EngineAdapter {
         yield { type: 'chunk', json: JSON.stringify(c) };
       }
       // The last event carries generated_text (and details); TGI then closes the stream (no [DONE]).
-      if (tok.data.generated_text !== null && tok.data.generated_text !== undefined) { done = true; break; }
+      if (tok.data.generated_text !== null && tok.data.generated_text !== undefined) {
+        done = true;
+        break;
+      }
     }
     if (!done) throw new EngineError('ENGINE_ERROR', 'TGI stream ended before its last token');
     yield { type: 'usage', ...(usage ?? { promptTokens: 0, completionTokens: tokens, cachedPromptTokens: 0 }), ttftSeconds };
   }
 
-  private async post(path: string, payload: Obj, stream: boolean, signal: AbortSignal, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
+  private async post(
+    path: string,
+    payload: Obj,
+    stream: boolean,
+    signal: AbortSignal,
+    headers: Record<string, string>,
+  ): Promise<Dispatcher.ResponseData> {
     let res: Dispatcher.ResponseData;
     try {
       res = await request(this.base + path, {
         method: 'POST',
         body: JSON.stringify(payload),
-        headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json', ...this.opts.headers, ...headers },
+        headers: {
+          'content-type': 'application/json',
+          accept: stream ? 'text/event-stream' : 'application/json',
+          ...this.opts.headers,
+          ...headers,
+        },
         signal,
         dispatcher: this.dispatcher,
       });
@@ -193,7 +235,13 @@ export class TgiAdapter implements EngineAdapter {
   }
 
   async models(signal?: AbortSignal): Promise<EngineModel[]> {
-    const res = await request(this.base + '/info', { method: 'GET', signal, dispatcher: this.dispatcher, headersTimeout: 5_000, bodyTimeout: 5_000 });
+    const res = await request(this.base + '/info', {
+      method: 'GET',
+      signal,
+      dispatcher: this.dispatcher,
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+    });
     const raw: unknown = await res.body.json().catch(() => undefined);
     const info = tgiInfoSchema.safeParse(raw);
     if (res.statusCode !== 200 || !info.success) throw new EngineError('ENGINE_UNAVAILABLE', `/info answered ${res.statusCode}`);
@@ -239,7 +287,8 @@ function throwIfError(parsed: unknown, raw: string, beforeFirstToken: boolean): 
   const e = tgiErrorMessage(parsed);
   if (!e) return;
   if (beforeFirstToken && isValidationError(e)) throw new EngineError('INVALID_REQUEST', e.message, 400, openAiErrorJson(e.message, 400));
-  if (beforeFirstToken && (e.type === 'overloaded' || e.message === 'Model is overloaded')) throw new EngineError('ENGINE_OVERLOADED', e.message, 429);
+  if (beforeFirstToken && (e.type === 'overloaded' || e.message === 'Model is overloaded'))
+    throw new EngineError('ENGINE_OVERLOADED', e.message, 429);
   throw new EngineError('ENGINE_ERROR', e.message, 0, raw);
 }
 
@@ -256,7 +305,11 @@ function hasChoices(c: Obj): boolean {
 function readUsage(v: Obj): Usage | null {
   const u = v.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
   if (!u || typeof u.prompt_tokens !== 'number') return null;
-  return { promptTokens: u.prompt_tokens, completionTokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0, cachedPromptTokens: 0 };
+  return {
+    promptTokens: u.prompt_tokens,
+    completionTokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : 0,
+    cachedPromptTokens: 0,
+  };
 }
 
 /** TGI status codes (router/src/server.rs, From<InferError>): 422 validation, 424 generation, 429 overloaded, 500 incomplete. */
@@ -266,7 +319,8 @@ function classifyHttpError(status: number, text: string): EngineError {
   if (status === 429 || status === 503) return new EngineError('ENGINE_OVERLOADED', message, status);
   // TGI's 422 is OpenAI's and vLLM's 400: answer the router the way a vLLM node would.
   if (status === 422) return new EngineError('INVALID_REQUEST', message, 400, openAiErrorJson(message, 400));
-  if (status === 404) return new EngineError('INVALID_REQUEST', message || 'route not found', 404, openAiErrorJson(`TGI has no such route (${status})`, 404));
+  if (status === 404)
+    return new EngineError('INVALID_REQUEST', message || 'route not found', 404, openAiErrorJson(`TGI has no such route (${status})`, 404));
   if (status === 424) return new EngineError('ENGINE_ERROR', message, status);
   if (status >= 400 && status < 500) return new EngineError('INVALID_REQUEST', message, status, openAiErrorJson(message, status));
   return new EngineError('ENGINE_ERROR', message, status);

@@ -17,12 +17,22 @@
 // `*_created` families (prometheus_client's creation timestamps) are ignored.
 import { parseSamples, type Sample } from '../../common/prometheus-text.ts';
 
-export interface HistogramSummary { sum: number; count: number }
+export interface HistogramSummary {
+  sum: number;
+  count: number;
+}
 export interface EngineMetricsSnapshot {
-  running: number; waiting: number; kvCacheUsage: number; // 0..1
-  promptTokensTotal: number; generationTokensTotal: number;
-  prefixCacheQueriesTotal: number; prefixCacheHitsTotal: number; preemptionsTotal: number;
-  ttft: HistogramSummary; interTokenLatency: HistogramSummary; e2eLatency: HistogramSummary;
+  running: number;
+  waiting: number;
+  kvCacheUsage: number; // 0..1
+  promptTokensTotal: number;
+  generationTokensTotal: number;
+  prefixCacheQueriesTotal: number;
+  prefixCacheHitsTotal: number;
+  preemptionsTotal: number;
+  ttft: HistogramSummary;
+  interTokenLatency: HistogramSummary;
+  e2eLatency: HistogramSummary;
   modelNames: string[];
 }
 

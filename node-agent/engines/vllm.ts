@@ -30,7 +30,12 @@ export class VllmAdapter implements EngineAdapter {
     this.dispatcher = createEngineDispatcher(opts.requestTimeoutMs);
   }
 
-  async *generate(op: Operation, body: Record<string, unknown>, signal: AbortSignal, headers: Record<string, string> = {}): AsyncIterable<EngineEvent> {
+  async *generate(
+    op: Operation,
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+    headers: Record<string, string> = {},
+  ): AsyncIterable<EngineEvent> {
     const stream = body.stream === true;
     // Ask for usage on every stream: the router needs real token counts; it drops the usage
     // chunk again when the client did not ask for it.
@@ -41,7 +46,12 @@ export class VllmAdapter implements EngineAdapter {
       res = await request(this.base + PATHS[op], {
         method: 'POST',
         body: JSON.stringify(payload),
-        headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json', ...this.opts.headers, ...headers },
+        headers: {
+          'content-type': 'application/json',
+          accept: stream ? 'text/event-stream' : 'application/json',
+          ...this.opts.headers,
+          ...headers,
+        },
         signal,
         dispatcher: this.dispatcher,
       });
@@ -95,7 +105,13 @@ export class VllmAdapter implements EngineAdapter {
       throw classifyTransportError(err, signal);
     }
     if (!done) throw new EngineError('ENGINE_ERROR', 'engine stream ended without [DONE]');
-    yield { type: 'usage', promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0, cachedPromptTokens: usage?.cachedPromptTokens ?? 0, ttftSeconds };
+    yield {
+      type: 'usage',
+      promptTokens: usage?.promptTokens ?? 0,
+      completionTokens: usage?.completionTokens ?? 0,
+      cachedPromptTokens: usage?.cachedPromptTokens ?? 0,
+      ttftSeconds,
+    };
   }
 
   health(signal?: AbortSignal): Promise<boolean> {
@@ -107,9 +123,16 @@ export class VllmAdapter implements EngineAdapter {
   }
 
   async models(signal?: AbortSignal): Promise<EngineModel[]> {
-    const res = await request(this.base + '/v1/models', { method: 'GET', signal, dispatcher: this.dispatcher, headersTimeout: 5_000, bodyTimeout: 5_000 });
+    const res = await request(this.base + '/v1/models', {
+      method: 'GET',
+      signal,
+      dispatcher: this.dispatcher,
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+    });
     const body = (await res.body.json()) as { data?: { id?: unknown; max_model_len?: unknown }[] };
-    if (res.statusCode !== 200 || !Array.isArray(body.data)) throw new EngineError('ENGINE_UNAVAILABLE', `/v1/models answered ${res.statusCode}`);
+    if (res.statusCode !== 200 || !Array.isArray(body.data))
+      throw new EngineError('ENGINE_UNAVAILABLE', `/v1/models answered ${res.statusCode}`);
     return body.data
       .filter((m) => typeof m.id === 'string')
       .map((m) => ({ name: m.id as string, maxContext: typeof m.max_model_len === 'number' ? m.max_model_len : 0 }));
@@ -121,7 +144,17 @@ export class VllmAdapter implements EngineAdapter {
 }
 
 function readUsage(v: unknown): { promptTokens: number; completionTokens: number; cachedPromptTokens: number } | null {
-  const u = (v as { usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; prompt_tokens_details?: { cached_tokens?: unknown } | null } | null } | undefined)?.usage;
+  const u = (
+    v as
+      | {
+          usage?: {
+            prompt_tokens?: unknown;
+            completion_tokens?: unknown;
+            prompt_tokens_details?: { cached_tokens?: unknown } | null;
+          } | null;
+        }
+      | undefined
+  )?.usage;
   if (!u || typeof u.prompt_tokens !== 'number') return null;
   const cached = u.prompt_tokens_details?.cached_tokens;
   return {
@@ -148,7 +181,8 @@ function errorMessage(v: unknown): string {
 
 function classifyHttpError(status: number, text: string): EngineError {
   const parsed = safeJson(text);
-  const message = parsed && typeof parsed === 'object' && 'error' in parsed ? errorMessage(parsed) : text.slice(0, 500) || `engine answered ${status}`;
+  const message =
+    parsed && typeof parsed === 'object' && 'error' in parsed ? errorMessage(parsed) : text.slice(0, 500) || `engine answered ${status}`;
   if (status === 429 || status === 503) return new EngineError('ENGINE_OVERLOADED', message, status);
   if (status >= 400 && status < 500) return new EngineError('INVALID_REQUEST', message, status, parsed ? text : '');
   return new EngineError('ENGINE_ERROR', message, status);

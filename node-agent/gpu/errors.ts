@@ -13,6 +13,7 @@ export function parseNvidiaSmiError(text: string): { kind: SmiErrorKind; pci: st
   }
   if (/No devices were found/i.test(flat)) return { kind: 'no_devices', pci: null };
   if (/is not a valid field to query/i.test(flat)) return { kind: 'invalid_field', pci: null };
-  if (/NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver/i.test(flat)) return { kind: 'driver_not_loaded', pci: null };
+  if (/NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver/i.test(flat))
+    return { kind: 'driver_not_loaded', pci: null };
   return null;
 }

@@ -54,9 +54,16 @@ export function worst(a: HealthVerdictName, b: HealthVerdictName): HealthVerdict
   return RANK[a] >= RANK[b] ? a : b;
 }
 
-export interface Verdict { verdict: HealthVerdictName; reasons: string[] }
+export interface Verdict {
+  verdict: HealthVerdictName;
+  reasons: string[];
+}
 
-interface GpuState { prev: GpuReading; uncorrectedRoseAt: number | null; correctedRoseAt: number | null }
+interface GpuState {
+  prev: GpuReading;
+  uncorrectedRoseAt: number | null;
+  correctedRoseAt: number | null;
+}
 
 function rose(prev: number | null, cur: number | null): boolean {
   return prev !== null && cur !== null && cur > prev;
@@ -90,7 +97,8 @@ export class HealthPolicy {
     let correctedRoseAt = st?.correctedRoseAt ?? null;
     if (st) {
       const p = st.prev.ecc;
-      if (rose(p.uncorrectedVolatile, r.ecc.uncorrectedVolatile) || rose(p.uncorrectedAggregate, r.ecc.uncorrectedAggregate)) uncorrectedRoseAt = now;
+      if (rose(p.uncorrectedVolatile, r.ecc.uncorrectedVolatile) || rose(p.uncorrectedAggregate, r.ecc.uncorrectedAggregate))
+        uncorrectedRoseAt = now;
       else if (fell(p.uncorrectedVolatile, r.ecc.uncorrectedVolatile)) uncorrectedRoseAt = null; // reset cleared it
       if (rose(p.correctedVolatile, r.ecc.correctedVolatile) || rose(p.correctedAggregate, r.ecc.correctedAggregate)) correctedRoseAt = now;
       else if (fell(p.correctedVolatile, r.ecc.correctedVolatile)) correctedRoseAt = null;
@@ -108,13 +116,18 @@ export class HealthPolicy {
     if (r.throttle.hw_power_brake_slowdown === true) reasons.push('hw_power_brake');
 
     const atSlowdown =
-      (r.temperatureGpuC !== null && r.temperatureSlowdownC !== null && r.temperatureGpuC >= r.temperatureSlowdownC - t.temperatureSlowdownMarginC) ||
-      (r.temperatureTlimitC !== null && r.temperatureSlowdownTlimitC !== null && r.temperatureTlimitC <= r.temperatureSlowdownTlimitC + t.temperatureSlowdownMarginC);
+      (r.temperatureGpuC !== null &&
+        r.temperatureSlowdownC !== null &&
+        r.temperatureGpuC >= r.temperatureSlowdownC - t.temperatureSlowdownMarginC) ||
+      (r.temperatureTlimitC !== null &&
+        r.temperatureSlowdownTlimitC !== null &&
+        r.temperatureTlimitC <= r.temperatureSlowdownTlimitC + t.temperatureSlowdownMarginC);
     if (atSlowdown) reasons.push('temperature_at_slowdown_threshold');
 
     // A reported memory limit below 40 C can only be a T.Limit-relative value: ignore it.
     const memLimit = r.temperatureMemoryMaxC !== null && r.temperatureMemoryMaxC >= 40 ? r.temperatureMemoryMaxC : t.memoryTemperatureHighC;
-    if (r.temperatureMemoryC !== null && r.temperatureMemoryC >= memLimit - t.memoryTemperatureMarginC) reasons.push('memory_temperature_high');
+    if (r.temperatureMemoryC !== null && r.temperatureMemoryC >= memLimit - t.memoryTemperatureMarginC)
+      reasons.push('memory_temperature_high');
 
     let verdict: HealthVerdictName = 'HEALTHY';
     for (const reason of reasons) verdict = worst(verdict, REASON_SEVERITY[reason] ?? 'DEGRADED');

@@ -48,7 +48,12 @@ export function canonicalPciAddress(raw: string): string | null {
 }
 
 export type TimestampKind = 'boot_seconds' | 'ctime' | 'iso' | 'none';
-export interface LogTimestamp { kind: TimestampKind; raw: string | null; epochMs: number | null; bootSeconds: number | null }
+export interface LogTimestamp {
+  kind: TimestampKind;
+  raw: string | null;
+  epochMs: number | null;
+  bootSeconds: number | null;
+}
 
 export interface XidEvent {
   xid: number;
@@ -63,7 +68,12 @@ export interface XidEvent {
   inferred: boolean;
 }
 
-export interface SxidEvent { sxid: number; pci: string; message: string; timestamp: LogTimestamp }
+export interface SxidEvent {
+  sxid: number;
+  pci: string;
+  message: string;
+  timestamp: LogTimestamp;
+}
 
 export interface KernelLogParse {
   xids: XidEvent[];
@@ -126,7 +136,8 @@ export function parseKernelLog(text: string): KernelLogParse {
       const xid = Number(m[2]);
       const pm = PID_RE.exec(m[3]!);
       out.xids.push({
-        xid, pci,
+        xid,
+        pci,
         pid: pm ? unknownToNull(pm[1]!.replace(/'/g, '')) : null,
         process: pm ? unknownToNull(pm[2]!.trim()) : null,
         message: pm ? pm[3]! : m[3]!,
@@ -154,13 +165,28 @@ export function parseKernelLog(text: string): KernelLogParse {
     const fb = /NVRM: The NVIDIA GPU ([0-9a-fA-F:.]+).*fallen off the bus/.exec(msg);
     if (fb) {
       const pci = canonicalPciAddress(fb[1]!);
-      if (pci) out.xids.push({ xid: 79, pci, pid: null, process: null, message: msg.replace(/^NVRM:\s*/, ''), severity: 'unhealthy', timestamp: ts, inferred: true });
+      if (pci)
+        out.xids.push({
+          xid: 79,
+          pci,
+          pid: null,
+          process: null,
+          message: msg.replace(/^NVRM:\s*/, ''),
+          severity: 'unhealthy',
+          timestamp: ts,
+          inferred: true,
+        });
     }
   }
   return out;
 }
 
-export interface KernelLogRead { available: boolean; text: string; source: 'journalctl' | 'dmesg' | null; reason?: string }
+export interface KernelLogRead {
+  available: boolean;
+  text: string;
+  source: 'journalctl' | 'dmesg' | null;
+  reason?: string;
+}
 
 /**
  * Read recent kernel messages without a shell: `journalctl -k` first (has history across

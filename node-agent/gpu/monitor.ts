@@ -23,7 +23,12 @@ export interface GpuHealthReport {
   /** Raw values as strings, e.g. temperature_gpu_c, power_draw_w, ecc_uncorrected_volatile. */
   readings: Record<string, string>;
 }
-export interface NodeGpuHealth { verdict: HealthVerdictName; reasons: string[]; gpus: GpuHealthReport[]; lastPollAt: number | null }
+export interface NodeGpuHealth {
+  verdict: HealthVerdictName;
+  reasons: string[];
+  gpus: GpuHealthReport[];
+  lastPollAt: number | null;
+}
 
 export interface GpuMonitorOptions {
   nvidiaSmiPath: string;
@@ -37,10 +42,19 @@ export interface GpuMonitorOptions {
   env?: Record<string, string>;
 }
 
-interface RunResult { ok: boolean; stdout: string; error?: string; noDevices?: boolean; errorKind?: SmiErrorKind }
+interface RunResult {
+  ok: boolean;
+  stdout: string;
+  error?: string;
+  noDevices?: boolean;
+  errorKind?: SmiErrorKind;
+}
 
 export class GpuMonitor extends EventEmitter {
-  private readonly opts: Required<Omit<GpuMonitorOptions, 'thresholds' | 'env' | 'kernelLog'>> & { env: Record<string, string>; kernelLog: boolean };
+  private readonly opts: Required<Omit<GpuMonitorOptions, 'thresholds' | 'env' | 'kernelLog'>> & {
+    env: Record<string, string>;
+    kernelLog: boolean;
+  };
   private readonly policy: HealthPolicy;
   private fields: string[] = [...QUERY_GPU_FIELDS];
   private detail = new Map<string, GpuReading>(); // last XML reading by GPU key
@@ -94,7 +108,11 @@ export class GpuMonitor extends EventEmitter {
   private schedule(): void {
     if (!this.running) return;
     this.timer = setTimeout(() => {
-      this.pollOnce().catch((err: unknown) => { this.lastError = String(err); }).finally(() => this.schedule());
+      this.pollOnce()
+        .catch((err: unknown) => {
+          this.lastError = String(err);
+        })
+        .finally(() => this.schedule());
     }, this.opts.queryIntervalMs);
     this.timer.unref();
   }
@@ -114,7 +132,8 @@ export class GpuMonitor extends EventEmitter {
       const known = parseNvidiaSmiError(out);
       if (known?.kind === 'no_devices') return { ok: true, stdout: '', noDevices: true };
       if (r.timedOut) return { ok: false, stdout: '', error: `nvidia-smi timed out after ${this.opts.timeoutMs} ms` };
-      if (r.exitCode !== 0) return { ok: false, stdout: r.stdout, error: (out.trim().split('\n')[0] ?? '') || `exit ${r.exitCode}`, errorKind: known?.kind };
+      if (r.exitCode !== 0)
+        return { ok: false, stdout: r.stdout, error: (out.trim().split('\n')[0] ?? '') || `exit ${r.exitCode}`, errorKind: known?.kind };
       return { ok: true, stdout: r.stdout };
     } catch (err) {
       return { ok: false, stdout: '', error: (err as Error).message };
@@ -132,8 +151,11 @@ export class GpuMonitor extends EventEmitter {
       }
       if (!r.ok || r.noDevices) return { ...r, readings: [], rows: [] };
       const parsed = parseQueryGpuCsv(r.stdout, this.fields);
-      parsed.readings.forEach((g, i) => { g.index ??= i; }); // rows come in enumeration order
-      if (parsed.readings.length === 0) return { ok: false, stdout: r.stdout, error: `unparseable nvidia-smi output: ${r.stdout.slice(0, 200)}`, readings: [], rows: [] };
+      parsed.readings.forEach((g, i) => {
+        g.index ??= i;
+      }); // rows come in enumeration order
+      if (parsed.readings.length === 0)
+        return { ok: false, stdout: r.stdout, error: `unparseable nvidia-smi output: ${r.stdout.slice(0, 200)}`, readings: [], rows: [] };
       return { ...r, ...parsed };
     }
     return { ok: false, stdout: '', error: 'too many invalid fields', readings: [], rows: [] };
@@ -165,16 +187,30 @@ export class GpuMonitor extends EventEmitter {
     const readings = csv.readings.map((r) => mergeReadings(r, (r.uuid && this.detail.get(r.uuid)) || undefined));
     if (this.inventory === null && readings.length > 0) {
       this.inventory = readings.map((r) => ({
-        key: HealthPolicy.key(r), index: r.index ?? 0, uuid: r.uuid ?? '', name: r.name ?? '',
+        key: HealthPolicy.key(r),
+        index: r.index ?? 0,
+        uuid: r.uuid ?? '',
+        name: r.name ?? '',
         pci: r.pciBusId ? canonicalPciAddress(r.pciBusId) : null,
       }));
     }
     const verdicts: Verdict[] = [];
     const gpus: GpuHealthReport[] = readings.map((r) => {
       const pci = r.pciBusId ? canonicalPciAddress(r.pciBusId) : null;
-      const v = this.policy.evaluateGpu(r, now, this.xids.filter((x) => x.pci === pci));
+      const v = this.policy.evaluateGpu(
+        r,
+        now,
+        this.xids.filter((x) => x.pci === pci),
+      );
       verdicts.push(v);
-      const report: GpuHealthReport = { index: r.index ?? 0, uuid: r.uuid ?? '', name: r.name ?? '', verdict: v.verdict, reasons: v.reasons, readings: readingsRecord(r) };
+      const report: GpuHealthReport = {
+        index: r.index ?? 0,
+        uuid: r.uuid ?? '',
+        name: r.name ?? '',
+        verdict: v.verdict,
+        reasons: v.reasons,
+        readings: readingsRecord(r),
+      };
       this.lastKnown.set(HealthPolicy.key(r), report);
       return report;
     });
@@ -183,7 +219,14 @@ export class GpuMonitor extends EventEmitter {
     for (const inv of this.inventory ?? []) {
       if (present.has(inv.key)) continue;
       const last = this.lastKnown.get(inv.key);
-      gpus.push({ index: inv.index, uuid: inv.uuid, name: inv.name, verdict: 'UNHEALTHY', reasons: ['gpu_missing'], readings: last?.readings ?? {} });
+      gpus.push({
+        index: inv.index,
+        uuid: inv.uuid,
+        name: inv.name,
+        verdict: 'UNHEALTHY',
+        reasons: ['gpu_missing'],
+        readings: last?.readings ?? {},
+      });
       if (!nodeReasons.includes('gpu_missing')) nodeReasons.push('gpu_missing');
       this.policy.forget(inv.key); // its counters restart if it comes back
     }
@@ -201,7 +244,11 @@ export class GpuMonitor extends EventEmitter {
     if (kind !== 'gpu_lost' && this.consecutiveFailures < this.opts.failuresBeforeUnhealthy) return { ...this.current };
     const reason = kind === 'gpu_lost' ? 'gpu_lost' : 'nvidia_smi_failing';
     const gpus = (this.inventory ?? []).map((inv) => ({
-      index: inv.index, uuid: inv.uuid, name: inv.name, verdict: 'UNHEALTHY' as const, reasons: [reason],
+      index: inv.index,
+      uuid: inv.uuid,
+      name: inv.name,
+      verdict: 'UNHEALTHY' as const,
+      reasons: [reason],
       readings: this.lastKnown.get(inv.key)?.readings ?? {},
     }));
     void now;
@@ -228,7 +275,9 @@ export class GpuMonitor extends EventEmitter {
 /** Flat string map of a reading (non-null values only) for NodeStatus and logs. */
 export function readingsRecord(r: GpuReading): Record<string, string> {
   const out: Record<string, string> = {};
-  const put = (k: string, v: number | string | boolean | null): void => { if (v !== null) out[k] = String(v); };
+  const put = (k: string, v: number | string | boolean | null): void => {
+    if (v !== null) out[k] = String(v);
+  };
   put('pci_bus_id', r.pciBusId);
   put('temperature_gpu_c', r.temperatureGpuC);
   put('temperature_memory_c', r.temperatureMemoryC);

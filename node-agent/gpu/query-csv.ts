@@ -12,16 +12,31 @@ import { emptyReading, THROTTLE_REASONS, type GpuReading } from './types.ts';
  * run time; see {@link invalidFieldFromError}.
  */
 export const QUERY_GPU_FIELDS: readonly string[] = [
-  'index', 'uuid', 'name', 'pci.bus_id',
-  'temperature.gpu', 'temperature.memory',
-  'power.draw', 'power.limit',
-  'utilization.gpu', 'memory.used', 'memory.total',
+  'index',
+  'uuid',
+  'name',
+  'pci.bus_id',
+  'temperature.gpu',
+  'temperature.memory',
+  'power.draw',
+  'power.limit',
+  'utilization.gpu',
+  'memory.used',
+  'memory.total',
   ...THROTTLE_REASONS.filter((r) => r !== 'display_clocks_setting').map((r) => `clocks_throttle_reasons.${r}`),
-  'ecc.errors.corrected.volatile.total', 'ecc.errors.corrected.aggregate.total',
-  'ecc.errors.uncorrected.volatile.total', 'ecc.errors.uncorrected.aggregate.total',
-  'retired_pages.single_bit_ecc.count', 'retired_pages.double_bit.count', 'retired_pages.pending',
-  'remapped_rows.correctable', 'remapped_rows.uncorrectable', 'remapped_rows.pending', 'remapped_rows.failure',
-  'persistence_mode', 'compute_mode',
+  'ecc.errors.corrected.volatile.total',
+  'ecc.errors.corrected.aggregate.total',
+  'ecc.errors.uncorrected.volatile.total',
+  'ecc.errors.uncorrected.aggregate.total',
+  'retired_pages.single_bit_ecc.count',
+  'retired_pages.double_bit.count',
+  'retired_pages.pending',
+  'remapped_rows.correctable',
+  'remapped_rows.uncorrectable',
+  'remapped_rows.pending',
+  'remapped_rows.failure',
+  'persistence_mode',
+  'compute_mode',
 ];
 
 export const CSV_FORMAT = 'csv,noheader,nounits';
@@ -37,9 +52,13 @@ export function normaliseFieldName(header: string): string {
   f = f.replace(/^clocks_throttle_reasons\./, 'clocks_event_reasons.');
   // nvidia-smi accepts short aliases; map the ones we read to their long names.
   const aliases: Record<string, string> = {
-    gpu_name: 'name', gpu_uuid: 'uuid', gpu_bus_id: 'pci.bus_id',
-    'retired_pages.sbe': 'retired_pages.single_bit_ecc.count', 'retired_pages.dbe': 'retired_pages.double_bit.count',
-    'remapped_rows.sbe': 'remapped_rows.correctable', 'remapped_rows.dbe': 'remapped_rows.uncorrectable',
+    gpu_name: 'name',
+    gpu_uuid: 'uuid',
+    gpu_bus_id: 'pci.bus_id',
+    'retired_pages.sbe': 'retired_pages.single_bit_ecc.count',
+    'retired_pages.dbe': 'retired_pages.double_bit.count',
+    'remapped_rows.sbe': 'remapped_rows.correctable',
+    'remapped_rows.dbe': 'remapped_rows.uncorrectable',
   };
   return aliases[f] ?? f;
 }
@@ -60,7 +79,10 @@ export interface CsvParseResult {
  * when the first line looks like a header (contains `index`/`name`/`uuid` names), it wins.
  */
 export function parseQueryGpuCsv(text: string, fields: readonly string[] = QUERY_GPU_FIELDS): CsvParseResult {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n').filter((l) => l.trim() !== '');
+  const lines = text
+    .replace(/\r\n?/g, '\n')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   if (lines.length === 0) return { readings: [], rows: [] };
   let names = fields.map(normaliseFieldName);
   const first = splitLine(lines[0]!).map(normaliseFieldName);
@@ -74,7 +96,9 @@ export function parseQueryGpuCsv(text: string, fields: readonly string[] = QUERY
     // A row that does not fit the field list is an error message, not data: skip, don't guess.
     if (cells.length !== names.length) continue;
     const row: Record<string, string> = {};
-    names.forEach((n, i) => { row[n] = cells[i] ?? ''; });
+    names.forEach((n, i) => {
+      row[n] = cells[i] ?? '';
+    });
     rows.push(row);
   }
   return { readings: rows.map(rowToReading), rows };

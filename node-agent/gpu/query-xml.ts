@@ -72,7 +72,11 @@ function kindTotal(kind: unknown): number | null {
   if (!k) return null;
   const total = parseNumber(k['total']);
   if (total !== null) return total;
-  return sum(Object.entries(k).filter(([n]) => n !== 'total').map(([, v]) => parseNumber(v)));
+  return sum(
+    Object.entries(k)
+      .filter(([n]) => n !== 'total')
+      .map(([, v]) => parseNumber(v)),
+  );
 }
 
 function gpuToReading(g: Node, position: number): GpuReading {
@@ -109,7 +113,12 @@ function gpuToReading(g: Node, position: number): GpuReading {
   const ecc = obj(g['ecc_errors']);
   const vol = eccTotals(ecc?.['volatile']);
   const agg = eccTotals(ecc?.['aggregate']);
-  r.ecc = { correctedVolatile: vol.corrected, uncorrectedVolatile: vol.uncorrected, correctedAggregate: agg.corrected, uncorrectedAggregate: agg.uncorrected };
+  r.ecc = {
+    correctedVolatile: vol.corrected,
+    uncorrectedVolatile: vol.uncorrected,
+    correctedAggregate: agg.corrected,
+    uncorrectedAggregate: agg.uncorrected,
+  };
 
   const rp = obj(g['retired_pages']);
   if (rp) {

@@ -57,16 +57,31 @@ export interface GpuReading {
 
 export function emptyReading(): GpuReading {
   return {
-    index: null, uuid: null, name: null, pciBusId: null,
-    temperatureGpuC: null, temperatureMemoryC: null,
-    temperatureSlowdownC: null, temperatureShutdownC: null, temperatureMaxOperatingC: null, temperatureMemoryMaxC: null,
-    temperatureTlimitC: null, temperatureSlowdownTlimitC: null,
-    powerDrawW: null, powerLimitW: null, utilizationGpuPct: null, memoryUsedMiB: null, memoryTotalMiB: null,
+    index: null,
+    uuid: null,
+    name: null,
+    pciBusId: null,
+    temperatureGpuC: null,
+    temperatureMemoryC: null,
+    temperatureSlowdownC: null,
+    temperatureShutdownC: null,
+    temperatureMaxOperatingC: null,
+    temperatureMemoryMaxC: null,
+    temperatureTlimitC: null,
+    temperatureSlowdownTlimitC: null,
+    powerDrawW: null,
+    powerLimitW: null,
+    utilizationGpuPct: null,
+    memoryUsedMiB: null,
+    memoryTotalMiB: null,
     throttle: {},
     ecc: { correctedVolatile: null, correctedAggregate: null, uncorrectedVolatile: null, uncorrectedAggregate: null },
     retiredPages: { singleBit: null, doubleBit: null, pending: null },
     remappedRows: { correctable: null, uncorrectable: null, pending: null, failure: null },
-    persistenceMode: null, computeMode: null, migMode: null, eccMode: null,
+    persistenceMode: null,
+    computeMode: null,
+    migMode: null,
+    eccMode: null,
   };
 }
 

@@ -28,17 +28,24 @@ export const budgetsConfigSchema = z.strictObject({
   /** Budgets per tag, keyed `name=value` (tags are the tenant's attribution tags). */
   tags: z.record(z.string().min(1), budgetSchema).default({}),
   /** Events are also POSTed here as JSON, retried with backoff. */
-  webhook: z.strictObject({
-    url: z.url(),
-    retries: z.number().int().min(0).max(10).default(3),
-    timeoutMs: z.number().int().positive().default(2_000),
-  }).optional(),
+  webhook: z
+    .strictObject({
+      url: z.url(),
+      retries: z.number().int().min(0).max(10).default(3),
+      timeoutMs: z.number().int().positive().default(2_000),
+    })
+    .optional(),
 });
 export type BudgetsConfig = z.infer<typeof budgetsConfigSchema>;
 
 /** A tenant or key policy's budget fields, as a Budget. */
 export function budgetOfPolicy(p: Policy): Budget {
-  return { dailyCostUsd: p.dailyCostBudgetUsd, monthlyCostUsd: p.monthlyCostBudgetUsd, dailyTokens: p.dailyTokenBudget, monthlyTokens: p.monthlyTokenBudget };
+  return {
+    dailyCostUsd: p.dailyCostBudgetUsd,
+    monthlyCostUsd: p.monthlyCostBudgetUsd,
+    dailyTokens: p.dailyTokenBudget,
+    monthlyTokens: p.monthlyTokenBudget,
+  };
 }
 
 export interface BudgetScope {
@@ -56,7 +63,8 @@ export interface Reading {
   ratio: number;
 }
 
-export const hasBudget = (b: Budget) => b.dailyCostUsd !== undefined || b.monthlyCostUsd !== undefined || b.dailyTokens !== undefined || b.monthlyTokens !== undefined;
+export const hasBudget = (b: Budget) =>
+  b.dailyCostUsd !== undefined || b.monthlyCostUsd !== undefined || b.dailyTokens !== undefined || b.monthlyTokens !== undefined;
 
 /** The store keys a request's spend is added to: every scope, day and month. */
 export function spendKeys(scopes: readonly string[], at: number): string[] {
@@ -93,7 +101,12 @@ export function budgetScopesOf(p: BudgetPrincipal, config: Pick<BudgetsConfig, '
 
 /** The store keys the budget check reads for a principal (none when no scope has a budget). */
 export function budgetCheckKeys(p: BudgetPrincipal, config: Pick<BudgetsConfig, 'tags'>, at: number): string[] {
-  return spendKeys(budgetScopesOf(p, config).filter((s) => hasBudget(s.budget)).map((s) => s.scope), at);
+  return spendKeys(
+    budgetScopesOf(p, config)
+      .filter((s) => hasBudget(s.budget))
+      .map((s) => s.scope),
+    at,
+  );
 }
 
 /** Spend already read for these keys (by the limit store's admission, in its round trip). */
@@ -122,7 +135,10 @@ export class Budgets {
   async check(scopes: readonly BudgetScope[], at = Date.now(), prefetched?: PrefetchedSpend): Promise<Reading | undefined> {
     const limited = scopes.filter((s) => hasBudget(s.budget));
     if (limited.length === 0) return undefined;
-    const keys = spendKeys(limited.map((s) => s.scope), at);
+    const keys = spendKeys(
+      limited.map((s) => s.scope),
+      at,
+    );
     const same = prefetched !== undefined && prefetched.spend.length === keys.length && prefetched.keys.every((k, i) => k === keys[i]);
     const spend = same ? prefetched.spend : await this.store.read(keys);
     return readings(limited, spend).reduce<Reading | undefined>((a, r) => (!a || r.ratio > a.ratio ? r : a), undefined);
@@ -131,7 +147,13 @@ export class Budgets {
   /** Adds a finished request's spend to all its scopes; reports each threshold this addition crossed. */
   async record(scopes: readonly BudgetScope[], spend: Spend, at = Date.now()): Promise<void> {
     if (spend.costUsd <= 0 && spend.tokens <= 0) return;
-    const after = await this.store.add(spendKeys(scopes.map((s) => s.scope), at), spend);
+    const after = await this.store.add(
+      spendKeys(
+        scopes.map((s) => s.scope),
+        at,
+      ),
+      spend,
+    );
     for (const r of readings(scopes, after)) {
       const before = r.spent - (r.kind === 'cost' ? spend.costUsd : spend.tokens);
       if (before < r.limit && r.spent >= r.limit) this.onEvent('exhausted', r);
@@ -145,7 +167,12 @@ export class Budgets {
     if (!hook) return true;
     for (let attempt = 0; attempt <= hook.retries; attempt++) {
       try {
-        const res = await fetch(hook.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event), signal: AbortSignal.timeout(hook.timeoutMs) });
+        const res = await fetch(hook.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(event),
+          signal: AbortSignal.timeout(hook.timeoutMs),
+        });
         if (res.ok) return true;
       } catch {
         // retried below
@@ -160,7 +187,12 @@ export class Budgets {
 /** OpenAI's answer to an exhausted quota: 429, type and code `insufficient_quota`. */
 export function insufficientQuota(r: Reading): ApiError {
   const what = r.kind === 'cost' ? `$${r.limit}` : `${r.limit} tokens`;
-  return new ApiError(429, `You exceeded your current quota: the ${r.period === 'day' ? 'daily' : 'monthly'} budget of ${what} for ${describeScope(r.scope)} is spent.`, 'insufficient_quota', 'insufficient_quota');
+  return new ApiError(
+    429,
+    `You exceeded your current quota: the ${r.period === 'day' ? 'daily' : 'monthly'} budget of ${what} for ${describeScope(r.scope)} is spent.`,
+    'insufficient_quota',
+    'insufficient_quota',
+  );
 }
 
 export function describeScope(scope: string): string {

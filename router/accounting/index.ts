@@ -40,7 +40,16 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
   const budgetsConfig = cfg.budgets;
   const budgets = new Budgets(budgetStore, budgetsConfig, logger, (level, r) => {
     metrics.budgetEvents.inc({ scope: describeScope(r.scope).split(' ')[0]!, period: r.period, level });
-    const event = { type: `budget.${level}`, scope: r.scope, period: r.period, kind: r.kind, spent: r.spent, limit: r.limit, percent: Math.round(r.ratio * 100), at: new Date().toISOString() };
+    const event = {
+      type: `budget.${level}`,
+      scope: r.scope,
+      period: r.period,
+      kind: r.kind,
+      spent: r.spent,
+      limit: r.limit,
+      percent: Math.round(r.ratio * 100),
+      at: new Date().toISOString(),
+    };
     logger.warn(event, `budget ${level}: ${describeScope(r.scope)} ${r.period} ${r.kind} at ${event.percent}%`);
     void budgets.notify(event);
   });
@@ -76,7 +85,10 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
         throw insufficientQuota(fullest);
       }
     } else if (fullest && fullest.ratio >= budgetsConfig.warnAt) {
-      reply.header(BUDGET_WARNING_HEADER, `${describeScope(fullest.scope)} ${fullest.period === 'day' ? 'daily' : 'monthly'} ${fullest.kind} budget at ${Math.floor(fullest.ratio * 100)}%`);
+      reply.header(
+        BUDGET_WARNING_HEADER,
+        `${describeScope(fullest.scope)} ${fullest.period === 'day' ? 'daily' : 'monthly'} ${fullest.kind} budget at ${Math.floor(fullest.ratio * 100)}%`,
+      );
     }
 
     const settle = () => {
@@ -86,7 +98,10 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
       const costUsd = costOf(cfg.catalog, outcome.model, outcome.backend, usage.promptTokens, usage.completionTokens);
       const tokens = usage.promptTokens + usage.completionTokens;
       if (costUsd > 0) metrics.spend.inc({ model: outcome.model }, costUsd);
-      if (scopes.length) void budgets.record(scopes, { costUsd, tokens }).catch((err: Error) => logger.warn({ err: err.message }, 'budget spend not recorded'));
+      if (scopes.length)
+        void budgets
+          .record(scopes, { costUsd, tokens })
+          .catch((err: Error) => logger.warn({ err: err.message }, 'budget spend not recorded'));
       const s = started.get(req)!;
       sink.write({
         id: req.id,

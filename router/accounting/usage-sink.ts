@@ -18,7 +18,12 @@ export interface UsageSink {
   close(): Promise<void>;
 }
 
-export function createUsageSink(config: Pick<RouterProcessConfig, 'controlPlaneUrl'>, redisUrl: string | undefined, logger: Logger, metrics: RouterMetrics): UsageSink {
+export function createUsageSink(
+  config: Pick<RouterProcessConfig, 'controlPlaneUrl'>,
+  redisUrl: string | undefined,
+  logger: Logger,
+  metrics: RouterMetrics,
+): UsageSink {
   const redis = redisUrl ? new RedisUsageStore(redisUrl) : undefined;
   const token = process.env.ICP_ADMIN_TOKEN;
   const cpUrl = !redis && token ? config.controlPlaneUrl : undefined;
@@ -42,13 +47,15 @@ export function createUsageSink(config: Pick<RouterProcessConfig, 'controlPlaneU
     if (buffer.length === 0 || kind === 'none') return;
     const batch = buffer;
     buffer = [];
-    flushing = send(batch).then(
-      () => void metrics.usageRecords.inc({ result: 'written' }, batch.length),
-      (err: Error) => {
-        logger.warn({ err: err.message, records: batch.length }, 'usage records not written; retrying');
-        buffer = batch.concat(buffer);
-      },
-    ).finally(() => (flushing = undefined));
+    flushing = send(batch)
+      .then(
+        () => void metrics.usageRecords.inc({ result: 'written' }, batch.length),
+        (err: Error) => {
+          logger.warn({ err: err.message, records: batch.length }, 'usage records not written; retrying');
+          buffer = batch.concat(buffer);
+        },
+      )
+      .finally(() => (flushing = undefined));
     return flushing;
   };
 

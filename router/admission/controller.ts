@@ -103,13 +103,27 @@ export class AdmissionController {
   run<T>(req: AdmissionRequest, start: () => Promise<T>): Promise<T> {
     let resolve!: (v: T) => void;
     let reject!: (e: unknown) => void;
-    const p = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+    const p = new Promise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
     let now = true;
     let immediate: Promise<T> | undefined;
-    this.admit(req, () => {
-      if (now) { immediate = start(); return; }
-      try { start().then(resolve, reject); } catch (e) { reject(e); }
-    }, reject);
+    this.admit(
+      req,
+      () => {
+        if (now) {
+          immediate = start();
+          return;
+        }
+        try {
+          start().then(resolve, reject);
+        } catch (e) {
+          reject(e);
+        }
+      },
+      reject,
+    );
     now = false;
     return immediate ?? p;
   }
@@ -224,7 +238,14 @@ export class AdmissionController {
     this.observer.onRefused?.(req.lane, reason);
     const wait = this.probe(req.model);
     const retryAfter = Math.min(60, Math.max(1, Math.ceil(Number.isFinite(wait) ? wait : 1)));
-    const why = reason === 'shed' ? 'the GPU pool is saturated' : reason === 'queue_full' ? 'the queue is full' : reason === 'evicted' ? 'a higher-priority request took its place' : 'it waited its whole queue deadline';
+    const why =
+      reason === 'shed'
+        ? 'the GPU pool is saturated'
+        : reason === 'queue_full'
+          ? 'the queue is full'
+          : reason === 'evicted'
+            ? 'a higher-priority request took its place'
+            : 'it waited its whole queue deadline';
     const msg = `Request in lane '${req.lane}' was not admitted: ${why}. Retry after ${retryAfter}s.`;
     return new AdmissionRefusal(req.lane, reason, msg, retryAfter);
   }

@@ -27,14 +27,26 @@ export function laneReport(admission: AdmissionController): LaneReport {
 }
 
 /** Starts reporting; returns a stop function. A control plane that is down only costs a debug line. */
-export function startLaneReporter(controlPlaneUrl: string, routerId: string, admission: AdmissionController, logger: Logger, intervalMs: number): () => void {
+export function startLaneReporter(
+  controlPlaneUrl: string,
+  routerId: string,
+  admission: AdmissionController,
+  logger: Logger,
+  intervalMs: number,
+): () => void {
   const url = `${controlPlaneUrl}/v1/routers/${encodeURIComponent(routerId)}/report`;
   let inFlight = false;
   const send = async () => {
     if (inFlight) return;
     inFlight = true;
     try {
-      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(laneReport(admission)), headersTimeout: intervalMs, bodyTimeout: intervalMs });
+      const res = await request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(laneReport(admission)),
+        headersTimeout: intervalMs,
+        bodyTimeout: intervalMs,
+      });
       await res.body.dump();
     } catch (err) {
       logger.debug({ err: (err as Error).message }, 'lane report not delivered');

@@ -31,7 +31,13 @@ export function apiKeyOf(authorization: string | undefined): string | undefined 
  * The lane a request gets: what it asked for (or the default), lowered to its cap: the tenant's
  * `maxLane` when the control plane's policy sets one, else the config's key map, else the default.
  */
-export function resolveLane(requested: string | undefined, apiKey: string | undefined, policy: LanePolicy, defaultLane: Lane, tenantCap?: Lane): { lane: Lane; capped: boolean } {
+export function resolveLane(
+  requested: string | undefined,
+  apiKey: string | undefined,
+  policy: LanePolicy,
+  defaultLane: Lane,
+  tenantCap?: Lane,
+): { lane: Lane; capped: boolean } {
   const asked = isLane(requested) ? requested : defaultLane;
   const cap = tenantCap ?? (apiKey !== undefined ? policy.keys[apiKey] : undefined) ?? policy.defaultMaxLane;
   return laneRank(asked) < laneRank(cap) ? { lane: cap, capped: true } : { lane: asked, capped: false };

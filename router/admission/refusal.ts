@@ -11,8 +11,20 @@ const REFUSAL_CODES: ReadonlySet<string> = new Set(REFUSAL_REASONS.map((r) => `l
 
 /** 429 for sheddable (come back later, politely), 503 for the other lanes (the pool is full). */
 export class AdmissionRefusal extends ApiError {
-  constructor(readonly lane: Lane, readonly reason: RefusalReason, message: string, retryAfterSeconds: number) {
-    super(lane === 'sheddable' ? 429 : 503, message, lane === 'sheddable' ? 'rate_limit_error' : 'server_error', `lane_${reason}`, null, retryAfterSeconds);
+  constructor(
+    readonly lane: Lane,
+    readonly reason: RefusalReason,
+    message: string,
+    retryAfterSeconds: number,
+  ) {
+    super(
+      lane === 'sheddable' ? 429 : 503,
+      message,
+      lane === 'sheddable' ? 'rate_limit_error' : 'server_error',
+      `lane_${reason}`,
+      null,
+      retryAfterSeconds,
+    );
     this.name = 'AdmissionRefusal';
   }
 }

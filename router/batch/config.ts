@@ -22,18 +22,24 @@ export const batchConfigSchema = z.strictObject({
   retryMaxMs: z.number().int().positive().default(60_000),
   /** After the sheddable lane refused an item (the pool is busy), the job waits this long. */
   yieldMs: z.number().int().positive().default(250),
-  maxFileBytes: z.number().int().positive().default(100 * 1024 * 1024),
+  maxFileBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(100 * 1024 * 1024),
   maxItemsPerBatch: z.number().int().positive().default(50_000),
   /** Overrides the length of the `24h` completion window (tests, or a stricter operator). */
   completionWindowMs: z.number().int().positive().optional(),
   /** Completion announcements (Standard Webhooks signing; the secret from ICP_BATCH_WEBHOOK_SECRET or secretFile). */
-  webhook: z.strictObject({
-    url: z.url().optional(),
-    secretFile: z.string().optional(),
-    maxAttempts: z.number().int().positive().default(8),
-    baseDelayMs: z.number().int().positive().default(1_000),
-    timeoutMs: z.number().int().positive().default(10_000),
-  }).prefault({}),
+  webhook: z
+    .strictObject({
+      url: z.url().optional(),
+      secretFile: z.string().optional(),
+      maxAttempts: z.number().int().positive().default(8),
+      baseDelayMs: z.number().int().positive().default(1_000),
+      timeoutMs: z.number().int().positive().default(10_000),
+    })
+    .prefault({}),
 });
 
 export type BatchConfig = z.infer<typeof batchConfigSchema>;

@@ -47,7 +47,10 @@ export class FileBatchStore implements BatchStore {
   private readonly filesDir: string;
   private readonly batchesDir: string;
 
-  constructor(private readonly dir: string, private readonly flushMs = 100) {
+  constructor(
+    private readonly dir: string,
+    private readonly flushMs = 100,
+  ) {
     this.filesDir = join(dir, 'files');
     this.batchesDir = join(dir, 'batches');
     mkdirSync(this.filesDir, { recursive: true });
@@ -92,7 +95,14 @@ export class FileBatchStore implements BatchStore {
   }
 
   private fresh(items: ItemSpec[], now: number): ItemState {
-    return { ready: new Map(items.map((i) => [i.index, now])), leases: new Map(), attempts: new Map(), output: new Map(), errors: new Map(), dead: new Map() };
+    return {
+      ready: new Map(items.map((i) => [i.index, now])),
+      leases: new Map(),
+      attempts: new Map(),
+      output: new Map(),
+      errors: new Map(),
+      dead: new Map(),
+    };
   }
 
   /** Applies a transition in memory and queues its journal line. */
@@ -117,7 +127,9 @@ export class FileBatchStore implements BatchStore {
     this.files.set(file.id, file);
   }
 
-  async getFile(id: string) { return this.files.get(id); }
+  async getFile(id: string) {
+    return this.files.get(id);
+  }
 
   async getFileContent(id: string): Promise<Buffer | undefined> {
     if (!this.files.has(id)) return undefined;
@@ -129,7 +141,9 @@ export class FileBatchStore implements BatchStore {
   }
 
   async listFiles(tenant: string) {
-    return [...this.files.values()].filter((f) => f.tenant === tenant).sort((a, b) => b.created_at - a.created_at || (b.id < a.id ? -1 : 1));
+    return [...this.files.values()]
+      .filter((f) => f.tenant === tenant)
+      .sort((a, b) => b.created_at - a.created_at || (b.id < a.id ? -1 : 1));
   }
 
   async deleteFile(id: string): Promise<boolean> {
@@ -150,10 +164,15 @@ export class FileBatchStore implements BatchStore {
   }
 
   async listBatches(tenant: string) {
-    return [...this.batches.values()].filter((b) => b.tenant === tenant).sort((a, b) => b.created_at - a.created_at || (b.id < a.id ? -1 : 1)).map((b) => structuredClone(b));
+    return [...this.batches.values()]
+      .filter((b) => b.tenant === tenant)
+      .sort((a, b) => b.created_at - a.created_at || (b.id < a.id ? -1 : 1))
+      .map((b) => structuredClone(b));
   }
 
-  async activeBatches() { return [...this.active]; }
+  async activeBatches() {
+    return [...this.active];
+  }
 
   async setActive(id: string, active: boolean): Promise<void> {
     if (active) this.active.add(id);
@@ -168,7 +187,9 @@ export class FileBatchStore implements BatchStore {
     this.state.set(batchId, this.fresh(items, now));
   }
 
-  async getItems(batchId: string) { return this.items.get(batchId) ?? []; }
+  async getItems(batchId: string) {
+    return this.items.get(batchId) ?? [];
+  }
 
   private st(batchId: string): ItemState {
     const s = this.state.get(batchId);
@@ -240,9 +261,13 @@ export class FileBatchStore implements BatchStore {
     return { pending: s.ready.size, output: s.output.size, errors: s.errors.size, dead: s.dead.size };
   }
 
-  async results(batchId: string, which: 'output' | 'errors') { return new Map(this.st(batchId)[which]); }
+  async results(batchId: string, which: 'output' | 'errors') {
+    return new Map(this.st(batchId)[which]);
+  }
 
-  async deadLetters(batchId: string) { return [...this.st(batchId).dead.values()].sort((a, b) => a.index - b.index); }
+  async deadLetters(batchId: string) {
+    return [...this.st(batchId).dead.values()].sort((a, b) => a.index - b.index);
+  }
 
   async requeue(batchId: string, now: number, indexes?: number[]): Promise<number> {
     const s = this.st(batchId);

@@ -26,7 +26,12 @@ export interface BatchJobs {
   close(graceMs: number): Promise<void>;
 }
 
-export async function startBatch(config: RouterProcessConfig, logger: Logger, metrics: RouterMetrics, routerId: string): Promise<BatchJobs | undefined> {
+export async function startBatch(
+  config: RouterProcessConfig,
+  logger: Logger,
+  metrics: RouterMetrics,
+  routerId: string,
+): Promise<BatchJobs | undefined> {
   const cfg = config.router.batch;
   if (!cfg.enabled) return undefined;
   const redisUrl = config.redis.batch;
@@ -38,7 +43,8 @@ export async function startBatch(config: RouterProcessConfig, logger: Logger, me
   } else {
     store = new FileBatchStore(cfg.dataDir);
   }
-  const secret = process.env.ICP_BATCH_WEBHOOK_SECRET || (cfg.webhook.secretFile ? readFileSync(cfg.webhook.secretFile, 'utf8').trim() : undefined);
+  const secret =
+    process.env.ICP_BATCH_WEBHOOK_SECRET || (cfg.webhook.secretFile ? readFileSync(cfg.webhook.secretFile, 'utf8').trim() : undefined);
   if (cfg.webhook.url && !secret) logger.warn('router.batch.webhook.url is set without a secret: webhooks go out unsigned');
   const service = new BatchService(store, cfg);
   let runner: BatchRunner | undefined;
@@ -56,23 +62,44 @@ export async function startBatch(config: RouterProcessConfig, logger: Logger, me
         const res = await app.inject({
           method: 'POST',
           url: item.url,
-          headers: { 'content-type': 'application/json', 'x-priority-lane': 'sheddable', 'x-request-id': requestId, ...onBehalfHeaders(keyId) },
+          headers: {
+            'content-type': 'application/json',
+            'x-priority-lane': 'sheddable',
+            'x-request-id': requestId,
+            ...onBehalfHeaders(keyId),
+          },
           payload: JSON.stringify(body),
         });
         let parsed: unknown;
         try {
           parsed = res.json();
         } catch {
-          parsed = { error: { message: 'The server answered with a body that is not JSON.', type: 'server_error', param: null, code: 'internal_error' } };
+          parsed = {
+            error: {
+              message: 'The server answered with a body that is not JSON.',
+              type: 'server_error',
+              param: null,
+              code: 'internal_error',
+            },
+          };
         }
         const retryAfter = Number(res.headers['retry-after']);
         return { status: res.statusCode, body: parsed, requestId, retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : undefined };
       };
-      runner = new BatchRunner(store, cfg, exec, logger.child({ component: 'batch' }), owner, secret, {
-        item: (outcome, n = 1) => metrics.batchItems.inc({ outcome }, n),
-        job: (status) => metrics.batchJobs.inc({ status }),
-        webhook: (result) => metrics.batchWebhooks.inc({ result }),
-      }, canRun);
+      runner = new BatchRunner(
+        store,
+        cfg,
+        exec,
+        logger.child({ component: 'batch' }),
+        owner,
+        secret,
+        {
+          item: (outcome, n = 1) => metrics.batchItems.inc({ outcome }, n),
+          job: (status) => metrics.batchJobs.inc({ status }),
+          webhook: (result) => metrics.batchWebhooks.inc({ result }),
+        },
+        canRun,
+      );
       runner.start();
     },
     async close(graceMs) {

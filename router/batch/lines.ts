@@ -36,11 +36,21 @@ export function parseInput(content: string, endpoint: string, maxItems: number):
     const r = lineSchema.safeParse(raw);
     if (!r.success) {
       const issue = r.error.issues[0]!;
-      errors.push({ code: 'invalid_request', line, message: `${issue.path.join('.') || 'line'}: ${issue.message}`, param: issue.path.join('.') || null });
+      errors.push({
+        code: 'invalid_request',
+        line,
+        message: `${issue.path.join('.') || 'line'}: ${issue.message}`,
+        param: issue.path.join('.') || null,
+      });
       continue;
     }
     if (r.data.url !== endpoint) {
-      errors.push({ code: 'mismatched_endpoint', line, message: `The url of this line (${r.data.url}) does not match the batch's endpoint (${endpoint}).`, param: 'url' });
+      errors.push({
+        code: 'mismatched_endpoint',
+        line,
+        message: `The url of this line (${r.data.url}) does not match the batch's endpoint (${endpoint}).`,
+        param: 'url',
+      });
       continue;
     }
     if (typeof r.data.body.model !== 'string') {
@@ -48,19 +58,31 @@ export function parseInput(content: string, endpoint: string, maxItems: number):
       continue;
     }
     if (seen.has(r.data.custom_id)) {
-      errors.push({ code: 'duplicate_custom_id', line, message: `The custom_id ${r.data.custom_id} is used more than once.`, param: 'custom_id' });
+      errors.push({
+        code: 'duplicate_custom_id',
+        line,
+        message: `The custom_id ${r.data.custom_id} is used more than once.`,
+        param: 'custom_id',
+      });
       continue;
     }
     seen.add(r.data.custom_id);
     items.push({ index: items.length, custom_id: r.data.custom_id, method: 'POST', url: r.data.url, body: r.data.body });
   }
-  if (!errors.length && items.length === 0) errors.push({ code: 'empty_file', line: null, message: 'The input file has no requests.', param: null });
-  if (items.length > maxItems) errors.push({ code: 'too_many_requests', line: null, message: `A batch may hold at most ${maxItems} requests.`, param: null });
+  if (!errors.length && items.length === 0)
+    errors.push({ code: 'empty_file', line: null, message: 'The input file has no requests.', param: null });
+  if (items.length > maxItems)
+    errors.push({ code: 'too_many_requests', line: null, message: `A batch may hold at most ${maxItems} requests.`, param: null });
   return { items, errors };
 }
 
 export function responseLine(item: ItemSpec, statusCode: number, requestId: string, body: unknown): string {
-  const line: ResultLine = { id: newId('batch_req_'), custom_id: item.custom_id, response: { status_code: statusCode, request_id: requestId, body }, error: null };
+  const line: ResultLine = {
+    id: newId('batch_req_'),
+    custom_id: item.custom_id,
+    response: { status_code: statusCode, request_id: requestId, body },
+    error: null,
+  };
   return JSON.stringify(line);
 }
 
@@ -71,5 +93,8 @@ export function errorLine(item: ItemSpec, code: string, message: string): string
 
 /** Lines in item order, as one JSONL file. */
 export function toJsonl(lines: Map<number, string>): string {
-  return [...lines.entries()].sort((a, b) => a[0] - b[0]).map(([, l]) => `${l}\n`).join('');
+  return [...lines.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([, l]) => `${l}\n`)
+    .join('');
 }

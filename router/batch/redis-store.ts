@@ -25,7 +25,9 @@ const k = {
 };
 
 const SCRIPTS = {
-  batchClaim: { numberOfKeys: 3, lua: `
+  batchClaim: {
+    numberOfKeys: 3,
+    lua: `
     local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
     local out = {}
     for _, idx in ipairs(ids) do
@@ -36,39 +38,58 @@ const SCRIPTS = {
       out[#out + 1] = token
       out[#out + 1] = redis.call('HGET', KEYS[3], idx) or '0'
     end
-    return out` },
-  batchRenew: { numberOfKeys: 2, lua: `
+    return out`,
+  },
+  batchRenew: {
+    numberOfKeys: 2,
+    lua: `
     if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-    return redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[3], ARGV[1]) >= 0 and 1 or 0` },
-  batchFinish: { numberOfKeys: 4, lua: `
+    return redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[3], ARGV[1]) >= 0 and 1 or 0`,
+  },
+  batchFinish: {
+    numberOfKeys: 4,
+    lua: `
     if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
     if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
     redis.call('ZREM', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
     redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
     if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]) end
-    return 1` },
-  batchRetry: { numberOfKeys: 3, lua: `
+    return 1`,
+  },
+  batchRetry: {
+    numberOfKeys: 3,
+    lua: `
     if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
     if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
     redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
     if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
-    return 1` },
-  batchCloseOne: { numberOfKeys: 3, lua: `
+    return 1`,
+  },
+  batchCloseOne: {
+    numberOfKeys: 3,
+    lua: `
     if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
     redis.call('HDEL', KEYS[2], ARGV[1])
     redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-    return 1` },
-  batchRequeue: { numberOfKeys: 4, lua: `
+    return 1`,
+  },
+  batchRequeue: {
+    numberOfKeys: 4,
+    lua: `
     if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
     redis.call('HDEL', KEYS[2], ARGV[1])
     redis.call('HDEL', KEYS[3], ARGV[1])
     redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-    return 1` },
-  batchUnlock: { numberOfKeys: 1, lua: `
+    return 1`,
+  },
+  batchUnlock: {
+    numberOfKeys: 1,
+    lua: `
     if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-    return 0` },
+    return 0`,
+  },
 } as const;
 
 type Scripted = Redis & { [name in keyof typeof SCRIPTS]: (...args: (string | number)[]) => Promise<unknown> };
@@ -89,7 +110,12 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async putFile(file: StoredFile, content: Buffer): Promise<void> {
-    await this.redis.multi().set(k.content(file.id), content).set(k.file(file.id), JSON.stringify(file)).zadd(k.tenantFiles(file.tenant), file.created_at, file.id).exec();
+    await this.redis
+      .multi()
+      .set(k.content(file.id), content)
+      .set(k.file(file.id), JSON.stringify(file))
+      .zadd(k.tenantFiles(file.tenant), file.created_at, file.id)
+      .exec();
   }
 
   async getFile(id: string): Promise<StoredFile | undefined> {
@@ -116,7 +142,11 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async putBatch(batch: BatchRecord): Promise<void> {
-    await this.redis.multi().set(k.batch(batch.id), JSON.stringify(batch)).zadd(k.tenantBatches(batch.tenant), batch.created_at, batch.id).exec();
+    await this.redis
+      .multi()
+      .set(k.batch(batch.id), JSON.stringify(batch))
+      .zadd(k.tenantBatches(batch.tenant), batch.created_at, batch.id)
+      .exec();
   }
 
   async getBatch(id: string): Promise<BatchRecord | undefined> {
@@ -160,7 +190,15 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async claim(batchId: string, max: number, now: number, leaseMs: number, owner: string): Promise<Claim[]> {
-    const r = (await this.redis.batchClaim(k.ready(batchId), k.leases(batchId), k.attempts(batchId), now, max, now + leaseMs, owner)) as string[];
+    const r = (await this.redis.batchClaim(
+      k.ready(batchId),
+      k.leases(batchId),
+      k.attempts(batchId),
+      now,
+      max,
+      now + leaseMs,
+      owner,
+    )) as string[];
     const out: Claim[] = [];
     for (let i = 0; i < r.length; i += 3) out.push({ index: Number(r[i]), token: r[i + 1]!, attempts: Number(r[i + 2]) });
     return out;
@@ -171,15 +209,47 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async finish(batchId: string, claim: Claim, to: 'output' | 'errors', line: string): Promise<boolean> {
-    return (await this.redis.batchFinish(k.ready(batchId), k.leases(batchId), to === 'output' ? k.output(batchId) : k.errors(batchId), k.dead(batchId), claim.index, claim.token, line, '')) === 1;
+    return (
+      (await this.redis.batchFinish(
+        k.ready(batchId),
+        k.leases(batchId),
+        to === 'output' ? k.output(batchId) : k.errors(batchId),
+        k.dead(batchId),
+        claim.index,
+        claim.token,
+        line,
+        '',
+      )) === 1
+    );
   }
 
   async retry(batchId: string, claim: Claim, at: number, countAttempt: boolean): Promise<boolean> {
-    return (await this.redis.batchRetry(k.ready(batchId), k.leases(batchId), k.attempts(batchId), claim.index, claim.token, at, countAttempt ? '1' : '0')) === 1;
+    return (
+      (await this.redis.batchRetry(
+        k.ready(batchId),
+        k.leases(batchId),
+        k.attempts(batchId),
+        claim.index,
+        claim.token,
+        at,
+        countAttempt ? '1' : '0',
+      )) === 1
+    );
   }
 
   async deadLetter(batchId: string, claim: Claim, line: string, dead: DeadLetter): Promise<boolean> {
-    return (await this.redis.batchFinish(k.ready(batchId), k.leases(batchId), k.errors(batchId), k.dead(batchId), claim.index, claim.token, line, JSON.stringify(dead))) === 1;
+    return (
+      (await this.redis.batchFinish(
+        k.ready(batchId),
+        k.leases(batchId),
+        k.errors(batchId),
+        k.dead(batchId),
+        claim.index,
+        claim.token,
+        line,
+        JSON.stringify(dead),
+      )) === 1
+    );
   }
 
   async closeRemaining(batchId: string, lineFor: (index: number) => string): Promise<number> {
@@ -187,18 +257,22 @@ export class RedisBatchStore implements BatchStore {
     if (!ids.length) return 0;
     const p = this.redis.pipeline();
     // Queued on the pipeline: each command's result comes back from exec() below.
-    for (const id of ids) void (p as unknown as Scripted).batchCloseOne(k.ready(batchId), k.leases(batchId), k.errors(batchId), id, lineFor(Number(id)));
+    for (const id of ids)
+      void (p as unknown as Scripted).batchCloseOne(k.ready(batchId), k.leases(batchId), k.errors(batchId), id, lineFor(Number(id)));
     const res = (await p.exec()) ?? [];
     return res.filter(([err, v]) => !err && v === 1).length;
   }
 
   async dropRemaining(batchId: string): Promise<number> {
-    const [[, n]] = (await this.redis.multi().zcard(k.ready(batchId)).del(k.ready(batchId), k.leases(batchId)).exec()) as [[unknown, number]];
+    const [[, n]] = (await this.redis.multi().zcard(k.ready(batchId)).del(k.ready(batchId), k.leases(batchId)).exec()) as [
+      [unknown, number],
+    ];
     return n;
   }
 
   async counts(batchId: string): Promise<ItemCounts> {
-    const r = (await this.redis.multi().zcard(k.ready(batchId)).hlen(k.output(batchId)).hlen(k.errors(batchId)).hlen(k.dead(batchId)).exec()) ?? [];
+    const r =
+      (await this.redis.multi().zcard(k.ready(batchId)).hlen(k.output(batchId)).hlen(k.errors(batchId)).hlen(k.dead(batchId)).exec()) ?? [];
     const [pending, output, errors, dead] = r.map(([, v]) => Number(v));
     return { pending: pending!, output: output!, errors: errors!, dead: dead! };
   }
@@ -210,13 +284,16 @@ export class RedisBatchStore implements BatchStore {
 
   async deadLetters(batchId: string): Promise<DeadLetter[]> {
     const h = await this.redis.hgetall(k.dead(batchId));
-    return Object.values(h).map((v) => JSON.parse(v) as DeadLetter).sort((a, b) => a.index - b.index);
+    return Object.values(h)
+      .map((v) => JSON.parse(v) as DeadLetter)
+      .sort((a, b) => a.index - b.index);
   }
 
   async requeue(batchId: string, now: number, indexes?: number[]): Promise<number> {
     const which = indexes ?? (await this.redis.hkeys(k.dead(batchId))).map(Number);
     let n = 0;
-    for (const idx of which) n += Number(await this.redis.batchRequeue(k.dead(batchId), k.errors(batchId), k.attempts(batchId), k.ready(batchId), idx, now));
+    for (const idx of which)
+      n += Number(await this.redis.batchRequeue(k.dead(batchId), k.errors(batchId), k.attempts(batchId), k.ready(batchId), idx, now));
     return n;
   }
 

@@ -15,7 +15,12 @@ import type { BatchStore } from './store.ts';
 import { TERMINAL, type BatchRecord, type BatchStatus, type Claim, type ItemSpec, type StoredFile } from './types.ts';
 import { deliver, eventFor } from './webhook.ts';
 
-export interface ItemResult { status: number; body: unknown; requestId: string; retryAfterSeconds?: number }
+export interface ItemResult {
+  status: number;
+  body: unknown;
+  requestId: string;
+  retryAfterSeconds?: number;
+}
 /** Runs one item as `keyId` through the router's own request path. */
 export type ItemExecutor = (item: ItemSpec, keyId: string | null) => Promise<ItemResult>;
 
@@ -121,10 +126,15 @@ export class BatchRunner {
     this.inflight.set(b.id, (this.inflight.get(b.id) ?? 0) + 1);
     this.total += 1;
     // A long item keeps its lease; a crashed router's leases run out and another takes the item.
-    const renew = setInterval(() => void this.store.renew(b.id, claim, Date.now() + this.cfg.leaseMs).catch(() => undefined), Math.max(50, this.cfg.leaseMs / 3));
+    const renew = setInterval(
+      () => void this.store.renew(b.id, claim, Date.now() + this.cfg.leaseMs).catch(() => undefined),
+      Math.max(50, this.cfg.leaseMs / 3),
+    );
     renew.unref();
     const p = this.runItem(b, item, claim)
-      .catch((err: Error) => this.logger.warn({ batch: b.id, item: item.index, err: err.message }, 'batch item not settled; its lease will expire'))
+      .catch((err: Error) =>
+        this.logger.warn({ batch: b.id, item: item.index, err: err.message }, 'batch item not settled; its lease will expire'),
+      )
       .finally(() => {
         clearInterval(renew);
         this.inflight.set(b.id, (this.inflight.get(b.id) ?? 1) - 1);
@@ -141,7 +151,11 @@ export class BatchRunner {
     try {
       r = await this.exec(item, b.keyId);
     } catch (err) {
-      r = { status: 0, body: { error: { message: (err as Error).message, type: 'server_error', param: null, code: 'internal_error' } }, requestId: '' };
+      r = {
+        status: 0,
+        body: { error: { message: (err as Error).message, type: 'server_error', param: null, code: 'internal_error' } },
+        requestId: '',
+      };
     }
     const verdict = classify(r);
     const now = Date.now();
@@ -163,12 +177,19 @@ export class BatchRunner {
       if (attempts >= this.cfg.maxAttempts) {
         const e = (r.body as { error?: { code?: string | null; message?: string } } | undefined)?.error;
         ok = await this.store.deadLetter(b.id, claim, responseLine(item, r.status, r.requestId, r.body), {
-          index: item.index, custom_id: item.custom_id, attempts, status_code: r.status || null,
-          error: { code: e?.code ?? null, message: e?.message ?? `HTTP ${r.status}` }, failed_at: Math.floor(now / 1000),
+          index: item.index,
+          custom_id: item.custom_id,
+          attempts,
+          status_code: r.status || null,
+          error: { code: e?.code ?? null, message: e?.message ?? `HTTP ${r.status}` },
+          failed_at: Math.floor(now / 1000),
         });
         outcome = 'dead_lettered';
       } else {
-        const wait = Math.max(backoffMs(attempts, { baseDelayMs: this.cfg.retryBaseMs, maxDelayMs: this.cfg.retryMaxMs }), (r.retryAfterSeconds ?? 0) * 1_000);
+        const wait = Math.max(
+          backoffMs(attempts, { baseDelayMs: this.cfg.retryBaseMs, maxDelayMs: this.cfg.retryMaxMs }),
+          (r.retryAfterSeconds ?? 0) * 1_000,
+        );
         ok = await this.store.retry(b.id, claim, now + wait, true);
         outcome = 'retried';
       }
@@ -178,7 +199,9 @@ export class BatchRunner {
 
   private async expire(b: BatchRecord): Promise<void> {
     const items = await this.store.getItems(b.id);
-    const n = await this.store.closeRemaining(b.id, (i) => errorLine(items[i]!, 'batch_expired', 'This request could not be executed before the completion window expired.'));
+    const n = await this.store.closeRemaining(b.id, (i) =>
+      errorLine(items[i]!, 'batch_expired', 'This request could not be executed before the completion window expired.'),
+    );
     if (n) this.observer.item?.('expired', n);
     await this.finalize(b, 'expired');
   }
@@ -217,7 +240,17 @@ export class BatchRunner {
 
   private async putResultFile(b: BatchRecord, id: string, lines: Map<number, string>): Promise<string> {
     const content = Buffer.from(toJsonl(lines));
-    const file: StoredFile = { id, object: 'file', bytes: content.length, created_at: Math.floor(Date.now() / 1000), filename: `${b.id}_${id.startsWith('file-out') ? 'output' : 'error'}.jsonl`, purpose: 'batch_output', status: 'processed', expires_at: null, tenant: b.tenant };
+    const file: StoredFile = {
+      id,
+      object: 'file',
+      bytes: content.length,
+      created_at: Math.floor(Date.now() / 1000),
+      filename: `${b.id}_${id.startsWith('file-out') ? 'output' : 'error'}.jsonl`,
+      purpose: 'batch_output',
+      status: 'processed',
+      expires_at: null,
+      tenant: b.tenant,
+    };
     await this.store.putFile(file, content);
     return id;
   }
@@ -237,9 +270,14 @@ export class BatchRunner {
       b.webhook.attempts += 1;
       if (delivered) b.webhook.state = 'delivered';
       else if (b.webhook.attempts >= this.cfg.webhook.maxAttempts) b.webhook.state = 'failed';
-      else b.webhook.nextAt = Date.now() + backoffMs(b.webhook.attempts, { baseDelayMs: this.cfg.webhook.baseDelayMs, maxDelayMs: this.cfg.webhook.baseDelayMs * 64 }) + this.cfg.webhook.baseDelayMs / 2;
+      else
+        b.webhook.nextAt =
+          Date.now() +
+          backoffMs(b.webhook.attempts, { baseDelayMs: this.cfg.webhook.baseDelayMs, maxDelayMs: this.cfg.webhook.baseDelayMs * 64 }) +
+          this.cfg.webhook.baseDelayMs / 2;
       this.observer.webhook?.(delivered ? 'delivered' : b.webhook.state === 'failed' ? 'failed' : 'retried');
-      if (!delivered && b.webhook.state === 'failed') this.logger.warn({ batch: b.id, attempts: b.webhook.attempts }, 'batch webhook not delivered; giving up');
+      if (!delivered && b.webhook.state === 'failed')
+        this.logger.warn({ batch: b.id, attempts: b.webhook.attempts }, 'batch webhook not delivered; giving up');
       await this.store.putBatch(b);
       if (b.webhook.state !== 'pending') await this.store.setActive(b.id, false);
     } finally {
@@ -252,9 +290,16 @@ function usageOf(output: Map<number, string>): NonNullable<BatchRecord['usage']>
   let input = 0;
   let out = 0;
   for (const line of output.values()) {
-    const u = (JSON.parse(line) as { response?: { body?: { usage?: { prompt_tokens?: number; completion_tokens?: number } } } }).response?.body?.usage;
+    const u = (JSON.parse(line) as { response?: { body?: { usage?: { prompt_tokens?: number; completion_tokens?: number } } } }).response
+      ?.body?.usage;
     input += u?.prompt_tokens ?? 0;
     out += u?.completion_tokens ?? 0;
   }
-  return { input_tokens: input, input_tokens_details: { cached_tokens: 0 }, output_tokens: out, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: input + out };
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: out,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: input + out,
+  };
 }

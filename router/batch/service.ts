@@ -8,7 +8,13 @@ import { TERMINAL, publicBatch, type BatchRecord, type DeadLetter, type StoredFi
 
 const WINDOW_MS: Record<string, number> = { '24h': 86_400_000 };
 
-export interface Page<T> { object: 'list'; data: T[]; first_id: string | null; last_id: string | null; has_more: boolean }
+export interface Page<T> {
+  object: 'list';
+  data: T[];
+  first_id: string | null;
+  last_id: string | null;
+  has_more: boolean;
+}
 
 /** OpenAI's cursor pagination: `after` is the last id of the previous page. */
 export function paginate<T extends { id: string }>(all: T[], after: string | undefined, limit: number): Page<T> {
@@ -22,12 +28,27 @@ export function paginate<T extends { id: string }>(all: T[], after: string | und
 }
 
 export class BatchService {
-  constructor(private readonly store: BatchStore, private readonly cfg: BatchConfig, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly store: BatchStore,
+    private readonly cfg: BatchConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async uploadFile(tenant: string, filename: string, purpose: string, content: Buffer): Promise<StoredFile> {
-    if (purpose !== 'batch') throw errors.invalidRequest(`Invalid purpose '${purpose}': this server stores files for purpose 'batch' only.`, 'purpose');
+    if (purpose !== 'batch')
+      throw errors.invalidRequest(`Invalid purpose '${purpose}': this server stores files for purpose 'batch' only.`, 'purpose');
     if (content.length === 0) throw errors.invalidRequest('The file is empty.', 'file');
-    const file: StoredFile = { id: newId('file-'), object: 'file', bytes: content.length, created_at: Math.floor(this.now() / 1000), filename, purpose: 'batch', status: 'processed', expires_at: null, tenant };
+    const file: StoredFile = {
+      id: newId('file-'),
+      object: 'file',
+      bytes: content.length,
+      created_at: Math.floor(this.now() / 1000),
+      filename,
+      purpose: 'batch',
+      status: 'processed',
+      expires_at: null,
+      tenant,
+    };
     await this.store.putFile(file, content);
     return file;
   }
@@ -45,7 +66,10 @@ export class BatchService {
     return c;
   }
 
-  async listFiles(tenant: string, q: { purpose?: string; after?: string; limit: number; order: 'asc' | 'desc' }): Promise<Page<StoredFile>> {
+  async listFiles(
+    tenant: string,
+    q: { purpose?: string; after?: string; limit: number; order: 'asc' | 'desc' },
+  ): Promise<Page<StoredFile>> {
     let all = await this.store.listFiles(tenant);
     if (q.purpose) all = all.filter((f) => f.purpose === q.purpose);
     if (q.order === 'asc') all.reverse();
@@ -57,10 +81,16 @@ export class BatchService {
     await this.store.deleteFile(id);
   }
 
-  async createBatch(tenant: string, keyId: string | null, body: { input_file_id: string; endpoint: string; completion_window: string; metadata?: Record<string, string> | null }): Promise<BatchRecord> {
-    if (!(SUPPORTED_ENDPOINTS as readonly string[]).includes(body.endpoint)) throw errors.invalidRequest(`Unsupported endpoint '${body.endpoint}': use one of ${SUPPORTED_ENDPOINTS.join(', ')}.`, 'endpoint');
+  async createBatch(
+    tenant: string,
+    keyId: string | null,
+    body: { input_file_id: string; endpoint: string; completion_window: string; metadata?: Record<string, string> | null },
+  ): Promise<BatchRecord> {
+    if (!(SUPPORTED_ENDPOINTS as readonly string[]).includes(body.endpoint))
+      throw errors.invalidRequest(`Unsupported endpoint '${body.endpoint}': use one of ${SUPPORTED_ENDPOINTS.join(', ')}.`, 'endpoint');
     const windowMs = WINDOW_MS[body.completion_window];
-    if (windowMs === undefined) throw errors.invalidRequest(`Invalid completion_window '${body.completion_window}': only '24h' is supported.`, 'completion_window');
+    if (windowMs === undefined)
+      throw errors.invalidRequest(`Invalid completion_window '${body.completion_window}': only '24h' is supported.`, 'completion_window');
     const file = await this.getFile(tenant, body.input_file_id).catch(() => {
       throw errors.invalidRequest(`No such File object: ${body.input_file_id}`, 'input_file_id');
     });
@@ -71,16 +101,39 @@ export class BatchService {
     const sec = Math.floor(now / 1000);
     const expiresAtMs = now + (this.cfg.completionWindowMs ?? windowMs);
     const rec: BatchRecord = {
-      id: newId('batch_'), object: 'batch', endpoint: body.endpoint, errors: null, input_file_id: file.id,
-      completion_window: body.completion_window, status: 'in_progress', output_file_id: null, error_file_id: null,
-      created_at: sec, in_progress_at: sec, expires_at: Math.floor(expiresAtMs / 1000), finalizing_at: null, completed_at: null,
-      failed_at: null, expired_at: null, cancelling_at: null, cancelled_at: null,
-      request_counts: { total: items.length, completed: 0, failed: 0 }, metadata: body.metadata ?? null,
-      tenant, keyId, expiresAtMs,
+      id: newId('batch_'),
+      object: 'batch',
+      endpoint: body.endpoint,
+      errors: null,
+      input_file_id: file.id,
+      completion_window: body.completion_window,
+      status: 'in_progress',
+      output_file_id: null,
+      error_file_id: null,
+      created_at: sec,
+      in_progress_at: sec,
+      expires_at: Math.floor(expiresAtMs / 1000),
+      finalizing_at: null,
+      completed_at: null,
+      failed_at: null,
+      expired_at: null,
+      cancelling_at: null,
+      cancelled_at: null,
+      request_counts: { total: items.length, completed: 0, failed: 0 },
+      metadata: body.metadata ?? null,
+      tenant,
+      keyId,
+      expiresAtMs,
     };
     if (problems.length) {
       // OpenAI's shape for a file that fails validation: status failed, the problems in `errors`.
-      Object.assign(rec, { status: 'failed', in_progress_at: null, failed_at: sec, errors: { object: 'list', data: problems }, request_counts: { total: 0, completed: 0, failed: 0 } });
+      Object.assign(rec, {
+        status: 'failed',
+        in_progress_at: null,
+        failed_at: sec,
+        errors: { object: 'list', data: problems },
+        request_counts: { total: 0, completed: 0, failed: 0 },
+      });
       await this.store.putBatch(rec);
       return rec;
     }
@@ -133,8 +186,9 @@ export class BatchService {
   async requeue(id: string, customIds?: string[]): Promise<{ batch_id: string; requeued: number; status: string }> {
     const b = await this.store.getBatch(id);
     if (!b) throw errors.notFound(`No such Batch object: ${id}`);
-    if (b.status !== 'completed' && b.status !== 'in_progress') throw errors.invalidRequest(`Dead letters of a batch with status '${b.status}' cannot be requeued.`, null, 'batch_not_requeueable');
-    if (this.now() >= b.expiresAtMs) throw errors.invalidRequest('The batch\'s completion window has ended.', null, 'batch_expired');
+    if (b.status !== 'completed' && b.status !== 'in_progress')
+      throw errors.invalidRequest(`Dead letters of a batch with status '${b.status}' cannot be requeued.`, null, 'batch_not_requeueable');
+    if (this.now() >= b.expiresAtMs) throw errors.invalidRequest("The batch's completion window has ended.", null, 'batch_expired');
     let indexes: number[] | undefined;
     if (customIds) {
       const wanted = new Set(customIds);

@@ -20,7 +20,12 @@ export interface StoredFile extends FileObject {
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
 export const TERMINAL: ReadonlySet<BatchStatus> = new Set(['failed', 'completed', 'expired', 'cancelled']);
 
-export interface BatchError { code: string; line: number | null; message: string; param: string | null }
+export interface BatchError {
+  code: string;
+  line: number | null;
+  message: string;
+  param: string | null;
+}
 
 export interface Batch {
   id: string;
@@ -42,7 +47,13 @@ export interface Batch {
   cancelling_at: number | null;
   cancelled_at: number | null;
   request_counts: { total: number; completed: number; failed: number };
-  usage?: { input_tokens: number; input_tokens_details: { cached_tokens: number }; output_tokens: number; output_tokens_details: { reasoning_tokens: number }; total_tokens: number };
+  usage?: {
+    input_tokens: number;
+    input_tokens_details: { cached_tokens: number };
+    output_tokens: number;
+    output_tokens_details: { reasoning_tokens: number };
+    total_tokens: number;
+  };
   metadata: Record<string, string> | null;
 }
 
@@ -92,6 +103,15 @@ export interface DeadLetter {
   failed_at: number;
 }
 
-export interface Claim { index: number; token: string; attempts: number }
+export interface Claim {
+  index: number;
+  token: string;
+  attempts: number;
+}
 
-export interface ItemCounts { pending: number; output: number; errors: number; dead: number }
+export interface ItemCounts {
+  pending: number;
+  output: number;
+  errors: number;
+  dead: number;
+}

@@ -64,7 +64,10 @@ export class ResponseCache {
     this.index = embeddings ? new SemanticIndex(cfg.semantic.maxEntries, cfg.semantic.maxPerScope) : undefined;
   }
 
-  static async create(cfg: CacheConfig, opts: { redisUrl?: string; embeddings?: EmbeddingService; metrics: CacheMetrics; logger: Logger }): Promise<ResponseCache> {
+  static async create(
+    cfg: CacheConfig,
+    opts: { redisUrl?: string; embeddings?: EmbeddingService; metrics: CacheMetrics; logger: Logger },
+  ): Promise<ResponseCache> {
     let embeddings: EmbeddingService | undefined;
     if (cfg.semantic.enabled) {
       if (!opts.embeddings?.hasModel(cfg.semantic.model) || opts.embeddings.modelInfo(cfg.semantic.model).kind !== 'embedding') {
@@ -108,11 +111,13 @@ export class ResponseCache {
     const cc = cacheControl(req.headers['cache-control']);
     const scope: Scope = { tenant: tenantOf(req), model: r.model, operation: r.operation };
     const key = exactKey(scope, r.body);
-    const ttlMs = 1_000 * Math.min(
-      alias?.ttlSeconds ?? Infinity,
-      policy?.ttlSeconds ?? Infinity,
-      Math.max(exactOn ? this.cfg.exact.ttlSeconds : 0, semanticOn ? this.cfg.semantic.ttlSeconds : 0),
-    );
+    const ttlMs =
+      1_000 *
+      Math.min(
+        alias?.ttlSeconds ?? Infinity,
+        policy?.ttlSeconds ?? Infinity,
+        Math.max(exactOn ? this.cfg.exact.ttlSeconds : 0, semanticOn ? this.cfg.semantic.ttlSeconds : 0),
+      );
     const parts = semanticOn ? semanticParts(scope, r.body) : undefined;
     const usable = parts !== undefined && parts.text.length <= this.cfg.semantic.maxChars;
     let vector: Float32Array | undefined;
@@ -142,7 +147,12 @@ export class ResponseCache {
       commit: () => {
         if (committed) return;
         committed = true;
-        void this.put(key, recorder.finish(), ttlMs, semanticOn && usable ? { scope: parts.scopeKey, text: parts.text, vector } : undefined);
+        void this.put(
+          key,
+          recorder.finish(),
+          ttlMs,
+          semanticOn && usable ? { scope: parts.scopeKey, text: parts.text, vector } : undefined,
+        );
       },
     };
   }
@@ -186,7 +196,12 @@ export class ResponseCache {
     }
   }
 
-  private async put(key: string, rec: RecordedResponse, ttlMs: number, semantic: { scope: string; text: string; vector: Float32Array | undefined } | undefined): Promise<void> {
+  private async put(
+    key: string,
+    rec: RecordedResponse,
+    ttlMs: number,
+    semantic: { scope: string; text: string; vector: Float32Array | undefined } | undefined,
+  ): Promise<void> {
     if (recordSize(rec) > this.cfg.maxEntryBytes) {
       this.metrics.cacheStores.inc({ result: 'too_large' });
       return;

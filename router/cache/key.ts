@@ -13,7 +13,11 @@ export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj).filter((k) => obj[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  return `{${Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+    .join(',')}}`;
 }
 
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -55,7 +59,7 @@ export function eligibility(body: Body, allow: { tools: boolean; nonDeterministi
 
 /** `Cache-Control` request directives the cache honours. */
 export function cacheControl(header: string | string[] | undefined): { noCache: boolean; noStore: boolean } {
-  const v = (Array.isArray(header) ? header.join(',') : header ?? '').toLowerCase();
+  const v = (Array.isArray(header) ? header.join(',') : (header ?? '')).toLowerCase();
   const directives = new Set(v.split(',').map((d) => d.trim().split('=')[0]));
   return { noCache: directives.has('no-cache'), noStore: directives.has('no-store') };
 }
@@ -88,7 +92,10 @@ export function semanticParts(scope: Scope, body: Body): SemanticParts | undefin
     text = textOf(last.content);
     rest.messages = messages.slice(0, -1);
     rest.lastRole = canonicalJson({ ...last, content: undefined });
-  } else if (typeof body.prompt === 'string' || (Array.isArray(body.prompt) && typeof body.prompt[0] === 'string' && body.prompt.length === 1)) {
+  } else if (
+    typeof body.prompt === 'string' ||
+    (Array.isArray(body.prompt) && typeof body.prompt[0] === 'string' && body.prompt.length === 1)
+  ) {
     text = Array.isArray(body.prompt) ? (body.prompt[0] as string) : body.prompt;
     delete rest.prompt;
   }

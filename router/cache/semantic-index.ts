@@ -30,7 +30,11 @@ export class SemanticIndex {
   private head = 0;
   private count = 0;
 
-  constructor(private readonly maxEntries: number, private readonly maxPerScope: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxPerScope: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get size(): number {
     return this.count;

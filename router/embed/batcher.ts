@@ -10,14 +10,20 @@ import type { InferenceWorker } from './inference-worker-handle.ts';
 import type { ItemFailure, RunInput } from './worker-protocol.ts';
 
 export class QueueFullError extends Error {
-  constructor(readonly queued: number, readonly maxQueue: number) {
+  constructor(
+    readonly queued: number,
+    readonly maxQueue: number,
+  ) {
     super(`queue full (${queued} sequences waiting, limit ${maxQueue})`);
   }
 }
 
 /** An item of a request the worker could not run; the lowest failed index of the request. */
 export class ItemError extends Error {
-  constructor(readonly index: number, readonly failure: ItemFailure) {
+  constructor(
+    readonly index: number,
+    readonly failure: ItemFailure,
+  ) {
     super(failure.message);
   }
 }
@@ -81,7 +87,10 @@ export class Batcher {
   private closed = false;
   readonly stats: BatcherStats = { batches: 0, groups: 0, sequences: 0, paddedTokens: 0, realTokens: 0, tokenizeMs: 0, runMs: 0 };
 
-  constructor(private readonly workers: InferenceWorker[], private readonly opts: BatcherOptions) {
+  constructor(
+    private readonly workers: InferenceWorker[],
+    private readonly opts: BatcherOptions,
+  ) {
     this.idle = [...workers];
   }
 
@@ -98,7 +107,15 @@ export class Batcher {
       return Promise.reject(new QueueFullError(this.queue.length, this.opts.maxQueue));
     }
     return new Promise((resolve, reject) => {
-      const req: Request = { rows: new Array(items.length), tokens: 0, remaining: items.length, failed: null, done: false, resolve, reject };
+      const req: Request = {
+        rows: new Array(items.length),
+        tokens: 0,
+        remaining: items.length,
+        failed: null,
+        done: false,
+        resolve,
+        reject,
+      };
       const now = performance.now();
       const wasEmpty = this.queue.length === 0;
       items.forEach((work, index) => this.queue.push({ work, req, index, enqueuedAt: now }));
@@ -122,10 +139,13 @@ export class Batcher {
       const share = Math.ceil(this.opts.maxBatch / this.workers.length);
       const ready = this.inFlight === 0 || this.queue.length >= share || waited >= this.opts.windowMs;
       if (!ready) {
-        this.timer ??= setTimeout(() => {
-          this.timer = null;
-          this.pump();
-        }, Math.max(0, this.opts.windowMs - waited));
+        this.timer ??= setTimeout(
+          () => {
+            this.timer = null;
+            this.pump();
+          },
+          Math.max(0, this.opts.windowMs - waited),
+        );
         return;
       }
       const take = Math.min(this.opts.maxBatch, Math.ceil(this.queue.length / this.idle.length));
@@ -137,37 +157,40 @@ export class Batcher {
     this.inFlight++;
     const input = toRunInput(items);
     const released = new Set(items.map((it) => it.req)).size;
-    worker.run(input).then(
-      (out) => {
-        this.stats.batches++;
-        this.stats.groups += out.groups;
-        this.stats.sequences += items.length;
-        this.stats.paddedTokens += out.paddedTokens;
-        this.stats.tokenizeMs += out.tokenizeMs;
-        this.stats.runMs += out.runMs;
-        const tokens = new Int32Array(out.tokens);
-        const failed = new Map(out.failures.map((f) => [f.index, f]));
-        const data = new Float32Array(out.data);
-        items.forEach((it, i) => {
-          const f = failed.get(i);
-          if (f) this.failItem(it, f);
-          else {
-            this.stats.realTokens += tokens[i]!;
-            this.deliver(it, data.subarray(i * out.cols, (i + 1) * out.cols), tokens[i]!);
-          }
-        });
-      },
-      (err: unknown) => {
-        const e = err instanceof Error ? err : new Error(String(err));
-        for (const it of items) this.fail(it.req, e);
-      },
-    ).finally(() => {
-      this.inFlight--;
-      if (worker.alive) this.idle.push(worker);
-      else if (this.idle.length === 0 && this.inFlight === 0) this.failAll(new Error('all inference workers are gone'));
-      // Several released requests resubmit in this turn: pump once they have, so they batch together.
-      if (this.queue.length > 0 || released > 1) this.schedulePump();
-    });
+    worker
+      .run(input)
+      .then(
+        (out) => {
+          this.stats.batches++;
+          this.stats.groups += out.groups;
+          this.stats.sequences += items.length;
+          this.stats.paddedTokens += out.paddedTokens;
+          this.stats.tokenizeMs += out.tokenizeMs;
+          this.stats.runMs += out.runMs;
+          const tokens = new Int32Array(out.tokens);
+          const failed = new Map(out.failures.map((f) => [f.index, f]));
+          const data = new Float32Array(out.data);
+          items.forEach((it, i) => {
+            const f = failed.get(i);
+            if (f) this.failItem(it, f);
+            else {
+              this.stats.realTokens += tokens[i]!;
+              this.deliver(it, data.subarray(i * out.cols, (i + 1) * out.cols), tokens[i]!);
+            }
+          });
+        },
+        (err: unknown) => {
+          const e = err instanceof Error ? err : new Error(String(err));
+          for (const it of items) this.fail(it.req, e);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        if (worker.alive) this.idle.push(worker);
+        else if (this.idle.length === 0 && this.inFlight === 0) this.failAll(new Error('all inference workers are gone'));
+        // Several released requests resubmit in this turn: pump once they have, so they batch together.
+        if (this.queue.length > 0 || released > 1) this.schedulePump();
+      });
   }
 
   private deliver(it: Item, row: Float32Array, tokens: number): void {
@@ -235,6 +258,8 @@ export function toRunInput(items: { work: WorkItem }[]): RunInput {
     return { texts, queries, queryIndex };
   }
   const truncate = new Uint8Array(items.length);
-  items.forEach((it, i) => { truncate[i] = it.work.truncate ? 1 : 0; });
+  items.forEach((it, i) => {
+    truncate[i] = it.work.truncate ? 1 : 0;
+  });
   return { texts, truncate };
 }

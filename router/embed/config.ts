@@ -48,7 +48,12 @@ export const embeddingModelConfigSchema = z.object({
   /** Inference workers (threads, each with the tokenizer and its own session) for this model.
    *  Default: one per core, at most 2 (measured on 2 cores: 2 workers give ~1.75x the throughput
    *  of one at concurrency 64, as tokenizing and inference then use both cores). */
-  workers: z.number().int().min(1).max(16).default(() => Math.min(2, availableParallelism())),
+  workers: z
+    .number()
+    .int()
+    .min(1)
+    .max(16)
+    .default(() => Math.min(2, availableParallelism())),
 });
 
 export const embeddingsConfigSchema = z

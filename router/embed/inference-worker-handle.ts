@@ -33,7 +33,10 @@ export class InferenceWorker {
   private nextId = 1;
   private dead: Error | null = null;
 
-  private constructor(private readonly worker: Worker, readonly info: WorkerReady) {
+  private constructor(
+    private readonly worker: Worker,
+    readonly info: WorkerReady,
+  ) {
     worker.on('message', (m: FromWorker) => {
       if (m.type !== 'result' && m.type !== 'error') return;
       const p = this.pending.get(m.id);
@@ -42,8 +45,7 @@ export class InferenceWorker {
       if (m.type === 'result') {
         const { type: _t, id: _i, ...out } = m;
         p.resolve(out);
-      }
-      else p.reject(new Error(m.message));
+      } else p.reject(new Error(m.message));
     });
     const die = (err: Error) => {
       this.dead ??= err;
@@ -68,9 +70,19 @@ export class InferenceWorker {
           reject(new Error(m.message));
         }
       };
-      const onError = (err: Error) => { cleanup(); reject(err); };
-      const onExit = (code: number) => { cleanup(); reject(new Error(`inference worker exited during start (code ${code})`)); };
-      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
+      const onError = (err: Error) => {
+        cleanup();
+        reject(err);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new Error(`inference worker exited during start (code ${code})`));
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
       worker.on('message', onMessage);
       worker.on('error', onError);
       worker.on('exit', onExit);

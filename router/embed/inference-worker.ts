@@ -57,7 +57,11 @@ function tokenize(tokenizer: TextTokenizer, input: RunInput): { encs: (Encoded |
     const queries = input.queries ?? [];
     const qIdx = input.queryIndex ?? new Int32Array(input.texts.length);
     const qContent: (number[] | Error)[] = queries.map((q) => {
-      try { return tokenizer.content(q); } catch (err) { return err instanceof Error ? err : new Error(String(err)); }
+      try {
+        return tokenizer.content(q);
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
     });
     input.texts.forEach((passage, i) => {
       const q = qContent[qIdx[i]!];
@@ -74,7 +78,8 @@ function tokenize(tokenizer: TextTokenizer, input: RunInput): { encs: (Encoded |
       try {
         encs[i] = tokenizer.encode(text, init.maxLength, input.truncate?.[i] === 1);
       } catch (err) {
-        if (err instanceof TooLongError) failures.push({ index: i, message: err.message, tooLong: { tokens: err.tokens, maxLength: err.maxLength } });
+        if (err instanceof TooLongError)
+          failures.push({ index: i, message: err.message, tooLong: { tokens: err.tokens, maxLength: err.maxLength } });
         else failures.push({ index: i, message: message(err) });
       }
     });
@@ -91,7 +96,14 @@ async function main(): Promise<void> {
     const s = await createSession();
     session = s.session;
     output = pickOutput(session.outputNames);
-    post({ type: 'ready', provider: s.provider, fallbackReason: s.fallbackReason, output, inputNames: [...session.inputNames], outputNames: [...session.outputNames] });
+    post({
+      type: 'ready',
+      provider: s.provider,
+      fallbackReason: s.fallbackReason,
+      output,
+      inputNames: [...session.inputNames],
+      outputNames: [...session.outputNames],
+    });
   } catch (err) {
     post({ type: 'init-error', message: message(err) });
     return;
@@ -165,7 +177,16 @@ async function main(): Promise<void> {
       }
       g.forEach((item, row) => out.set(r.data.subarray(row * cols, (row + 1) * cols), item * cols));
     }
-    return { cols, data: out.buffer as ArrayBuffer, tokens: tokens.buffer as ArrayBuffer, failures, groups: groups.length, paddedTokens, tokenizeMs: t1 - t0, runMs: performance.now() - t1 };
+    return {
+      cols,
+      data: out.buffer as ArrayBuffer,
+      tokens: tokens.buffer as ArrayBuffer,
+      failures,
+      groups: groups.length,
+      paddedTokens,
+      tokenizeMs: t1 - t0,
+      runMs: performance.now() - t1,
+    };
   };
 
   port.on('message', (msg: ToWorker) => {

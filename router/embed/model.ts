@@ -74,7 +74,10 @@ export class LoadedModel {
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       await Promise.all(workers.map((w) => w.close()));
-      throw new Error(`embedding model '${config.id}' failed to start: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`, { cause: failed.reason });
+      throw new Error(
+        `embedding model '${config.id}' failed to start: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`,
+        { cause: failed.reason },
+      );
     }
     const runtime = workers[0]!.info;
     if (runtime.fallbackReason) {
@@ -90,10 +93,20 @@ export class LoadedModel {
       dimensions = runs[0]!.rows[0]!.length;
     } catch (err) {
       await batcher.close();
-      throw new Error(`embedding model '${config.id}' failed its warm-up run: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new Error(`embedding model '${config.id}' failed its warm-up run: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
     logger?.info(
-      { model: config.id, kind: config.kind, provider: runtime.provider, output: runtime.output, dimensions, workers: config.workers, maxLength: config.maxLength },
+      {
+        model: config.id,
+        kind: config.kind,
+        provider: runtime.provider,
+        output: runtime.output,
+        dimensions,
+        workers: config.workers,
+        maxLength: config.maxLength,
+      },
       'embedding model loaded',
     );
     return new LoadedModel(config, batcher, runtime, dimensions, { path: init.tokenizerPath, config: init.tokenizerConfigPath });
@@ -126,7 +139,8 @@ export class LoadedModel {
       throw err;
     }
     const dims = opts.dimensions;
-    const embeddings = dims !== undefined && dims !== this.dimensions ? res.rows.map((r) => truncateDimensions(r, dims, this.config.normalize)) : res.rows;
+    const embeddings =
+      dims !== undefined && dims !== this.dimensions ? res.rows.map((r) => truncateDimensions(r, dims, this.config.normalize)) : res.rows;
     return { embeddings, promptTokens: res.tokens };
   }
 

@@ -25,7 +25,10 @@ export interface EmbedOptions {
 export class EmbeddingService {
   private constructor(private readonly models: Map<string, LoadedModel>) {}
 
-  static async load(config: EmbeddingsConfig | EmbeddingsConfigInput, opts: { baseDir?: string; logger?: ModelLogger } = {}): Promise<EmbeddingService> {
+  static async load(
+    config: EmbeddingsConfig | EmbeddingsConfigInput,
+    opts: { baseDir?: string; logger?: ModelLogger } = {},
+  ): Promise<EmbeddingService> {
     const cfg = embeddingsConfigSchema.parse(config);
     const baseDir = opts.baseDir ?? process.cwd();
     const loaded = new Map<string, LoadedModel>();
@@ -74,11 +77,16 @@ export class EmbeddingService {
 
   async embed(model: string, inputs: string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
     const m = this.get(model);
-    if (m.config.kind !== 'embedding') throw errors.invalidRequest(`Model '${model}' is a rerank model; use /v1/rerank.`, 'model', 'wrong_model_kind');
+    if (m.config.kind !== 'embedding')
+      throw errors.invalidRequest(`Model '${model}' is a rerank model; use /v1/rerank.`, 'model', 'wrong_model_kind');
     this.checkCount(m, inputs.length, 'input');
     if (opts.dimensions !== undefined && opts.dimensions !== m.dimensions) {
       if (!m.config.matryoshka) {
-        throw errors.invalidRequest(`Model '${model}' does not support 'dimensions' other than its native ${m.dimensions}.`, 'dimensions', 'unsupported_dimensions');
+        throw errors.invalidRequest(
+          `Model '${model}' does not support 'dimensions' other than its native ${m.dimensions}.`,
+          'dimensions',
+          'unsupported_dimensions',
+        );
       }
       if (opts.dimensions < 1 || opts.dimensions > m.dimensions) {
         throw errors.invalidRequest(`'dimensions' must be between 1 and ${m.dimensions} for model '${model}'.`, 'dimensions');
@@ -89,7 +97,8 @@ export class EmbeddingService {
 
   async rerank(model: string, query: string, documents: string[]): Promise<RerankResult> {
     const m = this.get(model);
-    if (m.config.kind !== 'rerank') throw errors.invalidRequest(`Model '${model}' is an embedding model; use /v1/embeddings.`, 'model', 'wrong_model_kind');
+    if (m.config.kind !== 'rerank')
+      throw errors.invalidRequest(`Model '${model}' is an embedding model; use /v1/embeddings.`, 'model', 'wrong_model_kind');
     this.checkCount(m, documents.length, 'documents');
     return m.rerank(query, documents);
   }
@@ -117,6 +126,7 @@ export class EmbeddingService {
 
   private checkCount(m: LoadedModel, n: number, param: string): void {
     if (n === 0) throw errors.invalidRequest(`'${param}' must not be empty.`, param);
-    if (n > m.config.maxInputs) throw errors.invalidRequest(`'${param}' has ${n} items; the maximum for model '${m.config.id}' is ${m.config.maxInputs}.`, param);
+    if (n > m.config.maxInputs)
+      throw errors.invalidRequest(`'${param}' has ${n} items; the maximum for model '${m.config.id}' is ${m.config.maxInputs}.`, param);
   }
 }

@@ -12,12 +12,28 @@ export interface Encoded {
 }
 
 /** Special tokens around the content, with their type ids. */
-interface Piece { ids: number[]; typeIds: number[] }
-interface SingleTemplate { prefix: Piece; suffix: Piece; contentType: number }
-interface PairTemplate { prefix: Piece; middle: Piece; suffix: Piece; aType: number; bType: number }
+interface Piece {
+  ids: number[];
+  typeIds: number[];
+}
+interface SingleTemplate {
+  prefix: Piece;
+  suffix: Piece;
+  contentType: number;
+}
+interface PairTemplate {
+  prefix: Piece;
+  middle: Piece;
+  suffix: Piece;
+  aType: number;
+  bType: number;
+}
 
 export class TooLongError extends Error {
-  constructor(readonly tokens: number, readonly maxLength: number) {
+  constructor(
+    readonly tokens: number,
+    readonly maxLength: number,
+  ) {
     super(`input has ${tokens} tokens, more than the model's maximum of ${maxLength}`);
   }
 }
@@ -34,13 +50,20 @@ export class TextTokenizer {
     let cfgPath = configPath;
     if (!cfgPath) {
       const beside = join(dirname(tokenizerPath), 'tokenizer_config.json');
-      cfgPath = await access(beside).then(() => beside, () => undefined);
+      cfgPath = await access(beside).then(
+        () => beside,
+        () => undefined,
+      );
     }
     // The config supplies unk_token for WordLevel models loaded through the library's fallback.
     const cfg: unknown = cfgPath ? JSON.parse(await readFile(cfgPath, 'utf8')) : {};
     const tok = new Tokenizer(json as object, cfg as object);
     let pair: PairTemplate | null = null;
-    try { pair = probePair(tok); } catch { /* embedder tokenizers may have no pair template */ }
+    try {
+      pair = probePair(tok);
+    } catch {
+      /* embedder tokenizers may have no pair template */
+    }
     return new TextTokenizer(tok, probeSingle(tok), pair);
   }
 

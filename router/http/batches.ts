@@ -25,7 +25,11 @@ const createBatchBody = z.object({
   input_file_id: z.string().min(1),
   endpoint: z.string().min(1),
   completion_window: z.string().min(1),
-  metadata: z.record(z.string().max(64), z.string().max(512)).refine((m) => Object.keys(m).length <= 16, 'at most 16 pairs').nullable().optional(),
+  metadata: z
+    .record(z.string().max(64), z.string().max(512))
+    .refine((m) => Object.keys(m).length <= 16, 'at most 16 pairs')
+    .nullable()
+    .optional(),
   output_expires_after: z.unknown().optional(),
 });
 
@@ -85,7 +89,12 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
 
   app.get('/v1/files', async (req) => {
     const q = parseQuery(listQuery, req.query);
-    const page = await svc.listFiles(owner(req).tenant, { purpose: q.purpose, after: q.after, limit: Math.min(q.limit, 10_000), order: q.order });
+    const page = await svc.listFiles(owner(req).tenant, {
+      purpose: q.purpose,
+      after: q.after,
+      limit: Math.min(q.limit, 10_000),
+      order: q.order,
+    });
     return { ...page, data: page.data.map(publicFile) };
   });
 
@@ -115,7 +124,9 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id', async (req) => publicBatch(await svc.getBatch(owner(req).tenant, req.params.id)));
 
-  app.post<{ Params: { id: string } }>('/v1/batches/:id/cancel', async (req) => publicBatch(await svc.cancelBatch(owner(req).tenant, req.params.id)));
+  app.post<{ Params: { id: string } }>('/v1/batches/:id/cancel', async (req) =>
+    publicBatch(await svc.cancelBatch(owner(req).tenant, req.params.id)),
+  );
 
   // Operator endpoints: any tenant's job, the admin token only.
   const admin = (req: FastifyRequest) => {

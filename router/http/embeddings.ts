@@ -32,7 +32,12 @@ export const LOCAL_EMBEDDER_BACKEND = 'router';
  * leaves its outcome and usage for accounting (usage records, spend, TPM reconciliation) and writes
  * its request log line, as the generation routes do. Never the texts.
  */
-async function accounted<T>(req: FastifyRequest, op: 'embeddings' | 'rerank', model: string, fn: () => Promise<{ value: T; promptTokens: number; backend: string }>): Promise<T> {
+async function accounted<T>(
+  req: FastifyRequest,
+  op: 'embeddings' | 'rerank',
+  model: string,
+  fn: () => Promise<{ value: T; promptTokens: number; backend: string }>,
+): Promise<T> {
   const started = performance.now();
   const span = startServerSpan(req, op);
   const facts: RequestFacts = { model, lane: 'none', backend: 'none', status: 200, firstTokenAt: 0, usage: undefined };
@@ -134,15 +139,34 @@ function ranking(scores: number[]): number[] {
 }
 
 /** The embedder's own span, a child of the request's SERVER span (its inputs count and tokens; never the texts). */
-function traced<T extends { promptTokens: number }>(req: { id: string }, op: 'embeddings' | 'rerank', model: string, inputs: number, fn: () => Promise<T>): Promise<T> {
-  return withSpan(`${op} ${model}`, { 'gen_ai.operation.name': op, 'gen_ai.request.model': model, 'gen_ai.provider.name': 'icp.onnx', 'icp.request.id': req.id, 'icp.inputs': inputs }, async (span) => {
-    const r = await fn();
-    setAttrs(span, { 'gen_ai.response.model': model, 'gen_ai.usage.input_tokens': r.promptTokens });
-    return r;
-  });
+function traced<T extends { promptTokens: number }>(
+  req: { id: string },
+  op: 'embeddings' | 'rerank',
+  model: string,
+  inputs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
+  return withSpan(
+    `${op} ${model}`,
+    {
+      'gen_ai.operation.name': op,
+      'gen_ai.request.model': model,
+      'gen_ai.provider.name': 'icp.onnx',
+      'icp.request.id': req.id,
+      'icp.inputs': inputs,
+    },
+    async (span) => {
+      const r = await fn();
+      setAttrs(span, { 'gen_ai.response.model': model, 'gen_ai.usage.input_tokens': r.promptTokens });
+      return r;
+    },
+  );
 }
 
-export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async (app, { service: maybeService, fallback, requestTimeoutMs = 60_000 }) => {
+export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async (
+  app,
+  { service: maybeService, fallback, requestTimeoutMs = 60_000 },
+) => {
   const local = (model: string): EmbeddingService => {
     if (!maybeService) throw errors.modelNotFound(model);
     return maybeService;
@@ -159,15 +183,22 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
           if (!reply.raw.writableFinished) clientGone.abort();
         });
         const r = await fallback.embed({
-          requestId: req.id, model: body.model, body: providerBody(req.body), deadline: new Date(Date.now() + requestTimeoutMs), signal: clientGone.signal,
-          apiKey: apiKeyOf(req.headers.authorization), dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
+          requestId: req.id,
+          model: body.model,
+          body: providerBody(req.body),
+          deadline: new Date(Date.now() + requestTimeoutMs),
+          signal: clientGone.signal,
+          apiKey: apiKeyOf(req.headers.authorization),
+          dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
         });
         reply.header('x-backend', r.backend);
         return { value: r.body, promptTokens: r.promptTokens, backend: r.backend };
       }
       const service = local(body.model);
       const inputType = body.input_type === 'query' ? 'query' : 'passage';
-      const r = await traced(req, 'embeddings', body.model, inputs.length, () => service.embed(body.model, inputs, { inputType, truncate: body.truncate, dimensions: body.dimensions }));
+      const r = await traced(req, 'embeddings', body.model, inputs.length, () =>
+        service.embed(body.model, inputs, { inputType, truncate: body.truncate, dimensions: body.dimensions }),
+      );
       return {
         value: {
           object: 'list',

@@ -79,7 +79,15 @@ interface RequestRecord {
 export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
   const handle = (operation: Operation, schema: z.ZodType) => async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
-    const rec: RequestRecord = { model: 'unknown', lane: opts.defaultLane, backend: 'none', status: 200, firstTokenAt: 0, usage: undefined, content: opts.logContent || opts.shadow?.sampled((req.body as { model?: unknown } | undefined)?.model, req.id) ? [] : undefined };
+    const rec: RequestRecord = {
+      model: 'unknown',
+      lane: opts.defaultLane,
+      backend: 'none',
+      status: 200,
+      firstTokenAt: 0,
+      usage: undefined,
+      content: opts.logContent || opts.shadow?.sampled((req.body as { model?: unknown } | undefined)?.model, req.id) ? [] : undefined,
+    };
     const span = startServerSpan(req, operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion');
     // Accounting charges once the generation ended, which can be after its client left (idempotency).
     let settled = () => undefined as void;
@@ -95,20 +103,50 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       rec.outcome = outcomeOf(failure, rec);
       rec.idem?.settle(failure);
       if (rec.usage) requestUsage.set(req, rec.usage);
-      if (!rec.replayed) requestOutcome.set(req, { model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), lane: rec.lane, status: rec.status, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null });
+      if (!rec.replayed)
+        requestOutcome.set(req, {
+          model: rec.model,
+          backend: String(reply.getHeader('x-backend') ?? rec.backend),
+          lane: rec.lane,
+          status: rec.status,
+          ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null,
+        });
       if (opts.metrics) record(opts.metrics, operation, rec, started);
       finishServerSpan(span, rec);
       logRequest(req, span, rec, started, opts.logContent === true);
       settled();
       // The user's answer is out: the shadow (if sampled) starts later, never touching this request. Replays and cache hits generated nothing to compare.
-      if (!rec.replayed && rec.backend !== 'cache') opts.shadow?.mirror({ requestId: req.id, operation, body: req.body as Record<string, unknown>, model: rec.model, backend: String(reply.getHeader('x-backend') ?? rec.backend), status: rec.status, latencyMs: performance.now() - started, ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null, usage: rec.usage, content: rec.content, apiKey: apiKeyOf(req.headers.authorization), dataMayLeave: principalOf(req)?.policy.allowHostedFallback });
+      if (!rec.replayed && rec.backend !== 'cache')
+        opts.shadow?.mirror({
+          requestId: req.id,
+          operation,
+          body: req.body as Record<string, unknown>,
+          model: rec.model,
+          backend: String(reply.getHeader('x-backend') ?? rec.backend),
+          status: rec.status,
+          latencyMs: performance.now() - started,
+          ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null,
+          usage: rec.usage,
+          content: rec.content,
+          apiKey: apiKeyOf(req.headers.authorization),
+          dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
+        });
     }
   };
 
   const serve = async (operation: Operation, schema: z.ZodType, req: FastifyRequest, reply: FastifyReply, rec: RequestRecord) => {
-    const body = parseBody(schema, req.body) as Record<string, unknown> & { model: string; stream?: boolean | null; stream_options?: { include_usage?: boolean } | null };
+    const body = parseBody(schema, req.body) as Record<string, unknown> & {
+      model: string;
+      stream?: boolean | null;
+      stream_options?: { include_usage?: boolean } | null;
+    };
     // Outermost: a repeat of an Idempotency-Key is answered from the first request's generation.
-    const idem = await opts.idempotency?.begin(req, reply, { route: operation, stream: body.stream === true, includeUsage: body.stream === true && body.stream_options?.include_usage === true, object: operation === 'CHAT_COMPLETIONS' ? 'chat.completion' : 'text_completion' });
+    const idem = await opts.idempotency?.begin(req, reply, {
+      route: operation,
+      stream: body.stream === true,
+      includeUsage: body.stream === true && body.stream_options?.include_usage === true,
+      object: operation === 'CHAT_COMPLETIONS' ? 'chat.completion' : 'text_completion',
+    });
     if (idem === 'served') {
       rec.replayed = true;
       // Zero usage: the limits hook refunds its TPM estimate; no usage record is written (no outcome).
@@ -122,11 +160,24 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const wantsUsage = stream && body.stream_options?.include_usage === true;
     const laneHeader = req.headers[LANE_HEADER];
     const apiKey = apiKeyOf(req.headers.authorization);
-    const { lane } = resolveLane(typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined, apiKey, opts.lanePolicy, opts.defaultLane, principalOf(req)?.policy.maxLane);
+    const { lane } = resolveLane(
+      typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined,
+      apiKey,
+      opts.lanePolicy,
+      opts.defaultLane,
+      principalOf(req)?.policy.maxLane,
+    );
     reply.header(LANE_HEADER, lane);
     rec.lane = lane;
     // A cache hit is answered here: no queue slot, no engine call, zero usage charged (docs/idempotency-and-cache.md).
-    const cached = await opts.cache?.begin(req, reply, { operation, body, requestedModel: body.model, model, stream, includeUsage: wantsUsage });
+    const cached = await opts.cache?.begin(req, reply, {
+      operation,
+      body,
+      requestedModel: body.model,
+      model,
+      stream,
+      includeUsage: wantsUsage,
+    });
     if (cached?.served) {
       rec.backend = 'cache';
       rec.usage = { promptTokens: 0, completionTokens: 0 };
@@ -166,7 +217,10 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     let admissionSpan: Span | undefined;
     const endAdmission = (outcome: string, err?: unknown) => {
       if (!admissionSpan) return;
-      setAttrs(admissionSpan, { 'icp.admission.outcome': outcome, 'icp.admission.reason': (err as ApiError | undefined)?.code ?? undefined });
+      setAttrs(admissionSpan, {
+        'icp.admission.outcome': outcome,
+        'icp.admission.reason': (err as ApiError | undefined)?.code ?? undefined,
+      });
       if (outcome === 'refused') failSpan(admissionSpan, err);
       admissionSpan.end();
       admissionSpan = undefined;
@@ -181,7 +235,14 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     } else {
       // `dispatch` rides along so the fallback hook can send the same request to a provider.
       // Fairness is per tenant when tenants exist (all of a tenant's keys share its turn), else per key.
-      const admissionReq = { lane, tenant: principalOf(req)?.tenantId ?? apiKey ?? 'anonymous', model, deadline, signal: clientGone.signal, dispatch: dispatchReq };
+      const admissionReq = {
+        lane,
+        tenant: principalOf(req)?.tenantId ?? apiKey ?? 'anonymous',
+        model,
+        deadline,
+        signal: clientGone.signal,
+        dispatch: dispatchReq,
+      };
       admissionSpan = tracer.startSpan('admission', { attributes: { 'icp.lane': lane, 'gen_ai.request.model': model } });
       try {
         dispatch = await opts.admission.run(admissionReq, start);
@@ -240,9 +301,12 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     // A client that stops reading must not hold its response (our buffers, its lease, the
     // request's settlement) past the deadline: by then the upstream call has ended too. The grace
     // lets a client that still reads receive the timeout error event.
-    const cutoff = setTimeout(() => {
-      if (!res.writableFinished) res.destroy();
-    }, Math.max(0, deadline - Date.now()) + STALLED_READER_GRACE_MS);
+    const cutoff = setTimeout(
+      () => {
+        if (!res.writableFinished) res.destroy();
+      },
+      Math.max(0, deadline - Date.now()) + STALLED_READER_GRACE_MS,
+    );
     res.once('close', () => clearTimeout(cutoff));
     let completed = false;
     try {
@@ -274,7 +338,12 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       writeStreamError(res, errors.upstream(`${dispatch.backend} ended the stream early`, 'stream_interrupted'));
     } catch (err) {
       if (!clientGone.signal.aborted) {
-        writeStreamError(res, err instanceof ApiError ? err : errors.upstream(`${dispatch.backend} failed mid-stream: ${(err as Error).message}`, 'stream_interrupted'));
+        writeStreamError(
+          res,
+          err instanceof ApiError
+            ? err
+            : errors.upstream(`${dispatch.backend} failed mid-stream: ${(err as Error).message}`, 'stream_interrupted'),
+        );
       }
     } finally {
       // A completed call's status follows its final event: let it arrive (in the background, so
@@ -299,7 +368,14 @@ function outcomeOf(failure: unknown, rec: RequestRecord): RequestOutcome {
 function record(m: RouterMetrics, operation: Operation, rec: RequestRecord, started: number): void {
   const now = performance.now();
   const op = operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion';
-  m.requests.inc({ operation: op, model: rec.model, lane: rec.lane, backend: rec.backend, status: String(rec.status), outcome: rec.outcome ?? 'ok' });
+  m.requests.inc({
+    operation: op,
+    model: rec.model,
+    lane: rec.lane,
+    backend: rec.backend,
+    status: String(rec.status),
+    outcome: rec.outcome ?? 'ok',
+  });
   if (rec.outcome === 'cancelled') return;
   if (rec.status >= 400) return;
   m.duration.observe({ operation: op, model: rec.model, lane: rec.lane }, (now - started) / 1000);
@@ -307,7 +383,8 @@ function record(m: RouterMetrics, operation: Operation, rec: RequestRecord, star
   if (rec.usage) {
     m.tokens.inc({ model: rec.model, type: 'input' }, rec.usage.promptTokens);
     m.tokens.inc({ model: rec.model, type: 'output' }, rec.usage.completionTokens);
-    if (rec.firstTokenAt && rec.usage.completionTokens > 1) m.tpot.observe({ model: rec.model }, (now - rec.firstTokenAt) / 1000 / (rec.usage.completionTokens - 1));
+    if (rec.firstTokenAt && rec.usage.completionTokens > 1)
+      m.tpot.observe({ model: rec.model }, (now - rec.firstTokenAt) / 1000 / (rec.usage.completionTokens - 1));
   }
 }
 

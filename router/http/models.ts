@@ -24,7 +24,8 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (app,
     for (const m of opts.localModels?.() ?? []) data.push({ id: m.id, object: 'model', created: CREATED, owned_by: `router-${m.kind}` });
     // A model no node or local embedder serves now is still callable through its chain.
     const listed = new Set(data.map((d) => d.id));
-    for (const m of opts.fallbackModels?.() ?? []) if (!listed.has(m.id)) data.push({ id: m.id, object: 'model', created: CREATED, owned_by: m.ownedBy });
+    for (const m of opts.fallbackModels?.() ?? [])
+      if (!listed.has(m.id)) data.push({ id: m.id, object: 'model', created: CREATED, owned_by: m.ownedBy });
     return { object: 'list', data };
   });
 };

@@ -53,8 +53,13 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const param = issue.path.map(String).join('.') || null;
-  const message = issue.code === 'invalid_type' && issue.input === undefined
-    ? `Missing required parameter: '${param}'.`
-    : `Invalid value for '${param ?? 'body'}': ${issue.message}`;
-  throw errors.invalidRequest(message, param, issue.code === 'invalid_type' && issue.input === undefined ? 'missing_required_parameter' : 'invalid_value');
+  const message =
+    issue.code === 'invalid_type' && issue.input === undefined
+      ? `Missing required parameter: '${param}'.`
+      : `Invalid value for '${param ?? 'body'}': ${issue.message}`;
+  throw errors.invalidRequest(
+    message,
+    param,
+    issue.code === 'invalid_type' && issue.input === undefined ? 'missing_required_parameter' : 'invalid_value',
+  );
 }

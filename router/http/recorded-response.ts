@@ -136,13 +136,20 @@ export function toBody(rec: RecordedResponse): string | undefined {
       }
     }
   }
-  const out: ChoiceOut[] = [...choices.entries()].sort((a, b) => a[0] - b[0]).map(([index, a]) => {
-    if (!chat) return { index, text: a.content, finish_reason: a.finish, logprobs: null };
-    const message: Json = { role: a.role, content: a.tools.length && a.content === '' ? null : a.content };
-    if (a.tools.length) message.tool_calls = a.tools.filter(Boolean);
-    return { index, message, finish_reason: a.finish, logprobs: null };
-  });
-  if (!usage && rec.usage) usage = { prompt_tokens: rec.usage.promptTokens, completion_tokens: rec.usage.completionTokens, total_tokens: rec.usage.promptTokens + rec.usage.completionTokens };
+  const out: ChoiceOut[] = [...choices.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([index, a]) => {
+      if (!chat) return { index, text: a.content, finish_reason: a.finish, logprobs: null };
+      const message: Json = { role: a.role, content: a.tools.length && a.content === '' ? null : a.content };
+      if (a.tools.length) message.tool_calls = a.tools.filter(Boolean);
+      return { index, message, finish_reason: a.finish, logprobs: null };
+    });
+  if (!usage && rec.usage)
+    usage = {
+      prompt_tokens: rec.usage.promptTokens,
+      completion_tokens: rec.usage.completionTokens,
+      total_tokens: rec.usage.promptTokens + rec.usage.completionTokens,
+    };
   const body: Json = { id: first.id, object: rec.object, created: first.created, model: first.model, choices: out, usage };
   if (first.system_fingerprint !== undefined) body.system_fingerprint = first.system_fingerprint;
   return JSON.stringify(body);
@@ -153,7 +160,13 @@ export function toFrames(rec: RecordedResponse): string[] | undefined {
   if (rec.frames !== undefined) return rec.frames;
   const body = JSON.parse(rec.body!) as Json;
   const chat = rec.object === 'chat.completion';
-  const base = { id: body.id, object: chat ? 'chat.completion.chunk' : 'text_completion', created: body.created, model: body.model, ...(body.system_fingerprint !== undefined ? { system_fingerprint: body.system_fingerprint } : {}) };
+  const base = {
+    id: body.id,
+    object: chat ? 'chat.completion.chunk' : 'text_completion',
+    created: body.created,
+    model: body.model,
+    ...(body.system_fingerprint !== undefined ? { system_fingerprint: body.system_fingerprint } : {}),
+  };
   const frames: string[] = [];
   for (const ch of (body.choices as Json[] | undefined) ?? []) {
     if (ch.logprobs !== undefined && ch.logprobs !== null) return undefined;

@@ -28,18 +28,27 @@ const header = (req: FastifyRequest, name: string): string | undefined => {
 export function startServerSpan(req: FastifyRequest, operation: 'chat' | 'text_completion' | 'embeddings' | 'rerank'): Span {
   const route = req.routeOptions.url ?? req.url.split('?')[0];
   const body = req.body as { model?: unknown; max_tokens?: unknown; max_completion_tokens?: unknown } | undefined;
-  const maxTokens = typeof body?.max_completion_tokens === 'number' ? body.max_completion_tokens : typeof body?.max_tokens === 'number' ? body.max_tokens : undefined;
-  return tracer.startSpan(`${req.method} ${route}`, {
-    kind: SpanKind.SERVER,
-    attributes: {
-      'http.request.method': req.method,
-      'http.route': route,
-      'icp.request.id': req.id,
-      'gen_ai.operation.name': operation,
-      ...(typeof body?.model === 'string' ? { 'gen_ai.request.model': body.model } : {}),
-      ...(maxTokens !== undefined ? { 'gen_ai.request.max_tokens': maxTokens } : {}),
+  const maxTokens =
+    typeof body?.max_completion_tokens === 'number'
+      ? body.max_completion_tokens
+      : typeof body?.max_tokens === 'number'
+        ? body.max_tokens
+        : undefined;
+  return tracer.startSpan(
+    `${req.method} ${route}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': req.method,
+        'http.route': route,
+        'icp.request.id': req.id,
+        'gen_ai.operation.name': operation,
+        ...(typeof body?.model === 'string' ? { 'gen_ai.request.model': body.model } : {}),
+        ...(maxTokens !== undefined ? { 'gen_ai.request.max_tokens': maxTokens } : {}),
+      },
     },
-  }, extractContext((k) => header(req, k)));
+    extractContext((k) => header(req, k)),
+  );
 }
 
 export function finishServerSpan(span: Span, rec: RequestFacts): void {

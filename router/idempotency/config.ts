@@ -5,7 +5,11 @@ export const idempotencyConfigSchema = z.strictObject({
   /** Off: the `Idempotency-Key` header is ignored. */
   enabled: z.boolean().default(true),
   /** How long a completed response answers repeats of its key. */
-  ttlMs: z.number().int().positive().default(24 * 3_600_000),
+  ttlMs: z
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3_600_000),
   /**
    * A client that goes away mid-generation does not cancel it at once: the generation goes on
    * this long (longer while a repeat of the key is attached) so a repeat can resume it.

@@ -12,7 +12,16 @@ import type { RouterProcessConfig } from '../config.ts';
 import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
 import { toApiError } from '../../common/http.ts';
 import type { Logger } from '../../common/logger.ts';
-import { ResponseRecorder, isUsageOnlyChunk, replay, toBody, toFrames, writeWithBackpressure, type RecordedResponse, type Usage } from '../http/recorded-response.ts';
+import {
+  ResponseRecorder,
+  isUsageOnlyChunk,
+  replay,
+  toBody,
+  toFrames,
+  writeWithBackpressure,
+  type RecordedResponse,
+  type Usage,
+} from '../http/recorded-response.ts';
 import type { IdempotencyConfig } from './config.ts';
 import { Feed, type LiveFrame } from './feed.ts';
 import { REPLAYED_HEADER, bodyHash, idempotencyKeyOf, recordId, scopeOf } from './key.ts';
@@ -68,11 +77,22 @@ export class Idempotency {
       });
       if (claim.kind === 'conflict') {
         this.count('conflict');
-        throw new ApiError(409, 'This Idempotency-Key was already used with a different request body. Use a new key for a new request.', 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
+        throw new ApiError(
+          409,
+          'This Idempotency-Key was already used with a different request body. Use a new key for a new request.',
+          'invalid_request_error',
+          'idempotency_key_reused',
+          'Idempotency-Key',
+        );
       }
       if (claim.kind === 'done') {
         this.count('replayed');
-        await replay(reply, claim.record, { stream: shape.stream, includeUsage: shape.includeUsage, headers: { [REPLAYED_HEADER]: 'true' }, fromFrame: shape.stream ? lastEventId ?? 0 : undefined });
+        await replay(reply, claim.record, {
+          stream: shape.stream,
+          includeUsage: shape.includeUsage,
+          headers: { [REPLAYED_HEADER]: 'true' },
+          fromFrame: shape.stream ? (lastEventId ?? 0) : undefined,
+        });
         return 'served';
       }
       if (claim.kind === 'owner') {
@@ -94,7 +114,13 @@ export class Idempotency {
   }
 
   /** Serves a running attempt's frames as they come; 'lost' when its owner went away before answering. */
-  private async follow(reply: FastifyReply, id: string, feed: Feed, shape: RequestShape, lastEventId: number | undefined): Promise<'served' | 'lost'> {
+  private async follow(
+    reply: FastifyReply,
+    id: string,
+    feed: Feed,
+    shape: RequestShape,
+    lastEventId: number | undefined,
+  ): Promise<'served' | 'lost'> {
     const gone = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) gone.abort();
@@ -114,7 +140,13 @@ export class Idempotency {
           headers = { ...f.headers, [REPLAYED_HEADER]: 'true' };
           if (!shape.stream) continue;
           reply.hijack();
-          res.writeHead(f.status, { ...(reply.getHeaders() as Record<string, string>), ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+          res.writeHead(f.status, {
+            ...(reply.getHeaders() as Record<string, string>),
+            ...headers,
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'no-cache',
+            connection: 'keep-alive',
+          });
           streaming = true;
         } else if (f.t === 'd') {
           n++;
@@ -132,7 +164,9 @@ export class Idempotency {
           return 'served';
         } else {
           if (!streaming) return 'lost';
-          res.end(`data: ${JSON.stringify(errors.upstream('The generation this request followed was interrupted.', 'stream_interrupted').toBody())}\n\n`);
+          res.end(
+            `data: ${JSON.stringify(errors.upstream('The generation this request followed was interrupted.', 'stream_interrupted').toBody())}\n\n`,
+          );
           return 'served';
         }
       }
@@ -170,9 +204,12 @@ export class Execution {
     private readonly forget: () => void,
   ) {
     this.recorder = new ResponseRecorder(shape.object);
-    this.renewer = setInterval(() => {
-      this.idem.store.renew(id, attempt).catch(() => undefined);
-    }, Math.max(100, Math.floor(idem.cfg.leaseMs / 3)));
+    this.renewer = setInterval(
+      () => {
+        this.idem.store.renew(id, attempt).catch(() => undefined);
+      },
+      Math.max(100, Math.floor(idem.cfg.leaseMs / 3)),
+    );
   }
 
   private push(f: LiveFrame): void {
@@ -230,7 +267,8 @@ export class Execution {
     this.completed = true;
     this.stopTimers();
     this.feed.push({ t: 'x' });
-    this.idem.store.complete(this.id, this.attempt, record)
+    this.idem.store
+      .complete(this.id, this.attempt, record)
       .catch((err: Error) => this.idem.warn('idempotent answer not stored', err))
       .finally(this.forget);
   }
@@ -270,9 +308,17 @@ export class Execution {
     else if (!this.headSent && err !== undefined) {
       const e = toApiError(err);
       last = { t: 'e', status: e.status, body: JSON.stringify(e.toBody()) };
-    } else last = { t: 'e', status: 502, body: JSON.stringify(errors.upstream('The generation this request joined failed.', 'stream_interrupted').toBody()) };
+    } else
+      last = {
+        t: 'e',
+        status: 502,
+        body: JSON.stringify(errors.upstream('The generation this request joined failed.', 'stream_interrupted').toBody()),
+      };
     this.feed.push(last);
-    this.idem.store.release(this.id, this.attempt, last).catch(() => undefined).finally(this.forget);
+    this.idem.store
+      .release(this.id, this.attempt, last)
+      .catch(() => undefined)
+      .finally(this.forget);
   }
 
   private stopTimers(): void {
@@ -302,13 +348,21 @@ function errorFromBody(status: number, body: string): ApiError {
 }
 
 /** The router's idempotency, from config: Redis when one is configured (common/infrastructure.ts). */
-export async function createIdempotency(config: RouterProcessConfig, logger: Logger, counter?: Counter<'outcome'>): Promise<Idempotency | undefined> {
+export async function createIdempotency(
+  config: RouterProcessConfig,
+  logger: Logger,
+  counter?: Counter<'outcome'>,
+): Promise<Idempotency | undefined> {
   const cfg = config.router.idempotency;
   if (!cfg.enabled) return undefined;
   const redisUrl = config.redis.idempotency;
   let store: IdempotencyStore;
   if (redisUrl) {
-    const redis = new RedisIdempotencyStore(redisUrl, { ...cfg, commandTimeoutMs: config.router.auth.commandTimeoutMs, onError: (err) => logger.warn({ err: err.message }, 'idempotency store error') });
+    const redis = new RedisIdempotencyStore(redisUrl, {
+      ...cfg,
+      commandTimeoutMs: config.router.auth.commandTimeoutMs,
+      onError: (err) => logger.warn({ err: err.message }, 'idempotency store error'),
+    });
     await redis.ready().catch(() => logger.warn('Redis not reachable at start; idempotent requests get 503 until it is'));
     store = redis;
   } else {

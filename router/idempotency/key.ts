@@ -19,7 +19,11 @@ export function idempotencyKeyOf(req: FastifyRequest): string | undefined {
   if (raw === undefined) return undefined;
   const key = Array.isArray(raw) ? raw[0] : raw;
   if (!key || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
-    throw errors.invalidRequest('The Idempotency-Key header must be 1 to 255 visible ASCII characters.', 'Idempotency-Key', 'invalid_idempotency_key');
+    throw errors.invalidRequest(
+      'The Idempotency-Key header must be 1 to 255 visible ASCII characters.',
+      'Idempotency-Key',
+      'invalid_idempotency_key',
+    );
   }
   return key;
 }
@@ -45,7 +49,11 @@ export function bodyHash(route: string, body: unknown): string {
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
 }

@@ -16,7 +16,10 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly entries = new Map<string, Entry>();
   private readonly sweep: NodeJS.Timeout;
 
-  constructor(private readonly opts: { ttlMs: number; leaseMs: number }, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly opts: { ttlMs: number; leaseMs: number },
+    private readonly now: () => number = Date.now,
+  ) {
     this.sweep = setInterval(() => {
       const t = this.now();
       for (const [id, e] of this.entries) if (e.expiresAt <= t) this.entries.delete(id);

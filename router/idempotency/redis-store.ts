@@ -66,7 +66,10 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly readers = new Set<Redis>();
   private closed = false;
 
-  constructor(private readonly url: string, private readonly opts: { ttlMs: number; leaseMs: number; keyPrefix: string; commandTimeoutMs: number; onError?: (err: Error) => void }) {
+  constructor(
+    private readonly url: string,
+    private readonly opts: { ttlMs: number; leaseMs: number; keyPrefix: string; commandTimeoutMs: number; onError?: (err: Error) => void },
+  ) {
     const redis = connectRedis(url, opts.commandTimeoutMs);
     redis.defineCommand('icpIdemClaim', { numberOfKeys: 1, lua: CLAIM });
     redis.defineCommand('icpIdemRenew', { numberOfKeys: 1, lua: RENEW });
@@ -103,7 +106,11 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   append(id: string, attempt: string, frame: LiveFrame): void {
     const key = this.frames(id, attempt);
-    this.redis.pipeline().xadd(key, '*', 'f', JSON.stringify(frame)).pexpire(key, this.opts.ttlMs).exec()
+    this.redis
+      .pipeline()
+      .xadd(key, '*', 'f', JSON.stringify(frame))
+      .pexpire(key, this.opts.ttlMs)
+      .exec()
       .catch((err: Error) => this.opts.onError?.(err));
   }
 
@@ -112,11 +119,27 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async complete(id: string, attempt: string, record: RecordedResponse): Promise<void> {
-    await this.redis.icpIdemFinish(this.meta(id), this.frames(id, attempt), attempt, JSON.stringify({ t: 'x' }), FRAMES_AFTER_END_MS, JSON.stringify(record), this.opts.ttlMs);
+    await this.redis.icpIdemFinish(
+      this.meta(id),
+      this.frames(id, attempt),
+      attempt,
+      JSON.stringify({ t: 'x' }),
+      FRAMES_AFTER_END_MS,
+      JSON.stringify(record),
+      this.opts.ttlMs,
+    );
   }
 
   async release(id: string, attempt: string, last?: LiveFrame): Promise<void> {
-    await this.redis.icpIdemFinish(this.meta(id), this.frames(id, attempt), attempt, JSON.stringify(last ?? { t: 'lost' }), FRAMES_AFTER_END_MS, '', 0);
+    await this.redis.icpIdemFinish(
+      this.meta(id),
+      this.frames(id, attempt),
+      attempt,
+      JSON.stringify(last ?? { t: 'lost' }),
+      FRAMES_AFTER_END_MS,
+      '',
+      0,
+    );
   }
 
   async watch(id: string, until: number): Promise<void> {
@@ -146,7 +169,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       await redisReady(reader, 3_000);
       let last = '0';
       while (!feed.ended && !this.closed) {
-        const res = await reader.xread('COUNT', 500, 'BLOCK', 1_000, 'STREAMS', key, last) as [string, [string, string[]][]][] | null;
+        const res = (await reader.xread('COUNT', 500, 'BLOCK', 1_000, 'STREAMS', key, last)) as [string, [string, string[]][]][] | null;
         if (res) {
           for (const [entryId, fields] of res[0]![1]) {
             last = entryId;
@@ -158,7 +181,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         const [a, l, r] = await this.redis.hmget(this.meta(id), 'a', 'l', 'r');
         if (a !== attempt || r !== null || Number(l) < Date.now()) {
           // One last read: the final frame may have landed just now.
-          const tail = await reader.xread('COUNT', 500, 'STREAMS', key, last) as [string, [string, string[]][]][] | null;
+          const tail = (await reader.xread('COUNT', 500, 'STREAMS', key, last)) as [string, [string, string[]][]][] | null;
           for (const [, fields] of tail?.[0]?.[1] ?? []) feed.push(JSON.parse(fields[1]!) as LiveFrame);
           feed.push({ t: 'lost' });
         }

@@ -43,7 +43,13 @@ export class SnapshotWatch<T> extends EventEmitter {
       return this.reject(`not JSON: ${(err as Error).message}`);
     }
     const r = this.schema.safeParse(json);
-    if (!r.success) return this.reject(r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'snapshot'}: ${i.message}`).join('; '));
+    if (!r.success)
+      return this.reject(
+        r.error.issues
+          .slice(0, 3)
+          .map((i) => `${i.path.join('.') || 'snapshot'}: ${i.message}`)
+          .join('; '),
+      );
     return r.data;
   }
 

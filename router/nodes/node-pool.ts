@@ -11,7 +11,11 @@ export class NodePool extends EventEmitter {
   private staticMembers: Member[] = [];
   private dynamicMembers: Member[] = [];
 
-  constructor(private readonly routerId: string, private readonly logger: Logger, private readonly security?: AgentChannelSecurity) {
+  constructor(
+    private readonly routerId: string,
+    private readonly logger: Logger,
+    private readonly security?: AgentChannelSecurity,
+  ) {
     super();
   }
 

@@ -41,12 +41,18 @@ export const DEFAULT_PROFILE: ProfileConfig = {
 
 export function buildScorer(name: ScorerName, cfg: ProfileConfig): Scorer {
   switch (name) {
-    case 'predicted-wait': return predictedWait;
-    case 'free-slots': return freeSlots;
-    case 'kv-fit': return kvFit;
-    case 'gpu-degraded': return gpuDegraded(cfg.degradedScore);
-    case 'in-flight': return inFlight();
-    case 'prefix-affinity': return prefixAffinity(cfg.affinity);
+    case 'predicted-wait':
+      return predictedWait;
+    case 'free-slots':
+      return freeSlots;
+    case 'kv-fit':
+      return kvFit;
+    case 'gpu-degraded':
+      return gpuDegraded(cfg.degradedScore);
+    case 'in-flight':
+      return inFlight();
+    case 'prefix-affinity':
+      return prefixAffinity(cfg.affinity);
   }
 }
 

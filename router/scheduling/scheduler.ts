@@ -35,7 +35,10 @@ export class Scheduler {
    */
   readonly serviceTimes = new ServiceTimes();
 
-  constructor(private readonly pool: NodePool, private readonly profile: SchedulingProfile) {}
+  constructor(
+    private readonly pool: NodePool,
+    private readonly profile: SchedulingProfile,
+  ) {}
 
   observeService(nodeId: string, seconds: number): void {
     this.serviceTimes.observe(nodeId, seconds);
@@ -43,7 +46,10 @@ export class Scheduler {
 
   schedule(req: SchedulingRequest): Decision & { connection: NodeConnection | undefined } {
     const now = Date.now();
-    const decision = this.profile.schedule(this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)), req);
+    const decision = this.profile.schedule(
+      this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)),
+      req,
+    );
     return { ...decision, connection: decision.node ? this.pool.get(decision.node.id) : undefined };
   }
 
@@ -54,7 +60,10 @@ export class Scheduler {
    */
   bestPredictedWait(req: SchedulingRequest): number {
     const now = Date.now();
-    const { kept } = this.profile.filter(this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)), req);
+    const { kept } = this.profile.filter(
+      this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)),
+      req,
+    );
     return bestWaitSeconds(kept);
   }
 

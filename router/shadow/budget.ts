@@ -44,7 +44,9 @@ export class MemoryShadowBudget implements ShadowBudget {
     return this.spend.get(this.key(rule)) ?? 0;
   }
 
-  async close(): Promise<void> { /* nothing */ }
+  async close(): Promise<void> {
+    /* nothing */
+  }
 }
 
 // KEYS[1] counter; ARGV: tokens, limit, ttl ms. Returns the new spend, or -1 when refused.
@@ -56,7 +58,11 @@ return v`;
 
 export class RedisShadowBudget implements ShadowBudget {
   private readonly redis: Redis;
-  constructor(url: string, commandTimeoutMs = 1_000, private readonly now: () => number = Date.now) {
+  constructor(
+    url: string,
+    commandTimeoutMs = 1_000,
+    private readonly now: () => number = Date.now,
+  ) {
     this.redis = connectRedis(url, commandTimeoutMs);
   }
 

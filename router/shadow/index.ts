@@ -13,13 +13,20 @@ export { ShadowService, type PrimaryResult, type ShadowOutcome } from './service
 export { shadowConfigSchema, type ShadowConfig, type ShadowRule } from './config.ts';
 
 /** undefined when no rule is configured. */
-export function createShadow(config: RouterProcessConfig, logger: Logger, metrics: RouterMetrics, deps: Pick<ShadowDeps, 'nodes' | 'admission' | 'embeddings'>): ShadowService | undefined {
+export function createShadow(
+  config: RouterProcessConfig,
+  logger: Logger,
+  metrics: RouterMetrics,
+  deps: Pick<ShadowDeps, 'nodes' | 'admission' | 'embeddings'>,
+): ShadowService | undefined {
   const cfg = config.router.shadow;
   if (!cfg?.rules.length) return undefined;
   const fallback = config.router.fallback;
   const redisUrl = config.redis.shadow;
   const budget = redisUrl ? new RedisShadowBudget(redisUrl, config.router.auth.commandTimeoutMs) : new MemoryShadowBudget();
-  const sink = createShadowSink(config.controlPlaneUrl, process.env.ICP_ADMIN_TOKEN, logger, (result, n) => metrics.shadowRecords.inc({ result }, n));
+  const sink = createShadowSink(config.controlPlaneUrl, process.env.ICP_ADMIN_TOKEN, logger, (result, n) =>
+    metrics.shadowRecords.inc({ result }, n),
+  );
   if (!sink.enabled) logger.warn('router.shadow: no control plane or ICP_ADMIN_TOKEN; shadow records are counted, not kept');
   // Only the providers a rule names: a provider's credential must be there.
   const named = new Set(cfg.rules.map((r) => r.target.slice(0, r.target.indexOf(':'))).filter((k) => k !== 'local'));
@@ -34,6 +41,13 @@ export function createShadow(config: RouterProcessConfig, logger: Logger, metric
     mayLeave: (req) => dataMayLeave(fallback, req),
     onOutcome: (alias, target, outcome) => metrics.shadowRequests.inc({ alias, target, outcome }),
   });
-  logger.info({ rules: cfg.rules.map((r) => `${r.alias}->${r.target} ${r.percent}%`), budgetStore: redisUrl ? 'redis' : 'memory', records: sink.enabled ? 'control-plane' : 'none' }, 'shadow traffic configured');
+  logger.info(
+    {
+      rules: cfg.rules.map((r) => `${r.alias}->${r.target} ${r.percent}%`),
+      budgetStore: redisUrl ? 'redis' : 'memory',
+      records: sink.enabled ? 'control-plane' : 'none',
+    },
+    'shadow traffic configured',
+  );
   return service;
 }

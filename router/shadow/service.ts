@@ -71,7 +71,10 @@ export class ShadowService {
   private readonly closing = new AbortController();
   private readonly embeddingModel: string | undefined;
 
-  constructor(private readonly cfg: ShadowConfig, private readonly deps: ShadowDeps) {
+  constructor(
+    private readonly cfg: ShadowConfig,
+    private readonly deps: ShadowDeps,
+  ) {
     for (const r of cfg.rules) {
       const sep = r.target.indexOf(':');
       const kind = r.target.slice(0, sep);
@@ -110,7 +113,9 @@ export class ShadowService {
     if (!rules?.length) return;
     setImmediate(() => {
       for (const rule of rules) {
-        const run = this.run(rule, p).catch((err: Error) => this.deps.logger.warn({ requestId: p.requestId, rule: rule.id, err: err.message }, 'shadow failed unexpectedly'));
+        const run = this.run(rule, p).catch((err: Error) =>
+          this.deps.logger.warn({ requestId: p.requestId, rule: rule.id, err: err.message }, 'shadow failed unexpectedly'),
+        );
         this.running.add(run);
         void run.finally(() => this.running.delete(run));
       }
@@ -186,11 +191,23 @@ export class ShadowService {
   }
 
   /** Sends the shadow and consumes its stream; 'shed' when admission refused it. */
-  private async call(rule: Rule, p: PrimaryResult, body: Record<string, unknown>, prompt: ReturnType<typeof analysePrompt>): Promise<'shed' | { side: ShadowSide; text: string; error?: string }> {
+  private async call(
+    rule: Rule,
+    p: PrimaryResult,
+    body: Record<string, unknown>,
+    prompt: ReturnType<typeof analysePrompt>,
+  ): Promise<'shed' | { side: ShadowSide; text: string; error?: string }> {
     const signal = AbortSignal.any([AbortSignal.timeout(rule.timeoutMs), this.closing.signal]);
     const deadline = new Date(Date.now() + rule.timeoutMs);
     const started = performance.now();
-    const side: ShadowSide = { model: rule.to.model, backend: null, ttftMs: null, latencyMs: 0, promptTokens: null, completionTokens: null };
+    const side: ShadowSide = {
+      model: rule.to.model,
+      backend: null,
+      ttftMs: null,
+      latencyMs: 0,
+      promptTokens: null,
+      completionTokens: null,
+    };
     const chunks: string[] = [];
     let dispatch: UpstreamDispatch | undefined;
     const finish = (error?: string) => {
@@ -213,10 +230,20 @@ export class ShadowService {
       if (rule.to.local) {
         const admission = this.deps.admission;
         dispatch = await (admission
-          ? admission.run({ lane: 'sheddable', tenant: `shadow:${rule.id}`, model: rule.to.model, deadline: deadline.getTime(), signal }, start)
+          ? admission.run(
+              { lane: 'sheddable', tenant: `shadow:${rule.id}`, model: rule.to.model, deadline: deadline.getTime(), signal },
+              start,
+            )
           : start());
       } else {
-        dispatch = await rule.to.provider.generate({ requestId: req.requestId, operation: p.operation, model: rule.to.model, body, deadline, signal });
+        dispatch = await rule.to.provider.generate({
+          requestId: req.requestId,
+          operation: p.operation,
+          model: rule.to.model,
+          body,
+          deadline,
+          signal,
+        });
       }
       side.backend = dispatch.backend;
       const d = dispatch;
@@ -267,7 +294,9 @@ export class ShadowService {
     const primaryText = completionText(p.content ?? []);
     if (!model || !this.deps.embeddings || !primaryText || !shadowText) return null;
     try {
-      const { embeddings: [a, b] } = await this.deps.embeddings.embed(model, [primaryText, shadowText], { truncate: true });
+      const {
+        embeddings: [a, b],
+      } = await this.deps.embeddings.embed(model, [primaryText, shadowText], { truncate: true });
       return Math.round(cosine(a!, b!) * 1e4) / 1e4;
     } catch (err) {
       this.deps.logger.warn({ requestId: p.requestId, err: (err as Error).message }, 'shadow similarity not computed');
@@ -277,7 +306,9 @@ export class ShadowService {
 }
 
 function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0, na = 0, nb = 0;
+  let dot = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     dot += a[i]! * b[i]!;
     na += a[i]! * a[i]!;

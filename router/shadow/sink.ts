@@ -15,7 +15,12 @@ export interface ShadowSink {
   close(): Promise<void>;
 }
 
-export function createShadowSink(controlPlaneUrl: string | undefined, adminToken: string | undefined, logger: Logger, counted: (result: 'written' | 'dropped', n: number) => void): ShadowSink {
+export function createShadowSink(
+  controlPlaneUrl: string | undefined,
+  adminToken: string | undefined,
+  logger: Logger,
+  counted: (result: 'written' | 'dropped', n: number) => void,
+): ShadowSink {
   const enabled = Boolean(controlPlaneUrl && adminToken);
   let buffer: ShadowRecord[] = [];
   let flushing: Promise<void> | undefined;
@@ -30,14 +35,17 @@ export function createShadowSink(controlPlaneUrl: string | undefined, adminToken
       headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
       body: JSON.stringify({ records: batch }),
       signal: AbortSignal.timeout(5_000),
-    }).then(async (res) => {
-      if (!res.ok) throw new Error(`control plane answered ${res.status}`);
-      counted('written', batch.length);
-    }).catch((err: Error) => {
-      logger.warn({ err: err.message, records: batch.length }, 'shadow records not written; retrying');
-      buffer = batch.concat(buffer);
-      trim();
-    }).finally(() => (flushing = undefined));
+    })
+      .then(async (res) => {
+        if (!res.ok) throw new Error(`control plane answered ${res.status}`);
+        counted('written', batch.length);
+      })
+      .catch((err: Error) => {
+        logger.warn({ err: err.message, records: batch.length }, 'shadow records not written; retrying');
+        buffer = batch.concat(buffer);
+        trim();
+      })
+      .finally(() => (flushing = undefined));
     return flushing;
   };
 

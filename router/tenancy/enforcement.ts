@@ -43,7 +43,8 @@ export const prefetchedSpendOf = (req: FastifyRequest) => prefetched.get(req);
 async function admissionTokens(req: FastifyRequest, opts: TenancyOptions): Promise<number> {
   const emb = embeddingTexts(req.routeOptions.url, req.body);
   if (!emb) return estimatePromptTokens(req.body) + estimateCompletionTokens(req.body, opts.defaultMaxTokens);
-  const real = emb.model && opts.countTokens ? await opts.countTokens(emb.model, emb.texts, emb.inputType).catch(() => undefined) : undefined;
+  const real =
+    emb.model && opts.countTokens ? await opts.countTokens(emb.model, emb.texts, emb.inputType).catch(() => undefined) : undefined;
   return real ?? estimateTextTokens(emb.texts);
 }
 
@@ -51,7 +52,9 @@ const principals = new WeakMap<FastifyRequest, Principal>();
 export const principalOf = (req: FastifyRequest) => principals.get(req);
 
 const limitsOf = (p: { rpm?: number; tpm?: number; maxConcurrent?: number }): LimitPolicy | undefined =>
-  p.rpm === undefined && p.tpm === undefined && p.maxConcurrent === undefined ? undefined : { rpm: p.rpm, tpm: p.tpm, maxConcurrent: p.maxConcurrent };
+  p.rpm === undefined && p.tpm === undefined && p.maxConcurrent === undefined
+    ? undefined
+    : { rpm: p.rpm, tpm: p.tpm, maxConcurrent: p.maxConcurrent };
 
 /** OpenAI's reset format: `120ms`, `8.5s`, `6m0s`. */
 export function formatReset(ms: number): string {
@@ -75,9 +78,13 @@ function setRateHeaders(reply: FastifyReply, requests: BucketState | undefined, 
 }
 
 function refusal(result: AdmitResult, scope: string): ApiError {
-  const what = result.reason === 'requests' ? 'requests per min (RPM)' : result.reason === 'tokens' ? 'tokens per min (TPM)' : 'concurrent requests';
+  const what =
+    result.reason === 'requests' ? 'requests per min (RPM)' : result.reason === 'tokens' ? 'tokens per min (TPM)' : 'concurrent requests';
   const secs = result.retryAfterMs / 1_000;
-  return errors.rateLimited(`Rate limit reached for ${scope} on ${what}. Please try again in ${formatReset(result.retryAfterMs)}.`, Math.max(1, Math.ceil(secs)));
+  return errors.rateLimited(
+    `Rate limit reached for ${scope} on ${what}. Please try again in ${formatReset(result.retryAfterMs)}.`,
+    Math.max(1, Math.ceil(secs)),
+  );
 }
 
 export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHandler {
@@ -112,17 +119,24 @@ export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHand
         }
         if (budgetKeys.length) prefetched.set(req, { keys: budgetKeys, spend: r.spend });
         held.push(...scopes);
-      } else for (const scope of scopes) {
-        const result = await opts.store.admit({ key: scope.key, policy: scope.policy, tokens: charged, leaseId, leaseTtlMs: opts.leaseTtlMs });
-        last = result;
-        if (!result.admitted) {
-          // Undo what the narrower scope already took: an all-or-nothing admission.
-          for (const h of held) void opts.store.settle(h.key, leaseId, h.policy, -charged).catch(() => undefined);
-          setRateHeaders(reply, result.requests, result.tokens);
-          throw refusal(result, scope.name);
+      } else
+        for (const scope of scopes) {
+          const result = await opts.store.admit({
+            key: scope.key,
+            policy: scope.policy,
+            tokens: charged,
+            leaseId,
+            leaseTtlMs: opts.leaseTtlMs,
+          });
+          last = result;
+          if (!result.admitted) {
+            // Undo what the narrower scope already took: an all-or-nothing admission.
+            for (const h of held) void opts.store.settle(h.key, leaseId, h.policy, -charged).catch(() => undefined);
+            setRateHeaders(reply, result.requests, result.tokens);
+            throw refusal(result, scope.name);
+          }
+          held.push(scope);
         }
-        held.push(scope);
-      }
     } catch (err) {
       if (err instanceof ApiError) throw err;
       opts.onStoreFailure?.();
@@ -133,9 +147,12 @@ export function createTenancyHook(opts: TenancyOptions): preHandlerAsyncHookHand
     setRateHeaders(reply, last?.requests, last?.tokens);
 
     // Long streams keep their lease; the end of the request releases it and corrects TPM.
-    const renew = setInterval(() => {
-      for (const h of held) void opts.store.renew(h.key, leaseId, opts.leaseTtlMs).catch(() => undefined);
-    }, Math.max(1_000, opts.leaseTtlMs / 2));
+    const renew = setInterval(
+      () => {
+        for (const h of held) void opts.store.renew(h.key, leaseId, opts.leaseTtlMs).catch(() => undefined);
+      },
+      Math.max(1_000, opts.leaseTtlMs / 2),
+    );
     renew.unref();
     reply.raw.once('close', () => {
       clearInterval(renew);

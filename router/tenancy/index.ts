@@ -11,9 +11,15 @@ import { KeyDirectory } from './key-directory.ts';
 import { createTenancyHook, type TenancyOptions } from './enforcement.ts';
 import { budgetCheckKeys } from '../accounting/budgets.ts';
 
-export async function startTenancy(config: RouterProcessConfig, logger: Logger, onStoreFailure?: () => void, countTokens?: TenancyOptions['countTokens']) {
+export async function startTenancy(
+  config: RouterProcessConfig,
+  logger: Logger,
+  onStoreFailure?: () => void,
+  countTokens?: TenancyOptions['countTokens'],
+) {
   const auth = config.router.auth;
-  if (!config.controlPlaneUrl) throw new Error('router.auth.mode "required" needs controlPlaneUrl: keys and tenants come from the control plane');
+  if (!config.controlPlaneUrl)
+    throw new Error('router.auth.mode "required" needs controlPlaneUrl: keys and tenants come from the control plane');
   const redisUrl = config.redis.limits;
   let store: LimitStore;
   if (redisUrl) {
@@ -27,7 +33,13 @@ export async function startTenancy(config: RouterProcessConfig, logger: Logger, 
   const directory = new KeyDirectory();
   const budgetsConfig = config.router.budgets;
   const token = process.env.ICP_ADMIN_TOKEN;
-  const watch = new SnapshotWatch(config.controlPlaneUrl, logger, '/v1/policy/watch', policySnapshotSchema, token ? { authorization: `Bearer ${token}` } : {});
+  const watch = new SnapshotWatch(
+    config.controlPlaneUrl,
+    logger,
+    '/v1/policy/watch',
+    policySnapshotSchema,
+    token ? { authorization: `Bearer ${token}` } : {},
+  );
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
   watch.start();
   // Limit-store failures since start, for /readyz (the metric counts them too).
@@ -38,9 +50,18 @@ export async function startTenancy(config: RouterProcessConfig, logger: Logger, 
     lastStoreFailureAt = Date.now();
     onStoreFailure?.();
   };
-  const hook = createTenancyHook({ directory, store, onStoreError: auth.onStoreError, leaseTtlMs: auth.leaseTtlMs, defaultMaxTokens: auth.defaultMaxTokens, logger, onStoreFailure: failed, countTokens,
+  const hook = createTenancyHook({
+    directory,
+    store,
+    onStoreError: auth.onStoreError,
+    leaseTtlMs: auth.leaseTtlMs,
+    defaultMaxTokens: auth.defaultMaxTokens,
+    logger,
+    onStoreFailure: failed,
+    countTokens,
     // With Redis, the budget check's spend is read by the admission script (one round trip for both).
-    budgetKeysOf: (p, at) => budgetCheckKeys(p, budgetsConfig, at) });
+    budgetKeysOf: (p, at) => budgetCheckKeys(p, budgetsConfig, at),
+  });
   return {
     hook,
     store,

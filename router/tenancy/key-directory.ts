@@ -52,7 +52,7 @@ export class KeyDirectory {
     const entry = this.keys.get(keyId);
     if (!entry) throw errors.unauthorized('This API key no longer exists.');
     if (entry.key.revokedAt) throw errors.unauthorized('This API key has been revoked.');
-    if (entry.tenant.disabled) throw errors.forbidden('This API key\'s tenant is disabled.', 'tenant_disabled');
+    if (entry.tenant.disabled) throw errors.forbidden("This API key's tenant is disabled.", 'tenant_disabled');
     return {
       keyId: entry.key.keyId,
       tenantId: entry.tenant.id,

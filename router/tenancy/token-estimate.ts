@@ -29,12 +29,30 @@ export function estimateCompletionTokens(body: unknown, fallback: number): numbe
 }
 
 /** The texts an embeddings or rerank request spends tokens on (nothing is generated), by route. */
-export function embeddingTexts(route: string | undefined, body: unknown): { model?: string; texts: string[]; inputType: 'query' | 'passage' } | undefined {
-  const b = (body ?? {}) as { model?: unknown; input?: unknown; input_type?: unknown; query?: unknown; documents?: unknown; texts?: unknown };
+export function embeddingTexts(
+  route: string | undefined,
+  body: unknown,
+): { model?: string; texts: string[]; inputType: 'query' | 'passage' } | undefined {
+  const b = (body ?? {}) as {
+    model?: unknown;
+    input?: unknown;
+    input_type?: unknown;
+    query?: unknown;
+    documents?: unknown;
+    texts?: unknown;
+  };
   const model = typeof b.model === 'string' ? b.model : undefined;
-  const strings = (v: unknown): string[] => (typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap((x) => (typeof x === 'string' ? [x] : typeof (x as { text?: unknown })?.text === 'string' ? [(x as { text: string }).text] : [])) : []);
+  const strings = (v: unknown): string[] =>
+    typeof v === 'string'
+      ? [v]
+      : Array.isArray(v)
+        ? v.flatMap((x) =>
+            typeof x === 'string' ? [x] : typeof (x as { text?: unknown })?.text === 'string' ? [(x as { text: string }).text] : [],
+          )
+        : [];
   if (route === '/v1/embeddings') return { model, texts: strings(b.input), inputType: b.input_type === 'query' ? 'query' : 'passage' };
-  if (route === '/v1/rerank' || route === '/rerank') return { model, texts: [...strings(b.query), ...strings(b.documents), ...strings(b.texts)], inputType: 'passage' };
+  if (route === '/v1/rerank' || route === '/rerank')
+    return { model, texts: [...strings(b.query), ...strings(b.documents), ...strings(b.texts)], inputType: 'passage' };
   return undefined;
 }
 

@@ -16,7 +16,14 @@ export interface BreakerOptions {
   closeAfterSuccesses: number;
 }
 
-export const DEFAULT_BREAKER: BreakerOptions = { windowMs: 30_000, minRequests: 5, errorRate: 0.5, openMs: 10_000, halfOpenProbes: 1, closeAfterSuccesses: 2 };
+export const DEFAULT_BREAKER: BreakerOptions = {
+  windowMs: 30_000,
+  minRequests: 5,
+  errorRate: 0.5,
+  openMs: 10_000,
+  halfOpenProbes: 1,
+  closeAfterSuccesses: 2,
+};
 
 /** One admitted request: report how it went exactly once (or release it unjudged). */
 export interface Permit {
@@ -104,7 +111,11 @@ export class CircuitBreaker {
 export class BreakerSet {
   private readonly byName = new Map<string, CircuitBreaker>();
 
-  constructor(private readonly o: BreakerOptions, private readonly onTransition: TransitionListener = () => {}, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly o: BreakerOptions,
+    private readonly onTransition: TransitionListener = () => {},
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get(name: string): CircuitBreaker {
     let b = this.byName.get(name);

@@ -13,26 +13,28 @@ const credential = {
   firstByteTimeoutMs: z.number().int().positive().default(30_000),
 };
 
-export const providerConfigSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('openai'), baseUrl: z.url().default('https://api.openai.com/v1'), ...credential }),
-  z.strictObject({
-    kind: z.literal('azure-openai'),
-    /** https://<resource>.openai.azure.com */
-    endpoint: z.url(),
-    apiVersion: z.string().min(1).default('2024-10-21'),
-    /** model named in a chain -> Azure deployment name (default: the model name). */
-    deployments: z.record(z.string(), z.string()).default({}),
-    ...credential,
-  }),
-  z.strictObject({
-    kind: z.literal('anthropic'),
-    baseUrl: z.url().default('https://api.anthropic.com'),
-    version: z.string().default('2023-06-01'),
-    /** Anthropic requires max_tokens; used when the client sends none. */
-    defaultMaxTokens: z.number().int().positive().default(4_096),
-    ...credential,
-  }),
-]).refine((p) => Boolean(p.apiKeyEnv) !== Boolean(p.apiKeyFile), { message: 'set exactly one of apiKeyEnv or apiKeyFile' });
+export const providerConfigSchema = z
+  .discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('openai'), baseUrl: z.url().default('https://api.openai.com/v1'), ...credential }),
+    z.strictObject({
+      kind: z.literal('azure-openai'),
+      /** https://<resource>.openai.azure.com */
+      endpoint: z.url(),
+      apiVersion: z.string().min(1).default('2024-10-21'),
+      /** model named in a chain -> Azure deployment name (default: the model name). */
+      deployments: z.record(z.string(), z.string()).default({}),
+      ...credential,
+    }),
+    z.strictObject({
+      kind: z.literal('anthropic'),
+      baseUrl: z.url().default('https://api.anthropic.com'),
+      version: z.string().default('2023-06-01'),
+      /** Anthropic requires max_tokens; used when the client sends none. */
+      defaultMaxTokens: z.number().int().positive().default(4_096),
+      ...credential,
+    }),
+  ])
+  .refine((p) => Boolean(p.apiKeyEnv) !== Boolean(p.apiKeyFile), { message: 'set exactly one of apiKeyEnv or apiKeyFile' });
 
 export const TRIGGERS = ['no_ready_node', 'lane_saturated', 'node_failed', 'breaker_open'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
@@ -61,29 +63,33 @@ export const retryConfigSchema = z.strictObject({
 
 const CHAIN_STEP = /^(local|[A-Za-z0-9_-]+:.+)$/;
 
-export const fallbackConfigSchema = z.strictObject({
-  providers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), providerConfigSchema).default({}),
-  /** model or alias -> ordered backends: `local` (the GPU pool) or `<provider>:<model>`. */
-  chains: z.record(z.string(), z.array(z.string().regex(CHAIN_STEP, 'expected local or <provider>:<model>')).min(1)).default({}),
-  triggers: z.array(z.enum(TRIGGERS)).default([...TRIGGERS]),
-  /** Lanes whose requests may leave the cluster. */
-  lanes: z.array(laneSchema).default(['critical', 'standard']),
-  /** Data residency: API key -> `cluster` (never sent to a hosted provider) or `any`. */
-  residency: z.strictObject({
-    keys: z.record(z.string().min(1), z.enum(['cluster', 'any'])).default({}),
-    default: z.enum(['cluster', 'any']).default('any'),
-  }).prefault({}),
-  breaker: breakerConfigSchema.prefault({}),
-  retry: retryConfigSchema.prefault({}),
-}).superRefine((f, ctx) => {
-  for (const [model, chain] of Object.entries(f.chains)) {
-    chain.forEach((step, i) => {
-      if (step === 'local') return;
-      const provider = step.slice(0, step.indexOf(':'));
-      if (!f.providers[provider]) ctx.addIssue({ code: 'custom', path: ['chains', model, i], message: `unknown provider '${provider}'` });
-    });
-  }
-});
+export const fallbackConfigSchema = z
+  .strictObject({
+    providers: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), providerConfigSchema).default({}),
+    /** model or alias -> ordered backends: `local` (the GPU pool) or `<provider>:<model>`. */
+    chains: z.record(z.string(), z.array(z.string().regex(CHAIN_STEP, 'expected local or <provider>:<model>')).min(1)).default({}),
+    triggers: z.array(z.enum(TRIGGERS)).default([...TRIGGERS]),
+    /** Lanes whose requests may leave the cluster. */
+    lanes: z.array(laneSchema).default(['critical', 'standard']),
+    /** Data residency: API key -> `cluster` (never sent to a hosted provider) or `any`. */
+    residency: z
+      .strictObject({
+        keys: z.record(z.string().min(1), z.enum(['cluster', 'any'])).default({}),
+        default: z.enum(['cluster', 'any']).default('any'),
+      })
+      .prefault({}),
+    breaker: breakerConfigSchema.prefault({}),
+    retry: retryConfigSchema.prefault({}),
+  })
+  .superRefine((f, ctx) => {
+    for (const [model, chain] of Object.entries(f.chains)) {
+      chain.forEach((step, i) => {
+        if (step === 'local') return;
+        const provider = step.slice(0, step.indexOf(':'));
+        if (!f.providers[provider]) ctx.addIssue({ code: 'custom', path: ['chains', model, i], message: `unknown provider '${provider}'` });
+      });
+    }
+  });
 
 export type FallbackConfig = z.infer<typeof fallbackConfigSchema>;
 export type ProviderConfig = z.infer<typeof providerConfigSchema>;

@@ -28,7 +28,10 @@ export interface Upstream {
 }
 
 /** An /v1/embeddings request no local embedder serves, for the model's chain. */
-export interface EmbeddingFallbackRequest extends Pick<DispatchRequest, 'requestId' | 'model' | 'deadline' | 'signal' | 'apiKey' | 'dataMayLeave'> {
+export interface EmbeddingFallbackRequest extends Pick<
+  DispatchRequest,
+  'requestId' | 'model' | 'deadline' | 'signal' | 'apiKey' | 'dataMayLeave'
+> {
   /** The client's OpenAI embeddings body (router-only fields removed). */
   body: Record<string, unknown>;
 }
@@ -58,7 +61,9 @@ export class FallbackDispatcher implements Upstream {
     private readonly observer: FallbackObserver = {},
   ) {
     for (const [key, chain] of Object.entries(cfg.chains)) {
-      const steps = chain.map((s): Step => (s === 'local' ? { local: true } : { local: false, provider: s.slice(0, s.indexOf(':')), model: s.slice(s.indexOf(':') + 1) }));
+      const steps = chain.map((s): Step =>
+        s === 'local' ? { local: true } : { local: false, provider: s.slice(0, s.indexOf(':')), model: s.slice(s.indexOf(':') + 1) },
+      );
       // A chain may be keyed by alias or by served model; requests arrive resolved.
       this.chains.set(aliases[key] ?? key, steps);
       this.chains.set(key, steps);
@@ -82,7 +87,9 @@ export class FallbackDispatcher implements Upstream {
    * order, with the same residency rule, breakers, pauses and retries as generations.
    */
   async embed(req: EmbeddingFallbackRequest): Promise<EmbeddingFallbackResult> {
-    const steps = (this.chains.get(req.model) ?? []).filter((s): s is Extract<Step, { local: false }> => !s.local && this.providers.get(s.provider)?.embed !== undefined);
+    const steps = (this.chains.get(req.model) ?? []).filter(
+      (s): s is Extract<Step, { local: false }> => !s.local && this.providers.get(s.provider)?.embed !== undefined,
+    );
     if (steps.length === 0) throw errors.modelNotFound(req.model);
     const noLocal = errors.overloaded(`No local embedder serves model '${req.model}'.`, 1, 'no_ready_node');
     if (!this.cfg.triggers.includes('no_ready_node') || !dataMayLeave(this.cfg, req)) {
@@ -93,21 +100,40 @@ export class FallbackDispatcher implements Upstream {
     for (const [i, step] of steps.entries()) {
       const p = this.providers.get(step.provider)!;
       try {
-        const body = await this.attempts(p, req, i === steps.length - 1, async (attempt) => ({
-          value: (await withSpan(`embeddings ${step.model}`, { 'gen_ai.operation.name': 'embeddings', 'gen_ai.provider.name': p.name, 'gen_ai.request.model': step.model, 'icp.attempt': attempt },
-            () => p.embed!({ requestId: req.requestId, model: step.model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT)) as EmbeddingFallbackResult['body'],
-          slow: false,
-        }), (value, permit) => {
-          permit.success();
-          return value;
-        });
+        const body = await this.attempts(
+          p,
+          req,
+          i === steps.length - 1,
+          async (attempt) => ({
+            value: (await withSpan(
+              `embeddings ${step.model}`,
+              {
+                'gen_ai.operation.name': 'embeddings',
+                'gen_ai.provider.name': p.name,
+                'gen_ai.request.model': step.model,
+                'icp.attempt': attempt,
+              },
+              () => p.embed!({ requestId: req.requestId, model: step.model, body: req.body, deadline: req.deadline, signal: req.signal }),
+              SpanKind.CLIENT,
+            )) as EmbeddingFallbackResult['body'],
+            slow: false,
+          }),
+          (value, permit) => {
+            permit.success();
+            return value;
+          },
+        );
         this.observer.onFallback?.(p.name, 'no_ready_node', 'served');
         return { backend: `${p.name}:${step.model}`, body, promptTokens: Number(body.usage?.prompt_tokens ?? 0) };
       } catch (err) {
         if (err instanceof ProviderError && err.failure === 'client') throw err.apiError;
         this.observer.onFallback?.(p.name, 'no_ready_node', 'failed');
-        lastError = err instanceof ProviderError ? err.apiError : err instanceof ApiError ? err : errors.upstream(`provider ${p.name} failed`);
-        this.logger.warn({ requestId: req.requestId, provider: p.name, err: lastError.message }, 'fallback provider failed embeddings; trying the next');
+        lastError =
+          err instanceof ProviderError ? err.apiError : err instanceof ApiError ? err : errors.upstream(`provider ${p.name} failed`);
+        this.logger.warn(
+          { requestId: req.requestId, provider: p.name, err: lastError.message },
+          'fallback provider failed embeddings; trying the next',
+        );
       }
     }
     throw honest(lastError, 'no backend in the fallback chain could serve the request');
@@ -129,10 +155,20 @@ export class FallbackDispatcher implements Upstream {
     const chain = this.chains.get(req.model);
     if (!chain || !chain.some((s) => !s.local)) return undefined;
     if (!this.allowed(req, 'lane_saturated')) return undefined;
-    return this.walk(chain.filter((s) => !s.local), req, 'lane_saturated', refusal);
+    return this.walk(
+      chain.filter((s) => !s.local),
+      req,
+      'lane_saturated',
+      refusal,
+    );
   }
 
-  private async walk(chain: Step[], req: DispatchRequest, trigger: Trigger | undefined, lastError: ApiError | undefined): Promise<UpstreamDispatch> {
+  private async walk(
+    chain: Step[],
+    req: DispatchRequest,
+    trigger: Trigger | undefined,
+    lastError: ApiError | undefined,
+  ): Promise<UpstreamDispatch> {
     for (let i = 0; i < chain.length; i++) {
       const step = chain[i]!;
       if (step.local) {
@@ -163,8 +199,12 @@ export class FallbackDispatcher implements Upstream {
       } catch (err) {
         if (err instanceof ProviderError && err.failure === 'client') throw err.apiError;
         this.observer.onFallback?.(provider.name, why, 'failed');
-        lastError = err instanceof ProviderError ? err.apiError : err instanceof ApiError ? err : errors.upstream(`provider ${provider.name} failed`);
-        this.logger.warn({ requestId: req.requestId, provider: provider.name, err: lastError.message }, 'fallback provider failed; trying the next');
+        lastError =
+          err instanceof ProviderError ? err.apiError : err instanceof ApiError ? err : errors.upstream(`provider ${provider.name} failed`);
+        this.logger.warn(
+          { requestId: req.requestId, provider: provider.name, err: lastError.message },
+          'fallback provider failed; trying the next',
+        );
         trigger ??= why;
       }
     }
@@ -180,19 +220,43 @@ export class FallbackDispatcher implements Upstream {
 
   private callProvider(p: Provider, model: string, req: DispatchRequest, isLast: boolean): Promise<UpstreamDispatch> {
     const op = req.operation === 'CHAT_COMPLETIONS' ? 'chat' : 'text_completion';
-    return this.attempts(p, req, isLast, async (attempt) => {
-      const started = performance.now();
-      const d = await withSpan(`${op} ${model}`, { 'gen_ai.operation.name': op, 'gen_ai.provider.name': p.name, 'gen_ai.request.model': model, 'icp.attempt': attempt },
-        () => p.generate({ requestId: req.requestId, operation: req.operation, model, body: req.body, deadline: req.deadline, signal: req.signal }), SpanKind.CLIENT);
-      return { value: { ...d, attempts: attempt }, slow: performance.now() - started > this.retry.slowFirstTokenMs };
-    }, (d, permit, slow) => judgeAtEnd(d, permit, { slow: () => slow }));
+    return this.attempts(
+      p,
+      req,
+      isLast,
+      async (attempt) => {
+        const started = performance.now();
+        const d = await withSpan(
+          `${op} ${model}`,
+          { 'gen_ai.operation.name': op, 'gen_ai.provider.name': p.name, 'gen_ai.request.model': model, 'icp.attempt': attempt },
+          () =>
+            p.generate({
+              requestId: req.requestId,
+              operation: req.operation,
+              model,
+              body: req.body,
+              deadline: req.deadline,
+              signal: req.signal,
+            }),
+          SpanKind.CLIENT,
+        );
+        return { value: { ...d, attempts: attempt }, slow: performance.now() - started > this.retry.slowFirstTokenMs };
+      },
+      (d, permit, slow) => judgeAtEnd(d, permit, { slow: () => slow }),
+    );
   }
 
   /**
    * One provider for one request: pause, breaker, retries with backoff within the deadline.
    * `call` makes one attempt; `settle` takes the permit of the attempt that answered.
    */
-  private async attempts<T>(p: Provider, req: Pick<DispatchRequest, 'signal' | 'deadline'>, isLast: boolean, call: (attempt: number) => Promise<{ value: T; slow: boolean }>, settle: (value: T, permit: Permit, slow: boolean) => T): Promise<T> {
+  private async attempts<T>(
+    p: Provider,
+    req: Pick<DispatchRequest, 'signal' | 'deadline'>,
+    isLast: boolean,
+    call: (attempt: number) => Promise<{ value: T; slow: boolean }>,
+    settle: (value: T, permit: Permit, slow: boolean) => T,
+  ): Promise<T> {
     const breaker = this.breakers.get(`provider:${p.name}`);
     let last: ProviderError | undefined;
     for (let attempt = 1; attempt <= this.retry.maxAttempts; attempt++) {
@@ -201,17 +265,31 @@ export class FallbackDispatcher implements Upstream {
       if (paused > 0) {
         // Another option exists: don't wait for this one. Last option: wait if it fits.
         const fits = Date.now() + paused < req.deadline.getTime() && paused <= this.retry.maxPauseWaitMs;
-        if (!isLast || !fits) throw last ?? new ProviderError(p.name, errors.rateLimited(`provider ${p.name} is paused by its rate limit`, Math.ceil(paused / 1000), 'provider_rate_limited'), 'next');
+        if (!isLast || !fits)
+          throw (
+            last ??
+            new ProviderError(
+              p.name,
+              errors.rateLimited(`provider ${p.name} is paused by its rate limit`, Math.ceil(paused / 1000), 'provider_rate_limited'),
+              'next',
+            )
+          );
         await wait(paused, req.signal, p.name);
       }
       const permit = breaker.tryAcquire();
-      if (!permit) throw last ?? new ProviderError(p.name, errors.overloaded(`provider ${p.name} has an open circuit breaker`, 1, 'breaker_open'), 'next');
+      if (!permit)
+        throw (
+          last ?? new ProviderError(p.name, errors.overloaded(`provider ${p.name} has an open circuit breaker`, 1, 'breaker_open'), 'next')
+        );
       try {
         const { value, slow } = await call(attempt);
         // Judged when the answer is over: a stream that breaks after its first byte is a failure too.
         return settle(value, permit, slow);
       } catch (err) {
-        const e = err instanceof ProviderError ? err : new ProviderError(p.name, errors.upstream(`provider ${p.name} failed: ${(err as Error).message}`), 'retryable');
+        const e =
+          err instanceof ProviderError
+            ? err
+            : new ProviderError(p.name, errors.upstream(`provider ${p.name} failed: ${(err as Error).message}`), 'retryable');
         if (e.failure === 'client') {
           permit.release();
           throw e;

@@ -22,12 +22,24 @@ export function createFallback(cfg: RouterConfig, logger: Logger, metrics: Route
   const nodeBreakers = f.breaker.nodes ? { set: breakers, slowFirstTokenMs: f.breaker.slowFirstTokenMs } : undefined;
   // Node retries (before the first byte) back off like provider retries: same settings.
   const nodeRetry = { baseDelayMs: f.retry.baseDelayMs, maxDelayMs: f.retry.maxDelayMs };
-  const wrap = (nodes: NodeDispatcher): { dispatcher: Upstream; hook?: ProviderFallbackHook; chainModels?: () => Set<string>; chains?: FallbackDispatcher } => {
+  const wrap = (
+    nodes: NodeDispatcher,
+  ): { dispatcher: Upstream; hook?: ProviderFallbackHook; chainModels?: () => Set<string>; chains?: FallbackDispatcher } => {
     if (Object.keys(f.chains).length === 0) return { dispatcher: nodes };
     const providers = createProviders(f.providers);
-    const fb = new FallbackDispatcher(nodes, f, providers, breakers, new ProviderPauses(), { ...f.retry, slowFirstTokenMs: f.breaker.slowFirstTokenMs }, logger, cfg.aliases, {
-      onFallback: (provider, trigger, outcome) => metrics.fallbacks.inc({ provider, trigger, outcome }),
-    });
+    const fb = new FallbackDispatcher(
+      nodes,
+      f,
+      providers,
+      breakers,
+      new ProviderPauses(),
+      { ...f.retry, slowFirstTokenMs: f.breaker.slowFirstTokenMs },
+      logger,
+      cfg.aliases,
+      {
+        onFallback: (provider, trigger, outcome) => metrics.fallbacks.inc({ provider, trigger, outcome }),
+      },
+    );
     logger.info({ providers: [...providers.keys()], chains: Object.keys(f.chains) }, 'hosted-provider fallback configured');
     return { dispatcher: fb, hook: new ProviderFallbackHook(fb), chainModels: () => fb.chainModels(), chains: fb };
   };

@@ -61,7 +61,10 @@ export class NodeDispatcher {
     /** Per-node breakers (router/upstream/circuit-breaker.ts): open nodes are not picked. */
     private readonly breakers?: { set: BreakerSet; slowFirstTokenMs: number },
     /** Backoff between node attempts (full jitter, router/upstream/retry.ts); none when absent. */
-    private readonly retry?: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'> & { random?: () => number; sleep?: (ms: number, signal: AbortSignal) => Promise<void> },
+    private readonly retry?: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'> & {
+      random?: () => number;
+      sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+    },
   ) {}
 
   async dispatch(req: DispatchRequest): Promise<Dispatch> {
@@ -70,11 +73,13 @@ export class NodeDispatcher {
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       if (req.signal.aborted) throw errors.clientCancelled();
       // A retry only within the request's deadline: better an honest timeout than a late answer.
-      if (attempt > 1 && Date.now() >= req.deadline.getTime()) throw errors.timeout('The request timed out before a GPU node could answer.');
+      if (attempt > 1 && Date.now() >= req.deadline.getTime())
+        throw errors.timeout('The request timed out before a GPU node could answer.');
       if (attempt > 1 && this.retry) {
         // Full-jitter backoff, so a burst of failed requests does not stampede the next node; never past the deadline.
         const delay = backoffMs(attempt - 1, this.retry, this.retry.random);
-        if (Date.now() + delay >= req.deadline.getTime()) throw lastError ?? errors.timeout('The request timed out before a GPU node could answer.');
+        if (Date.now() + delay >= req.deadline.getTime())
+          throw lastError ?? errors.timeout('The request timed out before a GPU node could answer.');
         if (delay > 0) {
           try {
             await (this.retry.sleep ?? sleepUnlessAborted)(delay, req.signal);
@@ -84,7 +89,9 @@ export class NodeDispatcher {
         }
       }
       const broken = this.breakers?.set.refusing('node:');
-      const schedSpan = tracer.startSpan('schedule', { attributes: { 'gen_ai.request.model': req.model, 'icp.lane': req.lane, 'icp.attempt': attempt } });
+      const schedSpan = tracer.startSpan('schedule', {
+        attributes: { 'gen_ai.request.model': req.model, 'icp.lane': req.lane, 'icp.attempt': attempt },
+      });
       const decision = this.scheduler.schedule({
         model: req.model,
         exclude: broken?.size ? new Set([...tried, ...broken]) : tried,
@@ -96,7 +103,10 @@ export class NodeDispatcher {
       traceDecision(schedSpan, decision, tried.size + (broken?.size ?? 0));
       if (!node) {
         if (lastError) throw lastError;
-        if (broken?.size && this.scheduler.schedule({ model: req.model, exclude: tried, lane: req.lane as SchedulingRequest['lane'] }).connection) {
+        if (
+          broken?.size &&
+          this.scheduler.schedule({ model: req.model, exclude: tried, lane: req.lane as SchedulingRequest['lane'] }).connection
+        ) {
           throw errors.overloaded(`Every GPU node for model '${req.model}' has an open circuit breaker.`, 1, 'breaker_open');
         }
         throw errors.overloaded(`No GPU node can serve model '${req.model}' right now.`, 1, 'no_ready_node');
@@ -123,19 +133,32 @@ export class NodeDispatcher {
       const retrying = outcome.retryable && attempt < this.maxAttempts;
       this.observer.onAttempt?.(node.id, retrying ? 'retried' : 'failed');
       if (!outcome.retryable) throw outcome.error;
-      this.logger.warn({ requestId: req.requestId, node: node.id, attempt, err: outcome.error.message }, 'node failed before first token; trying another');
+      this.logger.warn(
+        { requestId: req.requestId, node: node.id, attempt, err: outcome.error.message },
+        'node failed before first token; trying another',
+      );
     }
     throw lastError ?? errors.overloaded(`No GPU node can serve model '${req.model}' right now.`, 1, 'no_ready_node');
   }
 
-  private async tryNode(node: NodeConnection, req: DispatchRequest, attempt = 1): Promise<{ dispatch: Omit<Dispatch, 'attempts'> } | { error: ApiError; retryable: boolean }> {
+  private async tryNode(
+    node: NodeConnection,
+    req: DispatchRequest,
+    attempt = 1,
+  ): Promise<{ dispatch: Omit<Dispatch, 'attempts'> } | { error: ApiError; retryable: boolean }> {
     const metadata = new grpc.Metadata();
     metadata.set('x-request-id', req.requestId);
     metadata.set('x-lane', req.lane);
     // The attempt's span covers the whole gRPC call; the agent's spans are its children.
     const span = tracer.startSpan(`dispatch ${node.id}`, {
       kind: SpanKind.CLIENT,
-      attributes: { 'icp.node.id': node.id, 'icp.attempt': attempt, 'rpc.system': 'grpc', 'rpc.method': 'Generate', 'gen_ai.request.model': req.model },
+      attributes: {
+        'icp.node.id': node.id,
+        'icp.attempt': attempt,
+        'rpc.system': 'grpc',
+        'rpc.method': 'Generate',
+        'gen_ai.request.model': req.model,
+      },
     });
     const trace_ = traceHeaders(trace.setSpan(context.active(), span));
     // Telemetry off: the client's own traceparent still travels unchanged.
@@ -189,7 +212,8 @@ export class NodeDispatcher {
       req.signal.removeEventListener('abort', onAbort);
       const e = err as grpc.ServiceError;
       failSpan(span, e);
-      if (e.code === grpc.status.DEADLINE_EXCEEDED) return { error: errors.timeout('The request timed out waiting for a GPU node.'), retryable: false };
+      if (e.code === grpc.status.DEADLINE_EXCEEDED)
+        return { error: errors.timeout('The request timed out waiting for a GPU node.'), retryable: false };
       if (e.code === grpc.status.CANCELLED) return { error: errors.clientCancelled(), retryable: false };
       return { error: errors.upstream(`GPU node ${node.id} failed: ${e.details || e.message}`, 'node_unavailable'), retryable: true };
     }
@@ -244,7 +268,13 @@ export function toApiError(e: NonNullable<GenerateEvent__Output['error']>, nodeI
     const status = e.httpStatus >= 400 && e.httpStatus < 500 ? e.httpStatus : 400;
     if (isOpenAIErrorBody(body)) {
       const b = body.error;
-      return new ApiError(status, b.message, b.type || 'invalid_request_error', b.code === null || b.code === undefined ? null : String(b.code), b.param ?? null);
+      return new ApiError(
+        status,
+        b.message,
+        b.type || 'invalid_request_error',
+        b.code === null || b.code === undefined ? null : String(b.code),
+        b.param ?? null,
+      );
     }
     return new ApiError(status, e.message, 'invalid_request_error');
   }

@@ -13,7 +13,11 @@ export interface RetryOptions {
 export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2_000, maxPauseWaitMs: 5_000 };
 
 /** Full-jitter delay before retry number `attempt` (1 = the first retry). */
-export function backoffMs(attempt: number, o: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
+export function backoffMs(
+  attempt: number,
+  o: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs'>,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** Math.max(0, attempt - 1));
   return Math.floor(random() * ceiling);
 }

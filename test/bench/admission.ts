@@ -19,7 +19,11 @@ const CONCURRENCY = 64;
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
 
 async function run(name: string, limits: LimitStore, budgetStore: BudgetStore, commands?: () => Promise<number>, oneTrip = false) {
-  const budgets = new Budgets(budgetStore, { warnAt: 0.8, onExhausted: 'refuse', downgrade: {}, tags: { 'team=a': { monthlyCostUsd: 1e9 } } }, createLogger('bench', 'silent'));
+  const budgets = new Budgets(
+    budgetStore,
+    { warnAt: 0.8, onExhausted: 'refuse', downgrade: {}, tags: { 'team=a': { monthlyCostUsd: 1e9 } } },
+    createLogger('bench', 'silent'),
+  );
   const principal = { tenantId: 't1', keyId: 'k1', tenantPolicy: { monthlyCostBudgetUsd: 1e9 }, keyPolicy: {}, tags: { team: 'a' } };
   const scopes = budgets.scopesOf(principal);
   const policy = { rpm: 1e9, tpm: 1e12, maxConcurrent: 1e6 };
@@ -27,37 +31,48 @@ async function run(name: string, limits: LimitStore, budgetStore: BudgetStore, c
   let next = 0;
   const before = await commands?.();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < REQUESTS) {
-      const leaseId = randomUUID();
-      const s = performance.now();
-      if (oneTrip && limits.admitAll) {
-        // What the router does with Redis: limits and the budget spend in one script, then the check with no call.
-        const at = Date.now();
-        const keys = budgetCheckKeys(principal, budgets.config, at);
-        const r = await limits.admitAll({ scopes: [{ key: 't:t1', policy }], tokens: 100, leaseId, leaseTtlMs: 30_000, budgetKeys: keys });
-        await budgets.check(scopes, at, { keys, spend: r.spend });
-      } else {
-        await limits.admit({ key: 't:t1', policy, tokens: 100, leaseId, leaseTtlMs: 30_000 });
-        await budgets.check(scopes);
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < REQUESTS) {
+        const leaseId = randomUUID();
+        const s = performance.now();
+        if (oneTrip && limits.admitAll) {
+          // What the router does with Redis: limits and the budget spend in one script, then the check with no call.
+          const at = Date.now();
+          const keys = budgetCheckKeys(principal, budgets.config, at);
+          const r = await limits.admitAll({
+            scopes: [{ key: 't:t1', policy }],
+            tokens: 100,
+            leaseId,
+            leaseTtlMs: 30_000,
+            budgetKeys: keys,
+          });
+          await budgets.check(scopes, at, { keys, spend: r.spend });
+        } else {
+          await limits.admit({ key: 't:t1', policy, tokens: 100, leaseId, leaseTtlMs: 30_000 });
+          await budgets.check(scopes);
+        }
+        lat.push(performance.now() - s);
+        await limits.settle('t:t1', leaseId, policy, 0); // settle and spend are after the answer, not admission
       }
-      lat.push(performance.now() - s);
-      await limits.settle('t:t1', leaseId, policy, 0); // settle and spend are after the answer, not admission
-    }
-  }));
+    }),
+  );
   const wall = performance.now() - t0;
   const after = await commands?.();
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!.toFixed(3);
   // Commands: admit (EVALSHA) + budget read (EVALSHA) at admission, settle after; INFO itself counts 1.
   const perReq = before !== undefined && after !== undefined ? ((after - before) / REQUESTS).toFixed(2) : 'n/a';
-  console.log(`${name.padEnd(9)} admission p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  ${(REQUESTS / wall * 1000).toFixed(0)} admissions/s  Redis round trips/request ${perReq} (${oneTrip ? 'admission: limits + budgets 1' : 'admission: limits 1 + budgets 1'}; settle 1 after the answer)`);
+  console.log(
+    `${name.padEnd(9)} admission p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  ${((REQUESTS / wall) * 1000).toFixed(0)} admissions/s  Redis round trips/request ${perReq} (${oneTrip ? 'admission: limits + budgets 1' : 'admission: limits 1 + budgets 1'}; settle 1 after the answer)`,
+  );
 }
 
 const redis = await startRedis();
 const probe = new Redis(redis.url);
 // Round trips = script calls (commands run inside a script are not round trips).
-const commands = async () => [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+const commands = async () =>
+  [...(await probe.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
 await run('memory', new MemoryLimitStore(), new MemoryBudgetStore());
 const rl = new RedisLimitStore(redis.url);
 const rb = new RedisBudgetStore(redis.url);

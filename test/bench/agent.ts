@@ -44,19 +44,39 @@ async function pollTimes(withXml: boolean): Promise<number[]> {
 export async function benchAgent(): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];
   const simArgs = ['--max-num-seqs', '256', '--kv-cache-tokens', '1000000', '--decode-step-ms', '20', '--decode-step-ms-per-seq', '0'];
-  const stack = await startStack({ sims: [{ id: 'sim', args: simArgs }], agents: [{ id: 'gpu', sim: 'sim', extra: { scrapeIntervalMs: 500, heartbeatMs: 500 } }], withControlPlane: false, logLevel: 'error' });
+  const stack = await startStack({
+    sims: [{ id: 'sim', args: simArgs }],
+    agents: [{ id: 'gpu', sim: 'sim', extra: { scrapeIntervalMs: 500, heartbeatMs: 500 } }],
+    withControlPlane: false,
+    logLevel: 'error',
+  });
   try {
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
     const pid = stack.agents.get('gpu')!.child.pid!;
-    rows.push({ case: 'agent idle (scrape 500 ms, 1 router watching)', cpu_share_of_one_core: await cpuShare(pid, SECONDS), streams: 0, chunks_per_s: 0 });
+    rows.push({
+      case: 'agent idle (scrape 500 ms, 1 router watching)',
+      cpu_share_of_one_core: await cpuShare(pid, SECONDS),
+      streams: 0,
+      chunks_per_s: 0,
+    });
 
     const pool = new Pool(stack.routerUrl, { connections: 200 });
-    const body = JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'a long story please' }], max_tokens: 64, stream: true });
+    const body = JSON.stringify({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: 'a long story please' }],
+      max_tokens: 64,
+      stream: true,
+    });
     let chunks = 0;
     let stop = false;
     const worker = async () => {
       while (!stop) {
-        const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const res = await pool.request({
+          path: '/v1/chat/completions',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         for await (const piece of res.body) chunks += (piece.toString().match(/^data: /gm) ?? []).length;
       }
     };
@@ -75,8 +95,18 @@ export async function benchAgent(): Promise<Record<string, unknown>[]> {
   }
   const csv = await pollTimes(false);
   const xml = await pollTimes(true);
-  rows.push({ case: 'nvidia-smi poll, fake binary, CSV only: p50 ms', cpu_share_of_one_core: NaN, streams: NaN, chunks_per_s: percentile(csv, 50) });
-  rows.push({ case: 'nvidia-smi poll, fake binary, CSV + XML: p50 ms', cpu_share_of_one_core: NaN, streams: NaN, chunks_per_s: percentile(xml, 50) });
+  rows.push({
+    case: 'nvidia-smi poll, fake binary, CSV only: p50 ms',
+    cpu_share_of_one_core: NaN,
+    streams: NaN,
+    chunks_per_s: percentile(csv, 50),
+  });
+  rows.push({
+    case: 'nvidia-smi poll, fake binary, CSV + XML: p50 ms',
+    cpu_share_of_one_core: NaN,
+    streams: NaN,
+    chunks_per_s: percentile(xml, 50),
+  });
   return rows;
 }
 

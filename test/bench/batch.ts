@@ -17,17 +17,36 @@ const CONCURRENCY = Number(process.env.BATCH_BENCH_CONCURRENCY ?? 8);
 const INTERACTIVE = Number(process.env.BATCH_BENCH_INTERACTIVE ?? 300);
 const INTERACTIVE_CLIENTS = Number(process.env.BATCH_BENCH_CLIENTS ?? 4);
 const MAX_TOKENS = 16;
-const SIM_ARGS = ['--max-num-seqs', String(SLOTS), '--decode-step-ms', '4', '--decode-step-ms-per-seq', '0.1', '--prefill-ms-per-token', '0.05'];
+const SIM_ARGS = [
+  '--max-num-seqs',
+  String(SLOTS),
+  '--decode-step-ms',
+  '4',
+  '--decode-step-ms-per-seq',
+  '0.1',
+  '--prefill-ms-per-token',
+  '0.05',
+];
 
-const body = (i: number) => ({ model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: `Summarise item ${i} in a few words.` }], max_tokens: MAX_TOKENS });
-const jsonl = (n: number, tag: string) => Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `${tag}-${i}`, method: 'POST', url: '/v1/chat/completions', body: body(i) })).join('\n') + '\n';
+const body = (i: number) => ({
+  model: DEFAULT_MODEL,
+  messages: [{ role: 'user' as const, content: `Summarise item ${i} in a few words.` }],
+  max_tokens: MAX_TOKENS,
+});
+const jsonl = (n: number, tag: string) =>
+  Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ custom_id: `${tag}-${i}`, method: 'POST', url: '/v1/chat/completions', body: body(i) }),
+  ).join('\n') + '\n';
 
 async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'icp-batch-bench-'));
   const stack = await startStack({
     sims: [{ id: 'a', args: SIM_ARGS }],
     agents: [{ id: 'gpu-a', sim: 'a', engine: { maxNumSeqs: SLOTS } }],
-    router: { fallback: { breaker: { nodes: false } }, batch: { dataDir, concurrencyPerJob: CONCURRENCY, maxConcurrent: CONCURRENCY, pollMs: 20, yieldMs: 20 } },
+    router: {
+      fallback: { breaker: { nodes: false } },
+      batch: { dataDir, concurrencyPerJob: CONCURRENCY, maxConcurrent: CONCURRENCY, pollMs: 20, yieldMs: 20 },
+    },
     logLevel: 'warn',
   });
   const client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'bench', maxRetries: 0 });
@@ -45,9 +64,11 @@ async function main() {
     const closedLoop = async (n: number, clients: number, fn: (i: number) => Promise<number>) => {
       const out: number[] = [];
       let next = 0;
-      await Promise.all(Array.from({ length: clients }, async () => {
-        while (next < n) out.push(await fn(next++));
-      }));
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          while (next < n) out.push(await fn(next++));
+        }),
+      );
       return out;
     };
     const interactive = async (i: number) => {
@@ -82,8 +103,20 @@ async function main() {
     await client.batches.cancel(big.id);
 
     const rows = [
-      { run: `batch job (${CONCURRENCY} in flight)`, items: ITEMS, seconds: batchSeconds, items_per_s: ITEMS / batchSeconds, ok: done.request_counts?.completed ?? 0 },
-      { run: `interactive (${CONCURRENCY} clients)`, items: ITEMS, seconds: interactiveSeconds, items_per_s: ITEMS / interactiveSeconds, ok: ITEMS },
+      {
+        run: `batch job (${CONCURRENCY} in flight)`,
+        items: ITEMS,
+        seconds: batchSeconds,
+        items_per_s: ITEMS / batchSeconds,
+        ok: done.request_counts?.completed ?? 0,
+      },
+      {
+        run: `interactive (${CONCURRENCY} clients)`,
+        items: ITEMS,
+        seconds: interactiveSeconds,
+        items_per_s: ITEMS / interactiveSeconds,
+        ok: ITEMS,
+      },
     ];
     printTable(`Batch throughput, idle cluster (one engine, ${SLOTS} slots, max_tokens ${MAX_TOKENS})`, rows);
     const ttftRows = [
@@ -94,7 +127,15 @@ async function main() {
     const ratio = percentile(busy, 99) / percentile(quiet, 99);
     const batchItemsDuring = during.request_counts?.completed ?? 0;
     console.log(`p99 ratio (with batch / without): ${ratio.toFixed(3)} (target <= 1.10); batch items done meanwhile: ${batchItemsDuring}`);
-    writeResults('batch', { slots: SLOTS, concurrency: CONCURRENCY, maxTokens: MAX_TOKENS, throughput: rows, ttft: ttftRows, p99Ratio: ratio, batchItemsDuringInteractive: batchItemsDuring });
+    writeResults('batch', {
+      slots: SLOTS,
+      concurrency: CONCURRENCY,
+      maxTokens: MAX_TOKENS,
+      throughput: rows,
+      ttft: ttftRows,
+      p99Ratio: ratio,
+      batchItemsDuringInteractive: batchItemsDuring,
+    });
   } finally {
     await stack.stop();
     rmSync(dataDir, { recursive: true, force: true });

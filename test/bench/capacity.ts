@@ -25,7 +25,12 @@ const LOW_RPS = Number(process.env.CAPACITY_LOW_RPS ?? 2.5);
 const HIGH_RPS = Number(process.env.CAPACITY_HIGH_RPS ?? 6.5);
 
 /** Open-loop Poisson load: streaming chats, TTFT = time to the first content chunk at the client. */
-async function poisson(routerUrl: string, rate: number, seconds: number, seed: number): Promise<{ sent: number; ok: number; rps: number; ttftMean: number; ttftP90: number }> {
+async function poisson(
+  routerUrl: string,
+  rate: number,
+  seconds: number,
+  seed: number,
+): Promise<{ sent: number; ok: number; rps: number; ttftMean: number; ttftP90: number }> {
   const pool = new Pool(routerUrl, { connections: 256 });
   let s = seed;
   const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) + 1) / (2 ** 31 + 1);
@@ -39,25 +44,37 @@ async function poisson(routerUrl: string, rate: number, seconds: number, seed: n
     const wait = next - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     sent += 1;
-    const body = JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `capacity bench request ${sent} with a short prompt` }], max_tokens: MAX_TOKENS, stream: true });
+    const body = JSON.stringify({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: `capacity bench request ${sent} with a short prompt` }],
+      max_tokens: MAX_TOKENS,
+      stream: true,
+    });
     const start = performance.now();
-    inflight.push((async () => {
-      try {
-        const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
-        let first = 0;
-        let text = '';
-        for await (const chunk of res.body) {
-          if (!first) first = performance.now();
-          text += chunk.toString();
+    inflight.push(
+      (async () => {
+        try {
+          const res = await pool.request({
+            path: '/v1/chat/completions',
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
+          let first = 0;
+          let text = '';
+          for await (const chunk of res.body) {
+            if (!first) first = performance.now();
+            text += chunk.toString();
+          }
+          if (res.statusCode === 200 && text.includes('[DONE]')) {
+            ok += 1;
+            ttfts.push((first - start) / 1000);
+          }
+        } catch {
+          // counted as not ok
         }
-        if (res.statusCode === 200 && text.includes('[DONE]')) {
-          ok += 1;
-          ttfts.push((first - start) / 1000);
-        }
-      } catch {
-        // counted as not ok
-      }
-    })());
+      })(),
+    );
     next += (-Math.log(1 - rnd()) / rate) * 1000;
   }
   await Promise.all(inflight);
@@ -70,7 +87,9 @@ async function poisson(routerUrl: string, rate: number, seconds: number, seed: n
 export async function benchCapacity(): Promise<Record<string, unknown>> {
   const storeDir = mkdtempSync(join(tmpdir(), 'icp-capacity-bench-'));
   const ids = [...FAST, SLOW];
-  const agents = await Promise.all(ids.map(async (id) => ({ id, sim: `sim-${id}`, extra: { httpListen: { host: '127.0.0.1', port: await freePort() } } })));
+  const agents = await Promise.all(
+    ids.map(async (id) => ({ id, sim: `sim-${id}`, extra: { httpListen: { host: '127.0.0.1', port: await freePort() } } })),
+  );
   const stack = await startStack({
     sims: ids.map((id) => ({ id: `sim-${id}`, args: [...SIM_ARGS, '--speed', id === SLOW ? '0.5' : '1'] })),
     agents,
@@ -78,10 +97,17 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     logLevel: 'error',
   });
   const cp = stack.controlPlane!.url;
-  const cordon = async (id: string, on: boolean) => { await fetch(`${cp}/v1/nodes/${id}/${on ? 'cordon' : 'uncordon'}`, { method: 'POST' }); };
+  const cordon = async (id: string, on: boolean) => {
+    await fetch(`${cp}/v1/nodes/${id}/${on ? 'cordon' : 'uncordon'}`, { method: 'POST' });
+  };
   try {
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 30_000);
-    await waitFor(async () => ((await (await fetch(`${cp}/v1/cluster`)).json()) as { nodes: { ready: boolean }[] }).nodes.filter((n) => n.ready).length === ids.length, 30_000);
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${cp}/v1/cluster`)).json()) as { nodes: { ready: boolean }[] }).nodes.filter((n) => n.ready).length ===
+        ids.length,
+      30_000,
+    );
     await cordon(SPARE, true);
     const started = Date.now();
     const phases: Record<string, unknown>[] = [];
@@ -102,7 +128,7 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     const trials: Record<string, unknown>[] = [];
     let observed: number | undefined;
     for (let k = Math.max(1, estimate - 1); k <= FAST.length; k++) {
-      for (const id of ids) await cordon(id, !(FAST.slice(0, k).includes(id)));
+      for (const id of ids) await cordon(id, !FAST.slice(0, k).includes(id));
       await new Promise((r) => setTimeout(r, 1_000));
       const t = await poisson(stack.routerUrl, lambda, 25 * SCALE, 10 + k);
       const meets = t.ttftMean <= SLO_S && t.ok >= 0.98 * t.sent;
@@ -113,7 +139,15 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     for (const id of ids) await cordon(id, false);
     if (observed === undefined) observed = FAST.length + 1; // not even all normal nodes met it
 
-    const nodesRows = pool.nodes.map((n) => ({ node: n.node, capacity_rps: n.capacity ?? NaN, basis: n.capacityBasis, relative: n.relativeCapacity ?? NaN, slow: n.slow, mean_ttft_s: n.observed.meanTtftSeconds, slots_over_slo: n.observed.slotsOverSlo }));
+    const nodesRows = pool.nodes.map((n) => ({
+      node: n.node,
+      capacity_rps: n.capacity ?? NaN,
+      basis: n.capacityBasis,
+      relative: n.relativeCapacity ?? NaN,
+      slow: n.slow,
+      mean_ttft_s: n.observed.meanTtftSeconds,
+      slots_over_slo: n.observed.slotsOverSlo,
+    }));
     printTable('Capacity bench: load phases (client side)', phases);
     printTable('Capacity report: nodes', nodesRows);
     printTable('Ground truth: measured high load on k normal nodes', trials);
@@ -142,8 +176,11 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  benchCapacity().then((r) => process.exit(r.pass ? 0 : 1), (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
+  benchCapacity().then(
+    (r) => process.exit(r.pass ? 0 : 1),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

@@ -26,7 +26,10 @@ const WINDOW_MS = process.env.BENCH_WINDOW_MS ? Number(process.env.BENCH_WINDOW_
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
 const ONLY = process.env.BENCH_ONLY; // substring of a workload name
 
-const WORDS = 'the model serves embeddings for retrieval over scientific papers while a router sends each request to the gpu node that will answer it soonest and keeps interactive traffic fast when the cluster is busy with long batch jobs from many tenants'.split(' ');
+const WORDS =
+  'the model serves embeddings for retrieval over scientific papers while a router sends each request to the gpu node that will answer it soonest and keeps interactive traffic fast when the cluster is busy with long batch jobs from many tenants'.split(
+    ' ',
+  );
 /** Deterministic text of about `tokens` word tokens (+[CLS]/[SEP]), varied so nothing is cached. */
 function text(tokens: number, seed: number): string {
   return Array.from({ length: tokens - 2 }, (_, i) => WORDS[(seed * 7 + i * 13) % WORDS.length]).join(' ');
@@ -37,7 +40,11 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 };
 
-interface Workload { name: string; kind: 'embedding' | 'rerank'; tokens: number }
+interface Workload {
+  name: string;
+  kind: 'embedding' | 'rerank';
+  tokens: number;
+}
 const WORKLOADS: Workload[] = [
   { name: 'embed short (16 tok)', kind: 'embedding', tokens: 16 },
   { name: 'embed medium (128 tok)', kind: 'embedding', tokens: 128 },
@@ -65,17 +72,24 @@ function encodeFor(w: Workload, seed: number, q = tokenizer.content(QUERY)): Enc
 
 /** Raw onnxruntime in this thread, pre-tokenized: best throughput over batch sizes, and one b=1 run. */
 async function raw(w: Workload) {
-  const session = await ort.InferenceSession.create(resolve(ROOT, `models/${modelFor(w)}/model.onnx`), { intraOpNumThreads: THREADS, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(resolve(ROOT, `models/${modelFor(w)}/model.onnx`), {
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
   const output = w.kind === 'embedding' ? 'sentence_embedding' : 'logits';
   const runBatch = async (b: number, seed: number) => {
     const q = w.kind === 'rerank' ? tokenizer.content(QUERY) : [];
     const bi = buildBatchInput(Array.from({ length: b }, (_, i) => encodeFor(w, seed + i, q)));
     const dims = [bi.batch, bi.seq];
-    const r = await session.run({
-      input_ids: new ort.Tensor('int64', new BigInt64Array(bi.inputIds), dims),
-      attention_mask: new ort.Tensor('int64', new BigInt64Array(bi.attentionMask), dims),
-      token_type_ids: new ort.Tensor('int64', new BigInt64Array(bi.tokenTypeIds), dims),
-    }, [output]);
+    const r = await session.run(
+      {
+        input_ids: new ort.Tensor('int64', new BigInt64Array(bi.inputIds), dims),
+        attention_mask: new ort.Tensor('int64', new BigInt64Array(bi.attentionMask), dims),
+        token_type_ids: new ort.Tensor('int64', new BigInt64Array(bi.tokenTypeIds), dims),
+      },
+      [output],
+    );
     r[output]!.dispose();
   };
   // Inputs are prepared outside the timed region, so this is the pure inference ceiling.
@@ -151,17 +165,25 @@ async function load(w: Workload, c: number) {
   const end = performance.now() + SECONDS * 1000;
   let seed = 1000;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: c }, async () => {
-    while (performance.now() < end) {
-      const s = seed++;
-      const t = performance.now();
-      await request(w, s);
-      latencies.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (performance.now() < end) {
+        const s = seed++;
+        const t = performance.now();
+        await request(w, s);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
   const elapsed = (performance.now() - t0) / 1000;
   lag.disable();
-  return { perSec: latencies.length / elapsed, p50Ms: pct(latencies, 50), p99Ms: pct(latencies, 99), lagP99Ms: lag.percentile(99) / 1e6, lagMaxMs: lag.max / 1e6 };
+  return {
+    perSec: latencies.length / elapsed,
+    p50Ms: pct(latencies, 50),
+    p99Ms: pct(latencies, 99),
+    lagP99Ms: lag.percentile(99) / 1e6,
+    lagMaxMs: lag.max / 1e6,
+  };
 }
 
 function request(w: Workload, seed: number): Promise<unknown> {
@@ -182,17 +204,46 @@ try {
 }
 
 const f = (x: number, d = 1) => x.toFixed(d);
-console.log(`\nEmbedding engine benchmark (${SECONDS}s per cell, intra-op threads ${THREADS}, ${workersPerModel} worker(s) per model, window ${cfg.models[0]!.batchWindowMs ?? 1} ms, ${availableParallelism()} cores, ${process.platform} ${process.arch})\n`);
-console.log('| workload | conc | items/s | % raw ort ceiling | % tok+ort ceiling (1 core) | p50 ms | p99 ms | p50 / raw single | p50 / tok+raw single | lag p99 ms | lag max ms |');
+console.log(
+  `\nEmbedding engine benchmark (${SECONDS}s per cell, intra-op threads ${THREADS}, ${workersPerModel} worker(s) per model, window ${cfg.models[0]!.batchWindowMs ?? 1} ms, ${availableParallelism()} cores, ${process.platform} ${process.arch})\n`,
+);
+console.log(
+  '| workload | conc | items/s | % raw ort ceiling | % tok+ort ceiling (1 core) | p50 ms | p99 ms | p50 / raw single | p50 / tok+raw single | lag p99 ms | lag max ms |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-for (const r of results as { workload: string; raw: Awaited<ReturnType<typeof raw>>; rows: ({ concurrency: number } & Awaited<ReturnType<typeof load>>)[] }[]) {
+for (const r of results as {
+  workload: string;
+  raw: Awaited<ReturnType<typeof raw>>;
+  rows: ({ concurrency: number } & Awaited<ReturnType<typeof load>>)[];
+}[]) {
   for (const row of r.rows) {
-    console.log(`| ${r.workload} | ${row.concurrency} | ${f(row.perSec, 0)} | ${f((100 * row.perSec) / r.raw.ceilingPerSec)}% | ${f((100 * row.perSec) / r.raw.pipelinePerSec)}% | ${f(row.p50Ms, 3)} | ${f(row.p99Ms, 2)} | ${f(row.p50Ms / r.raw.singleP50Ms, 2)}x | ${f(row.p50Ms / r.raw.singleWithTokP50Ms, 2)}x | ${f(row.lagP99Ms, 1)} | ${f(row.lagMaxMs, 1)} |`);
+    console.log(
+      `| ${r.workload} | ${row.concurrency} | ${f(row.perSec, 0)} | ${f((100 * row.perSec) / r.raw.ceilingPerSec)}% | ${f((100 * row.perSec) / r.raw.pipelinePerSec)}% | ${f(row.p50Ms, 3)} | ${f(row.p99Ms, 2)} | ${f(row.p50Ms / r.raw.singleP50Ms, 2)}x | ${f(row.p50Ms / r.raw.singleWithTokP50Ms, 2)}x | ${f(row.lagP99Ms, 1)} | ${f(row.lagMaxMs, 1)} |`,
+    );
   }
-  console.log(`| ${r.workload}: raw ort ceiling | batch ${r.raw.bestBatch} | ${f(r.raw.ceilingPerSec, 0)} | 100% | | raw single ${f(r.raw.singleP50Ms, 3)} ms | | | | | |`);
-  console.log(`| ${r.workload}: tokenize + ort ceiling (1 core) | batch ${r.raw.pipelineBestBatch} | ${f(r.raw.pipelinePerSec, 0)} | | 100% | tok+raw single ${f(r.raw.singleWithTokP50Ms, 3)} ms | | | | | |`);
+  console.log(
+    `| ${r.workload}: raw ort ceiling | batch ${r.raw.bestBatch} | ${f(r.raw.ceilingPerSec, 0)} | 100% | | raw single ${f(r.raw.singleP50Ms, 3)} ms | | | | | |`,
+  );
+  console.log(
+    `| ${r.workload}: tokenize + ort ceiling (1 core) | batch ${r.raw.pipelineBestBatch} | ${f(r.raw.pipelinePerSec, 0)} | | 100% | tok+raw single ${f(r.raw.singleWithTokP50Ms, 3)} ms | | | | | |`,
+  );
   console.log(`| ${r.workload}: tokenizer alone (1 core) | | ${f(r.raw.tokenizerPerSec, 0)} | | | | | | | | |`);
 }
 mkdirSync(resolve(ROOT, 'bench-results'), { recursive: true });
-writeFileSync(resolve(ROOT, 'bench-results/embeddings.json'), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, threads: THREADS, workersPerModel, windowMs: cfg.models[0]!.batchWindowMs ?? 1, cores: availableParallelism(), results }, null, 2));
+writeFileSync(
+  resolve(ROOT, 'bench-results/embeddings.json'),
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      seconds: SECONDS,
+      threads: THREADS,
+      workersPerModel,
+      windowMs: cfg.models[0]!.batchWindowMs ?? 1,
+      cores: availableParallelism(),
+      results,
+    },
+    null,
+    2,
+  ),
+);
 console.log('\nwrote bench-results/embeddings.json');

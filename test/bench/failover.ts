@@ -39,7 +39,11 @@ async function failover() {
         while (!stop) {
           const started = performance.now();
           try {
-            const r = await fetch(`${stack.routerUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) });
+            const r = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+            });
             await r.text();
             const now = performance.now();
             if (!r.ok) {
@@ -68,16 +72,32 @@ async function failover() {
     await stack.stop();
   }
   const ms = results.map((r) => r.failoverMs).filter(Number.isFinite);
-  return { trials: results, p50: percentile(ms, 50), p99: percentile(ms, 99), max: Math.max(...ms), errorsTotal: results.reduce((a, r) => a + r.errors, 0) };
+  return {
+    trials: results,
+    p50: percentile(ms, 50),
+    p99: percentile(ms, 99),
+    max: Math.max(...ms),
+    errorsTotal: results.reduce((a, r) => a + r.errors, 0),
+  };
 }
 
 function translation() {
-  const sse = ['messages-stream-text.claude-sonnet-4-5.sse', 'messages-stream-server-tool-search-then-tool-use.sse'].map((f) => readFileSync(join(REPO_ROOT, 'test/fixtures/anthropic', f), 'utf8'));
-  const payloads = sse.flatMap((s) => s.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)));
+  const sse = ['messages-stream-text.claude-sonnet-4-5.sse', 'messages-stream-server-tool-search-then-tool-use.sse'].map((f) =>
+    readFileSync(join(REPO_ROOT, 'test/fixtures/anthropic', f), 'utf8'),
+  );
+  const payloads = sse.flatMap((s) =>
+    s
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => l.slice(6)),
+  );
   const rounds = 20_000;
   let chunks = 0;
   // Warm up, then time: parse the event, translate it, and the chunk strings it yields.
-  for (let i = 0; i < 2_000; i++) { const t = new AnthropicStreamTranslator('m'); for (const p of payloads) t.push(JSON.parse(p) as Record<string, unknown>); }
+  for (let i = 0; i < 2_000; i++) {
+    const t = new AnthropicStreamTranslator('m');
+    for (const p of payloads) t.push(JSON.parse(p) as Record<string, unknown>);
+  }
   const start = process.hrtime.bigint();
   for (let i = 0; i < rounds; i++) {
     const t = new AnthropicStreamTranslator('m');
@@ -85,20 +105,43 @@ function translation() {
   }
   const ns = Number(process.hrtime.bigint() - start);
   // Baseline: what relaying an OpenAI chunk costs the router anyway (one JSON.parse per chunk).
-  const openai = readFileSync(join(REPO_ROOT, 'test/fixtures/openai/chat-stream-tool-call-include-usage.gpt-4o-mini.sse'), 'utf8').split('\n').filter((l) => l.startsWith('data: {')).map((l) => l.slice(6));
+  const openai = readFileSync(join(REPO_ROOT, 'test/fixtures/openai/chat-stream-tool-call-include-usage.gpt-4o-mini.sse'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('data: {'))
+    .map((l) => l.slice(6));
   const s2 = process.hrtime.bigint();
   let n2 = 0;
-  for (let i = 0; i < rounds; i++) for (const p of openai) { JSON.parse(p); n2++; }
+  for (let i = 0; i < rounds; i++)
+    for (const p of openai) {
+      JSON.parse(p);
+      n2++;
+    }
   const ns2 = Number(process.hrtime.bigint() - s2);
-  return { eventsPerRound: payloads.length, chunksOut: chunks / rounds, usPerEvent: ns / (rounds * payloads.length) / 1000, usPerChunkOut: ns / chunks / 1000, openaiRelayUsPerChunk: ns2 / n2 / 1000 };
+  return {
+    eventsPerRound: payloads.length,
+    chunksOut: chunks / rounds,
+    usPerEvent: ns / (rounds * payloads.length) / 1000,
+    usPerChunkOut: ns / chunks / 1000,
+    openaiRelayUsPerChunk: ns2 / n2 / 1000,
+  };
 }
 
 const tr = translation();
 const fo = await failover();
 printTable('Failover: last GPU node SIGKILLed -> first answer from the OpenAI-compatible fallback', [
-  { trials: fo.trials.length, p50_ms: fo.p50.toFixed(0), p99_ms: fo.p99.toFixed(0), max_ms: fo.max.toFixed(0), client_errors_during_failover: fo.errorsTotal },
+  {
+    trials: fo.trials.length,
+    p50_ms: fo.p50.toFixed(0),
+    p99_ms: fo.p99.toFixed(0),
+    max_ms: fo.max.toFixed(0),
+    client_errors_during_failover: fo.errorsTotal,
+  },
 ]);
 printTable('Anthropic translation (in process, captured events)', [
-  { us_per_event_in: tr.usPerEvent.toFixed(2), us_per_chunk_out: tr.usPerChunkOut.toFixed(2), openai_relay_parse_us_per_chunk: tr.openaiRelayUsPerChunk.toFixed(2) },
+  {
+    us_per_event_in: tr.usPerEvent.toFixed(2),
+    us_per_chunk_out: tr.usPerChunkOut.toFixed(2),
+    openai_relay_parse_us_per_chunk: tr.openaiRelayUsPerChunk.toFixed(2),
+  },
 ]);
 writeResults('failover', { failover: fo, translation: tr });

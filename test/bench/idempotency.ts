@@ -20,7 +20,12 @@ async function measure(stack: Stack, store: string) {
     const res = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: key ? `question ${key}` : `question ${randomUUID()}` }], max_tokens: 16, stream }),
+      body: JSON.stringify({
+        model: DEFAULT_MODEL,
+        messages: [{ role: 'user', content: key ? `question ${key}` : `question ${randomUUID()}` }],
+        max_tokens: 16,
+        stream,
+      }),
     });
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`status ${res.status}`);
@@ -40,7 +45,12 @@ async function measure(stack: Stack, store: string) {
   await sequential((i) => ask(streamKeys[i], true));
   const resume = await sequential((i) => ask(streamKeys[i], true, 8));
   const row = (kind: string, xs: number[]) => ({ store, kind, n: xs.length, p50_ms: percentile(xs, 50), p99_ms: percentile(xs, 99) });
-  return [row('no key (engine, 16 tokens)', plain), row('new key (claim + engine + store)', first), row('repeat: stored answer', replay), row('stream repeat, Last-Event-ID 8', resume)];
+  return [
+    row('no key (engine, 16 tokens)', plain),
+    row('new key (claim + engine + store)', first),
+    row('repeat: stored answer', replay),
+    row('stream repeat, Last-Event-ID 8', resume),
+  ];
 }
 
 const redis = await startRedis();
@@ -54,7 +64,10 @@ try {
       router: store === 'redis' ? { auth: { redisUrl: redis.url } } : {},
     });
     try {
-      await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1, 30_000);
+      await waitFor(
+        async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1,
+        30_000,
+      );
       rows.push(...(await measure(stack, store)));
     } finally {
       await stack.stop();
@@ -64,4 +77,7 @@ try {
   await redis.stop();
 }
 printTable('Idempotency keys: request latency through the router (non-streaming unless noted, max_tokens 16)', rows);
-writeResults('idempotency', { rows, note: 'sequential requests; "new key" pays one claim and one store write on top of the generation; a repeat never reaches the engine; Redis on loopback' });
+writeResults('idempotency', {
+  rows,
+  note: 'sequential requests; "new key" pays one claim and one store write on top of the generation; a repeat never reaches the engine; Redis on loopback',
+});

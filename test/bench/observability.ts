@@ -14,8 +14,14 @@ const SIM_ARGS = ['--speed', '20', '--prefill-ms-per-token', '0'];
 async function run(mode: 'off' | 'on') {
   const receiver = mode === 'on' ? await startReceiver() : undefined;
   const stack = await startStack({
-    sims: [{ id: 'sim-a', args: SIM_ARGS }, { id: 'sim-b', args: SIM_ARGS }],
-    agents: [{ id: 'gpu-a', sim: 'sim-a' }, { id: 'gpu-b', sim: 'sim-b' }],
+    sims: [
+      { id: 'sim-a', args: SIM_ARGS },
+      { id: 'sim-b', args: SIM_ARGS },
+    ],
+    agents: [
+      { id: 'gpu-a', sim: 'sim-a' },
+      { id: 'gpu-b', sim: 'sim-b' },
+    ],
     logLevel: 'info',
     maxLogLines: 100,
     config: receiver ? { telemetry: { otlpEndpoint: receiver.url } } : undefined,
@@ -27,7 +33,12 @@ async function run(mode: 'off' | 'on') {
       const r = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 16, stream }),
+        body: JSON.stringify({
+          model: DEFAULT_MODEL,
+          messages: [{ role: 'user', content: 'Say something short.' }],
+          max_tokens: 16,
+          stream,
+        }),
       });
       if (!stream) {
         await r.text();
@@ -38,18 +49,22 @@ async function run(mode: 'off' | 'on') {
       const first = await reader.read();
       const ttft = performance.now() - started;
       if (first.done) throw new Error('empty stream');
-      while (!(await reader.read()).done) { /* drain */ }
+      while (!(await reader.read()).done) {
+        /* drain */
+      }
       return ttft;
     };
     const loop = async (n: number, stream: boolean) => {
       const out: number[] = [];
       let next = 0;
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        while (next < n) {
-          next++;
-          out.push(await one(stream));
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < n) {
+            next++;
+            out.push(await one(stream));
+          }
+        }),
+      );
       return out;
     };
     await loop(100, false); // warm-up

@@ -9,10 +9,20 @@ import { percentile, printTable, writeResults } from './report.ts';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const MAX_TOKENS = 8;
 
-async function runCell(base: string, concurrency: number, stream: boolean): Promise<{ rps: number; p50: number; p99: number; errors: number; n: number }> {
+async function runCell(
+  base: string,
+  concurrency: number,
+  stream: boolean,
+): Promise<{ rps: number; p50: number; p99: number; errors: number; n: number }> {
   const url = new URL(base);
   const pool = new Pool(url.origin, { connections: concurrency, pipelining: 1 });
-  const body = JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'benchmark prompt of a few words' }], max_tokens: MAX_TOKENS, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+  const body = JSON.stringify({
+    model: DEFAULT_MODEL,
+    messages: [{ role: 'user', content: 'benchmark prompt of a few words' }],
+    max_tokens: MAX_TOKENS,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  });
   const latencies: number[] = [];
   let errors = 0;
   const samples: string[] = [];
@@ -22,7 +32,12 @@ async function runCell(base: string, concurrency: number, stream: boolean): Prom
     while (performance.now() < until) {
       const t0 = performance.now();
       try {
-        const res = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const res = await pool.request({
+          path: '/v1/chat/completions',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         const text = await res.body.text();
         if (res.statusCode !== 200 || (stream && !text.includes('[DONE]'))) {
           errors += 1;
@@ -44,8 +59,24 @@ async function runCell(base: string, concurrency: number, stream: boolean): Prom
 }
 
 export async function benchRouting(): Promise<Record<string, unknown>[]> {
-  const simArgs = ['--decode-step-ms', '0.2', '--decode-step-ms-per-seq', '0', '--prefill-ms-per-token', '0', '--max-num-seqs', '256', '--kv-cache-tokens', '1000000'];
-  const stack = await startStack({ sims: [{ id: 'sim', args: simArgs }], agents: [{ id: 'gpu', sim: 'sim' }], withControlPlane: false, logLevel: 'error' });
+  const simArgs = [
+    '--decode-step-ms',
+    '0.2',
+    '--decode-step-ms-per-seq',
+    '0',
+    '--prefill-ms-per-token',
+    '0',
+    '--max-num-seqs',
+    '256',
+    '--kv-cache-tokens',
+    '1000000',
+  ];
+  const stack = await startStack({
+    sims: [{ id: 'sim', args: simArgs }],
+    agents: [{ id: 'gpu', sim: 'sim' }],
+    withControlPlane: false,
+    logLevel: 'error',
+  });
   const rows: Record<string, unknown>[] = [];
   try {
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);

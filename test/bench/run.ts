@@ -3,7 +3,20 @@
 import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from '../../cli/spawn-service.ts';
 
-const benches = ['test/bench/shadow.ts', 'test/bench/idempotency.ts', 'test/bench/routing.ts', 'test/bench/agent.ts', 'test/bench/embeddings.ts', 'test/bench/scheduling.ts', 'test/bench/capacity.ts', 'test/bench/failover.ts', 'test/bench/observability.ts', 'test/bench/cache.ts', 'test/bench/batch.ts', 'test/bench/startup.ts'];
+const benches = [
+  'test/bench/shadow.ts',
+  'test/bench/idempotency.ts',
+  'test/bench/routing.ts',
+  'test/bench/agent.ts',
+  'test/bench/embeddings.ts',
+  'test/bench/scheduling.ts',
+  'test/bench/capacity.ts',
+  'test/bench/failover.ts',
+  'test/bench/observability.ts',
+  'test/bench/cache.ts',
+  'test/bench/batch.ts',
+  'test/bench/startup.ts',
+];
 const only = process.argv.slice(2);
 let failed = 0;
 for (const file of benches.filter((b) => only.length === 0 || only.some((o) => b.includes(o)))) {

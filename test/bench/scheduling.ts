@@ -33,14 +33,30 @@ const LOAD_ONLY: ProfileConfig = { ...DEFAULT_PROFILE, scorers: { ...DEFAULT_PRO
 
 const median = (xs: number[]) => percentile(xs, 50);
 
-interface Summary { ttftP50: number; ttftP90: number; ttftP99: number; e2eP99: number; throughput: number; goodput: number; sloPct: number; decisionP50Us: number; decisionP99Us: number }
+interface Summary {
+  ttftP50: number;
+  ttftP90: number;
+  ttftP99: number;
+  e2eP99: number;
+  throughput: number;
+  goodput: number;
+  sloPct: number;
+  decisionP50Us: number;
+  decisionP99Us: number;
+}
 
 function summarise(results: SimResult[], reqs: SimRequest[], decisionUs: number[]): Summary {
   const done = results.filter((r) => r.e2eMs !== undefined);
   const ttft = done.map((r) => r.ttftMs!);
   const span = Math.max(...done.map((r) => r.req.at + r.e2eMs!)) - reqs[0]!.at;
   return {
-    ttftP50: percentile(ttft, 50), ttftP90: percentile(ttft, 90), ttftP99: percentile(ttft, 99), e2eP99: percentile(done.map((r) => r.e2eMs!), 99),
+    ttftP50: percentile(ttft, 50),
+    ttftP90: percentile(ttft, 90),
+    ttftP99: percentile(ttft, 99),
+    e2eP99: percentile(
+      done.map((r) => r.e2eMs!),
+      99,
+    ),
     throughput: (done.length / span) * 1000,
     // Requests meeting the TTFT SLO per second from the first arrival to the last completion.
     goodput: (done.filter((r) => r.ttftMs! <= TTFT_SLO_MS).length / span) * 1000,
@@ -61,8 +77,8 @@ function run(reqs: SimRequest[], policy: ProfileConfig, nodes: number, seed: num
   return summarise(results, reqs, decisionUs);
 }
 function rngFor(seed: number): () => number {
-  let a = seed * 2654435761 >>> 0;
-  return () => ((a = (a * 1664525 + 1013904223) >>> 0) / 4294967296);
+  let a = (seed * 2654435761) >>> 0;
+  return () => (a = (a * 1664525 + 1013904223) >>> 0) / 4294967296;
 }
 
 const t0 = performance.now();
@@ -78,7 +94,7 @@ function busyThroughput(results: SimResult[]): number {
   return (results.filter((r) => r.e2eMs !== undefined && r.req.at + r.e2eMs <= until).length / until) * 1000;
 }
 const capacity = (nodes: number) => {
-  const reqs = traceWorkload(rows, N * nodes / 4, 1_000 * nodes);
+  const reqs = traceWorkload(rows, (N * nodes) / 4, 1_000 * nodes);
   const { results } = simulate(reqs, { speeds: speeds(nodes), profile: buildProfile(POLICIES['least-predicted-wait']!, 2_000) });
   return busyThroughput(results);
 };
@@ -96,7 +112,17 @@ for (const wl of section('policies') ? ['azure-trace', 'poisson'] : []) {
         return run(reqs, policy, 4, seed);
       });
       const m = medianSummary(ss);
-      policyRows.push({ workload: wl, load: `${load * 100}%`, policy: name, ttft_p50_ms: m.ttftP50, ttft_p99_ms: m.ttftP99, e2e_p99_ms: m.e2eP99, throughput_rps: m.throughput, goodput_rps: m.goodput, slo_pct: m.sloPct });
+      policyRows.push({
+        workload: wl,
+        load: `${load * 100}%`,
+        policy: name,
+        ttft_p50_ms: m.ttftP50,
+        ttft_p99_ms: m.ttftP99,
+        e2e_p99_ms: m.e2eP99,
+        throughput_rps: m.throughput,
+        goodput_rps: m.goodput,
+        slo_pct: m.sloPct,
+      });
     }
   }
 }
@@ -106,23 +132,45 @@ printTable(`Policies, 4 nodes, ${N} requests per run, TTFT SLO ${TTFT_SLO_MS} ms
 const spCapReqs = sharedPrefixWorkload(N, 1_000);
 const spCap = busyThroughput(simulate(spCapReqs, { speeds: SPEEDS4, profile: buildProfile(LOAD_ONLY, 2_000) }).results);
 const prefixRows: Record<string, unknown>[] = [];
-for (const [name, policy] of section('prefix') ? [['load-only', LOAD_ONLY], ['with-affinity', DEFAULT_PROFILE], ['round-robin', POLICIES['round-robin']!]] as const : []) {
+for (const [name, policy] of section('prefix')
+  ? ([
+      ['load-only', LOAD_ONLY],
+      ['with-affinity', DEFAULT_PROFILE],
+      ['round-robin', POLICIES['round-robin']!],
+    ] as const)
+  : []) {
   const m = medianSummary(SEEDS.map((seed) => run(sharedPrefixWorkload(N, spCap * 0.8, 100, 4_096, 64, 64, seed), policy, 4, seed)));
-  prefixRows.push({ policy: name, rate_rps: spCap * 0.8, ttft_p50_ms: m.ttftP50, ttft_p90_ms: m.ttftP90, throughput_rps: m.throughput, goodput_rps: m.goodput });
+  prefixRows.push({
+    policy: name,
+    rate_rps: spCap * 0.8,
+    ttft_p50_ms: m.ttftP50,
+    ttft_p90_ms: m.ttftP90,
+    throughput_rps: m.throughput,
+    goodput_rps: m.goodput,
+  });
 }
-if (section('prefix')) printTable(`Shared prefix (100 groups x 4096-token prefix), 4 nodes, 80% of load-only capacity ${spCap.toFixed(1)} req/s`, prefixRows);
+if (section('prefix'))
+  printTable(`Shared prefix (100 groups x 4096-token prefix), 4 nodes, 80% of load-only capacity ${spCap.toFixed(1)} req/s`, prefixRows);
 
 // 4. Overload: 2x capacity, 20% critical / 50% standard / 30% sheddable, full profile + admission.
-const laneOf = (r: () => number): Lane => { const x = r(); return x < 0.2 ? 'critical' : x < 0.7 ? 'standard' : 'sheddable'; };
-const overloadRows: Record<string, unknown>[] = [];
-const perLane: Record<Lane, { offered: number[]; slo: number[]; refused: number[]; served: number[]; p99: number[]; refusalUs: number[] }> = {
-  critical: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
-  standard: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
-  sheddable: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
+const laneOf = (r: () => number): Lane => {
+  const x = r();
+  return x < 0.2 ? 'critical' : x < 0.7 ? 'standard' : 'sheddable';
 };
+const overloadRows: Record<string, unknown>[] = [];
+const perLane: Record<Lane, { offered: number[]; slo: number[]; refused: number[]; served: number[]; p99: number[]; refusalUs: number[] }> =
+  {
+    critical: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
+    standard: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
+    sheddable: { offered: [], slo: [], refused: [], served: [], p99: [], refusalUs: [] },
+  };
 for (const seed of section('overload') ? SEEDS : []) {
   const reqs = traceWorkload(rows, N, cap4 * 2, (seed - 1) * 5_000, laneOf, seed);
-  const { results } = simulate(reqs, { speeds: SPEEDS4, profile: buildProfile(DEFAULT_PROFILE, 2_000, rngFor(seed)), admission: DEFAULT_ADMISSION });
+  const { results } = simulate(reqs, {
+    speeds: SPEEDS4,
+    profile: buildProfile(DEFAULT_PROFILE, 2_000, rngFor(seed)),
+    admission: DEFAULT_ADMISSION,
+  });
   for (const lane of ['critical', 'standard', 'sheddable'] as Lane[]) {
     const rs = results.filter((r) => r.req.lane === lane);
     const served = rs.filter((r) => r.ttftMs !== undefined);
@@ -130,33 +178,57 @@ for (const seed of section('overload') ? SEEDS : []) {
     perLane[lane].served.push(served.length);
     perLane[lane].refused.push(rs.filter((r) => r.refused).length);
     perLane[lane].slo.push((100 * served.filter((r) => r.ttftMs! <= TTFT_SLO_MS).length) / Math.max(1, served.length));
-    perLane[lane].p99.push(percentile(served.map((r) => r.ttftMs!), 99));
+    perLane[lane].p99.push(
+      percentile(
+        served.map((r) => r.ttftMs!),
+        99,
+      ),
+    );
     perLane[lane].refusalUs.push(...rs.filter((r) => r.refused && Number.isFinite(r.refused.refusalUs)).map((r) => r.refused!.refusalUs));
   }
 }
-for (const lane of section('overload') ? ['critical', 'standard', 'sheddable'] as Lane[] : []) {
+for (const lane of section('overload') ? (['critical', 'standard', 'sheddable'] as Lane[]) : []) {
   const p = perLane[lane];
   overloadRows.push({
-    lane, offered: median(p.offered), served: median(p.served), refused: median(p.refused),
-    served_slo_pct: median(p.slo), ttft_p99_ms: median(p.p99),
-    refusal_p50_us: p.refusalUs.length ? percentile(p.refusalUs, 50) : 0, refusal_p99_us: p.refusalUs.length ? percentile(p.refusalUs, 99) : 0,
+    lane,
+    offered: median(p.offered),
+    served: median(p.served),
+    refused: median(p.refused),
+    served_slo_pct: median(p.slo),
+    ttft_p99_ms: median(p.p99),
+    refusal_p50_us: p.refusalUs.length ? percentile(p.refusalUs, 50) : 0,
+    refusal_p99_us: p.refusalUs.length ? percentile(p.refusalUs, 99) : 0,
   });
 }
-if (section('overload')) printTable(`Overload at 2x capacity (${(cap4 * 2).toFixed(1)} req/s), lanes 20/50/30, full profile + admission (median of 3)`, overloadRows);
+if (section('overload'))
+  printTable(
+    `Overload at 2x capacity (${(cap4 * 2).toFixed(1)} req/s), lanes 20/50/30, full profile + admission (median of 3)`,
+    overloadRows,
+  );
 
 // 5. Scale: 16, 64, 256 nodes at 80% and 100% of capacity; scheduler decision time.
 const scaleRows: Record<string, unknown>[] = [];
 for (const nodes of !section('scale') ? [] : QUICK ? [16, 64] : [16, 64, 256]) {
-  const cap = cap4 * nodes / 4;
+  const cap = (cap4 * nodes) / 4;
   for (const load of [0.8, 1.0]) {
     for (const [name, policy] of Object.entries(POLICIES)) {
-      const count = Math.round(N * nodes / 8);
+      const count = Math.round((N * nodes) / 8);
       const m = run(traceWorkload(rows, Math.min(count, rows.length), cap * load, 0), policy, nodes, 1);
-      scaleRows.push({ nodes, load: `${load * 100}%`, policy: name, ttft_p50_ms: m.ttftP50, ttft_p99_ms: m.ttftP99, goodput_rps: m.goodput, decision_p50_us: m.decisionP50Us, decision_p99_us: m.decisionP99Us });
+      scaleRows.push({
+        nodes,
+        load: `${load * 100}%`,
+        policy: name,
+        ttft_p50_ms: m.ttftP50,
+        ttft_p99_ms: m.ttftP99,
+        goodput_rps: m.goodput,
+        decision_p50_us: m.decisionP50Us,
+        decision_p99_us: m.decisionP99Us,
+      });
     }
   }
 }
-if (section('scale')) printTable('Virtual-time scale-out (one trace window each), decision time is the scheduler\'s own wall-clock cost', scaleRows);
+if (section('scale'))
+  printTable("Virtual-time scale-out (one trace window each), decision time is the scheduler's own wall-clock cost", scaleRows);
 
 // 6. Live loopback vs virtual time, 4 nodes: the same requests through real processes and
 // through the simulator. The live router takes its profile from config, which knows no
@@ -164,7 +236,10 @@ if (section('scale')) printTable('Virtual-time scale-out (one trace window each)
 const LIVE_POLICIES: Record<string, ProfileConfig> = {
   'round-robin': POLICIES['round-robin']!,
   'least-outstanding': POLICIES['least-outstanding']!,
-  'full-profile': { ...DEFAULT_PROFILE, scorers: Object.fromEntries(Object.entries(DEFAULT_PROFILE.scorers).filter(([k]) => k !== 'free-slots')) },
+  'full-profile': {
+    ...DEFAULT_PROFILE,
+    scorers: Object.fromEntries(Object.entries(DEFAULT_PROFILE.scorers).filter(([k]) => k !== 'free-slots')),
+  },
 };
 const LIVE_N = Number(process.env.BENCH_LIVE_N ?? 120);
 const LIVE_RATE = Number(process.env.BENCH_LIVE_RATE ?? 9);
@@ -174,30 +249,53 @@ if (section('live') && process.env.BENCH_LIVE !== '0') {
     const stack = await startLiveStack(policy);
     try {
       await new Promise((r) => setTimeout(r, 3_000)); // statuses from every node
-      const live = [], virt = [];
+      const live = [],
+        virt = [];
       for (const seed of SEEDS) {
         const reqs = liveWorkload(rows, LIVE_N, LIVE_RATE, seed);
         virt.push(virtualTwin(reqs, policy, TTFT_SLO_MS, seed));
         live.push(await replay(stack, reqs, TTFT_SLO_MS));
         await new Promise((r) => setTimeout(r, 1_000));
       }
-      const m = (xs: { goodput: number; ttftP50: number; ttftP99: number }[], k: 'goodput' | 'ttftP50' | 'ttftP99') => median(xs.map((x) => x[k]));
+      const m = (xs: { goodput: number; ttftP50: number; ttftP99: number }[], k: 'goodput' | 'ttftP50' | 'ttftP99') =>
+        median(xs.map((x) => x[k]));
       liveRows.push({
-        policy: name, rate_rps: LIVE_RATE,
-        live_goodput: m(live, 'goodput'), virtual_goodput: m(virt, 'goodput'),
+        policy: name,
+        rate_rps: LIVE_RATE,
+        live_goodput: m(live, 'goodput'),
+        virtual_goodput: m(virt, 'goodput'),
         goodput_diff_pct: (100 * (m(live, 'goodput') - m(virt, 'goodput'))) / m(virt, 'goodput'),
-        live_ttft_p50_ms: m(live, 'ttftP50'), virtual_ttft_p50_ms: m(virt, 'ttftP50'),
-        live_ttft_p99_ms: m(live, 'ttftP99'), virtual_ttft_p99_ms: m(virt, 'ttftP99'),
+        live_ttft_p50_ms: m(live, 'ttftP50'),
+        virtual_ttft_p50_ms: m(virt, 'ttftP50'),
+        live_ttft_p99_ms: m(live, 'ttftP99'),
+        virtual_ttft_p99_ms: m(virt, 'ttftP99'),
       });
     } finally {
       await stack.stop();
     }
   }
-  const rank = (k: string) => [...liveRows].sort((a, b) => (b[k] as number) - (a[k] as number)).map((r) => r.policy).join(' > ');
-  printTable(`Live loopback vs virtual time, 4 nodes (speeds 1, 1, 0.6, 0.3; 8 seqs, 30 + 1/seq ms steps), ${LIVE_N} requests at ${LIVE_RATE} req/s, median of 3`, liveRows);
+  const rank = (k: string) =>
+    [...liveRows]
+      .sort((a, b) => (b[k] as number) - (a[k] as number))
+      .map((r) => r.policy)
+      .join(' > ');
+  printTable(
+    `Live loopback vs virtual time, 4 nodes (speeds 1, 1, 0.6, 0.3; 8 seqs, 30 + 1/seq ms steps), ${LIVE_N} requests at ${LIVE_RATE} req/s, median of 3`,
+    liveRows,
+  );
   console.log(`goodput ranking: live ${rank('live_goodput')}; virtual ${rank('virtual_goodput')}`);
 }
 
 const seconds = (performance.now() - t0) / 1000;
 console.log(`\nscheduling bench: ${seconds.toFixed(1)} s`);
-writeResults('scheduling', { ttftSloMs: TTFT_SLO_MS, capacity4: cap4, sharedPrefixCapacity: spCap, policies: policyRows, sharedPrefix: prefixRows, overload: overloadRows, scale: scaleRows, live: liveRows, seconds });
+writeResults('scheduling', {
+  ttftSloMs: TTFT_SLO_MS,
+  capacity4: cap4,
+  sharedPrefixCapacity: spCap,
+  policies: policyRows,
+  sharedPrefix: prefixRows,
+  overload: overloadRows,
+  scale: scaleRows,
+  live: liveRows,
+  seconds,
+});

@@ -17,7 +17,12 @@ const IDLE_MS = 3_000;
 const baselineNode = process.env.ICP_BASELINE_NODE ?? '/usr/bin/node';
 const version = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
 
-interface Variant { name: string; node: string; argv: string[]; freshTmp?: boolean }
+interface Variant {
+  name: string;
+  node: string;
+  argv: string[];
+  freshTmp?: boolean;
+}
 const variants: Variant[] = [
   { name: `tsx on ${version(baselineNode)}`, node: baselineNode, argv: ['--import', 'tsx', 'cli/main.ts'] },
   // A new Kubernetes pod: /tmp is an empty emptyDir, so tsx's transform cache starts cold.
@@ -44,21 +49,39 @@ async function untilReady(url: string, child: ChildProcess, limitMs = 120_000): 
     if (child.exitCode !== null) throw new Error(`exited ${child.exitCode} before ready`);
     try {
       if ((await fetch(url)).status === 200) return performance.now() - t0;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`${url} not ready within ${limitMs} ms`);
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(REPO_ROOT, 'dist/cli/main.js'))) execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  if (!existsSync(join(REPO_ROOT, 'dist/cli/main.js')))
+    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: REPO_ROOT,
+      stdio: 'inherit',
+    });
   const dir = mkdtempSync(join(tmpdir(), 'icp-startup-'));
   const [cp, sim] = await Promise.all([freePort(), freePort()]);
-  const base = { controlPlaneUrl: `http://127.0.0.1:${cp}`, controlPlane: { listen: { port: cp }, capacity: { enabled: false }, shadow: { store: { path: join(dir, 'shadow') } } } };
+  const base = {
+    controlPlaneUrl: `http://127.0.0.1:${cp}`,
+    controlPlane: { listen: { port: cp }, capacity: { enabled: false }, shadow: { store: { path: join(dir, 'shadow') } } },
+  };
   const baseFile = join(dir, 'base.yaml');
   writeFileSync(baseFile, stringify(base));
-  const engine = await spawnService({ name: 'sim', entry: 'test/sim/vllm/main.ts', args: ['--port', String(sim), '--model', 'sim-startup'] });
-  const plane = await spawnService({ name: 'control-plane', entry: 'cli/main.ts', args: ['control-plane', '--config', baseFile], compiled: true });
+  const engine = await spawnService({
+    name: 'sim',
+    entry: 'test/sim/vllm/main.ts',
+    args: ['--port', String(sim), '--model', 'sim-startup'],
+  });
+  const plane = await spawnService({
+    name: 'control-plane',
+    entry: 'cli/main.ts',
+    args: ['control-plane', '--config', baseFile],
+    compiled: true,
+  });
   const samples = new Map<string, { readyMs: number[]; rssMiB: number[] }>();
   try {
     for (let run = 0; run < RUNS; run++) {
@@ -68,13 +91,20 @@ async function main(): Promise<void> {
           const [port, http] = await Promise.all([freePort(), freePort()]);
           const file = join(dir, `${service}-${run}.yaml`);
           const id = `bench-${run}-${variants.indexOf(v)}`;
-          writeFileSync(file, stringify({
-            ...base,
-            router: { listen: { port } },
-            agents: [{ id, listen: { port }, httpListen: { host: '127.0.0.1', port: http }, engine: { url: `http://127.0.0.1:${sim}` } }],
-          }));
+          writeFileSync(
+            file,
+            stringify({
+              ...base,
+              router: { listen: { port } },
+              agents: [{ id, listen: { port }, httpListen: { host: '127.0.0.1', port: http }, engine: { url: `http://127.0.0.1:${sim}` } }],
+            }),
+          );
           const args = service === 'router' ? ['router', '--config', file] : ['node-agent', '--id', id, '--config', file];
-          const child = spawn(v.node, [...v.argv, ...args], { cwd: REPO_ROOT, stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn', ...(tmp ? { TMPDIR: tmp } : {}) } });
+          const child = spawn(v.node, [...v.argv, ...args], {
+            cwd: REPO_ROOT,
+            stdio: 'ignore',
+            env: { ...process.env, LOG_LEVEL: 'warn', ...(tmp ? { TMPDIR: tmp } : {}) },
+          });
           try {
             const readyMs = await untilReady(`http://127.0.0.1:${service === 'router' ? port : http}/readyz`, child);
             await new Promise((r) => setTimeout(r, IDLE_MS));
@@ -98,12 +128,21 @@ async function main(): Promise<void> {
   const rows = [...samples].map(([key, s]) => {
     const [service, variant] = key.split('|');
     return {
-      service, variant, runs: s.readyMs.length,
-      ready_p50_ms: Math.round(percentile(s.readyMs, 50)), ready_min_ms: Math.round(Math.min(...s.readyMs)), ready_max_ms: Math.round(Math.max(...s.readyMs)),
-      idle_rss_p50_mib: Math.round(percentile(s.rssMiB, 50)), rss_min_mib: Math.round(Math.min(...s.rssMiB)), rss_max_mib: Math.round(Math.max(...s.rssMiB)),
+      service,
+      variant,
+      runs: s.readyMs.length,
+      ready_p50_ms: Math.round(percentile(s.readyMs, 50)),
+      ready_min_ms: Math.round(Math.min(...s.readyMs)),
+      ready_max_ms: Math.round(Math.max(...s.readyMs)),
+      idle_rss_p50_mib: Math.round(percentile(s.rssMiB, 50)),
+      rss_min_mib: Math.round(Math.min(...s.rssMiB)),
+      rss_max_mib: Math.round(Math.max(...s.rssMiB)),
     };
   });
-  printTable(`cold start to /readyz and idle RSS (${IDLE_MS / 1000} s after ready, process + children), ${RUNS} runs each, alternating`, rows);
+  printTable(
+    `cold start to /readyz and idle RSS (${IDLE_MS / 1000} s after ready, process + children), ${RUNS} runs each, alternating`,
+    rows,
+  );
   writeResults('startup', { runs: RUNS, idleMs: IDLE_MS, rows });
 }
 

@@ -48,15 +48,19 @@ export async function engineCompleted(stack: Stack): Promise<number> {
 
 /** Waits until the router lists `model` on /v1/models and serves one request of it. */
 export async function waitServing(routerUrl: string, model: string, timeoutMs = 30_000, apiKey?: string): Promise<void> {
-  await waitFor(async () => {
-    const res = await fetch(`${routerUrl}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
-      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'ready?' }], max_tokens: 1 }),
-    });
-    await res.arrayBuffer();
-    return res.ok;
-  }, timeoutMs, 200);
+  await waitFor(
+    async () => {
+      const res = await fetch(`${routerUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'ready?' }], max_tokens: 1 }),
+      });
+      await res.arrayBuffer();
+      return res.ok;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 /** Phase lengths: short keeps CI within minutes, long is the soak run by hand. */
@@ -99,11 +103,16 @@ export async function runPhaseRecords(p: PhaseSpec): Promise<{ result: ScenarioR
   // However long clearing took (an agent restart), the load runs afterMs past the fault's end.
   await sleep(afterMs);
   const records = await load.stop();
-  console.error(`  phase ${p.name}: fault ${faultEndedAt - faultAt} ms, ${records.length} requests, done ${Date.now() - faultEndedAt} ms after the fault`);
+  console.error(
+    `  phase ${p.name}: fault ${faultEndedAt - faultAt} ms, ${records.length} requests, done ${Date.now() - faultEndedAt} ms after the fault`,
+  );
   let engineGenerations: number | undefined;
   if (p.stack) engineGenerations = (await engineCompleted(p.stack)) - before - (p.extraGenerations?.() ?? 0);
   const r = summarise(p.name, records, faultEndedAt, { engineGenerations });
-  const result = { ...r, extra: { ...r.extra, faultMs: faultEndedAt - faultAt, ...(engineGenerations !== undefined ? { engineGenerations } : {}) } };
+  const result = {
+    ...r,
+    extra: { ...r.extra, faultMs: faultEndedAt - faultAt, ...(engineGenerations !== undefined ? { engineGenerations } : {}) },
+  };
   return { result, records, faultEndedAt };
 }
 

@@ -70,7 +70,11 @@ function isRefused(err: unknown): boolean {
   return false;
 }
 
-interface StreamTrace { sawDone: boolean; tail: string; backend: string | null }
+interface StreamTrace {
+  sawDone: boolean;
+  tail: string;
+  backend: string | null;
+}
 
 /** The load balancer and the [DONE] witness, as the SDK's fetch. */
 function lbFetch(targets: () => string[], traces: Map<string, StreamTrace>, deadlines: Map<string, number>): typeof fetch {
@@ -83,7 +87,7 @@ function lbFetch(targets: () => string[], traces: Map<string, StreamTrace>, dead
     for (;;) {
       const list = targets();
       for (let i = 0; i < list.length; i++) {
-        const base = new URL(list[(next++) % list.length]!);
+        const base = new URL(list[next++ % list.length]!);
         url.protocol = base.protocol;
         url.host = base.host;
         try {
@@ -93,13 +97,15 @@ function lbFetch(targets: () => string[], traces: Map<string, StreamTrace>, dead
           const trace: StreamTrace = { sawDone: false, tail: '', backend: res.headers.get('x-backend') };
           traces.set(id, trace);
           const dec = new TextDecoder();
-          const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-            transform(chunk, ctl) {
-              trace.tail = (trace.tail + dec.decode(chunk, { stream: true })).slice(-64);
-              if (trace.tail.includes('data: [DONE]')) trace.sawDone = true;
-              ctl.enqueue(chunk);
-            },
-          }));
+          const body = res.body.pipeThrough(
+            new TransformStream<Uint8Array, Uint8Array>({
+              transform(chunk, ctl) {
+                trace.tail = (trace.tail + dec.decode(chunk, { stream: true })).slice(-64);
+                if (trace.tail.includes('data: [DONE]')) trace.sawDone = true;
+                ctl.enqueue(chunk);
+              },
+            }),
+          );
           return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
         } catch (err) {
           if (!isRefused(err)) throw err;
@@ -110,7 +116,10 @@ function lbFetch(targets: () => string[], traces: Map<string, StreamTrace>, dead
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 250);
     }
-    return new Response(JSON.stringify({ error: { message: 'no healthy upstream', type: 'service_unavailable', param: null, code: 'no_healthy_upstream' } }), { status: 503, headers: { 'content-type': 'application/json' } });
+    return new Response(
+      JSON.stringify({ error: { message: 'no healthy upstream', type: 'service_unavailable', param: null, code: 'no_healthy_upstream' } }),
+      { status: 503, headers: { 'content-type': 'application/json' } },
+    );
   }) as typeof fetch;
 }
 
@@ -122,7 +131,12 @@ function classifyError(err: unknown, pastDeadline: boolean): Outcome {
     const e = err.error as { type?: unknown; code?: unknown; message?: unknown } | undefined;
     // An HTTP error answers with `{ error: {...} }`; an SSE error event carries the same object.
     if (e && typeof e === 'object' && typeof e.type === 'string' && typeof e.message === 'string') {
-      return { kind: 'typed_error', status: err.status ?? 0, type: e.type, code: typeof e.code === 'string' ? e.code : e.code == null ? null : String(e.code) };
+      return {
+        kind: 'typed_error',
+        status: err.status ?? 0,
+        type: e.type,
+        code: typeof e.code === 'string' ? e.code : e.code == null ? null : String(e.code),
+      };
     }
     return { kind: 'lost', why: `untyped error ${err.status ?? 'event'}: ${err.message.slice(0, 120)}` };
   }
@@ -139,7 +153,9 @@ export function startLoad(opts: LoadOptions): LoadRun {
   const traces = new Map<string, StreamTrace>();
   const deadlines = new Map<string, number>();
   const f = lbFetch(targets, traces, deadlines);
-  const clients = new Map(tenants.map((t) => [t.name, new OpenAI({ baseURL: 'http://lb.invalid/v1', apiKey: t.apiKey ?? 'none', maxRetries: 0, fetch: f })]));
+  const clients = new Map(
+    tenants.map((t) => [t.name, new OpenAI({ baseURL: 'http://lb.invalid/v1', apiKey: t.apiKey ?? 'none', maxRetries: 0, fetch: f })]),
+  );
   const records: ChaosRecord[] = [];
   const pending = new Set<Promise<void>>();
   let seq = 0;
@@ -156,9 +172,16 @@ export function startLoad(opts: LoadOptions): LoadRun {
     deadlines.set(loadId, startedAt + deadlineMs);
     const abort = new AbortController();
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; abort.abort(); }, deadlineMs + marginMs);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, deadlineMs + marginMs);
     const responseIds = new Set<string>();
-    const reqOpts = { headers: { 'x-priority-lane': lane, [LOAD_ID_HEADER]: loadId }, signal: abort.signal, timeout: deadlineMs + marginMs + 1_000 };
+    const reqOpts = {
+      headers: { 'x-priority-lane': lane, [LOAD_ID_HEADER]: loadId },
+      signal: abort.signal,
+      timeout: deadlineMs + marginMs + 1_000,
+    };
     // The marker lets the leak audit (secrets.ts) find any process that logs prompt text.
     const messages = [{ role: 'user' as const, content: `chaos request ${id} from ${tenant.name} ${PROMPT_MARKER}` }];
     let outcome: Outcome;
@@ -166,7 +189,10 @@ export function startLoad(opts: LoadOptions): LoadRun {
     let backend: string | undefined;
     try {
       if (stream) {
-        const s = await client.chat.completions.create({ model: opts.model, messages, max_tokens: opts.maxTokens ?? 16, stream: true }, reqOpts);
+        const s = await client.chat.completions.create(
+          { model: opts.model, messages, max_tokens: opts.maxTokens ?? 16, stream: true },
+          reqOpts,
+        );
         let finished = false;
         for await (const chunk of s) {
           if (ttftMs === undefined && chunk.choices?.some((c) => c.delta?.content)) ttftMs = Date.now() - startedAt;
@@ -184,8 +210,11 @@ export function startLoad(opts: LoadOptions): LoadRun {
         if (c.id) responseIds.add(c.id);
         ttftMs = Date.now() - startedAt;
         backend = traces.get(loadId)?.backend ?? undefined;
-        outcome = timedOut ? { kind: 'lost', why: 'past deadline' }
-          : c.choices?.[0]?.finish_reason ? { kind: 'completed' } : { kind: 'lost', why: 'answer without finish_reason' };
+        outcome = timedOut
+          ? { kind: 'lost', why: 'past deadline' }
+          : c.choices?.[0]?.finish_reason
+            ? { kind: 'completed' }
+            : { kind: 'lost', why: 'answer without finish_reason' };
       }
     } catch (err) {
       outcome = classifyError(err, timedOut);
@@ -196,7 +225,18 @@ export function startLoad(opts: LoadOptions): LoadRun {
     }
     const endedAt = Date.now();
     if (outcome.kind !== 'lost' && endedAt - startedAt > deadlineMs + marginMs) outcome = { kind: 'lost', why: 'past deadline' };
-    records.push({ id, tenant: tenant.name, lane, stream, startedAt, endedAt, outcome, responseIds: [...responseIds], ...(ttftMs !== undefined ? { ttftMs } : {}), ...(backend ? { backend } : {}) });
+    records.push({
+      id,
+      tenant: tenant.name,
+      lane,
+      stream,
+      startedAt,
+      endedAt,
+      outcome,
+      responseIds: [...responseIds],
+      ...(ttftMs !== undefined ? { ttftMs } : {}),
+      ...(backend ? { backend } : {}),
+    });
   };
 
   const launch = () => {
@@ -209,9 +249,11 @@ export function startLoad(opts: LoadOptions): LoadRun {
 
   let driver: Promise<void>;
   if (opts.workers !== undefined) {
-    driver = Promise.all(Array.from({ length: opts.workers }, async () => {
-      while (running()) await launch();
-    })).then(() => undefined);
+    driver = Promise.all(
+      Array.from({ length: opts.workers }, async () => {
+        while (running()) await launch();
+      }),
+    ).then(() => undefined);
   } else {
     const rate = opts.ratePerSec ?? 10;
     driver = (async () => {
@@ -219,7 +261,10 @@ export function startLoad(opts: LoadOptions): LoadRun {
       let n = 0;
       while (running()) {
         // Open loop: catch up to the schedule whatever the answers do.
-        while (n < ((Date.now() - t0) / 1000) * rate && running()) { void launch(); n++; }
+        while (n < ((Date.now() - t0) / 1000) * rate && running()) {
+          void launch();
+          n++;
+        }
         await sleep(Math.max(1, Math.min(50, 1000 / rate)));
       }
     })();
@@ -233,7 +278,10 @@ export function startLoad(opts: LoadOptions): LoadRun {
   return {
     records,
     inFlight: () => pending.size,
-    async stop() { stopped = true; return done; },
+    async stop() {
+      stopped = true;
+      return done;
+    },
     done,
   };
 }
@@ -252,7 +300,10 @@ export function countDuplicates(records: LoadRecord[]): number {
     if (r.responseIds.length > 1) dup.add(r.id);
     for (const id of r.responseIds) {
       const o = owner.get(id);
-      if (o !== undefined && o !== r.id) { dup.add(r.id); dup.add(o); }
+      if (o !== undefined && o !== r.id) {
+        dup.add(r.id);
+        dup.add(o);
+      }
       owner.set(id, r.id);
     }
   }

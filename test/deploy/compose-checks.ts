@@ -26,7 +26,8 @@ function gpuReservationProblems(name: string, svc: Doc): string[] {
   const problems: string[] = [];
   for (const d of devices) {
     if (d.driver !== 'nvidia') problems.push(`${name}: GPU reservation driver is ${d.driver}, not nvidia`);
-    if (!Array.isArray(d.capabilities) || !d.capabilities.includes('gpu')) problems.push(`${name}: GPU reservation lacks capabilities [gpu]`);
+    if (!Array.isArray(d.capabilities) || !d.capabilities.includes('gpu'))
+      problems.push(`${name}: GPU reservation lacks capabilities [gpu]`);
     if (!Array.isArray(d.device_ids) || d.device_ids.length === 0) problems.push(`${name}: GPUs not pinned with device_ids`);
     if (d.count !== undefined) problems.push(`${name}: count and device_ids together`);
   }
@@ -79,7 +80,8 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
     const engine = need(e.service);
     const agent = need(e.agent);
     if (!engine || !agent) continue;
-    if (typeof engine.image !== 'string' || !engine.image.startsWith(`${e.image}:`)) problems.push(`${e.service}: image is ${engine.image}, want ${e.image}:<version>`);
+    if (typeof engine.image !== 'string' || !engine.image.startsWith(`${e.image}:`))
+      problems.push(`${e.service}: image is ${engine.image}, want ${e.image}:<version>`);
     if (!imageIsPinned(engine.image)) problems.push(`${e.service}: image ${engine.image} is not pinned to a version`);
     problems.push(...gpuReservationProblems(e.service, engine));
     for (const id of deviceIds(engine)) {
@@ -89,7 +91,8 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
     }
     // The agent runs nvidia-smi: it needs the toolkit to inject it, for its engine's GPUs.
     problems.push(...gpuReservationProblems(e.agent, agent));
-    if (deviceIds(agent).join(',') !== deviceIds(engine).join(',')) problems.push(`${e.agent}: device_ids ${deviceIds(agent)} differ from ${e.service}'s ${deviceIds(engine)}`);
+    if (deviceIds(agent).join(',') !== deviceIds(engine).join(','))
+      problems.push(`${e.agent}: device_ids ${deviceIds(agent)} differ from ${e.service}'s ${deviceIds(engine)}`);
 
     const hc = engine.healthcheck;
     if (!hc || hc.disable) problems.push(`${e.service}: no healthcheck`);
@@ -97,7 +100,10 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
       const test = Array.isArray(hc.test) ? hc.test.join(' ') : String(hc.test ?? '');
       if (!test.includes(`:${e.port}/health`)) problems.push(`${e.service}: healthcheck does not probe :${e.port}/health`);
       const sp = durationSeconds(hc.start_period);
-      if (!(sp >= MIN_ENGINE_START_PERIOD_S)) problems.push(`${e.service}: healthcheck start_period ${hc.start_period} shorter than ${MIN_ENGINE_START_PERIOD_S / 60} min (model download + load)`);
+      if (!(sp >= MIN_ENGINE_START_PERIOD_S))
+        problems.push(
+          `${e.service}: healthcheck start_period ${hc.start_period} shorter than ${MIN_ENGINE_START_PERIOD_S / 60} min (model download + load)`,
+        );
     }
     if (!dependsOnHealthy(agent, e.service)) problems.push(`${e.agent}: depends_on ${e.service} is not condition: service_healthy`);
     if (!dependsOnHealthy(agent, 'control-plane')) problems.push(`${e.agent}: depends_on control-plane is not condition: service_healthy`);
@@ -110,7 +116,8 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
       if (envFiles.length === 0) problems.push(`${e.service}: token not read from an env_file`);
       const env = engine.environment ?? {};
       const envKeys: string[] = Array.isArray(env) ? env.map((x: string) => x.split('=')[0] ?? '') : Object.keys(env);
-      for (const k of envKeys) if (/TOKEN|SECRET|PASSWORD/i.test(k)) problems.push(`${e.service}: ${k} set inline in environment (use the env file)`);
+      for (const k of envKeys)
+        if (/TOKEN|SECRET|PASSWORD/i.test(k)) problems.push(`${e.service}: ${k} set inline in environment (use the env file)`);
     } else if (engine.environment?.HF_TOKEN !== 'hf_replace_me') {
       problems.push(`${e.service}: HF_TOKEN does not come from the env file`);
     }
@@ -121,11 +128,15 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
     if (!ac) problems.push(`${e.agent}: --id ${id} is not an agent in ${configFile}`);
     else {
       const url = new URL(ac.engine.url);
-      if (url.hostname !== e.service || Number(url.port || 80) !== e.port) problems.push(`${e.agent}: engine url ${ac.engine.url} is not ${e.service}:${e.port}`);
+      if (url.hostname !== e.service || Number(url.port || 80) !== e.port)
+        problems.push(`${e.agent}: engine url ${ac.engine.url} is not ${e.service}:${e.port}`);
       if (ac.engine.kind !== e.kind) problems.push(`${e.agent}: engine kind ${ac.engine.kind}, want ${e.kind}`);
       if (ac.gpu.enabled !== true) problems.push(`${e.agent}: gpu.enabled is not true on a GPU host`);
       const grace = durationSeconds(agent.stop_grace_period ?? '10s');
-      if (!(grace > ac.drainGraceMs / 1000)) problems.push(`${e.agent}: stop_grace_period ${agent.stop_grace_period ?? '10s (default)'} not longer than drainGraceMs ${ac.drainGraceMs} ms`);
+      if (!(grace > ac.drainGraceMs / 1000))
+        problems.push(
+          `${e.agent}: stop_grace_period ${agent.stop_grace_period ?? '10s (default)'} not longer than drainGraceMs ${ac.drainGraceMs} ms`,
+        );
       const engineGrace = durationSeconds(engine.stop_grace_period ?? '10s');
       if (!(engineGrace >= ac.drainGraceMs / 1000)) problems.push(`${e.service}: stop_grace_period shorter than its agent's drain`);
     }
@@ -138,14 +149,16 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
     if (!dependsOnHealthy(router, 'control-plane')) problems.push('router: depends_on control-plane is not service_healthy');
     if (!dependsOnHealthy(router, 'redis')) problems.push('router: depends_on redis is not service_healthy');
     const env = router.environment ?? {};
-    if (!(Array.isArray(env) ? env.some((x: string) => x.startsWith('REDIS_URL=')) : 'REDIS_URL' in env)) problems.push('router: no REDIS_URL');
+    if (!(Array.isArray(env) ? env.some((x: string) => x.startsWith('REDIS_URL=')) : 'REDIS_URL' in env))
+      problems.push('router: no REDIS_URL');
     const ports = (router.ports ?? []).map((p: Doc) => (typeof p === 'object' ? String(p.target) : String(p).split(':').pop()));
     if (!ports.includes('8080')) problems.push('router: port 8080 not published');
   }
   if (redis) {
     if (!imageIsPinned(redis.image)) problems.push(`redis: image ${redis.image} not pinned`);
     const data = volumeMounts(redis).find((v) => v.target === '/data');
-    if (!data || data.source.startsWith('/') || data.source.startsWith('.')) problems.push('redis: /data is not on a named (persistent) volume');
+    if (!data || data.source.startsWith('/') || data.source.startsWith('.'))
+      problems.push('redis: /data is not on a named (persistent) volume');
     if (!commandArgs(redis).includes('--appendonly')) problems.push('redis: persistence (--appendonly) off');
   }
   for (const v of ['hf-cache', 'redis-data']) if (!doc?.volumes || !(v in doc.volumes)) problems.push(`volume ${v} not declared`);
@@ -169,9 +182,11 @@ export function checkGpuCompose(doc: Doc, opts: { configFile?: string; resolved?
   if (grafana) {
     const mounts = volumeMounts(grafana);
     const prov = mounts.find((m) => m.target === '/etc/grafana/provisioning');
-    if (!prov || !prov.source.replace(/^\.\//, '').endsWith('deploy/grafana/provisioning')) problems.push('grafana: deploy/grafana/provisioning not mounted');
+    if (!prov || !prov.source.replace(/^\.\//, '').endsWith('deploy/grafana/provisioning'))
+      problems.push('grafana: deploy/grafana/provisioning not mounted');
     const dash = mounts.find((m) => m.target === '/var/lib/grafana/dashboards');
-    if (!dash || !dash.source.replace(/^\.\//, '').endsWith('deploy/grafana/dashboards')) problems.push('grafana: deploy/grafana/dashboards not mounted');
+    if (!dash || !dash.source.replace(/^\.\//, '').endsWith('deploy/grafana/dashboards'))
+      problems.push('grafana: deploy/grafana/dashboards not mounted');
   }
   for (const name of Object.keys(services)) {
     for (const m of volumeMounts(services[name])) {

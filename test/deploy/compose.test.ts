@@ -72,7 +72,11 @@ function composeConfig(file: string): unknown {
 }
 
 const composeVersion = dockerCompose();
-const skipCompose = composeVersion ? false : process.env.CI ? false : 'docker-compose not installed (apt-get install docker-compose; CI installs it)';
+const skipCompose = composeVersion
+  ? false
+  : process.env.CI
+    ? false
+    : 'docker-compose not installed (apt-get install docker-compose; CI installs it)';
 
 test('docker-compose config parses both files offline', { skip: skipCompose }, () => {
   assert.ok(composeVersion, 'docker-compose is required in CI (.ci/run installs it)');
@@ -86,18 +90,28 @@ test('docker-compose rejects a broken file (the parse check can fail)', { skip: 
   const dir = mkdtempSync(join(tmpdir(), 'icp-compose-bad-'));
   try {
     const bad = join(dir, 'docker-compose.yml');
-    const text = readFileSync(rootPath('docker-compose.gpu.yml'), 'utf8').replace('condition: service_healthy', 'condition: service_wellish');
+    const text = readFileSync(rootPath('docker-compose.gpu.yml'), 'utf8').replace(
+      'condition: service_healthy',
+      'condition: service_wellish',
+    );
     execFileSync('sh', ['-c', `cat > '${bad}'`], { input: text });
-    const r = spawnSync('docker-compose', ['-f', bad, 'config'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: dir, ICP_SECRETS_ENV: rootPath('deploy/compose/secrets.env.example') } });
+    const r = spawnSync('docker-compose', ['-f', bad, 'config'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: dir, ICP_SECRETS_ENV: rootPath('deploy/compose/secrets.env.example') },
+    });
     assert.notEqual(r.status, 0, 'docker-compose accepted an invalid depends_on condition');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('GPU compose (as docker-compose config resolves it): engines, GPUs, healthchecks, depends_on, cache, Redis, monitoring', { skip: skipCompose }, () => {
-  assert.deepEqual(checkGpuCompose(composeConfig('docker-compose.gpu.yml'), { resolved: true }), []);
-});
+test(
+  'GPU compose (as docker-compose config resolves it): engines, GPUs, healthchecks, depends_on, cache, Redis, monitoring',
+  { skip: skipCompose },
+  () => {
+    assert.deepEqual(checkGpuCompose(composeConfig('docker-compose.gpu.yml'), { resolved: true }), []);
+  },
+);
 
 test('GPU compose (as written): the same checks pass', () => {
   assert.deepEqual(checkGpuCompose(readYaml('docker-compose.gpu.yml')), []);
@@ -114,7 +128,11 @@ test('GPU compose checks fail when a required part is removed', () => {
     ['same GPU twice', (d) => (d.services.tgi.deploy.resources.reservations.devices[0].device_ids = ['0']), /GPU 0 given to both/],
     ['short start_period', (d) => (d.services.vllm.healthcheck.start_period = '30s'), /start_period 30s shorter/],
     ['no engine healthcheck', (d) => delete d.services.tgi.healthcheck, /tgi: no healthcheck/],
-    ['depends_on without condition', (d) => (d.services['agent-vllm'].depends_on = ['vllm', 'control-plane']), /agent-vllm: depends_on vllm is not condition: service_healthy/],
+    [
+      'depends_on without condition',
+      (d) => (d.services['agent-vllm'].depends_on = ['vllm', 'control-plane']),
+      /agent-vllm: depends_on vllm is not condition: service_healthy/,
+    ],
     ['latest engine image', (d) => (d.services.vllm.image = 'vllm/vllm-openai:latest'), /not pinned/],
     ['token inline', (d) => (d.services.vllm.environment.HF_TOKEN = 'hf_x'), /HF_TOKEN set inline/],
     ['no shared cache', (d) => (d.services.tgi.volumes = []), /hf-cache/],
@@ -127,6 +145,9 @@ test('GPU compose checks fail when a required part is removed', () => {
     const d = clone(doc);
     mutate(d);
     const problems = checkGpuCompose(d);
-    assert.ok(problems.some((p) => expected.test(p)), `${what}: expected a problem matching ${expected}, got ${JSON.stringify(problems)}`);
+    assert.ok(
+      problems.some((p) => expected.test(p)),
+      `${what}: expected a problem matching ${expected}, got ${JSON.stringify(problems)}`,
+    );
   }
 });

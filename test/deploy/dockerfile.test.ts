@@ -10,7 +10,11 @@ import { existsSync } from 'node:fs';
 import { validate } from 'dockerfile-utils';
 import { readText, rootPath } from './lib.ts';
 
-interface Instr { keyword: string; args: string; line: number }
+interface Instr {
+  keyword: string;
+  args: string;
+  line: number;
+}
 
 function instructions(text: string): Instr[] {
   const out: Instr[] = [];
@@ -44,7 +48,8 @@ export function checkDockerfile(text: string): string[] {
     if (!stages.has(image)) {
       const colon = image.lastIndexOf(':');
       const tag = colon > image.lastIndexOf('/') ? image.slice(colon + 1) : '';
-      if (!tag || tag === 'latest' || !/\d/.test(tag)) problems.push(`line ${f.line}: base image ${image} not pinned to a version (DL3006/DL3007)`);
+      if (!tag || tag === 'latest' || !/\d/.test(tag))
+        problems.push(`line ${f.line}: base image ${image} not pinned to a version (DL3006/DL3007)`);
     }
     if (alias) stages.add(alias);
   }
@@ -79,17 +84,21 @@ export function checkDockerfile(text: string): string[] {
   // The image's Node is the one the tests ran on: the exact version of the `node` devDependency.
   const pinned = (JSON.parse(readText('package.json')) as { devDependencies: Record<string, string> }).devDependencies['node'];
   const base = args.get('NODE_IMAGE') ?? '';
-  if (!pinned || !base.startsWith(`node:${pinned}-`)) problems.push(`base image ${base} is not node:${pinned}-* (package.json devDependencies.node)`);
+  if (!pinned || !base.startsWith(`node:${pinned}-`))
+    problems.push(`base image ${base} is not node:${pinned}-* (package.json devDependencies.node)`);
   if (!ins.some((i) => i.keyword === 'HEALTHCHECK' && !/^NONE/i.test(i.args))) problems.push('no HEALTHCHECK');
   if (ins.some((i) => i.keyword === 'ADD')) problems.push('ADD used; use COPY (DL3020)');
   if (!ins.some((i) => i.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args))) problems.push('no `npm ci --omit=dev`');
-  if (!ins.some((i) => i.keyword === 'ARG' && /^ONNXRUNTIME_NODE_INSTALL(=|$)/.test(i.args))) problems.push('no ONNXRUNTIME_NODE_INSTALL build argument (CUDA build of onnxruntime-node)');
+  if (!ins.some((i) => i.keyword === 'ARG' && /^ONNXRUNTIME_NODE_INSTALL(=|$)/.test(i.args)))
+    problems.push('no ONNXRUNTIME_NODE_INSTALL build argument (CUDA build of onnxruntime-node)');
   for (const i of ins.filter((x) => x.keyword === 'ENV' || x.keyword === 'ARG')) {
-    if (/(TOKEN|SECRET|PASSWORD|API_KEY|PRIVATE_KEY)\w*\s*=/i.test(i.args)) problems.push(`line ${i.line}: secret-looking ${i.keyword} baked into the image`);
+    if (/(TOKEN|SECRET|PASSWORD|API_KEY|PRIVATE_KEY)\w*\s*=/i.test(i.args))
+      problems.push(`line ${i.line}: secret-looking ${i.keyword} baked into the image`);
   }
   for (const i of ins.filter((x) => x.keyword === 'COPY' && !x.args.includes('--from='))) {
     const parts = i.args.split(/\s+/).filter((p) => !p.startsWith('--'));
-    for (const src of parts.slice(0, -1)) if (!existsSync(rootPath(src))) problems.push(`line ${i.line}: COPY source ${src} does not exist`);
+    for (const src of parts.slice(0, -1))
+      if (!existsSync(rootPath(src))) problems.push(`line ${i.line}: COPY source ${src} does not exist`);
   }
   return problems;
 }
@@ -104,7 +113,11 @@ test('the Dockerfile checks fail on a broken Dockerfile', () => {
   const broken: [string, string, RegExp][] = [
     ['root', dockerfile.replace(/FROM app AS runtime\nUSER node/, 'FROM app AS runtime\nUSER root'), /last USER is root/],
     ['latest base', dockerfile.replace(/ARG NODE_IMAGE=\S+/, 'ARG NODE_IMAGE=node:latest'), /not pinned/],
-    ['shell-form entrypoint', dockerfile.replace(/ENTRYPOINT \[.*\]/, 'ENTRYPOINT node --import tsx cli/main.ts'), /ENTRYPOINT is not exec/],
+    [
+      'shell-form entrypoint',
+      dockerfile.replace(/ENTRYPOINT \[.*\]/, 'ENTRYPOINT node --import tsx cli/main.ts'),
+      /ENTRYPOINT is not exec/,
+    ],
     ['shell wrapper', dockerfile.replace(/ENTRYPOINT \["node"/, 'ENTRYPOINT ["sh", "-c", "node"'), /does not start node directly/],
     ['baked token', dockerfile.replace('ENV NODE_ENV=production', 'ENV HF_TOKEN=hf_abc NODE_ENV=production'), /secret-looking/],
     ['dev deps', dockerfile.replace('npm ci --omit=dev', 'npm ci'), /omit=dev/],
@@ -117,7 +130,10 @@ test('the Dockerfile checks fail on a broken Dockerfile', () => {
   for (const [what, text, expected] of broken) {
     assert.notEqual(text, dockerfile, `${what}: mutation did not apply`);
     const problems = checkDockerfile(text);
-    assert.ok(problems.some((p) => expected.test(p)), `${what}: expected ${expected}, got ${JSON.stringify(problems)}`);
+    assert.ok(
+      problems.some((p) => expected.test(p)),
+      `${what}: expected ${expected}, got ${JSON.stringify(problems)}`,
+    );
   }
 });
 
@@ -128,9 +144,13 @@ test('tsx is a development tool only: production dependencies do not include it'
 });
 
 test('.dockerignore keeps secrets, git and local builds out of the build context', () => {
-  const lines = readText('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = readText('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   for (const p of ['.git', 'node_modules', '.env', '**/*.env', 'bench-results']) assert.ok(lines.includes(p), `.dockerignore lacks ${p}`);
   // What the image COPYs must not be ignored.
-  for (const p of ['cli', 'common', 'router', 'node-agent', 'control-plane', 'proto', 'models', 'config']) assert.ok(!lines.includes(p), `${p} is ignored but the image needs it`);
+  for (const p of ['cli', 'common', 'router', 'node-agent', 'control-plane', 'proto', 'models', 'config'])
+    assert.ok(!lines.includes(p), `${p} is ignored but the image needs it`);
   assert.ok(lines.includes('!test/sim'), 'test/sim must stay in the context for the sim target');
 });

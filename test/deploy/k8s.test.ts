@@ -38,8 +38,20 @@ async function validateManifest(d: Doc): Promise<string | undefined> {
 test('kustomization lists every manifest in deploy/k8s, and each exists', () => {
   for (const f of files) assert.ok(existsSync(rootPath(f)), `${f} missing`);
   const kinds = docs.map((d) => d.kind);
-  for (const k of ['Namespace', 'ConfigMap', 'Secret', 'Deployment', 'Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'StatefulSet', 'NetworkPolicy']) assert.ok(kinds.includes(k), `no ${k}`);
-  for (const d of docs) if (d.kind !== 'Namespace') assert.equal(d.metadata?.namespace, kustomization.namespace, `${d.kind}/${d.metadata?.name} namespace`);
+  for (const k of [
+    'Namespace',
+    'ConfigMap',
+    'Secret',
+    'Deployment',
+    'Service',
+    'HorizontalPodAutoscaler',
+    'PodDisruptionBudget',
+    'StatefulSet',
+    'NetworkPolicy',
+  ])
+    assert.ok(kinds.includes(k), `no ${k}`);
+  for (const d of docs)
+    if (d.kind !== 'Namespace') assert.equal(d.metadata?.namespace, kustomization.namespace, `${d.kind}/${d.metadata?.name} namespace`);
 });
 
 test('every manifest validates against the Kubernetes OpenAPI schema (kubernetes-models)', async () => {
@@ -71,7 +83,15 @@ function strictTypeErrors(manifests: Doc[]): string[] {
     });
     const file = join(dir, 'manifests.ts');
     writeFileSync(file, lines.join('\n'));
-    const program = ts.createProgram([file], { strict: true, noEmit: true, skipLibCheck: true, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, target: ts.ScriptTarget.ES2022, types: [] });
+    const program = ts.createProgram([file], {
+      strict: true,
+      noEmit: true,
+      skipLibCheck: true,
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      target: ts.ScriptTarget.ES2022,
+      types: [],
+    });
     return ts.getPreEmitDiagnostics(program).map((diag) => {
       const where = diag.file && diag.start !== undefined ? diag.file.getLineAndCharacterOfPosition(diag.start) : undefined;
       const idx = where ? Math.floor(where.line / 2) : -1;
@@ -91,7 +111,10 @@ test('the strict check rejects a misspelt field', () => {
   const engine = clone(docs.find((d) => d.metadata?.name === 'icp-engine-vllm' && d.kind === 'Deployment'));
   engine.spec.template.spec.containers[1].readinessProbe.periodSecond = 5;
   const errors = strictTypeErrors([engine]);
-  assert.ok(errors.some((e) => e.includes('periodSecond')), JSON.stringify(errors));
+  assert.ok(
+    errors.some((e) => e.includes('periodSecond')),
+    JSON.stringify(errors),
+  );
 });
 
 test('probes, resources, GPU limits, drain, HPA/PDB and network policy are as required', () => {
@@ -106,13 +129,45 @@ test('the checks fail when a required setting is removed', () => {
     ['short startup', (d) => (engineOf(d).containers[0].startupProbe.failureThreshold = 6), /startupProbe allows/],
     ['readiness not warm-up aware', (d) => (engineOf(d).containers[1].readinessProbe.httpGet.path = '/healthz'), /agent \/readyz/],
     ['liveness calls the engine', (d) => (engineOf(d).containers[1].livenessProbe.httpGet = { path: '/health', port: 8000 }), /liveness/],
-    ['engine stops before the drain ends', (d) => (engineOf(d).containers[0].lifecycle.preStop.sleep.seconds = 10), /preStop keeps the engine up/],
+    [
+      'engine stops before the drain ends',
+      (d) => (engineOf(d).containers[0].lifecycle.preStop.sleep.seconds = 10),
+      /preStop keeps the engine up/,
+    ],
     ['grace shorter than drain', (d) => (engineOf(d).terminationGracePeriodSeconds = 30), /terminationGracePeriodSeconds 30/],
-    ['router grace too short', (d) => (byName(d, 'Deployment', 'icp-router').spec.template.spec.terminationGracePeriodSeconds = 10), /router: terminationGracePeriodSeconds/],
-    ['no resources', (d) => delete byName(d, 'Deployment', 'icp-router').spec.template.spec.containers[0].resources, /no cpu\/memory requests/],
-    ['no HPA', (d) => d.splice(d.findIndex((x) => x.kind === 'HorizontalPodAutoscaler'), 1), /HorizontalPodAutoscaler/],
-    ['no router PDB', (d) => d.splice(d.findIndex((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'icp-router'), 1), /router: no PodDisruptionBudget/],
-    ['agents open to all', (d) => (byName(d, 'NetworkPolicy', 'icp-engine-ingress').spec.ingress[0].from.push({ namespaceSelector: {} })), /gRPC open to/],
+    [
+      'router grace too short',
+      (d) => (byName(d, 'Deployment', 'icp-router').spec.template.spec.terminationGracePeriodSeconds = 10),
+      /router: terminationGracePeriodSeconds/,
+    ],
+    [
+      'no resources',
+      (d) => delete byName(d, 'Deployment', 'icp-router').spec.template.spec.containers[0].resources,
+      /no cpu\/memory requests/,
+    ],
+    [
+      'no HPA',
+      (d) =>
+        d.splice(
+          d.findIndex((x) => x.kind === 'HorizontalPodAutoscaler'),
+          1,
+        ),
+      /HorizontalPodAutoscaler/,
+    ],
+    [
+      'no router PDB',
+      (d) =>
+        d.splice(
+          d.findIndex((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'icp-router'),
+          1,
+        ),
+      /router: no PodDisruptionBudget/,
+    ],
+    [
+      'agents open to all',
+      (d) => byName(d, 'NetworkPolicy', 'icp-engine-ingress').spec.ingress[0].from.push({ namespaceSelector: {} }),
+      /gRPC open to/,
+    ],
     ['latest image', (d) => (engineOf(d).containers[1].image = 'icp:latest'), /not pinned/],
     ['secret committed', (d) => (byName(d, 'Secret', 'icp-secrets').stringData.HF_TOKEN = 'hf_real'), /has a value committed/],
   ];
@@ -120,6 +175,9 @@ test('the checks fail when a required setting is removed', () => {
     const d = clone(docs);
     mutate(d);
     const problems = checkK8s(d);
-    assert.ok(problems.some((p) => expected.test(p)), `${what}: expected ${expected}, got ${JSON.stringify(problems)}`);
+    assert.ok(
+      problems.some((p) => expected.test(p)),
+      `${what}: expected ${expected}, got ${JSON.stringify(problems)}`,
+    );
   }
 });

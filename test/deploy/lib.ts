@@ -18,10 +18,12 @@ export function readYaml(p: string): Doc {
 }
 
 export function readYamlAll(p: string): Doc[] {
-  return parseAllDocuments(readText(p), { merge: true }).map((d) => {
-    if (d.errors.length) throw new Error(`${p}: ${d.errors.map((e) => e.message).join('; ')}`);
-    return d.toJS({ maxAliasCount: -1 }) as Doc;
-  }).filter((d) => d != null);
+  return parseAllDocuments(readText(p), { merge: true })
+    .map((d) => {
+      if (d.errors.length) throw new Error(`${p}: ${d.errors.map((e) => e.message).join('; ')}`);
+      return d.toJS({ maxAliasCount: -1 }) as Doc;
+    })
+    .filter((d) => d != null);
 }
 
 export const clone = <T>(v: T): T => structuredClone(v);
@@ -56,7 +58,22 @@ export function imageIsPinned(image: unknown): boolean {
 
 // ---------- PromQL: metric names referenced by an expression ----------
 
-const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan', 'le']);
+const PROMQL_KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+  'le',
+]);
 
 /** The metric names an expression selects (functions, keywords, labels, durations and strings excluded). */
 export function promqlMetricNames(expr: string): string[] {

@@ -31,8 +31,16 @@ test('docs/metrics.md lists the router, agent and GPU metrics', () => {
 });
 
 test('PromQL name extraction finds metrics and skips functions, labels and keywords', () => {
-  assert.deepEqual(promqlMetricNames('histogram_quantile(0.95, sum by (le, model) (rate(router_time_to_first_token_seconds_bucket{lane="standard"}[5m]))) > 5'), ['router_time_to_first_token_seconds_bucket']);
-  assert.deepEqual(promqlMetricNames('gpu_memory_used_bytes / gpu_memory_total_bytes').sort(), ['gpu_memory_total_bytes', 'gpu_memory_used_bytes']);
+  assert.deepEqual(
+    promqlMetricNames(
+      'histogram_quantile(0.95, sum by (le, model) (rate(router_time_to_first_token_seconds_bucket{lane="standard"}[5m]))) > 5',
+    ),
+    ['router_time_to_first_token_seconds_bucket'],
+  );
+  assert.deepEqual(promqlMetricNames('gpu_memory_used_bytes / gpu_memory_total_bytes').sort(), [
+    'gpu_memory_total_bytes',
+    'gpu_memory_used_bytes',
+  ]);
   assert.deepEqual(promqlMetricNames('time() - gpu_last_poll_timestamp_seconds > 60'), ['gpu_last_poll_timestamp_seconds']);
 });
 
@@ -59,7 +67,18 @@ test('a made-up metric name is caught', () => {
 
 test('every alert has a duration, a severity and a runbook entry in docs/operations.md', () => {
   const ops = readText('docs/operations.md');
-  const anchors = new Set(ops.split('\n').filter((l) => l.startsWith('#')).map((l) => l.replace(/^#+\s*/, '').toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+  const anchors = new Set(
+    ops
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .map((l) =>
+        l
+          .replace(/^#+\s*/, '')
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+  );
   for (const g of rules.groups) {
     for (const r of g.rules) {
       assert.ok(r.alert && r.expr && r.for, `rule ${JSON.stringify(r)}`);
@@ -87,17 +106,21 @@ test('Prometheus loads the rules file compose mounts; Grafana provisions the das
 // promtool parses PromQL and the rule schema for real. CI installs Debian's prometheus package
 // (.ci/run); a developer machine without it gets the structural checks above only, and says so.
 const promtool = spawnSync('promtool', ['--version']).status === 0;
-test('the alert rules pass `promtool check rules`, and a broken rule does not', { skip: promtool ? false : 'promtool not installed (CI installs it: .ci/run)' }, () => {
-  const ok = spawnSync('promtool', ['check', 'rules', rootPath('deploy/prometheus/alerts.yml')], { encoding: 'utf8' });
-  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
-  const dir = mkdtempSync(join(tmpdir(), 'icp-rules-'));
-  try {
-    const bad = structuredClone(rules);
-    bad.groups[0].rules[0].expr = 'sum(rate(router_requests_total[5m]) by';
-    writeFileSync(join(dir, 'bad.yml'), stringify(bad));
-    const res = spawnSync('promtool', ['check', 'rules', join(dir, 'bad.yml')], { encoding: 'utf8' });
-    assert.notEqual(res.status, 0, 'promtool accepted a rule with broken PromQL');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'the alert rules pass `promtool check rules`, and a broken rule does not',
+  { skip: promtool ? false : 'promtool not installed (CI installs it: .ci/run)' },
+  () => {
+    const ok = spawnSync('promtool', ['check', 'rules', rootPath('deploy/prometheus/alerts.yml')], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    const dir = mkdtempSync(join(tmpdir(), 'icp-rules-'));
+    try {
+      const bad = structuredClone(rules);
+      bad.groups[0].rules[0].expr = 'sum(rate(router_requests_total[5m]) by';
+      writeFileSync(join(dir, 'bad.yml'), stringify(bad));
+      const res = spawnSync('promtool', ['check', 'rules', join(dir, 'bad.yml')], { encoding: 'utf8' });
+      assert.notEqual(res.status, 0, 'promtool accepted a rule with broken PromQL');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -36,7 +36,8 @@ export function compareSimConfig(local: Config, sim: Config): string[] {
     const engine = new URL(a.engine.url);
     const sim0 = sim.simulators.find((s) => s.id === engine.hostname);
     if (!sim0) problems.push(`agent ${a.id}: engine host ${engine.hostname} is not a simulator id (compose service)`);
-    else if (String(sim0.port) !== engine.port) problems.push(`agent ${a.id}: engine port ${engine.port} != simulator ${sim0.id} port ${sim0.port}`);
+    else if (String(sim0.port) !== engine.port)
+      problems.push(`agent ${a.id}: engine port ${engine.port} != simulator ${sim0.id} port ${sim0.port}`);
     if (sim.controlPlaneUrl && a.listen.host === '127.0.0.1') problems.push(`agent ${a.id}: listens on loopback inside its container`);
   }
   if (sim.router.listen.host === '127.0.0.1') problems.push('router listens on loopback inside its container');
@@ -53,7 +54,10 @@ export function checkSimCompose(doc: Doc, sim: Config): string[] {
   const services = doc.services ?? {};
   for (const s of sim.simulators) {
     const svc = services[s.id];
-    if (!svc) { problems.push(`no service for simulator ${s.id}`); continue; }
+    if (!svc) {
+      problems.push(`no service for simulator ${s.id}`);
+      continue;
+    }
     const args = (svc.command ?? []).map(String);
     if (!(svc.entrypoint ?? []).join(' ').includes('test/sim/vllm/main.ts')) problems.push(`${s.id}: does not run test/sim/vllm/main.ts`);
     if (argAfter(args, '--port') !== String(s.port)) problems.push(`${s.id}: --port ${argAfter(args, '--port')} != ${s.port}`);

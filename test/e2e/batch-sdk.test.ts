@@ -19,16 +19,34 @@ const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 const WEBHOOK_SECRET = `whsec_${Buffer.from('batch-webhook-test-secret-0123456789').toString('base64')}`;
 const FAULT = 'FAIL-WITH-500';
 
-interface Line { id: string; custom_id: string; response: { status_code: number; request_id: string; body: Record<string, unknown> } | null; error: { code: string; message: string } | null }
-const parseLines = (text: string) => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+interface Line {
+  id: string;
+  custom_id: string;
+  response: { status_code: number; request_id: string; body: Record<string, unknown> } | null;
+  error: { code: string; message: string } | null;
+}
+const parseLines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Line);
 
 function jsonl(n: number, opts: { badModel?: Set<number>; fault?: Set<number> } = {}): string {
-  return Array.from({ length: n }, (_, i) => JSON.stringify({
-    custom_id: `req-${i}`,
-    method: 'POST',
-    url: '/v1/chat/completions',
-    body: { model: opts.badModel?.has(i) ? 'no-such-model' : DEFAULT_MODEL, messages: [{ role: 'user', content: opts.fault?.has(i) ? `${FAULT} item ${i}` : `item ${i}` }], max_tokens: 4 },
-  })).join('\n') + '\n';
+  return (
+    Array.from({ length: n }, (_, i) =>
+      JSON.stringify({
+        custom_id: `req-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: {
+          model: opts.badModel?.has(i) ? 'no-such-model' : DEFAULT_MODEL,
+          messages: [{ role: 'user', content: opts.fault?.has(i) ? `${FAULT} item ${i}` : `item ${i}` }],
+          max_tokens: 4,
+        },
+      }),
+    ).join('\n') + '\n'
+  );
 }
 
 async function untilStatus(c: OpenAI, id: string, status: string, timeoutMs: number): Promise<OpenAI.Batch> {
@@ -46,7 +64,11 @@ describe('batch jobs with the official openai SDK', () => {
   let keyB = '';
   const client = (key: string) => new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: key, maxRetries: 0 });
   const admin = async (method: string, path: string, body?: object, base = stack.controlPlane!.url) => {
-    const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
     return (await res.json()) as Record<string, unknown>;
   };
@@ -73,7 +95,11 @@ describe('batch jobs with the official openai SDK', () => {
         fallback: { breaker: { nodes: false } },
         batch: {
           dataDir: batchDir,
-          pollMs: 30, retryBaseMs: 20, retryMaxMs: 100, maxAttempts: 3, yieldMs: 20,
+          pollMs: 30,
+          retryBaseMs: 20,
+          retryMaxMs: 100,
+          maxAttempts: 3,
+          yieldMs: 20,
           webhook: { url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`, baseDelayMs: 100 },
         },
       },
@@ -81,8 +107,14 @@ describe('batch jobs with the official openai SDK', () => {
     const tenants = await Promise.all(['a', 'b'].map((n) => admin('POST', '/v1/admin/tenants', { name: `tenant-${n}`, policy: {} })));
     keyA = (await admin('POST', `/v1/admin/tenants/${tenants[0]!.id as string}/keys`, { name: 'k' })).key as string;
     keyB = (await admin('POST', `/v1/admin/tenants/${tenants[1]!.id as string}/keys`, { name: 'k' })).key as string;
-    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= 2, 10_000);
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1, 20_000);
+    await waitFor(
+      async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= 2,
+      10_000,
+    );
+    await waitFor(
+      async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1,
+      20_000,
+    );
   });
 
   after(async () => {
@@ -97,14 +129,22 @@ describe('batch jobs with the official openai SDK', () => {
     await setSimFaults(stack.sims.get('a')!.url, { http5xxWhenBodyContains: FAULT });
     const a = client(keyA);
     const b = client(keyB);
-    const file = await a.files.create({ file: await toFile(Buffer.from(jsonl(20, { badModel: new Set([3]), fault: new Set([7]) })), 'requests.jsonl'), purpose: 'batch' });
+    const file = await a.files.create({
+      file: await toFile(Buffer.from(jsonl(20, { badModel: new Set([3]), fault: new Set([7]) })), 'requests.jsonl'),
+      purpose: 'batch',
+    });
     assert.equal(file.object, 'file');
     assert.equal(file.purpose, 'batch');
     assert.equal(file.filename, 'requests.jsonl');
     assert.ok(file.bytes > 0);
     assert.deepEqual((await a.files.retrieve(file.id)).id, file.id);
 
-    const created = await a.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { job: 'nightly' } });
+    const created = await a.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { job: 'nightly' },
+    });
     assert.equal(created.object, 'batch');
     assert.equal(created.status, 'in_progress');
     assert.deepEqual(created.metadata, { job: 'nightly' });
@@ -113,7 +153,10 @@ describe('batch jobs with the official openai SDK', () => {
     // Tenant B sees none of it.
     await assert.rejects(b.batches.retrieve(created.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
     await assert.rejects(b.files.content(file.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
-    await assert.rejects(b.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    await assert.rejects(
+      b.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError,
+    );
     assert.equal((await b.batches.list()).data.length, 0);
     assert.equal((await b.files.list()).data.length, 0);
 
@@ -142,18 +185,28 @@ describe('batch jobs with the official openai SDK', () => {
     // The operator: one dead letter (the 5xx item after 3 attempts), not the 4xx one.
     const dead = await admin('GET', `/v1/admin/batches/${created.id}/dead_letters`, undefined, stack.routerUrl);
     const deadItems = dead.data as { custom_id: string; attempts: number; status_code: number }[];
-    assert.deepEqual(deadItems.map((d) => [d.custom_id, d.attempts]), [['req-7', 3]]);
-    const noToken = await fetch(`${stack.routerUrl}/v1/admin/batches/${created.id}/dead_letters`, { headers: { authorization: `Bearer ${keyA}` } });
+    assert.deepEqual(
+      deadItems.map((d) => [d.custom_id, d.attempts]),
+      [['req-7', 3]],
+    );
+    const noToken = await fetch(`${stack.routerUrl}/v1/admin/batches/${created.id}/dead_letters`, {
+      headers: { authorization: `Bearer ${keyA}` },
+    });
     assert.equal(noToken.status, 401);
 
     // The first webhook delivery failed; the retry carries a signature the SDK verifies.
     await waitFor(() => received.some((r) => r.status === 200), 10_000);
     assert.equal(received[0]!.status, 500);
     const ok = received.find((r) => r.status === 200)!;
-    const event = await a.webhooks.unwrap(ok.body, ok.headers as Record<string, string>, WEBHOOK_SECRET) as unknown as { type: string; data: { id: string } };
+    const event = (await a.webhooks.unwrap(ok.body, ok.headers as Record<string, string>, WEBHOOK_SECRET)) as unknown as {
+      type: string;
+      data: { id: string };
+    };
     assert.equal(event.type, 'batch.completed');
     assert.equal(event.data.id, created.id);
-    await assert.rejects(a.webhooks.unwrap(ok.body, ok.headers as Record<string, string>, `whsec_${Buffer.from('wrong').toString('base64')}`));
+    await assert.rejects(
+      a.webhooks.unwrap(ok.body, ok.headers as Record<string, string>, `whsec_${Buffer.from('wrong').toString('base64')}`),
+    );
 
     // Fix the fault, requeue: the job reopens and the item lands in the output file once.
     await setSimFaults(stack.sims.get('a')!.url, { http5xxWhenBodyContains: null });
@@ -162,7 +215,10 @@ describe('batch jobs with the official openai SDK', () => {
     assert.equal(await runAdmin(['batches', 'dead-letters', created.id, '--router', stack.routerUrl], (s) => printed.push(s)), 0);
     assert.match(printed.join('\n'), /"custom_id": "req-7"/);
     printed.length = 0;
-    assert.equal(await runAdmin(['batches', 'requeue', created.id, '--router', stack.routerUrl, '--custom-ids', 'req-7'], (s) => printed.push(s)), 0);
+    assert.equal(
+      await runAdmin(['batches', 'requeue', created.id, '--router', stack.routerUrl, '--custom-ids', 'req-7'], (s) => printed.push(s)),
+      0,
+    );
     assert.equal((JSON.parse(printed.join('\n')) as { requeued: number }).requeued, 1);
     const again = await untilStatus(a, created.id, 'completed', 30_000);
     assert.deepEqual(again.request_counts, { total: 20, completed: 19, failed: 1 });
@@ -174,16 +230,25 @@ describe('batch jobs with the official openai SDK', () => {
   it('a tenant out of budget: items fail with insufficient_quota at once, never retried or dead-lettered', async () => {
     const t = await admin('POST', '/v1/admin/tenants', { name: 'tenant-poor', policy: { monthlyTokenBudget: 30 } });
     const key = (await admin('POST', `/v1/admin/tenants/${t.id as string}/keys`, { name: 'k' })).key as string;
-    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= 3, 10_000);
+    await waitFor(
+      async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= 3,
+      10_000,
+    );
     const c = client(key);
     const file = await c.files.create({ file: await toFile(Buffer.from(jsonl(30)), 'poor.jsonl'), purpose: 'batch' });
     const batch = await c.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     const done = await untilStatus(c, batch.id, 'completed', 30_000);
     const errs = parseLines(await (await c.files.content(done.error_file_id!)).text());
     const out = done.output_file_id ? parseLines(await (await c.files.content(done.output_file_id)).text()) : [];
-    assert.ok(errs.length > 0 && errs.every((l) => l.response?.status_code === 429 && (l.response.body.error as { code: string }).code === 'insufficient_quota'));
+    assert.ok(
+      errs.length > 0 &&
+        errs.every((l) => l.response?.status_code === 429 && (l.response.body.error as { code: string }).code === 'insufficient_quota'),
+    );
     assert.equal(out.length + errs.length, 30);
-    assert.equal(((await admin('GET', `/v1/admin/batches/${batch.id}/dead_letters`, undefined, stack.routerUrl)).data as unknown[]).length, 0);
+    assert.equal(
+      ((await admin('GET', `/v1/admin/batches/${batch.id}/dead_letters`, undefined, stack.routerUrl)).data as unknown[]).length,
+      0,
+    );
   });
 
   it('lists with pagination, cancels, and refuses bad input in OpenAI shape', async () => {
@@ -207,13 +272,28 @@ describe('batch jobs with the official openai SDK', () => {
     assert.equal(new Set(ids).size, 2);
 
     // A file with a broken line: the job fails validation with the line number.
-    const broken = await a.files.create({ file: await toFile(Buffer.from('{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\nnot json\n'), 'bad.jsonl'), purpose: 'batch' });
+    const broken = await a.files.create({
+      file: await toFile(
+        Buffer.from('{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\nnot json\n'),
+        'bad.jsonl',
+      ),
+      purpose: 'batch',
+    });
     const failed = await a.batches.create({ input_file_id: broken.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     assert.equal(failed.status, 'failed');
     assert.equal(failed.errors?.data?.[0]?.line, 2);
-    await assert.rejects(a.batches.create({ input_file_id: broken.id, endpoint: '/v1/embeddings', completion_window: '24h' }), (e: unknown) => e instanceof OpenAI.BadRequestError);
-    await assert.rejects(a.batches.create({ input_file_id: broken.id, endpoint: '/v1/chat/completions', completion_window: '1h' as '24h' }), (e: unknown) => e instanceof OpenAI.BadRequestError);
-    await assert.rejects(a.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'assistants' }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    await assert.rejects(
+      a.batches.create({ input_file_id: broken.id, endpoint: '/v1/embeddings', completion_window: '24h' }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError,
+    );
+    await assert.rejects(
+      a.batches.create({ input_file_id: broken.id, endpoint: '/v1/chat/completions', completion_window: '1h' as '24h' }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError,
+    );
+    await assert.rejects(
+      a.files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'assistants' }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError,
+    );
     const del = await a.files.delete(broken.id);
     assert.equal(del.deleted, true);
     await assert.rejects(a.files.retrieve(broken.id), (e: unknown) => e instanceof OpenAI.NotFoundError);

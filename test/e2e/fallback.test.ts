@@ -11,7 +11,16 @@ import { startStack, waitFor, modelOwner, DEFAULT_MODEL, type Stack } from '../h
 
 const OPENAI_KEY = 'sk-test-openai-4b1d9c0e7f2a';
 const ANTHROPIC_KEY = 'sk-ant-test-93c5e1aa0d7b';
-const TOOLS = [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+const TOOLS = [
+  {
+    type: 'function' as const,
+    function: {
+      name: 'get_weather',
+      description: 'Weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  },
+];
 
 type SimRequest = { at: number; api: string; model: string; status: number };
 
@@ -20,26 +29,40 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
   let client: OpenAI;
   const sim = (id: string) => stack.providerSims.get(id)!.url;
   const faults = async (id: string, f: Record<string, unknown>) => {
-    const r = await fetch(`${sim(id)}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(f) });
+    const r = await fetch(`${sim(id)}/sim/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(f),
+    });
     assert.equal(r.status, 200);
   };
   const requests = async (id: string) => ((await (await fetch(`${sim(id)}/sim/state`)).json()) as { requests: SimRequest[] }).requests;
   const metrics = async () => (await fetch(`${stack.routerUrl}/metrics`)).text();
   const chat = (extra: Partial<OpenAI.ChatCompletionCreateParamsNonStreaming> = {}, c = client) =>
-    c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5, ...extra }).withResponse();
+    c.chat.completions
+      .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5, ...extra })
+      .withResponse();
 
   before(async () => {
     stack = await startStack({
       sims: [{ id: 'sim-a' }],
       agents: [{ id: 'gpu-a', sim: 'sim-a' }],
-      providerSims: [{ id: 'openai-sim', apiKey: OPENAI_KEY }, { id: 'anthropic-sim', apiKey: ANTHROPIC_KEY }],
+      providerSims: [
+        { id: 'openai-sim', apiKey: OPENAI_KEY },
+        { id: 'anthropic-sim', apiKey: ANTHROPIC_KEY },
+      ],
       routerEnv: { ICP_TEST_OPENAI_KEY: OPENAI_KEY, ICP_TEST_ANTHROPIC_KEY: ANTHROPIC_KEY },
       logLevel: 'info',
       maxLogLines: 100_000,
       router: ({ providerSims }) => ({
         fallback: {
           providers: {
-            openai: { kind: 'openai', baseUrl: `${providerSims.get('openai-sim')!.url}/v1`, apiKeyEnv: 'ICP_TEST_OPENAI_KEY', firstByteTimeoutMs: 3_000 },
+            openai: {
+              kind: 'openai',
+              baseUrl: `${providerSims.get('openai-sim')!.url}/v1`,
+              apiKeyEnv: 'ICP_TEST_OPENAI_KEY',
+              firstByteTimeoutMs: 3_000,
+            },
             anthropic: { kind: 'anthropic', baseUrl: providerSims.get('anthropic-sim')!.url, apiKeyEnv: 'ICP_TEST_ANTHROPIC_KEY' },
           },
           chains: {
@@ -75,7 +98,15 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
     assert.equal(data.model, 'gpt-4o-mini');
     assert.ok(data.choices[0]!.message.content);
     assert.ok(data.usage!.completion_tokens > 0);
-    const { data: stream, response: sr } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, stream: true, stream_options: { include_usage: true } }).withResponse();
+    const { data: stream, response: sr } = await client.chat.completions
+      .create({
+        model: DEFAULT_MODEL,
+        messages: [{ role: 'user', content: 'Hi' }],
+        max_tokens: 6,
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+      .withResponse();
     assert.equal(sr.headers.get('x-backend'), 'openai:gpt-4o-mini');
     let text = '';
     let usage: OpenAI.CompletionUsage | undefined | null;
@@ -101,14 +132,24 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
 
   it('OpenAI failing: the chain continues to Anthropic, JSON, streaming and streamed tool calls', async () => {
     await faults('openai-sim', { serverError: { count: -1, status: 500 } });
-    const { data, response } = await chat({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }] });
+    const { data, response } = await chat({
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hello' },
+      ],
+    });
     assert.equal(response.headers.get('x-backend'), 'anthropic:claude-haiku-4-5');
     assert.equal(data.object, 'chat.completion');
     assert.equal(data.model, 'claude-haiku-4-5');
     assert.equal(data.choices[0]!.finish_reason, 'length');
     assert.ok(data.choices[0]!.message.content);
 
-    const stream = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 40, stream: true });
+    const stream = await client.chat.completions.create({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 40,
+      stream: true,
+    });
     let text = '';
     let finish: string | null = null;
     for await (const c of stream) {
@@ -118,7 +159,12 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
     assert.ok(text.split(' ').length > 3);
     assert.equal(finish, 'stop');
 
-    const tools = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: TOOLS, stream: true });
+    const tools = await client.chat.completions.create({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+      tools: TOOLS,
+      stream: true,
+    });
     let args = '';
     let name = '';
     let id = '';
@@ -136,11 +182,15 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
     assert.equal(finish, 'tool_calls');
 
     // The tool result goes back; Anthropic gets a tool_result block and answers in text.
-    const { data: follow } = await chat({ max_tokens: 8, tools: TOOLS, messages: [
-      { role: 'user', content: 'Weather in Paris?' },
-      { role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name, arguments: args } }] },
-      { role: 'tool', tool_call_id: id, content: 'sunny' },
-    ] });
+    const { data: follow } = await chat({
+      max_tokens: 8,
+      tools: TOOLS,
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name, arguments: args } }] },
+        { role: 'tool', tool_call_id: id, content: 'sunny' },
+      ],
+    });
     assert.ok(follow.choices[0]!.message.content);
   });
 
@@ -159,7 +209,8 @@ describe('fallback to hosted providers (openai SDK end to end)', () => {
     await chat();
     const m = await metrics();
     assert.match(m, /router_circuit_breaker_state\{breaker="provider:openai"\} 0/);
-    for (const to of ['open', 'half_open', 'closed']) assert.match(m, new RegExp(`router_circuit_breaker_transitions_total\\{breaker="provider:openai",to="${to}"\\} 1`));
+    for (const to of ['open', 'half_open', 'closed'])
+      assert.match(m, new RegExp(`router_circuit_breaker_transitions_total\\{breaker="provider:openai",to="${to}"\\} 1`));
     assert.match(m, /router_fallback_requests_total\{provider="anthropic",trigger="no_ready_node",outcome="served"\}/);
     assert.ok(stack.logs.some((l) => l.includes('circuit breaker transition')));
   });

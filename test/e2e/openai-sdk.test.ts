@@ -43,7 +43,7 @@ describe('router end to end with the openai SDK', () => {
     assert.deepEqual(ids, ['chat-default', 'glove-100d-embed', 'glove-100d-rerank', DEFAULT_MODEL, OTHER_MODEL]);
   });
 
-  it('serves embeddings from the router\'s own ONNX embedder, float and base64', async () => {
+  it("serves embeddings from the router's own ONNX embedder, float and base64", async () => {
     const float = await client.embeddings.create({ model: 'glove-100d-embed', input: ['GPU memory errors', 'the cat sat on the mat'] });
     assert.equal(float.data.length, 2);
     assert.equal(float.data[0]!.embedding.length, 100);
@@ -55,12 +55,22 @@ describe('router end to end with the openai SDK', () => {
     const b = Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
     assert.equal(b.length, 100);
     for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6);
-    await assert.rejects(client.embeddings.create({ model: 'no-such-embedder', input: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError);
-    await assert.rejects(client.embeddings.create({ model: 'glove-100d-embed', input: [] }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    await assert.rejects(
+      client.embeddings.create({ model: 'no-such-embedder', input: 'x' }),
+      (e: unknown) => e instanceof OpenAI.NotFoundError,
+    );
+    await assert.rejects(
+      client.embeddings.create({ model: 'glove-100d-embed', input: [] }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError,
+    );
   });
 
   it('answers a non-streaming chat completion with real usage', async () => {
-    const res = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 5 });
+    const res = await client.chat.completions.create({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: 'Say hello' }],
+      max_tokens: 5,
+    });
     assert.equal(res.object, 'chat.completion');
     assert.equal(res.model, DEFAULT_MODEL);
     assert.equal(res.choices[0]!.finish_reason, 'length');
@@ -118,7 +128,8 @@ describe('router end to end with the openai SDK', () => {
   it('maps an invalid body to BadRequestError', async () => {
     await assert.rejects(
       client.chat.completions.create({ model: DEFAULT_MODEL, messages: 'not a list' as unknown as [] }),
-      (err: unknown) => err instanceof OpenAI.BadRequestError && err.status === 400 && (err.error as { param?: string }).param === 'messages',
+      (err: unknown) =>
+        err instanceof OpenAI.BadRequestError && err.status === 400 && (err.error as { param?: string }).param === 'messages',
     );
     await assert.rejects(
       client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }], temperature: 7 }),
@@ -159,7 +170,12 @@ describe('router end to end with the openai SDK', () => {
     const sims = [stack.sims.get('sim-a')!, stack.sims.get('sim-b')!];
     for (const s of sims) await setSimFaults(s.url, { failAfterTokens: 3 });
     try {
-      const stream = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hello' }], max_tokens: 50, stream: true });
+      const stream = await client.chat.completions.create({
+        model: DEFAULT_MODEL,
+        messages: [{ role: 'user', content: 'hello' }],
+        max_tokens: 50,
+        stream: true,
+      });
       let text = '';
       await assert.rejects(
         async () => {
@@ -177,7 +193,11 @@ describe('router end to end with the openai SDK', () => {
     await setSimFaults(stack.sims.get('sim-a')!.url, { http5xx: true });
     try {
       for (let i = 0; i < 6; i++) {
-        const res = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `try ${i}` }], max_tokens: 2 });
+        const res = await client.chat.completions.create({
+          model: DEFAULT_MODEL,
+          messages: [{ role: 'user', content: `try ${i}` }],
+          max_tokens: 2,
+        });
         assert.equal(res.choices.length, 1);
       }
     } finally {
@@ -185,16 +205,25 @@ describe('router end to end with the openai SDK', () => {
     }
   });
 
-  it('counts what it did in the router\'s /metrics', async () => {
+  it("counts what it did in the router's /metrics", async () => {
     const text = await (await fetch(`${stack.routerUrl}/metrics`)).text();
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-    assert.ok(value(new RegExp(`router_requests_total\\{operation="chat",model="${DEFAULT_MODEL}",lane="standard",backend="node",status="200"\\} (\\d+)`)) >= 5);
+    assert.ok(
+      value(
+        new RegExp(
+          `router_requests_total\\{operation="chat",model="${DEFAULT_MODEL}",lane="standard",backend="node",status="200"\\} (\\d+)`,
+        ),
+      ) >= 5,
+    );
     assert.ok(value(/router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="404"\} (\d+)/) >= 1);
     assert.ok(value(/router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="400"\} (\d+)/) >= 2);
     assert.ok(value(new RegExp(`router_time_to_first_token_seconds_count\\{model="${DEFAULT_MODEL}",lane="standard"\\} (\\d+)`)) >= 2);
     assert.ok(value(new RegExp(`router_tokens_total\\{model="${DEFAULT_MODEL}",type="output"\\} (\\d+)`)) > 10);
-    assert.ok(value(/router_node_attempts_total\{node="gpu-a",outcome="retried"\} (\d+)/) >= 1, 'the 5xx node\'s failed attempts were retried');
-    assert.doesNotMatch(text, /no-such-model/, 'a client\'s raw model string never becomes a label');
+    assert.ok(
+      value(/router_node_attempts_total\{node="gpu-a",outcome="retried"\} (\d+)/) >= 1,
+      "the 5xx node's failed attempts were retried",
+    );
+    assert.doesNotMatch(text, /no-such-model/, "a client's raw model string never becomes a label");
   });
 
   it('drops a killed agent from routing and /v1/models within 2 s', async () => {

@@ -38,14 +38,22 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
       return [TGI_MODEL, OLD_TGI_MODEL, VLLM_MODEL, DEFAULT_MODEL].every((m) => models.includes(m));
     }, 20_000);
     // both nodes of the mixed pool ready (the model is listed once the first is)
-    await waitFor(async () => {
-      const seen = new Set<string>();
-      await Promise.all(Array.from({ length: 12 }, async () => {
-        const { response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1 }).withResponse();
-        seen.add(response.headers.get('x-backend') ?? '');
-      }));
-      return seen.size === 2;
-    }, 20_000, 200);
+    await waitFor(
+      async () => {
+        const seen = new Set<string>();
+        await Promise.all(
+          Array.from({ length: 12 }, async () => {
+            const { response } = await client.chat.completions
+              .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1 })
+              .withResponse();
+            seen.add(response.headers.get('x-backend') ?? '');
+          }),
+        );
+        return seen.size === 2;
+      },
+      20_000,
+      200,
+    );
   });
 
   after(async () => {
@@ -53,7 +61,9 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
   });
 
   it('chat, non-streaming: an OpenAI chat.completion with an id, the model name, usage and an OpenAI finish reason', async () => {
-    const { data, response } = await client.chat.completions.create({ model: TGI_MODEL, messages: [{ role: 'user', content: 'Say something.' }], max_tokens: 12 }).withResponse();
+    const { data, response } = await client.chat.completions
+      .create({ model: TGI_MODEL, messages: [{ role: 'user', content: 'Say something.' }], max_tokens: 12 })
+      .withResponse();
     assert.equal(response.headers.get('x-backend'), 'node:gpu-tgi');
     assert.equal(data.object, 'chat.completion');
     assert.match(data.id, /^chatcmpl-[0-9a-f]{16}$/);
@@ -68,7 +78,9 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
   it('chat, streaming: one id across chunks, text, a finish reason; usage only when asked', async () => {
     for (const includeUsage of [false, true]) {
       const stream = await client.chat.completions.create({
-        model: TGI_MODEL, messages: [{ role: 'user', content: `Stream please ${includeUsage}` }], stream: true,
+        model: TGI_MODEL,
+        messages: [{ role: 'user', content: `Stream please ${includeUsage}` }],
+        stream: true,
         ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
       });
       const ids = new Set<string>();
@@ -98,7 +110,7 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
     }
   });
 
-  it('completions through TGI\'s /v1/completions: finish reasons mapped, no special-token text, usage', async () => {
+  it("completions through TGI's /v1/completions: finish reasons mapped, no special-token text, usage", async () => {
     const r = await client.completions.create({ model: TGI_MODEL, prompt: 'Once upon a time', max_tokens: 200 });
     assert.equal(r.object, 'text_completion');
     assert.match(r.id, /^cmpl-/);
@@ -106,7 +118,12 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
     assert.equal(r.choices[0]!.finish_reason, 'stop'); // eos_token -> stop (the sim stops before 200)
     assert.ok(r.usage!.completion_tokens > 0);
 
-    const stream = await client.completions.create({ model: TGI_MODEL, prompt: 'Once upon a time', stream: true, stream_options: { include_usage: true } });
+    const stream = await client.completions.create({
+      model: TGI_MODEL,
+      prompt: 'Once upon a time',
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -131,7 +148,13 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
     assert.equal(r.usage!.completion_tokens, 5);
     assert.ok(r.usage!.prompt_tokens > 0);
 
-    const stream = await client.completions.create({ model: OLD_TGI_MODEL, prompt: 'The GPU', max_tokens: 5, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.completions.create({
+      model: OLD_TGI_MODEL,
+      prompt: 'The GPU',
+      max_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -152,46 +175,69 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
 
   it('a request TGI refuses (422 validation) reaches the client as the same 400 a vLLM node gives', async () => {
     const tooLong = { messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 1_000_000 };
-    const fromTgi = await client.chat.completions.create({ model: TGI_MODEL, ...tooLong }).then(() => null, (e: unknown) => e);
-    const fromVllm = await client.chat.completions.create({ model: VLLM_MODEL, ...tooLong }).then(() => null, (e: unknown) => e);
+    const fromTgi = await client.chat.completions.create({ model: TGI_MODEL, ...tooLong }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const fromVllm = await client.chat.completions.create({ model: VLLM_MODEL, ...tooLong }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     for (const e of [fromTgi, fromVllm]) {
       assert.ok(e instanceof OpenAI.BadRequestError, String(e));
       assert.equal(e.status, 400);
     }
     assert.match((fromTgi as InstanceType<typeof OpenAI.BadRequestError>).message, /must be <= 4096/);
     // streaming: TGI reports validation inside a 200 stream; the client still gets a 400
-    const streamed = await client.chat.completions.create({ model: TGI_MODEL, ...tooLong, stream: true }).then(() => null, (e: unknown) => e);
+    const streamed = await client.chat.completions.create({ model: TGI_MODEL, ...tooLong, stream: true }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(streamed instanceof OpenAI.BadRequestError, String(streamed));
   });
 
   it('mixed pool: one vLLM and one TGI node serve the same model, with the same response shape', async () => {
     const backends = new Map<string, string[]>();
-    await Promise.all(Array.from({ length: 24 }, async (_, i) => {
-      const { data, response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `mixed ${i}` }], max_tokens: 8 }).withResponse();
-      const b = response.headers.get('x-backend') ?? '';
-      assert.equal(data.model, DEFAULT_MODEL);
-      assert.match(data.id, /^chatcmpl-/);
-      assert.ok((data.choices[0]!.message.content ?? '').length > 0);
-      assert.ok(data.usage!.completion_tokens > 0);
-      backends.set(b, [...(backends.get(b) ?? []), data.choices[0]!.finish_reason]);
-    }));
+    await Promise.all(
+      Array.from({ length: 24 }, async (_, i) => {
+        const { data, response } = await client.chat.completions
+          .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `mixed ${i}` }], max_tokens: 8 })
+          .withResponse();
+        const b = response.headers.get('x-backend') ?? '';
+        assert.equal(data.model, DEFAULT_MODEL);
+        assert.match(data.id, /^chatcmpl-/);
+        assert.ok((data.choices[0]!.message.content ?? '').length > 0);
+        assert.ok(data.usage!.completion_tokens > 0);
+        backends.set(b, [...(backends.get(b) ?? []), data.choices[0]!.finish_reason]);
+      }),
+    );
     assert.deepEqual([...backends.keys()].sort(), ['node:gpu-mixed-tgi', 'node:gpu-mixed-vllm']);
 
     // streams too, from both (the scheduler places by load, so a round may land on one node:
     // a few rounds, not a fixed split)
     const seen = new Set<string>();
-    for (let round = 0; round < 5 && seen.size < 2; round++) await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-      const { data: stream, response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `s ${i}` }], stream: true, stream_options: { include_usage: true } }).withResponse();
-      seen.add(response.headers.get('x-backend') ?? '');
-      let text = '';
-      let usage: OpenAI.CompletionUsage | undefined;
-      for await (const c of stream) {
-        if (c.usage) usage = c.usage;
-        for (const ch of c.choices) text += ch.delta.content ?? '';
-      }
-      assert.ok(text.length > 0);
-      assert.ok(usage && usage.completion_tokens > 0);
-    }));
+    for (let round = 0; round < 5 && seen.size < 2; round++)
+      await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          const { data: stream, response } = await client.chat.completions
+            .create({
+              model: DEFAULT_MODEL,
+              messages: [{ role: 'user', content: `s ${i}` }],
+              stream: true,
+              stream_options: { include_usage: true },
+            })
+            .withResponse();
+          seen.add(response.headers.get('x-backend') ?? '');
+          let text = '';
+          let usage: OpenAI.CompletionUsage | undefined;
+          for await (const c of stream) {
+            if (c.usage) usage = c.usage;
+            for (const ch of c.choices) text += ch.delta.content ?? '';
+          }
+          assert.ok(text.length > 0);
+          assert.ok(usage && usage.completion_tokens > 0);
+        }),
+      );
     assert.equal(seen.size, 2);
   });
 });

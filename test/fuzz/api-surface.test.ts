@@ -29,13 +29,46 @@ function caseGenerator(seed: number, routes: readonly RouteEntry[], authHeaders:
   const f = makeFuzz(r);
   const plausible = () => {
     const o: Record<string, unknown> = {};
-    for (const k of ['name', 'id', 'address', 'models', 'policy', 'tags', 'graceMs', 'disabled', 'records', 'model', 'messages', 'input', 'report', 'rpm', 'labels']) if (r() < 0.3) o[k] = f.value(1, ['rpm', 'tpm', 'allowedModels', 'maxLane', 'x', 'tenantId', 'keyId']);
+    for (const k of [
+      'name',
+      'id',
+      'address',
+      'models',
+      'policy',
+      'tags',
+      'graceMs',
+      'disabled',
+      'records',
+      'model',
+      'messages',
+      'input',
+      'report',
+      'rpm',
+      'labels',
+    ])
+      if (r() < 0.3) o[k] = f.value(1, ['rpm', 'tpm', 'allowedModels', 'maxLane', 'x', 'tenantId', 'keyId']);
     return o;
   };
   return () => {
     const route = f.pick(routes);
     const method = r() < 0.1 ? f.pick(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) : route.method;
-    const path = route.url.replace(/:[A-Za-z]+/g, () => f.param()).replace(/\*$/, () => f.param()) + f.query(['window', 'growth', 'model', 'node', 'tenant', 'since', 'until', 'limit', 'from', 'to', 'addNodes', 'removeNodes', 'sloTtftSeconds']);
+    const path =
+      route.url.replace(/:[A-Za-z]+/g, () => f.param()).replace(/\*$/, () => f.param()) +
+      f.query([
+        'window',
+        'growth',
+        'model',
+        'node',
+        'tenant',
+        'since',
+        'until',
+        'limit',
+        'from',
+        'to',
+        'addNodes',
+        'removeNodes',
+        'sloTtftSeconds',
+      ]);
     return { route, method, path, body: f.body(plausible), headers: authHeaders() };
   };
 }
@@ -67,9 +100,17 @@ describe('API surface fuzz: every route of the router and the control plane', ()
 
   it('enumerates the routes from fastify (the admin API, nodes API and generation routes are there)', () => {
     const cp = routes.controlPlane.map((x) => `${x.method} ${x.url}`);
-    for (const must of ['POST /v1/admin/tenants', 'DELETE /v1/admin/keys/:id', 'POST /v1/nodes/register', 'GET /v1/capacity', 'GET /v1/policy/watch']) assert.ok(cp.includes(must), `${must} in ${cp.join(', ')}`);
+    for (const must of [
+      'POST /v1/admin/tenants',
+      'DELETE /v1/admin/keys/:id',
+      'POST /v1/nodes/register',
+      'GET /v1/capacity',
+      'GET /v1/policy/watch',
+    ])
+      assert.ok(cp.includes(must), `${must} in ${cp.join(', ')}`);
     const rt = routes.router.map((x) => `${x.method} ${x.url}`);
-    for (const must of ['POST /v1/chat/completions', 'POST /v1/completions', 'GET /v1/models', 'GET /metrics']) assert.ok(rt.includes(must), `${must} in ${rt.join(', ')}`);
+    for (const must of ['POST /v1/chat/completions', 'POST /v1/completions', 'GET /v1/models', 'GET /metrics'])
+      assert.ok(rt.includes(must), `${must} in ${rt.join(', ')}`);
   });
 
   for (const surface of ['control plane', 'router'] as const) {
@@ -82,7 +123,16 @@ describe('API surface fuzz: every route of the router and the control plane', ()
         const x = r();
         if (isCp && x < 0.5) return { authorization: `Bearer ${ADMIN_TOKEN}` };
         if (x < 0.6) return {};
-        return { authorization: [`Bearer wrong`, 'Basic eDp5', 'Bearer ', `Bearer ${'a'.repeat(8_000)}`, 'Bearer sk-icp-000000000000-' + 'A'.repeat(43), `bearer ${ADMIN_TOKEN} extra`][Math.floor(r() * 6)]! };
+        return {
+          authorization: [
+            `Bearer wrong`,
+            'Basic eDp5',
+            'Bearer ',
+            `Bearer ${'a'.repeat(8_000)}`,
+            'Bearer sk-icp-000000000000-' + 'A'.repeat(43),
+            `bearer ${ADMIN_TOKEN} extra`,
+          ][Math.floor(r() * 6)]!,
+        };
       };
       const next = caseGenerator(FUZZ_SEED + (isCp ? 7 : 13), isCp ? routes.controlPlane : routes.router, auth);
       const statuses = new Map<number, number>();
@@ -93,8 +143,12 @@ describe('API surface fuzz: every route of the router and the control plane', ()
         const c = next();
         const res = await send(base, c.method, c.path, c.body, c.headers);
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-        const bad = res.statusCode >= 500 ? !allowed5xx(c.route, res.statusCode, res.text) : res.statusCode >= 400 && !isOpenAIError(res.text);
-        if (bad && failures.length < 8) failures.push(`case ${i}: ${c.method} ${c.path.slice(0, 120)} -> ${res.statusCode} ${res.text.slice(0, 200)} (body ${String(c.body.body).slice(0, 80)})`);
+        const bad =
+          res.statusCode >= 500 ? !allowed5xx(c.route, res.statusCode, res.text) : res.statusCode >= 400 && !isOpenAIError(res.text);
+        if (bad && failures.length < 8)
+          failures.push(
+            `case ${i}: ${c.method} ${c.path.slice(0, 120)} -> ${res.statusCode} ${res.text.slice(0, 200)} (body ${String(c.body.body).slice(0, 80)})`,
+          );
         if (i % 100 === 0) rssMax = Math.max(rssMax, await rssBytes(proc.child.pid!));
       }
       assert.deepEqual(failures, [], `statuses: ${JSON.stringify([...statuses])}`);
@@ -103,9 +157,14 @@ describe('API surface fuzz: every route of the router and the control plane', ()
       assert.equal(health.status, 200);
       assert.ok(rssMax - rss0 < MEMORY_BOUND, `RSS grew from ${(rss0 / 2 ** 20).toFixed(0)} to ${(rssMax / 2 ** 20).toFixed(0)} MiB`);
       // The generator reaches past validation: some requests succeed, most are refused.
-      assert.ok([...statuses.keys()].some((s) => s < 300), `some 2xx: ${JSON.stringify([...statuses])}`);
+      assert.ok(
+        [...statuses.keys()].some((s) => s < 300),
+        `some 2xx: ${JSON.stringify([...statuses])}`,
+      );
       assert.ok((statuses.get(400) ?? 0) + (statuses.get(401) ?? 0) > CASES / 5);
-      console.log(`# ${surface}: ${CASES} cases, statuses ${JSON.stringify(Object.fromEntries(statuses))}, RSS ${(rss0 / 2 ** 20).toFixed(0)} -> max ${(rssMax / 2 ** 20).toFixed(0)} MiB`);
+      console.log(
+        `# ${surface}: ${CASES} cases, statuses ${JSON.stringify(Object.fromEntries(statuses))}, RSS ${(rss0 / 2 ** 20).toFixed(0)} -> max ${(rssMax / 2 ** 20).toFixed(0)} MiB`,
+      );
     });
   }
 });

@@ -20,7 +20,26 @@ export interface BodyCase {
 
 export function makeFuzz(r: Rng) {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-  const scalar = (): unknown => pick([null, true, false, 0, -1, 1e308, -1e-308, 3.5, NaN, '', 'x', 'user', '\u0000', '\ud800', 'a'.repeat(1 + Math.floor(r() * 5000)), [], {}]);
+  const scalar = (): unknown =>
+    pick([
+      null,
+      true,
+      false,
+      0,
+      -1,
+      1e308,
+      -1e-308,
+      3.5,
+      NaN,
+      '',
+      'x',
+      'user',
+      '\u0000',
+      '\ud800',
+      'a'.repeat(1 + Math.floor(r() * 5000)),
+      [],
+      {},
+    ]);
   const value = (depth = 0, keys: readonly string[] = ['role', 'content', 'model', 'x', 'stream', 'n']): unknown => {
     if (depth > 3 || r() < 0.5) return scalar();
     if (r() < 0.5) return Array.from({ length: Math.floor(r() * 4) }, () => value(depth + 1, keys));
@@ -44,20 +63,78 @@ export function makeFuzz(r: Rng) {
       s[i + 1] = 0x28;
       return { contentType: 'application/json', body: r() < 0.5 ? s : Buffer.from([0xff, 0xfe, 0x7b, 0x80, 0x7d]) };
     }
-    if (kind < 0.8) return { contentType: pick(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined, 'application/xml']), body: JSON.stringify(plausible()) };
+    if (kind < 0.8)
+      return {
+        contentType: pick([
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'multipart/form-data; boundary=x',
+          undefined,
+          'application/xml',
+        ]),
+        body: JSON.stringify(plausible()),
+      };
     if (kind < 0.86) return { contentType: 'application/json', body: deep(pick([100, 5_000, 200_000])) };
-    if (kind < 0.9) return { contentType: 'application/json', body: '{"model":"m","messages":[{"role":"user","content":"' + 'x'.repeat(5 * 1024 * 1024) + '"}]}' }; // over the body limit
-    if (kind < 0.95) return { contentType: 'application/json', body: pick(['{"__proto__":{"x":1},"model":"m"}', '{"constructor":{"prototype":{"x":1}}}', '', ' ', 'null', '[]', '"str"', '{"model":"m","model":"n"}', '{"a":1}}}}']) };
-    return { contentType: 'application/json', body: JSON.stringify({ model: 'no-such-model', messages: Array.from({ length: 20_000 }, () => ({ role: 'user', content: 'x' })) }) };
+    if (kind < 0.9)
+      return {
+        contentType: 'application/json',
+        body: '{"model":"m","messages":[{"role":"user","content":"' + 'x'.repeat(5 * 1024 * 1024) + '"}]}',
+      }; // over the body limit
+    if (kind < 0.95)
+      return {
+        contentType: 'application/json',
+        body: pick([
+          '{"__proto__":{"x":1},"model":"m"}',
+          '{"constructor":{"prototype":{"x":1}}}',
+          '',
+          ' ',
+          'null',
+          '[]',
+          '"str"',
+          '{"model":"m","model":"n"}',
+          '{"a":1}}}}',
+        ]),
+      };
+    return {
+      contentType: 'application/json',
+      body: JSON.stringify({ model: 'no-such-model', messages: Array.from({ length: 20_000 }, () => ({ role: 'user', content: 'x' })) }),
+    };
   };
 
   /** A path parameter: plausible ids, empty, huge, encoded separators and NULs, non-ASCII. */
-  const param = (): string => pick(['gpu-1', 'x', 't_0001', 'a'.repeat(65), 'a'.repeat(5_000), '%00', '..%2F..%2Fetc%2Fpasswd', '%E2%82%AC', '%ff%fe', '%', '%25', '-1', '0', 'null', 'undefined', '__proto__', 'constructor', ' ', '%20', '%00%ED%A0%80', String(Math.floor(r() * 1e9))]);
+  const param = (): string =>
+    pick([
+      'gpu-1',
+      'x',
+      't_0001',
+      'a'.repeat(65),
+      'a'.repeat(5_000),
+      '%00',
+      '..%2F..%2Fetc%2Fpasswd',
+      '%E2%82%AC',
+      '%ff%fe',
+      '%',
+      '%25',
+      '-1',
+      '0',
+      'null',
+      'undefined',
+      '__proto__',
+      'constructor',
+      ' ',
+      '%20',
+      '%00%ED%A0%80',
+      String(Math.floor(r() * 1e9)),
+    ]);
 
   /** A query string: nothing, random keys and values, repeats, huge values. */
   const query = (keys: readonly string[]): string => {
     if (r() < 0.4) return '';
-    const parts = Array.from({ length: 1 + Math.floor(r() * 4) }, () => `${encodeURIComponent(pick([...keys, 'x', '__proto__', '']))}=${pick(['', '1', '-5', '1e309', 'abc', 'a'.repeat(3_000), '%ff', '[]', '{}', 'true', String(Date.now())])}`);
+    const parts = Array.from(
+      { length: 1 + Math.floor(r() * 4) },
+      () =>
+        `${encodeURIComponent(pick([...keys, 'x', '__proto__', '']))}=${pick(['', '1', '-5', '1e309', 'abc', 'a'.repeat(3_000), '%ff', '[]', '{}', 'true', String(Date.now())])}`,
+    );
     return '?' + parts.join('&');
   };
 
@@ -70,11 +147,22 @@ export function makeFuzz(r: Rng) {
  * reset instead of the answer. Such cases go over a raw socket that sends the headers, waits for
  * an early answer, and only then (if none came) the body. Event streams are cut after the headers.
  */
-export async function send(base: string, method: string, path: string, c: BodyCase, headers: Record<string, string> = {}): Promise<{ statusCode: number; text: string }> {
+export async function send(
+  base: string,
+  method: string,
+  path: string,
+  c: BodyCase,
+  headers: Record<string, string> = {},
+): Promise<{ statusCode: number; text: string }> {
   const body = typeof c.body === 'string' ? Buffer.from(c.body) : c.body;
   const withBody = method !== 'GET' && method !== 'HEAD';
   if (!withBody || body.length < 1024 * 1024) {
-    const res = await request(base + path, { method: method as 'GET', headers: { ...headers, ...(c.contentType && withBody ? { 'content-type': c.contentType } : {}) }, body: withBody ? body : undefined, headersTimeout: 30_000 });
+    const res = await request(base + path, {
+      method: method as 'GET',
+      headers: { ...headers, ...(c.contentType && withBody ? { 'content-type': c.contentType } : {}) },
+      body: withBody ? body : undefined,
+      headersTimeout: 30_000,
+    });
     if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
       res.body.destroy();
       return { statusCode: res.statusCode, text: '' };
@@ -93,8 +181,12 @@ export async function send(base: string, method: string, path: string, c: BodyCa
       if (!m) return reject(new Error(`no HTTP answer to an oversized body: ${raw.slice(0, 100)}`));
       resolve({ statusCode: Number(m[1]), text: raw.slice(raw.indexOf('\r\n\r\n') + 4) });
     });
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    sock.write(`${method} ${path} HTTP/1.1\r\nhost: ${url.host}\r\n${extra}content-type: ${c.contentType}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`);
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    sock.write(
+      `${method} ${path} HTTP/1.1\r\nhost: ${url.host}\r\n${extra}content-type: ${c.contentType}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+    );
     setTimeout(() => {
       if (chunks.length === 0 && !sock.destroyed) sock.end(body);
     }, 1_000);

@@ -109,33 +109,62 @@ describe('gRPC surface fuzz (node agent)', () => {
     const outcomes = new Map<string, number>();
     const count = (k: string) => outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
     const deadline = () => ({ deadline: Date.now() + 8_000 });
-    const junkBody = () => f.pick([
-      'not json', '', '{', JSON.stringify(f.value(0)), '['.repeat(100_000), JSON.stringify({ model: DEFAULT_MODEL, messages: f.value(1), max_tokens: f.pick([1, -1, 1e12, 'x']) }),
-      JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x'.repeat(3 * 1024 * 1024) }], max_tokens: 1 }),
-      JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: f.pick([true, false, 'yes']) }),
-    ]);
+    const junkBody = () =>
+      f.pick([
+        'not json',
+        '',
+        '{',
+        JSON.stringify(f.value(0)),
+        '['.repeat(100_000),
+        JSON.stringify({ model: DEFAULT_MODEL, messages: f.value(1), max_tokens: f.pick([1, -1, 1e12, 'x']) }),
+        JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x'.repeat(3 * 1024 * 1024) }], max_tokens: 1 }),
+        JSON.stringify({
+          model: DEFAULT_MODEL,
+          messages: [{ role: 'user', content: 'hi' }],
+          max_tokens: 2,
+          stream: f.pick([true, false, 'yes']),
+        }),
+      ]);
     try {
       for (let i = 0; i < CASES; i++) {
         // A case that never ends is a finding, not a stuck test run: name it and fail.
-        await Promise.race([runCase(i), sleep(30_000).then(() => {
-          throw new Error(`case ${i} did not end within 30 s; outcomes so far ${JSON.stringify(Object.fromEntries(outcomes))}`);
-        })]);
+        await Promise.race([
+          runCase(i),
+          sleep(30_000).then(() => {
+            throw new Error(`case ${i} did not end within 30 s; outcomes so far ${JSON.stringify(Object.fromEntries(outcomes))}`);
+          }),
+        ]);
         if (i % 100 === 0) rssMax = Math.max(rssMax, await rssBytes(pid));
       }
       async function runCase(i: number): Promise<void> {
         const k = r();
         if (k < 0.35) {
           const size = f.pick([0, 1, 5, 64, 1_000, 20_000, 5 * 1024 * 1024]);
-          count(`generate-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, size), new grpc.Metadata(), deadline()))}`);
+          count(
+            `generate-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, size), new grpc.Metadata(), deadline()))}`,
+          );
         } else if (k < 0.6) {
-          const req = { requestId: f.pick(['', 'r1', 'x'.repeat(10_000), '\u0000']), operation: f.pick([0, 1, 2, 3, 99, -1]) as unknown as 'CHAT_COMPLETIONS', model: f.pick([DEFAULT_MODEL, '', 'no-such', 'x'.repeat(5_000)]), bodyJson: junkBody() };
+          const req = {
+            requestId: f.pick(['', 'r1', 'x'.repeat(10_000), '\u0000']),
+            operation: f.pick([0, 1, 2, 3, 99, -1]) as unknown as 'CHAT_COMPLETIONS',
+            model: f.pick([DEFAULT_MODEL, '', 'no-such', 'x'.repeat(5_000)]),
+            bodyJson: junkBody(),
+          };
           count(`generate-fields:${await streamCall(typed.Generate(req, deadline()))}`);
         } else if (k < 0.7) {
-          count(`watch-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'WatchStatus', identity, identity, randomBytes(r, f.pick([0, 3, 100, 10_000])), new grpc.Metadata(), deadline()), true)}`);
+          count(
+            `watch-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'WatchStatus', identity, identity, randomBytes(r, f.pick([0, 3, 100, 10_000])), new grpc.Metadata(), deadline()), true)}`,
+          );
         } else if (k < 0.8) {
           const md = new grpc.Metadata();
-          for (let j = 0; j < 1 + Math.floor(r() * 5); j++) md.add(f.pick(['x-request-id', 'x-lane', 'traceparent', 'x-deadline-ms', 'grpc-timeout-x', 'x-b']), f.pick(['', 'critical', 'zzz', '-1', '00-xyz-01', 'a'.repeat(8_000)]));
-          count(`generate-metadata:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, 50), md, deadline()))}`);
+          for (let j = 0; j < 1 + Math.floor(r() * 5); j++)
+            md.add(
+              f.pick(['x-request-id', 'x-lane', 'traceparent', 'x-deadline-ms', 'grpc-timeout-x', 'x-b']),
+              f.pick(['', 'critical', 'zzz', '-1', '00-xyz-01', 'a'.repeat(8_000)]),
+            );
+          count(
+            `generate-metadata:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, 50), md, deadline()))}`,
+          );
         } else if (k < 0.93) {
           const payload = randomBytes(r, f.pick([0, 10, 1_000]));
           const prefix = Buffer.alloc(5);
@@ -144,7 +173,9 @@ describe('gRPC surface fuzz (node agent)', () => {
           const body = r() < 0.2 ? payload : Buffer.concat([prefix, payload]);
           const path = f.pick([SVC + 'Generate', SVC + 'WatchStatus', SVC + 'Nope', '/x', '/grpc.health.v1.Health/Check']);
           const ct = f.pick(['application/grpc', 'application/grpc+proto', 'text/plain', 'application/json']);
-          count(`h2:${await rawHttp2(address, path, { 'content-type': ct, te: 'trailers', ...(r() < 0.3 ? { 'grpc-encoding': f.pick(['gzip', 'bogus', 'identity']) } : {}), ...(r() < 0.2 ? { 'grpc-timeout': f.pick(['1S', 'xx', '99999999999H', '-1m']) } : {}) }, body)}`);
+          count(
+            `h2:${await rawHttp2(address, path, { 'content-type': ct, te: 'trailers', ...(r() < 0.3 ? { 'grpc-encoding': f.pick(['gzip', 'bogus', 'identity']) } : {}), ...(r() < 0.2 ? { 'grpc-timeout': f.pick(['1S', 'xx', '99999999999H', '-1m']) } : {}) }, body)}`,
+          );
         } else {
           const preface = r() < 0.5 ? Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n') : Buffer.alloc(0);
           await rawTcp(address, Buffer.concat([preface, randomBytes(r, f.pick([1, 9, 100, 10_000]))]));
@@ -155,11 +186,30 @@ describe('gRPC surface fuzz (node agent)', () => {
       assert.equal(stack.agents.get('gpu-a')!.child.exitCode, null, 'agent alive');
       assert.ok(await agentServes(), 'the agent still streams its status');
       // A well-formed generation still works after all that.
-      const ok = await streamCall(typed.Generate({ requestId: 'after-fuzz', operation: 'CHAT_COMPLETIONS', model: DEFAULT_MODEL, bodyJson: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) }, deadline()));
+      const ok = await streamCall(
+        typed.Generate(
+          {
+            requestId: 'after-fuzz',
+            operation: 'CHAT_COMPLETIONS',
+            model: DEFAULT_MODEL,
+            bodyJson: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+          },
+          deadline(),
+        ),
+      );
       assert.equal(ok, 0, 'a valid Generate succeeds after the fuzz');
 
       for (let i = 0; i < DRAIN_CASES; i++) {
-        const code = await new Promise<number>((resolve) => raw.makeUnaryRequest(SVC + 'Drain', identity, identity, randomBytes(r, f.pick([0, 2, 7, 100, 5 * 1024 * 1024])), deadline(), (err) => resolve(err?.code ?? 0)));
+        const code = await new Promise<number>((resolve) =>
+          raw.makeUnaryRequest(
+            SVC + 'Drain',
+            identity,
+            identity,
+            randomBytes(r, f.pick([0, 2, 7, 100, 5 * 1024 * 1024])),
+            deadline(),
+            (err) => resolve(err?.code ?? 0),
+          ),
+        );
         count(`drain:${code}`);
       }
       rssMax = Math.max(rssMax, await rssBytes(pid));
@@ -170,7 +220,12 @@ describe('gRPC surface fuzz (node agent)', () => {
     assert.equal(stack.agents.get('gpu-a')!.child.exitCode, null, 'agent alive after Drain fuzz');
     assert.ok(await agentServes(), 'the agent still streams its status after Drain fuzz');
     assert.ok(rssMax - rss0 < MEMORY_BOUND, `RSS grew from ${(rss0 / 2 ** 20).toFixed(0)} to ${(rssMax / 2 ** 20).toFixed(0)} MiB`);
-    assert.ok([...outcomes.keys()].some((o) => o.startsWith('generate-bytes:') && o !== 'generate-bytes:0'), 'random bytes are refused with a status');
-    console.log(`# gRPC fuzz: ${CASES + DRAIN_CASES} cases, outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}, RSS ${(rss0 / 2 ** 20).toFixed(0)} -> max ${(rssMax / 2 ** 20).toFixed(0)} MiB`);
+    assert.ok(
+      [...outcomes.keys()].some((o) => o.startsWith('generate-bytes:') && o !== 'generate-bytes:0'),
+      'random bytes are refused with a status',
+    );
+    console.log(
+      `# gRPC fuzz: ${CASES + DRAIN_CASES} cases, outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}, RSS ${(rss0 / 2 ** 20).toFixed(0)} -> max ${(rssMax / 2 ** 20).toFixed(0)} MiB`,
+    );
   });
 });

@@ -11,8 +11,12 @@ const CASES = fuzzCases(3000);
 function generator(r: () => number) {
   const { pick, value, body } = makeFuzz(r);
   const chatLike = () => {
-    const b: Record<string, unknown> = { model: pick(['no-such-model', 7, null, '', 'x'.repeat(300)]), messages: pick([[{ role: 'user', content: 'hi' }], [], 'hi', [{ role: 'wizard', content: 'x' }], [{ content: 5 }], value(0)]) };
-    for (const k of ['temperature', 'max_tokens', 'stream', 'stop', 'top_p', 'n', 'stream_options', 'seed', 'prompt']) if (r() < 0.3) b[k] = value(1);
+    const b: Record<string, unknown> = {
+      model: pick(['no-such-model', 7, null, '', 'x'.repeat(300)]),
+      messages: pick([[{ role: 'user', content: 'hi' }], [], 'hi', [{ role: 'wizard', content: 'x' }], [{ content: 5 }], value(0)]),
+    };
+    for (const k of ['temperature', 'max_tokens', 'stream', 'stop', 'top_p', 'n', 'stream_options', 'seed', 'prompt'])
+      if (r() < 0.3) b[k] = value(1);
     if (r() < 0.2) delete b.model;
     return b;
   };
@@ -39,7 +43,8 @@ describe('HTTP surface fuzz', () => {
       const text = res.text;
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
       const ok = res.statusCode >= 400 && res.statusCode < 500 && isOpenAIError(text);
-      if (!ok && failures.length < 5) failures.push(`case ${i}: ${res.statusCode} ${text.slice(0, 200)} for ${String(c.body).slice(0, 120)}`);
+      if (!ok && failures.length < 5)
+        failures.push(`case ${i}: ${res.statusCode} ${text.slice(0, 200)} for ${String(c.body).slice(0, 120)}`);
     }
     assert.deepEqual(failures, [], `statuses: ${JSON.stringify([...statuses])}`);
     // The router is still alive and serving.

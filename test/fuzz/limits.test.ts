@@ -20,7 +20,11 @@ interface RawAnswer {
 }
 
 /** Talks HTTP/1.1 by hand: `write` drives the socket; resolves when the server closes it. */
-function raw(baseUrl: string, write: (send: (s: string | Buffer) => boolean, closed: () => boolean) => Promise<void>, giveUpMs = 30_000): Promise<RawAnswer> {
+function raw(
+  baseUrl: string,
+  write: (send: (s: string | Buffer) => boolean, closed: () => boolean) => Promise<void>,
+  giveUpMs = 30_000,
+): Promise<RawAnswer> {
   const url = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -38,10 +42,17 @@ function raw(baseUrl: string, write: (send: (s: string | Buffer) => boolean, clo
       clearTimeout(timer);
       const text = Buffer.concat(chunks).toString('utf8');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      resolve({ status: m ? Number(m[1]) : undefined, body: text.slice(text.indexOf('\r\n\r\n') + 4), closedAfterMs: Date.now() - started });
+      resolve({
+        status: m ? Number(m[1]) : undefined,
+        body: text.slice(text.indexOf('\r\n\r\n') + 4),
+        closedAfterMs: Date.now() - started,
+      });
     });
     sock.on('connect', () => {
-      write((s) => !closed && sock.write(s), () => closed).catch(reject);
+      write(
+        (s) => !closed && sock.write(s),
+        () => closed,
+      ).catch(reject);
     });
   });
 }
@@ -131,7 +142,11 @@ describe('request limits (router and control plane)', () => {
     });
 
     it(`${s.name}: a body over the size limit is refused with 413`, async () => {
-      const res = await fetch(s.url() + s.post, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'y'.repeat(4 * 1024 * 1024 + 10) }) }).catch((err: Error) => err);
+      const res = await fetch(s.url() + s.post, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ x: 'y'.repeat(4 * 1024 * 1024 + 10) }),
+      }).catch((err: Error) => err);
       // The server may answer from Content-Length and close while the client still writes.
       if (res instanceof Error) return assert.match(String(res.cause ?? res), /EPIPE|ECONNRESET|other side closed|SocketError/);
       assert.equal(res.status, 413);
@@ -142,7 +157,12 @@ describe('request limits (router and control plane)', () => {
   it('a stream that lasts longer than requestTimeoutMs is not cut', async () => {
     const client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
     const started = Date.now();
-    const stream = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'a long story' }], max_tokens: 64, stream: true });
+    const stream = await client.chat.completions.create({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: 'a long story' }],
+      max_tokens: 64,
+      stream: true,
+    });
     let finish: string | null = null;
     for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
     const took = Date.now() - started;

@@ -30,8 +30,23 @@ export function makeCertDir(): CertDir {
     dir,
     ca(caName) {
       const ca = { certFile: join(dir, `${caName}.crt`), keyFile: join(dir, `${caName}.key`) };
-      openssl(dir, ['req', '-x509', ...EC, '-keyout', ca.keyFile, '-out', ca.certFile, '-days', '1', '-subj', `/CN=${caName}`,
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+      openssl(dir, [
+        'req',
+        '-x509',
+        ...EC,
+        '-keyout',
+        ca.keyFile,
+        '-out',
+        ca.certFile,
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${caName}`,
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ]);
       return {
         ...ca,
         issue(name, altNames = ['IP:127.0.0.1', 'DNS:localhost']) {
@@ -40,7 +55,23 @@ export function makeCertDir(): CertDir {
           const ext = join(dir, `${caName}-${name}.ext`);
           writeFileSync(ext, `subjectAltName=${altNames.join(',')}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`);
           openssl(dir, ['req', ...EC, '-keyout', leaf.keyFile, '-out', csr, '-subj', `/CN=${name}`]);
-          openssl(dir, ['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-out', leaf.certFile, '-days', '1', '-extfile', ext]);
+          openssl(dir, [
+            'x509',
+            '-req',
+            '-in',
+            csr,
+            '-CA',
+            ca.certFile,
+            '-CAkey',
+            ca.keyFile,
+            '-CAcreateserial',
+            '-out',
+            leaf.certFile,
+            '-days',
+            '1',
+            '-extfile',
+            ext,
+          ]);
           return leaf;
         },
       };

@@ -6,7 +6,11 @@
 import { cleanText, parseFlag, parseNumber } from '../../node-agent/gpu/values.ts';
 import { emptyReading, type GpuReading, type ThrottleReason } from '../../node-agent/gpu/types.ts';
 
-interface TextNode { key: string; value: string | null; children: TextNode[] }
+interface TextNode {
+  key: string;
+  value: string | null;
+  children: TextNode[];
+}
 
 export function parseTextTree(text: string): TextNode[] {
   const root: TextNode = { key: '', value: null, children: [] };
@@ -16,9 +20,10 @@ export function parseTextTree(text: string): TextNode[] {
     const indent = raw.length - raw.trimStart().length;
     const line = raw.trim();
     const sep = line.indexOf(' : ');
-    const node: TextNode = sep >= 0
-      ? { key: line.slice(0, sep).trim(), value: line.slice(sep + 3).trim(), children: [] }
-      : { key: line.replace(/\s*:$/, '').trim(), value: null, children: [] };
+    const node: TextNode =
+      sep >= 0
+        ? { key: line.slice(0, sep).trim(), value: line.slice(sep + 3).trim(), children: [] }
+        : { key: line.replace(/\s*:$/, '').trim(), value: null, children: [] };
     while (stack.length > 1 && stack[stack.length - 1]!.indent >= indent) stack.pop();
     stack[stack.length - 1]!.node.children.push(node);
     stack.push({ indent, node });
@@ -55,13 +60,17 @@ function flatten(nodes: TextNode[]): TextNode[] {
 function firstNumber(nodes: TextNode[] | undefined, keys: string[]): number | null {
   const all = flatten(nodes ?? []);
   for (const k of keys) {
-    for (const n of all) if (n.key.toLowerCase() === k.toLowerCase()) { const v = parseNumber(n.value); if (v !== null) return v; }
+    for (const n of all)
+      if (n.key.toLowerCase() === k.toLowerCase()) {
+        const v = parseNumber(n.value);
+        if (v !== null) return v;
+      }
   }
   return null;
 }
 
 const THROTTLE_LABELS: Record<string, ThrottleReason> = {
-  'idle': 'gpu_idle',
+  idle: 'gpu_idle',
   'applications clocks setting': 'applications_clocks_setting',
   'sw power cap': 'sw_power_cap',
   'hw slowdown': 'hw_slowdown',
@@ -123,7 +132,12 @@ function gpuToReading(g: TextNode[], position: number, busId: string | null): Gp
   const ecc = child(g, 'ECC Errors');
   const vol = eccTotals(child(ecc?.children, 'Volatile'));
   const agg = eccTotals(child(ecc?.children, 'Aggregate'));
-  r.ecc = { correctedVolatile: vol.corrected, uncorrectedVolatile: vol.uncorrected, correctedAggregate: agg.corrected, uncorrectedAggregate: agg.uncorrected };
+  r.ecc = {
+    correctedVolatile: vol.corrected,
+    uncorrectedVolatile: vol.uncorrected,
+    correctedAggregate: agg.corrected,
+    uncorrectedAggregate: agg.uncorrected,
+  };
   r.retiredPages.singleBit = parseNumber(val(g, 'Retired Pages', 'Single Bit ECC'));
   r.retiredPages.doubleBit = parseNumber(val(g, 'Retired Pages', 'Double Bit ECC'));
   r.retiredPages.pending = parseFlag(val(g, 'Retired Pages', 'Pending Page Retirement|Pending Page Blacklist|Pending'));

@@ -87,21 +87,46 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
 
   try {
     const sims = new Map<string, ServiceProcess>();
-    await Promise.all(spec.sims.map(async (s) => {
-      sims.set(s.id, await start(s.id, `test/sim/${s.kind ?? 'vllm'}/main.ts`, ['--port', '0', '--model', s.model ?? DEFAULT_MODEL, ...(s.args ?? [])]));
-    }));
+    await Promise.all(
+      spec.sims.map(async (s) => {
+        sims.set(
+          s.id,
+          await start(s.id, `test/sim/${s.kind ?? 'vllm'}/main.ts`, [
+            '--port',
+            '0',
+            '--model',
+            s.model ?? DEFAULT_MODEL,
+            ...(s.args ?? []),
+          ]),
+        );
+      }),
+    );
 
     const providerSims = new Map<string, ServiceProcess>();
-    await Promise.all((spec.providerSims ?? []).map(async (p) => {
-      providerSims.set(p.id, await start(p.id, 'test/sim/providers/main.ts', ['--port', '0', ...(p.args ?? [])], { SIM_PROVIDER_API_KEY: p.apiKey }));
-    }));
+    await Promise.all(
+      (spec.providerSims ?? []).map(async (p) => {
+        providerSims.set(
+          p.id,
+          await start(p.id, 'test/sim/providers/main.ts', ['--port', '0', ...(p.args ?? [])], { SIM_PROVIDER_API_KEY: p.apiKey }),
+        );
+      }),
+    );
     const routerSection = typeof spec.router === 'function' ? spec.router({ providerSims }) : spec.router;
 
     const config: Record<string, unknown> = {
       // Each stack keeps its capacity history in its own temp dir, never in the checkout's data/.
-      controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { store: { path: join(dir, 'capacity') } }, shadow: { store: { path: join(dir, 'shadow') } }, ...spec.controlPlane },
+      controlPlane: {
+        listen: { host: '127.0.0.1', port: 0 },
+        capacity: { store: { path: join(dir, 'capacity') } },
+        shadow: { store: { path: join(dir, 'shadow') } },
+        ...spec.controlPlane,
+      },
       // ... and its batch files and jobs (router.batch.dataDir) too.
-      router: { listen: { host: '127.0.0.1', port: 0 }, ...routerSection, batch: { dataDir: join(dir, 'batch'), ...(routerSection?.batch as Record<string, unknown> | undefined) } },
+      router: {
+        listen: { host: '127.0.0.1', port: 0 },
+        ...routerSection,
+        batch: { dataDir: join(dir, 'batch'), ...(routerSection?.batch as Record<string, unknown> | undefined) },
+      },
       agents: spec.agents.map((a) => ({
         id: a.id,
         listen: { host: '127.0.0.1', port: 0 },
@@ -124,7 +149,12 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     write();
     const agents = new Map<string, ServiceProcess>();
     const startAgent = async (id: string) => {
-      const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile], spec.agents.find((a) => a.id === id)?.env);
+      const p = await start(
+        id,
+        'cli/main.ts',
+        ['node-agent', '--id', id, '--config', configFile],
+        spec.agents.find((a) => a.id === id)?.env,
+      );
       agents.set(id, p);
       return p;
     };
@@ -196,6 +226,10 @@ export async function simState(simUrl: string): Promise<{ running: number; waiti
 }
 
 export async function setSimFaults(simUrl: string, faults: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${simUrl}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+  const res = await fetch(`${simUrl}/sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
+  });
   if (!res.ok) throw new Error(`setting faults failed: ${res.status}`);
 }

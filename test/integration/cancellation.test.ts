@@ -31,7 +31,13 @@ describe('a client that leaves mid-request', () => {
       const res = fetch(`${stack.routerUrl}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'go on' }], max_tokens: 4_000, ignore_eos: true, stream }),
+        body: JSON.stringify({
+          model: DEFAULT_MODEL,
+          messages: [{ role: 'user', content: 'go on' }],
+          max_tokens: 4_000,
+          ignore_eos: true,
+          stream,
+        }),
         signal: abort.signal,
       });
       // Leave once the engine runs the sequence (the sim's own count; polled, 10 s on a busy machine).
@@ -42,11 +48,14 @@ describe('a client that leaves mid-request', () => {
         await r.body!.getReader().read(); // the first bytes of the stream arrived
       }
       abort.abort();
-      await res.then(() => undefined, () => undefined);
+      await res.then(
+        () => undefined,
+        () => undefined,
+      );
       // The router settles on the socket's close; 10 s of polling bounds it on a loaded machine.
       await waitFor(async () => (await counted({ outcome: 'cancelled' })) === cancelled0 + 1, 10_000, 50);
       assert.equal(await counted({ status: '400' }), fourxx0, 'a cancellation is not a 400');
-      if (!stream) assert.equal(await counted({ outcome: 'cancelled', status: '499' }) >= 1, true, 'no answer had started: 499');
+      if (!stream) assert.equal((await counted({ outcome: 'cancelled', status: '499' })) >= 1, true, 'no answer had started: 499');
       await waitFor(async () => (await simState(stack.sims.get('sim')!.url)).running === 0, 10_000, 100);
     });
   }

@@ -13,7 +13,13 @@ async function chat(stack: Stack, requestId: string, stream: boolean): Promise<R
   return fetch(`${stack.routerUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, 'x-request-id': requestId },
-    body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: PROMPT }], max_tokens: 8, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
+    body: JSON.stringify({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: PROMPT }],
+      max_tokens: 8,
+      stream,
+      ...(stream ? { stream_options: { include_usage: true } } : {}),
+    }),
   });
 }
 
@@ -35,7 +41,10 @@ describe('traces and request logs', () => {
     const env = { OTEL_BSP_SCHEDULE_DELAY: '100' };
     stack = await startStack({
       sims: [{ id: 'sim-a' }, { id: 'sim-b' }],
-      agents: [{ id: 'gpu-a', sim: 'sim-a', env }, { id: 'gpu-b', sim: 'sim-b', env }],
+      agents: [
+        { id: 'gpu-a', sim: 'sim-a', env },
+        { id: 'gpu-b', sim: 'sim-b', env },
+      ],
       routerEnv: env,
       logLevel: 'info',
       router: { embeddings: defaultEmbeddingsConfig() },
@@ -53,12 +62,16 @@ describe('traces and request logs', () => {
     const res = await chat(stack, 'req-obs-trace-1', true);
     assert.equal(res.status, 200);
     await res.text();
-    const trace = await waitFor((): { server: ExportedSpan; all: ExportedSpan[] } | undefined => {
-      const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === 'req-obs-trace-1' && s.kind === 2);
-      if (!server) return undefined;
-      const all = receiver.spans().filter((s) => s.traceId === server.traceId);
-      return all.some((s) => s.service === 'icp-node-agent') && all.some((s) => s.name === 'schedule') ? { server, all } : undefined;
-    }, 15_000, 100);
+    const trace = await waitFor(
+      (): { server: ExportedSpan; all: ExportedSpan[] } | undefined => {
+        const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === 'req-obs-trace-1' && s.kind === 2);
+        if (!server) return undefined;
+        const all = receiver.spans().filter((s) => s.traceId === server.traceId);
+        return all.some((s) => s.service === 'icp-node-agent') && all.some((s) => s.name === 'schedule') ? { server, all } : undefined;
+      },
+      15_000,
+      100,
+    );
     const { server, all } = trace!;
     const byId = new Map(all.map((s) => [s.spanId, s]));
     assert.equal(server.service, 'icp-router');
@@ -75,7 +88,10 @@ describe('traces and request logs', () => {
     assert.equal(schedule.parentSpanId, server.spanId);
     const chosen = schedule.attrs['icp.node.id'];
     assert.ok(chosen === 'gpu-a' || chosen === 'gpu-b', `chosen node ${String(chosen)}`);
-    assert.ok(Object.keys(schedule.attrs).some((k) => k.startsWith('icp.schedule.score.')), 'scores recorded');
+    assert.ok(
+      Object.keys(schedule.attrs).some((k) => k.startsWith('icp.schedule.score.')),
+      'scores recorded',
+    );
 
     const dispatch = all.find((s) => s.name === `dispatch ${String(chosen)}`)!;
     assert.ok(dispatch, 'dispatch span');
@@ -95,7 +111,7 @@ describe('traces and request logs', () => {
     assert.ok(!payload.includes(KEY), 'API key is never exported');
   });
 
-  it('continues a caller\'s traceparent', async () => {
+  it("continues a caller's traceparent", async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const res = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
       method: 'POST',
@@ -145,7 +161,10 @@ describe('traces and request logs', () => {
     });
     assert.equal(bad.status, 404);
 
-    for (const [id, route, model, op] of [['req-obs-embed-1', '/v1/embeddings', 'glove-100d-embed', 'embeddings'], ['req-obs-rerank-1', '/v1/rerank', 'glove-100d-rerank', 'rerank']] as const) {
+    for (const [id, route, model, op] of [
+      ['req-obs-embed-1', '/v1/embeddings', 'glove-100d-embed', 'embeddings'],
+      ['req-obs-rerank-1', '/v1/rerank', 'glove-100d-rerank', 'rerank'],
+    ] as const) {
       const line = (await waitFor(() => requestLine(stack, id), 5_000))!;
       assert.equal(line.route, route);
       assert.equal(line.model, model);
@@ -153,11 +172,15 @@ describe('traces and request logs', () => {
       assert.equal(line.backend, 'router');
       assert.ok(Number(line.promptTokens) > 0, `${id}: prompt tokens`);
       assert.match(String(line.traceId), /^[0-9a-f]{32}$/);
-      const { server, child } = (await waitFor(() => {
-        const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === id && s.kind === 2);
-        const child = server && receiver.spans().find((s) => s.parentSpanId === server.spanId && s.name === `${op} ${model}`);
-        return server && child ? { server, child } : undefined;
-      }, 15_000, 100))!;
+      const { server, child } = (await waitFor(
+        () => {
+          const server = receiver.spans().find((s) => s.attrs['icp.request.id'] === id && s.kind === 2);
+          const child = server && receiver.spans().find((s) => s.parentSpanId === server.spanId && s.name === `${op} ${model}`);
+          return server && child ? { server, child } : undefined;
+        },
+        15_000,
+        100,
+      ))!;
       assert.equal(server.name, `POST ${route}`);
       assert.equal(server.traceId, line.traceId);
       assert.equal(server.attrs['gen_ai.operation.name'], op);

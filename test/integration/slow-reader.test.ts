@@ -16,7 +16,12 @@ describe('a stream reader that stops reading', () => {
   let stack: Stack;
   before(async () => {
     stack = await startStack({
-      sims: [{ id: 'sim', args: ['--decode-step-ms', '1', '--decode-step-ms-per-seq', '0', '--max-model-len', '262144', '--kv-cache-tokens', '1000000'] }],
+      sims: [
+        {
+          id: 'sim',
+          args: ['--decode-step-ms', '1', '--decode-step-ms-per-seq', '0', '--max-model-len', '262144', '--kv-cache-tokens', '1000000'],
+        },
+      ],
       agents: [{ id: 'gpu', sim: 'sim' }],
       withControlPlane: false,
       router: { requestTimeoutMs: DEADLINE_MS },
@@ -32,12 +37,20 @@ describe('a stream reader that stops reading', () => {
     const before = await settled();
     const rss0 = rssBytes(stack.router.child.pid!)!;
     const { port, hostname } = new URL(stack.routerUrl);
-    const body = JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'go on' }], max_tokens: 100_000, ignore_eos: true, stream: true });
+    const body = JSON.stringify({
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user', content: 'go on' }],
+      max_tokens: 100_000,
+      ignore_eos: true,
+      stream: true,
+    });
     const sockets: Socket[] = [];
     for (let i = 0; i < 3; i++) {
       const s = connect(Number(port), hostname);
       s.once('data', () => s.pause()); // headers (and maybe a chunk) arrived; never read again
-      s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      s.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       sockets.push(s);
     }
     try {

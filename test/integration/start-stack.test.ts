@@ -17,21 +17,29 @@ describe('npm start (supervisor)', () => {
     const ports = [cp!, router!, a1!, a2!, s1!, s2!];
     const dir = mkdtempSync(join(tmpdir(), 'icp-start-'));
     const file = join(dir, 'config.yaml');
-    writeFileSync(file, stringify({
-      controlPlaneUrl: `http://127.0.0.1:${cp}`,
-      controlPlane: { listen: { port: cp } },
-      router: { listen: { port: router } },
-      agents: [
-        { id: 'gpu-a', listen: { port: a1 }, engine: { url: `http://127.0.0.1:${s1}` } },
-        { id: 'gpu-b', listen: { port: a2 }, engine: { url: `http://127.0.0.1:${s2}` } },
-      ],
-      simulators: [
-        { id: 'vllm-a', port: s1, model: 'sim-start', speed: 1 },
-        { id: 'vllm-b', port: s2, model: 'sim-start', speed: 0.5 },
-      ],
-    }));
+    writeFileSync(
+      file,
+      stringify({
+        controlPlaneUrl: `http://127.0.0.1:${cp}`,
+        controlPlane: { listen: { port: cp } },
+        router: { listen: { port: router } },
+        agents: [
+          { id: 'gpu-a', listen: { port: a1 }, engine: { url: `http://127.0.0.1:${s1}` } },
+          { id: 'gpu-b', listen: { port: a2 }, engine: { url: `http://127.0.0.1:${s2}` } },
+        ],
+        simulators: [
+          { id: 'vllm-a', port: s1, model: 'sim-start', speed: 1 },
+          { id: 'vllm-b', port: s2, model: 'sim-start', speed: 0.5 },
+        ],
+      }),
+    );
     // Its own process group, like a terminal session: Ctrl-C signals the whole group.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'start', '--config', file], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: '' }, detached: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'start', '--config', file], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: '' },
+      detached: true,
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -41,13 +49,18 @@ describe('npm start (supervisor)', () => {
       assert.match(out, /OpenAI-compatible endpoint: http:\/\/localhost:\d+\/v1 +\(models: sim-start\)/, out);
       assert.match(out, /curl http:\/\/localhost:\d+\/v1\/chat\/completions/);
       const client = new OpenAI({ baseURL: `http://127.0.0.1:${router}/v1`, apiKey: 'unused', maxRetries: 0 });
-      const res = await client.chat.completions.create({ model: 'sim-start', messages: [{ role: 'user', content: 'hello' }], max_tokens: 3 });
+      const res = await client.chat.completions.create({
+        model: 'sim-start',
+        messages: [{ role: 'user', content: 'hello' }],
+        max_tokens: 3,
+      });
       assert.equal(res.usage?.completion_tokens, 3);
       // Ctrl-C: SIGINT to every process of the group at once (the supervisor then signals its
       // children again; each must still shut down gracefully and exit 0).
       process.kill(-child.pid!, 'SIGINT');
       assert.equal(await exited, 0, out);
-      for (const name of ['router', 'gpu-a', 'gpu-b', 'control-plane', 'vllm-a', 'vllm-b']) assert.match(out, new RegExp(`${name} stopped \\(0\\)`));
+      for (const name of ['router', 'gpu-a', 'gpu-b', 'control-plane', 'vllm-a', 'vllm-b'])
+        assert.match(out, new RegExp(`${name} stopped \\(0\\)`));
       for (const p of ports) assert.equal(await portIsFree(p), true, `port ${p} still bound`);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');

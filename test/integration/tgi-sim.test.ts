@@ -21,7 +21,9 @@ const fixture = (f: string) => readFileSync(join(FIXTURES, f), 'utf8');
 const openapi: Json = JSON.parse(fixture('openapi.tgi-3.3.6-dev0.json'));
 const sims: TgiSim[] = [];
 const adapters: TgiAdapter[] = [];
-after(async () => { await Promise.all([...sims.map((s) => s.close()), ...adapters.map((a) => a.close())]); });
+after(async () => {
+  await Promise.all([...sims.map((s) => s.close()), ...adapters.map((a) => a.close())]);
+});
 
 async function sim(o: Partial<TgiSimOptions> = {}) {
   const s = await startTgiSim({ model: MODEL, seed: 7, decodeStepMs: 1, decodeStepMsPerSeq: 0, ...o });
@@ -68,7 +70,15 @@ test('/generate_stream: data: without a space, StreamResponse events, last one w
 
 test('/v1/chat/completions stream matches the 3.2.1 capture key for key; include_usage chunk; [DONE]', async () => {
   const s = await sim();
-  const body = await (await post(s, '/v1/chat/completions', { model: 'tgi', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true, stream_options: { include_usage: true } })).text();
+  const body = await (
+    await post(s, '/v1/chat/completions', {
+      model: 'tgi',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 3,
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+  ).text();
   assert.match(body, /^data: \{/);
   const data = sseData(body);
   assert.equal(data.at(-1), '[DONE]');
@@ -96,7 +106,9 @@ test('/generate: GenerateResponse with details and TGI timing headers; 422 valid
   assert.deepEqual(keys(r.details), keys(captured.details));
   assert.equal(r.details.generated_tokens, 2);
   const meta: Json = JSON.parse(fixture('generate-with-details.flan-t5-xxl.2024-06.meta.json'));
-  for (const h of Object.keys(meta.response_headers).filter((k) => /^x-(compute-time|total-time|queue-time|inference-time|time-per-token|prompt-tokens|generated-tokens|validation-time)$/.test(k))) {
+  for (const h of Object.keys(meta.response_headers).filter((k) =>
+    /^x-(compute-time|total-time|queue-time|inference-time|time-per-token|prompt-tokens|generated-tokens|validation-time)$/.test(k),
+  )) {
     assert.ok(res.headers.get(h) !== null, h);
   }
   assert.equal(res.headers.get('x-generated-tokens'), '2');
@@ -106,7 +118,10 @@ test('/generate: GenerateResponse with details and TGI timing headers; 422 valid
   const e: Json = await bad.json();
   assert.deepEqual(keys(e), keys(JSON.parse(fixture('generate-422-validation-error.flan-t5-xxl.json'))));
   assert.equal(e.error_type, 'validation');
-  assert.match(e.error, /^Input validation error: `inputs` tokens \+ `max_new_tokens` must be <= 4096\. Given: \d+ `inputs` tokens and 100000 `max_new_tokens`$/);
+  assert.match(
+    e.error,
+    /^Input validation error: `inputs` tokens \+ `max_new_tokens` must be <= 4096\. Given: \d+ `inputs` tokens and 100000 `max_new_tokens`$/,
+  );
 
   const streamed = await post(s, '/generate_stream', { inputs: 'test', parameters: { max_new_tokens: 100_000 } });
   assert.equal(streamed.status, 200);
@@ -138,9 +153,11 @@ test('/metrics: TGI names only (no _total), load visible while a batch runs, tot
   // 30 ms wait raced the requests on a loaded machine; the sim joins them to the batch step by
   // step) within 2 s, well inside that window.
   const s = await sim({ decodeStepMs: 25, maxNumSeqs: 2 });
-  const texts = Array.from({ length: 4 }, (_, i) => post(s, '/generate', { inputs: `prompt ${i}`, parameters: { max_new_tokens: 20 } }).then((r) => r.json()));
+  const texts = Array.from({ length: 4 }, (_, i) =>
+    post(s, '/generate', { inputs: `prompt ${i}`, parameters: { max_new_tokens: 20 } }).then((r) => r.json()),
+  );
   let during = parseTgiMetrics(await (await fetch(s.url + '/metrics')).text());
-  for (const until = Date.now() + 2_000; !(during.running === 2 && during.waiting === 2) && Date.now() < until; ) {
+  for (const until = Date.now() + 2_000; !(during.running === 2 && during.waiting === 2) && Date.now() < until;) {
     await new Promise((r) => setTimeout(r, 10));
     during = parseTgiMetrics(await (await fetch(s.url + '/metrics')).text());
   }
@@ -149,8 +166,18 @@ test('/metrics: TGI names only (no _total), load visible while a batch runs, tot
   assert.ok(during.kvCacheUsage > 0);
   await Promise.all(texts);
   const text = await (await fetch(s.url + '/metrics')).text();
-  const names = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]!));
-  const captured = new Set(fixture('metrics-tgi-datadog-fixture.txt').split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]!));
+  const names = new Set(
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]!),
+  );
+  const captured = new Set(
+    fixture('metrics-tgi-datadog-fixture.txt')
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]!),
+  );
   for (const n of names) assert.ok(captured.has(n) || n === 'tgi_batch_max_total_tokens', `${n} is a real TGI name`);
   assert.ok(![...names].some((n) => n.endsWith('_total')));
   assert.match(text, /^tgi_request_count 4$/m);
@@ -167,7 +194,13 @@ test('adapter: chat stream yields vLLM-like chunks and usage; completions native
   const a = adapter(s);
   assert.equal(await a.health(), true);
   assert.deepEqual(await a.models(), [{ name: MODEL, maxContext: 4096 }]);
-  const ev = await collect(a.generate('CHAT_COMPLETIONS', { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 3, stream: true }, new AbortController().signal));
+  const ev = await collect(
+    a.generate(
+      'CHAT_COMPLETIONS',
+      { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 3, stream: true },
+      new AbortController().signal,
+    ),
+  );
   const usage = ev.at(-1) as Extract<EngineEvent, { type: 'usage' }>;
   assert.equal(usage.type, 'usage');
   assert.equal(usage.completionTokens, 3);
@@ -179,18 +212,31 @@ test('adapter: chat stream yields vLLM-like chunks and usage; completions native
   const old = await sim({ version: '1.4.0' });
   assert.equal((await post(old, '/v1/completions', { prompt: 'x' })).status, 404);
   const b = adapter(old); // models() not called: it must discover the missing route by the 404
-  const out = await collect(b.generate('COMPLETIONS', { model: MODEL, prompt: 'hello', max_tokens: 4, stream: true }, new AbortController().signal));
+  const out = await collect(
+    b.generate('COMPLETIONS', { model: MODEL, prompt: 'hello', max_tokens: 4, stream: true }, new AbortController().signal),
+  );
   const cs = out.filter((e) => e.type === 'chunk').map((e) => JSON.parse((e as { json: string }).json) as Json);
   assert.equal(cs.filter((c) => c.choices.length > 0).length, 4);
   assert.equal(cs.at(-2).choices[0].finish_reason, 'length');
   assert.deepEqual((out.at(-1) as Json).completionTokens, 4);
 });
 
-test('adapter: TGI errors classified like vLLM\'s (dead shard, 5xx, mid-stream failure, overload, invalid)', async () => {
+test("adapter: TGI errors classified like vLLM's (dead shard, 5xx, mid-stream failure, overload, invalid)", async () => {
   const s = await sim();
   const a = adapter(s);
-  const chat = (extra: Record<string, unknown> = {}) => collect(a.generate('CHAT_COMPLETIONS', { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5, ...extra }, new AbortController().signal));
-  const kind = (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e instanceof EngineError ? `${e.kind}:${e.httpStatus}` : String(e)));
+  const chat = (extra: Record<string, unknown> = {}) =>
+    collect(
+      a.generate(
+        'CHAT_COMPLETIONS',
+        { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5, ...extra },
+        new AbortController().signal,
+      ),
+    );
+  const kind = (p: Promise<unknown>) =>
+    p.then(
+      () => 'ok',
+      (e: unknown) => (e instanceof EngineError ? `${e.kind}:${e.httpStatus}` : String(e)),
+    );
 
   assert.equal(await kind(chat({ max_tokens: 100_000 })), 'INVALID_REQUEST:400');
   assert.equal(await kind(chat({ max_tokens: 100_000, stream: true })), 'INVALID_REQUEST:400');
@@ -205,9 +251,26 @@ test('adapter: TGI errors classified like vLLM\'s (dead shard, 5xx, mid-stream f
 
   const busy = await sim({ maxConcurrentRequests: 1, decodeStepMs: 20 });
   const c = adapter(busy);
-  const first = collect(c.generate('CHAT_COMPLETIONS', { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5, stream: true }, new AbortController().signal));
+  const first = collect(
+    c.generate(
+      'CHAT_COMPLETIONS',
+      { model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 5, stream: true },
+      new AbortController().signal,
+    ),
+  );
   await new Promise((r) => setTimeout(r, 10));
-  assert.equal(await kind(collect(c.generate('CHAT_COMPLETIONS', { model: MODEL, messages: [{ role: 'user', content: 'y' }], max_tokens: 5 }, new AbortController().signal))), 'ENGINE_OVERLOADED:429');
+  assert.equal(
+    await kind(
+      collect(
+        c.generate(
+          'CHAT_COMPLETIONS',
+          { model: MODEL, messages: [{ role: 'user', content: 'y' }], max_tokens: 5 },
+          new AbortController().signal,
+        ),
+      ),
+    ),
+    'ENGINE_OVERLOADED:429',
+  );
   await first;
 });
 
@@ -215,11 +278,19 @@ test('adapter: cancelling a stream frees the engine slot', async () => {
   const s = await sim({ decodeStepMs: 20 });
   const a = adapter(s);
   const ac = new AbortController();
-  const it = a.generate('CHAT_COMPLETIONS', { model: MODEL, messages: [{ role: 'user', content: 'long' }], max_tokens: 500, stream: true }, ac.signal)[Symbol.asyncIterator]();
+  const events = a.generate(
+    'CHAT_COMPLETIONS',
+    { model: MODEL, messages: [{ role: 'user', content: 'long' }], max_tokens: 500, stream: true },
+    ac.signal,
+  );
+  const it = events[Symbol.asyncIterator]();
   await it.next();
   assert.equal(s.state().running, 1);
   ac.abort();
-  await it.next().then(() => undefined, (e: unknown) => assert.equal((e as EngineError).kind, 'CANCELLED'));
+  await it.next().then(
+    () => undefined,
+    (e: unknown) => assert.equal((e as EngineError).kind, 'CANCELLED'),
+  );
   const until = Date.now() + 2000;
   while (s.state().running > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
   assert.equal(s.state().running, 0);
@@ -227,7 +298,21 @@ test('adapter: cancelling a stream frees the engine slot', async () => {
 });
 
 test('CLI: one listening line on stdout, serves, exits 0 on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'sim', 'tgi', 'main.ts'), '--port', '0', '--model', 'cli-model', '--tgi-version', '2.0.4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, '..', 'sim', 'tgi', 'main.ts'),
+      '--port',
+      '0',
+      '--model',
+      'cli-model',
+      '--tgi-version',
+      '2.0.4',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
     const msg = JSON.parse(line) as { event: string; service: string; url: string };

@@ -12,7 +12,9 @@ import { freePort } from '../helpers/ports.ts';
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'vllm');
 const MODEL = 'sim/llama-test';
 const sims: VllmSim[] = [];
-after(async () => { await Promise.all(sims.map((s) => s.close())); });
+after(async () => {
+  await Promise.all(sims.map((s) => s.close()));
+});
 
 async function sim(o: Partial<VllmSimOptions> = {}) {
   const s = await startVllmSim({ model: MODEL, seed: 42, decodeStepMs: 1, decodeStepMsPerSeq: 0, ...o });
@@ -20,8 +22,17 @@ async function sim(o: Partial<VllmSimOptions> = {}) {
   return s;
 }
 const post = (s: VllmSim, path: string, body: unknown, init: RequestInit = {}) =>
-  fetch(s.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body), ...init });
-const chat = (extra: Record<string, unknown> = {}) => ({ model: MODEL, messages: [{ role: 'user', content: 'Count from 1 to 5, comma separated.' }], ...extra });
+  fetch(s.url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...init,
+  });
+const chat = (extra: Record<string, unknown> = {}) => ({
+  model: MODEL,
+  messages: [{ role: 'user', content: 'Count from 1 to 5, comma separated.' }],
+  ...extra,
+});
 /** split an SSE body into its data payloads, checking the framing on the way */
 function sseEvents(body: string): string[] {
   assert.ok(body.endsWith('\n\n'), 'every event ends with a blank line');
@@ -55,7 +66,9 @@ test('streaming chat with include_usage has the framing and fields of the real v
   const [r, m] = [parse(real), parse(mine)];
   // first chunk, a token chunk, the finishing chunk, the usage chunk: same keys at every level
   const shape = (c: { choices: Array<Record<string, unknown>> } & Record<string, unknown>) => ({
-    top: keys(c), choice: c.choices[0] ? keys(c.choices[0]) : [], delta: c.choices[0] ? keys(c.choices[0].delta as object) : [],
+    top: keys(c),
+    choice: c.choices[0] ? keys(c.choices[0]) : [],
+    delta: c.choices[0] ? keys(c.choices[0].delta as object) : [],
     usage: c.usage ? keys(c.usage as object) : null,
   });
   assert.deepEqual(shape(m[0]), shape(r[0]));
@@ -69,7 +82,9 @@ test('streaming chat with include_usage has the framing and fields of the real v
   assert.equal(last.usage.total_tokens, last.usage.prompt_tokens + last.usage.completion_tokens);
   assert.equal(last.usage.completion_tokens, m.length - 2, 'one chunk per token after the role chunk');
   assert.match(m[0].id, /^chatcmpl-[0-9a-f]{16}$/);
-  assert.ok(m.every((c: { id: string; model: string; created: number }) => c.id === m[0].id && c.model === MODEL && c.created === m[0].created));
+  assert.ok(
+    m.every((c: { id: string; model: string; created: number }) => c.id === m[0].id && c.model === MODEL && c.created === m[0].created),
+  );
   assert.equal(m.at(-2).choices[0].finish_reason, 'stop');
 });
 
@@ -81,7 +96,17 @@ test('streaming without include_usage: no usage chunk; completions stream uses t
   assert.equal(chunks.at(-1).choices[0].finish_reason, 'length');
   assert.equal(chunks.length, 1 + 4);
 
-  const cev = sseEvents(await (await post(s, '/v1/completions', { model: MODEL, prompt: 'Once upon', stream: true, max_tokens: 3, stream_options: { include_usage: true } })).text());
+  const cev = sseEvents(
+    await (
+      await post(s, '/v1/completions', {
+        model: MODEL,
+        prompt: 'Once upon',
+        stream: true,
+        max_tokens: 3,
+        stream_options: { include_usage: true },
+      })
+    ).text(),
+  );
   const cc = cev.slice(0, -1).map((e) => JSON.parse(e));
   assert.match(cc[0].id, /^cmpl-[0-9a-f]{16}$/);
   assert.equal(cc[0].object, 'text_completion');
@@ -155,7 +180,10 @@ test('/metrics, read with the agent parser, reflects running and waiting', async
   const s = await sim({ maxNumSeqs: 2, decodeStepMs: 20 });
   const ctl = new AbortController();
   const streams = Array.from({ length: 4 }, (_, i) =>
-    post(s, '/v1/chat/completions', chat({ stream: true, messages: [{ role: 'user', content: `q${i}` }] }), { signal: ctl.signal }).catch(() => null));
+    post(s, '/v1/chat/completions', chat({ stream: true, messages: [{ role: 'user', content: `q${i}` }] }), { signal: ctl.signal }).catch(
+      () => null,
+    ),
+  );
   await waitFor(() => s.state().running === 2 && s.state().waiting === 2);
   const res = await fetch(s.url + '/metrics');
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
@@ -308,11 +336,31 @@ test('speed factor: a twice-as-fast instance takes about half the time', async (
 });
 
 test('CLI prints one listening line, serves, and exits 0 on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'sim', 'vllm', 'main.ts'), '--model', MODEL, '--port', '0', '--decode-step-ms', '1', '--metrics-naming', 'legacy'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, '..', 'sim', 'vllm', 'main.ts'),
+      '--model',
+      MODEL,
+      '--port',
+      '0',
+      '--decode-step-ms',
+      '1',
+      '--metrics-naming',
+      'legacy',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     const line = await new Promise<string>((resolve, reject) => {
       let buf = '';
-      child.stdout.on('data', (d: Buffer) => { buf += d; const i = buf.indexOf('\n'); if (i >= 0) resolve(buf.slice(0, i)); });
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d;
+        const i = buf.indexOf('\n');
+        if (i >= 0) resolve(buf.slice(0, i));
+      });
       child.once('exit', (c) => reject(new Error(`exited ${c}`)));
     });
     const msg = JSON.parse(line);

@@ -16,7 +16,10 @@ export class StepLoop {
   private nextAt = 0;
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
 
-  constructor(private readonly engine: BatchingEngine, private readonly hooks: StepHooks = {}) {}
+  constructor(
+    private readonly engine: BatchingEngine,
+    private readonly hooks: StepHooks = {},
+  ) {}
 
   /** New work arrived: start stepping if idle. */
   kick(): void {

@@ -37,12 +37,18 @@ test('Datadog capture (111 requests): queue, batch, token totals and the TTFT es
 
 test('gauges under load; KV-cache share = current batch max tokens / max batch total tokens', () => {
   const text = [
-    '# TYPE tgi_queue_size gauge', 'tgi_queue_size 7',
-    '# TYPE tgi_batch_current_size gauge', 'tgi_batch_current_size 12',
-    'tgi_batch_current_max_tokens 24576', 'tgi_batch_max_total_tokens 98304',
-    'tgi_batch_inference_duration_sum{method="prefill"} 2', 'tgi_batch_inference_duration_count{method="prefill"} 4',
-    'tgi_batch_inference_duration_sum{method="decode"} 100', 'tgi_batch_inference_duration_count{method="decode"} 1000',
-    'tgi_request_queue_duration_sum 3', 'tgi_request_queue_duration_count 10',
+    '# TYPE tgi_queue_size gauge',
+    'tgi_queue_size 7',
+    '# TYPE tgi_batch_current_size gauge',
+    'tgi_batch_current_size 12',
+    'tgi_batch_current_max_tokens 24576',
+    'tgi_batch_max_total_tokens 98304',
+    'tgi_batch_inference_duration_sum{method="prefill"} 2',
+    'tgi_batch_inference_duration_count{method="prefill"} 4',
+    'tgi_batch_inference_duration_sum{method="decode"} 100',
+    'tgi_batch_inference_duration_count{method="decode"} 1000',
+    'tgi_request_queue_duration_sum 3',
+    'tgi_request_queue_duration_count 10',
   ].join('\n');
   const s = parseTgiMetrics(text);
   assert.equal(s.waiting, 7);

@@ -5,9 +5,21 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  generateEventToChunks, generateResponseToCompletion, isValidationError, newHead, normalizeChatChunk, normalizeCompletionChunk,
-  openAiFinishReason, sseData, tgiErrorMessage, tgiErrorSchema, tgiGenerateResponseSchema, tgiInfoSchema, tgiStreamResponseSchema,
-  toGenerateRequest, versionAtLeast,
+  generateEventToChunks,
+  generateResponseToCompletion,
+  isValidationError,
+  newHead,
+  normalizeChatChunk,
+  normalizeCompletionChunk,
+  openAiFinishReason,
+  sseData,
+  tgiErrorMessage,
+  tgiErrorSchema,
+  tgiGenerateResponseSchema,
+  tgiInfoSchema,
+  tgiStreamResponseSchema,
+  toGenerateRequest,
+  versionAtLeast,
 } from '../../node-agent/engines/tgi-wire.ts';
 
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'tgi');
@@ -94,7 +106,8 @@ test('every .json fixture parses; /generate answer, 422 error, openapi and each 
       assert.match(e.message, /must be <= 1512/);
     } else if (f.startsWith('openapi')) {
       assert.equal(v.info.version, '3.3.6-dev0');
-      for (const p of ['/generate', '/generate_stream', '/v1/chat/completions', '/v1/completions', '/health', '/info', '/metrics']) assert.ok(p in v.paths, p);
+      for (const p of ['/generate', '/generate_stream', '/v1/chat/completions', '/v1/completions', '/health', '/info', '/metrics'])
+        assert.ok(p in v.paths, p);
       assert.deepEqual(v.components.schemas.FinishReason.enum, ['length', 'eos_token', 'stop_sequence']);
       // the adapter's /info schema needs only fields the spec requires
       for (const k of ['model_id', 'max_total_tokens', 'version']) assert.ok(v.components.schemas.Info.required.includes(k), k);
@@ -109,11 +122,32 @@ test('every .json fixture parses; /generate answer, 422 error, openapi and each 
 
 test('completions chunks: finish "" -> null; the last chunk is split into token chunk + usage chunk; eos text blanked', () => {
   const head = newHead('cmpl', 'm');
-  const mid = normalizeCompletionChunk({ object: 'text_completion', id: '', created: 1, model: 'repo/x', system_fingerprint: '3.3.6-native', choices: [{ finish_reason: '', index: 0, logprobs: null, text: ' a' }] }, head) as Json[];
+  const mid = normalizeCompletionChunk(
+    {
+      object: 'text_completion',
+      id: '',
+      created: 1,
+      model: 'repo/x',
+      system_fingerprint: '3.3.6-native',
+      choices: [{ finish_reason: '', index: 0, logprobs: null, text: ' a' }],
+    },
+    head,
+  ) as Json[];
   assert.equal(mid.length, 1);
   assert.equal(mid[0].choices[0].finish_reason, null);
   assert.equal(mid[0].model, 'm');
-  const last = normalizeCompletionChunk({ object: 'text_completion', id: '', created: 1, model: 'repo/x', system_fingerprint: 's', choices: [{ finish_reason: 'eos_token', index: 0, logprobs: null, text: '</s>' }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }, head) as Json[];
+  const last = normalizeCompletionChunk(
+    {
+      object: 'text_completion',
+      id: '',
+      created: 1,
+      model: 'repo/x',
+      system_fingerprint: 's',
+      choices: [{ finish_reason: 'eos_token', index: 0, logprobs: null, text: '</s>' }],
+      usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+    },
+    head,
+  ) as Json[];
   assert.equal(last.length, 2);
   assert.deepEqual(last[0].choices[0], { finish_reason: 'stop', index: 0, logprobs: null, text: '' });
   assert.equal('usage' in last[0], false);
@@ -133,16 +167,25 @@ test('finish reasons, versions, /info and the OpenAI -> /generate translation', 
   assert.ok(versionAtLeast('weird', [1, 4, 4]));
   assert.ok(tgiInfoSchema.safeParse({ model_id: 'm', max_total_tokens: 2048, version: '1.4.0', max_input_length: 1024 }).success);
 
-  assert.deepEqual(toGenerateRequest({ model: 'm', prompt: 'hi', max_tokens: 5, temperature: 0, stop: 'x', seed: 3 }, true),
-    { inputs: 'hi', parameters: { details: true, max_new_tokens: 5, do_sample: false, seed: 3, stop: ['x'] }, stream: true });
-  assert.deepEqual(toGenerateRequest({ prompt: ['one'], temperature: 0.7, top_p: 0.9 }, false),
-    { inputs: 'one', parameters: { details: true, temperature: 0.7, do_sample: true, top_p: 0.9 }, stream: false });
+  assert.deepEqual(toGenerateRequest({ model: 'm', prompt: 'hi', max_tokens: 5, temperature: 0, stop: 'x', seed: 3 }, true), {
+    inputs: 'hi',
+    parameters: { details: true, max_new_tokens: 5, do_sample: false, seed: 3, stop: ['x'] },
+    stream: true,
+  });
+  assert.deepEqual(toGenerateRequest({ prompt: ['one'], temperature: 0.7, top_p: 0.9 }, false), {
+    inputs: 'one',
+    parameters: { details: true, temperature: 0.7, do_sample: true, top_p: 0.9 },
+    stream: false,
+  });
   assert.throws(() => toGenerateRequest({ prompt: ['a', 'b'] }, true), /one string prompt/);
   assert.throws(() => toGenerateRequest({ prompt: 'a', n: 2 }, true), /`n`/);
 });
 
 test('error shapes: TGI ErrorResponse, the OpenAI-route stream error; chunks are not errors', () => {
-  assert.deepEqual(tgiErrorMessage({ error: 'Model is overloaded', error_type: 'overloaded' }), { message: 'Model is overloaded', type: 'overloaded' });
+  assert.deepEqual(tgiErrorMessage({ error: 'Model is overloaded', error_type: 'overloaded' }), {
+    message: 'Model is overloaded',
+    type: 'overloaded',
+  });
   const e = tgiErrorMessage({ error: { message: 'Input validation error: `inputs` cannot be empty', http_status_code: 422 } })!;
   assert.ok(isValidationError(e));
   assert.ok(!isValidationError({ message: 'Request failed during generation: boom', type: 'generation' }));

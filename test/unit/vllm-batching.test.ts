@@ -5,8 +5,14 @@ import { BatchingEngine, type EngineConfig, type SubmitRequest } from '../../tes
 import { planOutput } from '../../test/sim/vllm/text.ts';
 
 const BASE: EngineConfig = {
-  maxNumSeqs: 4, kvCacheTokens: 1024, blockSize: 16, prefillMsPerToken: 0, decodeStepMs: 10,
-  decodeStepMsPerSeq: 1, speed: 1, slowdown: 1,
+  maxNumSeqs: 4,
+  kvCacheTokens: 1024,
+  blockSize: 16,
+  prefillMsPerToken: 0,
+  decodeStepMs: 10,
+  decodeStepMsPerSeq: 1,
+  speed: 1,
+  slowdown: 1,
 };
 
 function setup(cfg: Partial<EngineConfig> = {}) {
@@ -18,15 +24,28 @@ function setup(cfg: Partial<EngineConfig> = {}) {
     out.set(id, rec);
     let i = 0;
     engine.submit({
-      id, promptTokens, naturalTokens, maxTokens, prefixHashes: [], nextWord: () => `w${i++}`,
-      listener: { onToken: (_idx, text, finish) => { rec.tokens.push(text); rec.finish = finish; } },
+      id,
+      promptTokens,
+      naturalTokens,
+      maxTokens,
+      prefixHashes: [],
+      nextWord: () => `w${i++}`,
+      listener: {
+        onToken: (_idx, text, finish) => {
+          rec.tokens.push(text);
+          rec.finish = finish;
+        },
+      },
       ...extra,
     });
   };
   /** one step; the clock advances by its duration */
   const step = () => {
     const d = engine.beginStep();
-    if (d !== null) { t += d; engine.endStep(); }
+    if (d !== null) {
+      t += d;
+      engine.endStep();
+    }
     return d;
   };
   return { engine, out, submit, step, now: () => t };
@@ -99,14 +118,23 @@ test('KV pressure preempts the most recently admitted sequence, which goes back 
   const c = out.get('c')!.tokens;
   assert.ok(c.length > before);
   assert.equal(c.length, 40);
-  assert.deepEqual(c.slice(0, 39), Array.from({ length: 39 }, (_, i) => `w${i}`));
+  assert.deepEqual(
+    c.slice(0, 39),
+    Array.from({ length: 39 }, (_, i) => `w${i}`),
+  );
   assert.equal(out.get('c')!.finish, 'stop');
   assert.equal(engine.state().completed, 3);
   assert.equal(engine.state().kvCacheUsedTokens, 0);
 });
 
 test('a preempted sequence pays its recompute prefill when readmitted', () => {
-  const { engine, submit, step } = setup({ kvCacheTokens: 64, maxNumSeqs: 8, prefillMsPerToken: 1, decodeStepMs: 0, decodeStepMsPerSeq: 0 });
+  const { engine, submit, step } = setup({
+    kvCacheTokens: 64,
+    maxNumSeqs: 8,
+    prefillMsPerToken: 1,
+    decodeStepMs: 0,
+    decodeStepMsPerSeq: 0,
+  });
   submit('a', 10, 1000, 1000);
   submit('b', 10, 1000, 1000);
   assert.equal(step(), 20); // both prefills: 10 + 10 tokens
@@ -255,15 +283,21 @@ test('prefix caching: eviction is LRU and only when an allocation needs the room
   submit('c', 60, 1, 1, { prefixHashes: ['c0', 'c1', 'c2'] }); // needs 4 blocks: 2 never used + 2 evicted (a2, a1)
   step();
   submit('b2', 48, 1, 1, { prefixHashes: ['b0', 'b1', 'b2'] });
-  assert.equal(step(), 0 + 11, 'b\'s blocks survived');
+  assert.equal(step(), 0 + 11, "b's blocks survived");
   submit('a2', 48, 1, 1, { prefixHashes: ['a0', 'a1', 'a2'] });
-  assert.equal(step(), 48 - 16 + 11, 'a\'s tail was evicted, its head block a0 still hits');
+  assert.equal(step(), 48 - 16 + 11, "a's tail was evicted, its head block a0 still hits");
   assert.equal(engine.state().kvCacheUsedTokens, 0);
 });
 
 test('prefix caching: a preempted sequence re-hits its own cached prompt blocks', () => {
   // 7 blocks: a and b take 3 each; at 16 tokens both need a 4th: a gets it, b is preempted
-  const { engine, submit, step } = setup({ prefillMsPerToken: 1, kvCacheTokens: 112, maxNumSeqs: 8, decodeStepMs: 0, decodeStepMsPerSeq: 0 });
+  const { engine, submit, step } = setup({
+    prefillMsPerToken: 1,
+    kvCacheTokens: 112,
+    maxNumSeqs: 8,
+    decodeStepMs: 0,
+    decodeStepMsPerSeq: 0,
+  });
   submit('a', 32, 20, 1000, { prefixHashes: ['x0', 'x1'] });
   submit('b', 32, 1000, 1000, { prefixHashes: ['y0', 'y1'] });
   assert.equal(step(), 64);

@@ -55,7 +55,7 @@ test('V1 docs example: running, generation tokens, TTFT count; "..." lines skipp
 
 test('0.10.0 capture: new kv_cache_usage_perc and prefix_cache_queries, old gpu_prefix_cache_hits, _created ignored', () => {
   const s = parseVllmMetrics(read('metrics-vllm-0.10.0-v1-engine-glm-4.5.excerpt.txt'));
-  close(s.kvCacheUsage, 9.75010481363281e-06);
+  close(s.kvCacheUsage, 9.75010481363281e-6);
   assert.equal(s.prefixCacheQueriesTotal, 32);
   assert.equal(s.prefixCacheHitsTotal, 0);
   // the *_created gauges hold timestamps (~1.75e9); none must leak into a counter
@@ -115,11 +115,13 @@ test('when both the new and the deprecated name are exposed, the new one is used
 });
 
 test('label values with escapes, commas, braces and spaces; timestamps; NaN and Inf', () => {
-  const s = parseSamples([
-    'vllm:num_requests_running{model_name="a \\"quoted\\", {odd} name\\\\x",engine="0"} 2 1700000000000',
-    'vllm:num_requests_waiting{model_name="m"} NaN',
-    'x_bucket{le="+Inf"} +Inf',
-  ].join('\n'));
+  const s = parseSamples(
+    [
+      'vllm:num_requests_running{model_name="a \\"quoted\\", {odd} name\\\\x",engine="0"} 2 1700000000000',
+      'vllm:num_requests_waiting{model_name="m"} NaN',
+      'x_bucket{le="+Inf"} +Inf',
+    ].join('\n'),
+  );
   assert.equal(s.length, 3);
   assert.equal(s[0]!.labels.model_name, 'a "quoted", {odd} name\\x');
   assert.equal(s[0]!.value, 2);
@@ -133,7 +135,16 @@ test('garbage yields zeros and never throws', () => {
   const zero = parseVllmMetrics('');
   assert.equal(zero.running, 0);
   assert.deepEqual(zero.modelNames, []);
-  const inputs = ['<html>502 Bad Gateway</html>', '{{{', 'vllm:num_requests_running{model_name="m} 3', 'a b c d', '\u0000\uffff', 'vllm:x{=""} 1', '# TYPE\n#\n', 'vllm:num_requests_running 1e400x'];
+  const inputs = [
+    '<html>502 Bad Gateway</html>',
+    '{{{',
+    'vllm:num_requests_running{model_name="m} 3',
+    'a b c d',
+    '\u0000\uffff',
+    'vllm:x{=""} 1',
+    '# TYPE\n#\n',
+    'vllm:num_requests_running 1e400x',
+  ];
   for (const g of inputs) {
     const s = parseVllmMetrics(g);
     assert.equal(s.running, 0, g);

@@ -27,7 +27,12 @@ export function toAnthropicRequest(body: Json, o: TranslateOptions): Json {
     else messages.push({ role, content: blocks });
   };
   for (const raw of (body.messages as Json[] | undefined) ?? []) {
-    const m = raw as { role: string; content?: unknown; tool_calls?: { id: string; function: { name: string; arguments: string } }[]; tool_call_id?: string };
+    const m = raw as {
+      role: string;
+      content?: unknown;
+      tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+      tool_call_id?: string;
+    };
     switch (m.role) {
       case 'system':
       case 'developer':
@@ -40,7 +45,8 @@ export function toAnthropicRequest(body: Json, o: TranslateOptions): Json {
         const blocks: Json[] = [];
         const text = textOf(m.content);
         if (text) blocks.push({ type: 'text', text });
-        for (const tc of m.tool_calls ?? []) blocks.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input: parseArgs(tc.function.arguments) });
+        for (const tc of m.tool_calls ?? [])
+          blocks.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input: parseArgs(tc.function.arguments) });
         push('assistant', blocks);
         break;
       }
@@ -65,11 +71,13 @@ export function toAnthropicRequest(body: Json, o: TranslateOptions): Json {
   if (typeof body.user === 'string') out.metadata = { user_id: body.user };
   const tools = body.tools as { type: string; function: { name: string; description?: string; parameters?: Json } }[] | undefined;
   if (tools?.length) {
-    out.tools = tools.filter((t) => t.type === 'function').map((t) => ({
-      name: t.function.name,
-      ...(t.function.description ? { description: t.function.description } : {}),
-      input_schema: t.function.parameters ?? { type: 'object', properties: {} },
-    }));
+    out.tools = tools
+      .filter((t) => t.type === 'function')
+      .map((t) => ({
+        name: t.function.name,
+        ...(t.function.description ? { description: t.function.description } : {}),
+        input_schema: t.function.parameters ?? { type: 'object', properties: {} },
+      }));
     const choice = toolChoice(body.tool_choice, body.parallel_tool_calls === false);
     if (choice) out.tool_choice = choice;
   }
@@ -88,7 +96,8 @@ function toolChoice(c: unknown, disableParallel: boolean): Json | undefined {
 
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((p) => (p as { type?: string; text?: string }).type === 'text' ? (p as { text: string }).text : '').join('');
+  if (Array.isArray(content))
+    return content.map((p) => ((p as { type?: string; text?: string }).type === 'text' ? (p as { text: string }).text : '')).join('');
   return '';
 }
 
@@ -131,30 +140,52 @@ export function finishReason(stop: string | null | undefined): string | null {
   return FINISH[stop] ?? 'stop';
 }
 
-interface AnthropicUsage { input_tokens?: number | null; output_tokens?: number | null; cache_creation_input_tokens?: number | null; cache_read_input_tokens?: number | null }
+interface AnthropicUsage {
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+  cache_creation_input_tokens?: number | null;
+  cache_read_input_tokens?: number | null;
+}
 
 export function openAIUsage(u: AnthropicUsage) {
   const cached = u.cache_read_input_tokens ?? 0;
   const prompt = (u.input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0) + cached;
   const completion = u.output_tokens ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+  };
 }
 
 export function toOpenAIResponse(msg: Json, created = Math.floor(Date.now() / 1000)): Json {
   const content = (msg.content as { type: string; text?: string; id?: string; name?: string; input?: unknown }[] | undefined) ?? [];
-  const text = content.filter((b) => b.type === 'text').map((b) => b.text ?? '').join('');
-  const toolCalls = content.filter((b) => b.type === 'tool_use').map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }));
+  const text = content
+    .filter((b) => b.type === 'text')
+    .map((b) => b.text ?? '')
+    .join('');
+  const toolCalls = content
+    .filter((b) => b.type === 'tool_use')
+    .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }));
   return {
     id: `chatcmpl-${String(msg.id ?? '')}`,
     object: 'chat.completion',
     created,
     model: msg.model,
-    choices: [{
-      index: 0,
-      message: { role: 'assistant', content: text || (toolCalls.length ? null : ''), refusal: null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
-      logprobs: null,
-      finish_reason: finishReason(msg.stop_reason as string | null),
-    }],
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: text || (toolCalls.length ? null : ''),
+          refusal: null,
+          ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+        },
+        logprobs: null,
+        finish_reason: finishReason(msg.stop_reason as string | null),
+      },
+    ],
     usage: openAIUsage((msg.usage as AnthropicUsage | undefined) ?? {}),
     system_fingerprint: null,
   };
@@ -187,7 +218,10 @@ export function anthropicErrorToOpenAI(status: number, text: string): { message:
 
 // ---- stream: Anthropic events -> OpenAI chunks ----
 
-export interface StreamError { type: string; message: string }
+export interface StreamError {
+  type: string;
+  message: string;
+}
 
 /**
  * Turns Anthropic stream events into OpenAI chat.completion.chunk JSON strings, one event at a
@@ -250,13 +284,23 @@ export class AnthropicStreamTranslator {
         if (u) {
           // message_delta usage is cumulative; input fields may repeat the start's.
           if (u.output_tokens !== undefined && u.output_tokens !== null) this.outputTokens = u.output_tokens;
-          for (const k of ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) if (typeof u[k] === 'number') this.usageIn[k] = u[k];
+          for (const k of ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const)
+            if (typeof u[k] === 'number') this.usageIn[k] = u[k];
         }
         return [this.chunk({}, finishReason(d.stop_reason ?? 'end_turn'))];
       }
       case 'message_stop':
         this.stopped = true;
-        return [JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: this.usage })];
+        return [
+          JSON.stringify({
+            id: this.id,
+            object: 'chat.completion.chunk',
+            created: this.created,
+            model: this.model,
+            choices: [],
+            usage: this.usage,
+          }),
+        ];
       case 'error': {
         const err = e.error as { type?: string; message?: string } | undefined;
         this.error = { type: err?.type ?? 'api_error', message: err?.message ?? 'error' };
@@ -268,7 +312,14 @@ export class AnthropicStreamTranslator {
   }
 
   private chunk(delta: Json, finish: string | null = null): string {
-    return JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    return JSON.stringify({
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.created,
+      model: this.model,
+      system_fingerprint: null,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    });
   }
 }
 

@@ -36,16 +36,19 @@ export class AnthropicProvider implements Provider {
     } catch (err) {
       throw new ProviderError(this.name, err as never, 'client');
     }
-    const res = await send({
-      provider: this.name,
-      url: `${this.o.baseUrl.replace(/\/$/, '')}/v1/messages`,
-      headers: { 'x-api-key': this.o.credential.reveal(), 'anthropic-version': this.o.version, 'x-request-id': req.requestId },
-      body,
-      signal: req.signal,
-      deadline: req.deadline,
-      firstByteTimeoutMs: this.o.firstByteTimeoutMs,
-      credential: this.o.credential,
-    }, anthropicErrorToOpenAI);
+    const res = await send(
+      {
+        provider: this.name,
+        url: `${this.o.baseUrl.replace(/\/$/, '')}/v1/messages`,
+        headers: { 'x-api-key': this.o.credential.reveal(), 'anthropic-version': this.o.version, 'x-request-id': req.requestId },
+        body,
+        signal: req.signal,
+        deadline: req.deadline,
+        firstByteTimeoutMs: this.o.firstByteTimeoutMs,
+        credential: this.o.credential,
+      },
+      anthropicErrorToOpenAI,
+    );
     const events = body.stream === true ? streamEvents(this.name, req.model, res) : jsonEvents(this.name, res);
     return toDispatch(this.name, `${this.name}:${req.model}`, events, res.abort);
   }
@@ -82,7 +85,8 @@ async function* streamEvents(provider: string, model: string, res: HttpResponse)
       const overloaded = t.error.type === 'overloaded_error' || t.error.type === 'rate_limit_error';
       const msg = `provider ${provider} failed mid-stream: ${t.error.message}`;
       // Before anything reached the client this is an ordinary retryable failure.
-      if (!sent) throw new ProviderError(provider, errors.upstream(msg, overloaded ? 'provider_overloaded' : 'provider_error'), 'retryable');
+      if (!sent)
+        throw new ProviderError(provider, errors.upstream(msg, overloaded ? 'provider_overloaded' : 'provider_error'), 'retryable');
       yield ev.error(msg, overloaded ? 'ENGINE_OVERLOADED' : 'ENGINE_ERROR');
       return;
     }

@@ -20,13 +20,16 @@ export class AzureOpenAIProvider extends OpenAIProvider {
 
   constructor(o: AzureOpenAIOptions) {
     const base = o.endpoint.replace(/\/$/, '');
-    super({ name: o.name, baseUrl: base, credential: o.credential, firstByteTimeoutMs: o.firstByteTimeoutMs }, {
-      url: (op, model) => {
-        const path = op === 'COMPLETIONS' ? 'completions' : op === 'EMBEDDINGS' ? 'embeddings' : 'chat/completions';
-        const dep = encodeURIComponent(o.deployments[model] ?? model);
-        return `${base}/openai/deployments/${dep}/${path}?api-version=${encodeURIComponent(o.apiVersion)}`;
+    super(
+      { name: o.name, baseUrl: base, credential: o.credential, firstByteTimeoutMs: o.firstByteTimeoutMs },
+      {
+        url: (op, model) => {
+          const path = op === 'COMPLETIONS' ? 'completions' : op === 'EMBEDDINGS' ? 'embeddings' : 'chat/completions';
+          const dep = encodeURIComponent(o.deployments[model] ?? model);
+          return `${base}/openai/deployments/${dep}/${path}?api-version=${encodeURIComponent(o.apiVersion)}`;
+        },
+        authHeaders: () => ({ 'api-key': o.credential.reveal() }),
       },
-      authHeaders: () => ({ 'api-key': o.credential.reveal() }),
-    });
+    );
   }
 }

@@ -17,7 +17,10 @@ export class Credential {
       try {
         value = readFileSync(src.apiKeyFile, 'utf8').trim();
       } catch (err) {
-        throw new Error(`provider ${provider}: cannot read apiKeyFile ${src.apiKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+        throw new Error(
+          `provider ${provider}: cannot read apiKeyFile ${src.apiKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+          { cause: err },
+        );
       }
     } else if (src.apiKeyEnv) {
       value = env[src.apiKeyEnv];

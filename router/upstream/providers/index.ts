@@ -18,10 +18,30 @@ export function createProviders(configs: Record<string, ProviderConfig>, env: No
         out.set(name, new OpenAIProvider({ name, baseUrl: c.baseUrl, credential, firstByteTimeoutMs: c.firstByteTimeoutMs }));
         break;
       case 'azure-openai':
-        out.set(name, new AzureOpenAIProvider({ name, endpoint: c.endpoint, apiVersion: c.apiVersion, deployments: c.deployments, credential, firstByteTimeoutMs: c.firstByteTimeoutMs }));
+        out.set(
+          name,
+          new AzureOpenAIProvider({
+            name,
+            endpoint: c.endpoint,
+            apiVersion: c.apiVersion,
+            deployments: c.deployments,
+            credential,
+            firstByteTimeoutMs: c.firstByteTimeoutMs,
+          }),
+        );
         break;
       case 'anthropic':
-        out.set(name, new AnthropicProvider({ name, baseUrl: c.baseUrl, version: c.version, defaultMaxTokens: c.defaultMaxTokens, credential, firstByteTimeoutMs: c.firstByteTimeoutMs }));
+        out.set(
+          name,
+          new AnthropicProvider({
+            name,
+            baseUrl: c.baseUrl,
+            version: c.version,
+            defaultMaxTokens: c.defaultMaxTokens,
+            credential,
+            firstByteTimeoutMs: c.firstByteTimeoutMs,
+          }),
+        );
         break;
     }
   }

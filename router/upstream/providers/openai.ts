@@ -28,10 +28,14 @@ export class OpenAIProvider implements Provider {
   readonly kind: Provider['kind'] = 'openai';
   readonly name: string;
 
-  constructor(protected readonly opts: OpenAIProviderOptions, private readonly route: OpenAIRoute = {
-    url: (op) => `${opts.baseUrl.replace(/\/$/, '')}/${op === 'COMPLETIONS' ? 'completions' : op === 'EMBEDDINGS' ? 'embeddings' : 'chat/completions'}`,
-    authHeaders: () => ({ authorization: `Bearer ${opts.credential.reveal()}` }),
-  }) {
+  constructor(
+    protected readonly opts: OpenAIProviderOptions,
+    private readonly route: OpenAIRoute = {
+      url: (op) =>
+        `${opts.baseUrl.replace(/\/$/, '')}/${op === 'COMPLETIONS' ? 'completions' : op === 'EMBEDDINGS' ? 'embeddings' : 'chat/completions'}`,
+      authHeaders: () => ({ authorization: `Bearer ${opts.credential.reveal()}` }),
+    },
+  ) {
     this.name = opts.name;
   }
 
@@ -54,7 +58,12 @@ export class OpenAIProvider implements Provider {
     const res = await this.post(req, 'EMBEDDINGS', { ...req.body, model: req.model });
     try {
       const j = (await res.body.json().catch(() => undefined)) as { data?: unknown } | undefined;
-      if (!j || !Array.isArray(j.data)) throw new ProviderError(this.name, errors.upstream(`provider ${this.name} answered embeddings with an unexpected body`, 'provider_error'), 'retryable');
+      if (!j || !Array.isArray(j.data))
+        throw new ProviderError(
+          this.name,
+          errors.upstream(`provider ${this.name} answered embeddings with an unexpected body`, 'provider_error'),
+          'retryable',
+        );
       return j;
     } finally {
       res.abort();
@@ -62,16 +71,19 @@ export class OpenAIProvider implements Provider {
   }
 
   private post(req: Omit<ProviderRequest, 'operation'>, op: Operation | 'EMBEDDINGS', body: unknown): Promise<HttpResponse> {
-    return send({
-      provider: this.name,
-      url: this.route.url(op, req.model),
-      headers: { ...this.opts.headers, ...this.route.authHeaders(), 'x-request-id': req.requestId },
-      body,
-      signal: req.signal,
-      deadline: req.deadline,
-      firstByteTimeoutMs: this.opts.firstByteTimeoutMs,
-      credential: this.opts.credential,
-    }, errorMessageOf);
+    return send(
+      {
+        provider: this.name,
+        url: this.route.url(op, req.model),
+        headers: { ...this.opts.headers, ...this.route.authHeaders(), 'x-request-id': req.requestId },
+        body,
+        signal: req.signal,
+        deadline: req.deadline,
+        firstByteTimeoutMs: this.opts.firstByteTimeoutMs,
+        credential: this.opts.credential,
+      },
+      errorMessageOf,
+    );
   }
 }
 
@@ -94,14 +106,28 @@ async function* openAIStreamEvents(provider: string, res: HttpResponse): AsyncGe
       yield ev.usage(usage.prompt, usage.completion, usage.cached);
       return;
     }
-    let chunk: { choices?: unknown[]; usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } } | null; error?: { message?: string } };
+    let chunk: {
+      choices?: unknown[];
+      usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } } | null;
+      error?: { message?: string };
+    };
     try {
       chunk = JSON.parse(m.data) as typeof chunk;
     } catch {
       continue;
     }
-    if (chunk.error) throw new ProviderError(provider, errors.upstream(`provider ${provider} failed mid-stream: ${chunk.error.message ?? 'error'}`, 'provider_error'), 'retryable');
-    if (chunk.usage) usage = { prompt: chunk.usage.prompt_tokens ?? 0, completion: chunk.usage.completion_tokens ?? 0, cached: chunk.usage.prompt_tokens_details?.cached_tokens ?? 0 };
+    if (chunk.error)
+      throw new ProviderError(
+        provider,
+        errors.upstream(`provider ${provider} failed mid-stream: ${chunk.error.message ?? 'error'}`, 'provider_error'),
+        'retryable',
+      );
+    if (chunk.usage)
+      usage = {
+        prompt: chunk.usage.prompt_tokens ?? 0,
+        completion: chunk.usage.completion_tokens ?? 0,
+        cached: chunk.usage.prompt_tokens_details?.cached_tokens ?? 0,
+      };
     // Azure's first chunk carries only prompt_filter_results: nothing for an OpenAI client.
     if (Array.isArray(chunk.choices) && chunk.choices.length === 0 && !chunk.usage) continue;
     yield ev.chunk(m.data);

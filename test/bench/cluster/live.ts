@@ -12,14 +12,26 @@ import { simulate, type SimRequest } from './virtual-cluster.ts';
 import { rng, type TraceRow } from './workloads.ts';
 
 export const LIVE_ENGINE: Partial<Omit<EngineConfig, 'speed'>> = {
-  maxNumSeqs: 8, kvCacheTokens: 65_536, blockSize: 16, prefillMsPerToken: 0.05, decodeStepMs: 30, decodeStepMsPerSeq: 1, slowdown: 1,
+  maxNumSeqs: 8,
+  kvCacheTokens: 65_536,
+  blockSize: 16,
+  prefillMsPerToken: 0.05,
+  decodeStepMs: 30,
+  decodeStepMsPerSeq: 1,
+  slowdown: 1,
 };
 const SPEEDS = [1, 1, 0.6, 0.3];
 const SIM_SEED = 0;
 const MAX_PROMPT = 2_000;
 const MAX_OUTPUT = 64;
 
-export interface LiveRequest { at: number; prompt: string; promptTokens: number; maxTokens: number; outputTokens: number }
+export interface LiveRequest {
+  at: number;
+  prompt: string;
+  promptTokens: number;
+  maxTokens: number;
+  outputTokens: number;
+}
 
 /** Poisson arrivals at `rate`/s; prompt lengths from the trace, outputs capped to the simulator's plan. */
 export function liveWorkload(rows: TraceRow[], count: number, rate: number, seed: number): LiveRequest[] {
@@ -37,7 +49,12 @@ export function liveWorkload(rows: TraceRow[], count: number, rate: number, seed
   });
 }
 
-export interface RunSummary { ttftP50: number; ttftP99: number; goodput: number; completed: number }
+export interface RunSummary {
+  ttftP50: number;
+  ttftP99: number;
+  goodput: number;
+  completed: number;
+}
 
 function summarise(ttfts: (number | undefined)[], spanMs: number, sloMs: number): RunSummary {
   const done = ttfts.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
@@ -48,26 +65,43 @@ function summarise(ttfts: (number | undefined)[], spanMs: number, sloMs: number)
 /** The same requests in virtual time. */
 export function virtualTwin(reqs: LiveRequest[], policy: ProfileConfig, sloMs: number, seed: number): RunSummary {
   const sim: SimRequest[] = reqs.map((r, i) => ({
-    id: i, at: r.at, promptTokens: r.promptTokens, outputTokens: r.outputTokens, lane: 'standard', tenant: 't',
-    engineHashes: Array.from({ length: Math.floor(r.promptTokens / 16) }, (_, b) => `u${i}:${b}`), routerHashes: [],
+    id: i,
+    at: r.at,
+    promptTokens: r.promptTokens,
+    outputTokens: r.outputTokens,
+    lane: 'standard',
+    tenant: 't',
+    engineHashes: Array.from({ length: Math.floor(r.promptTokens / 16) }, (_, b) => `u${i}:${b}`),
+    routerHashes: [],
   }));
   let a = seed >>> 0;
-  const random = () => ((a = (a * 1664525 + 1013904223) >>> 0) / 4294967296);
+  const random = () => (a = (a * 1664525 + 1013904223) >>> 0) / 4294967296;
   const { results } = simulate(sim, {
-    speeds: SPEEDS, profile: buildProfile(policy, 2_000, random), statusMs: 250, engine: LIVE_ENGINE,
+    speeds: SPEEDS,
+    profile: buildProfile(policy, 2_000, random),
+    statusMs: 250,
+    engine: LIVE_ENGINE,
     // as the live router today: no slot times, no in-flight count at status time
     signals: { serviceTimes: false, inFlightAtStatus: false },
   });
-  return summarise(results.map((r) => r.ttftMs), reqs.at(-1)!.at - reqs[0]!.at, sloMs);
+  return summarise(
+    results.map((r) => r.ttftMs),
+    reqs.at(-1)!.at - reqs[0]!.at,
+    sloMs,
+  );
 }
 
 async function one(url: string, r: LiveRequest, t0: number): Promise<number | undefined> {
   const start = t0 + r.at;
   const res = await fetch(`${url}/v1/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'sim-model', prompt: r.prompt, max_tokens: r.maxTokens, stream: true }),
   });
-  if (!res.ok || !res.body) { await res.body?.cancel(); return undefined; }
+  if (!res.ok || !res.body) {
+    await res.body?.cancel();
+    return undefined;
+  }
   let ttft: number | undefined;
   const reader = res.body.getReader();
   for (;;) {
@@ -81,11 +115,17 @@ async function one(url: string, r: LiveRequest, t0: number): Promise<number | un
 /** Replays `reqs` against the live router on their schedule; TTFT measured from each scheduled arrival. */
 export async function replay(stack: Stack, reqs: LiveRequest[], sloMs: number): Promise<RunSummary> {
   const t0 = performance.now() + 200;
-  const ttfts = await Promise.all(reqs.map(async (r) => {
-    const wait = t0 + r.at - performance.now();
-    if (wait > 0) await new Promise((res) => setTimeout(res, wait));
-    try { return await one(stack.routerUrl, r, t0); } catch { return undefined; }
-  }));
+  const ttfts = await Promise.all(
+    reqs.map(async (r) => {
+      const wait = t0 + r.at - performance.now();
+      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+      try {
+        return await one(stack.routerUrl, r, t0);
+      } catch {
+        return undefined;
+      }
+    }),
+  );
   return summarise(ttfts, reqs.at(-1)!.at - reqs[0]!.at, sloMs);
 }
 
@@ -96,9 +136,22 @@ export function startLiveStack(policy: ProfileConfig): Promise<Stack> {
     withControlPlane: false,
     sims: SPEEDS.map((speed, i) => ({
       id: `sim${i}`,
-      args: ['--speed', String(speed), '--max-num-seqs', String(e.maxNumSeqs), '--kv-cache-tokens', String(e.kvCacheTokens),
-        '--decode-step-ms', String(e.decodeStepMs), '--decode-step-ms-per-seq', String(e.decodeStepMsPerSeq),
-        '--prefill-ms-per-token', String(e.prefillMsPerToken), '--seed', String(SIM_SEED)],
+      args: [
+        '--speed',
+        String(speed),
+        '--max-num-seqs',
+        String(e.maxNumSeqs),
+        '--kv-cache-tokens',
+        String(e.kvCacheTokens),
+        '--decode-step-ms',
+        String(e.decodeStepMs),
+        '--decode-step-ms-per-seq',
+        String(e.decodeStepMsPerSeq),
+        '--prefill-ms-per-token',
+        String(e.prefillMsPerToken),
+        '--seed',
+        String(SIM_SEED),
+      ],
     })),
     agents: SPEEDS.map((_, i) => ({ id: `node${i}`, sim: `sim${i}` })),
     router: {

@@ -46,14 +46,19 @@ export const ENGINE: Omit<EngineConfig, 'speed'> = {
 class Heap {
   private a: { t: number; s: number; f: () => void }[] = [];
   private seq = 0;
-  get size(): number { return this.a.length; }
+  get size(): number {
+    return this.a.length;
+  }
   push(t: number, f: () => void): void {
     const a = this.a;
     a.push({ t, s: this.seq++, f });
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (this.less(a[i]!, a[p]!)) { [a[i], a[p]] = [a[p]!, a[i]!]; i = p; } else break;
+      if (this.less(a[i]!, a[p]!)) {
+        [a[i], a[p]] = [a[p]!, a[i]!];
+        i = p;
+      } else break;
     }
   }
   pop(): { t: number; f: () => void } | undefined {
@@ -65,7 +70,8 @@ class Heap {
       a[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
         if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
@@ -116,7 +122,11 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     const id = `n${String(i).padStart(3, '0')}`;
     const engine = new BatchingEngine({ ...ENGINE, ...opts.engine, speed }, clock);
     return {
-      id, engine, stepping: false, statusAt: 0, ttfts: [],
+      id,
+      engine,
+      stepping: false,
+      statusAt: 0,
+      ttfts: [],
       cand: { id, status: undefined, statusAgeMs: 0, connected: true, cordoned: false, inFlight: 0, dispatchedSinceStatus: 0 },
     };
   });
@@ -125,13 +135,25 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     const ttft = n.ttfts.length ? n.ttfts.reduce((a, b) => a + b, 0) / n.ttfts.length : 0;
     n.ttfts = [];
     n.cand.status = {
-      nodeId: n.id, seq: '0', timestampMs: String(now), ready: true, notReadyReason: '', draining: false,
+      nodeId: n.id,
+      seq: '0',
+      timestampMs: String(now),
+      ready: true,
+      notReadyReason: '',
+      draining: false,
       models: [{ name: model, engineKind: 'vllm', maxContext: 32_768 }],
       load: {
-        running: s.running, waiting: s.waiting, kvCacheUsage: n.engine.kvCacheUsage(), ttftRecentSeconds: ttft / 1000,
-        prefixCacheHitRate: 0, maxNumSeqs: opts.engine?.maxNumSeqs ?? ENGINE.maxNumSeqs, kvCacheCapacityTokens: String(s.kvCacheCapacityTokens),
+        running: s.running,
+        waiting: s.waiting,
+        kvCacheUsage: n.engine.kvCacheUsage(),
+        ttftRecentSeconds: ttft / 1000,
+        prefixCacheHitRate: 0,
+        maxNumSeqs: opts.engine?.maxNumSeqs ?? ENGINE.maxNumSeqs,
+        kvCacheCapacityTokens: String(s.kvCacheCapacityTokens),
       },
-      gpuVerdict: 'HEALTHY', gpus: [], heartbeatIntervalMs: statusMs,
+      gpuVerdict: 'HEALTHY',
+      gpus: [],
+      heartbeatIntervalMs: statusMs,
     };
     n.statusAt = now;
     n.cand.dispatchedSinceStatus = 0;
@@ -141,7 +163,10 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     pushStatus(n);
     // Statuses of different nodes arrive spread over the interval, as from independent agents.
     const first = ((i * 7919) % statusMs) + 1;
-    const tick = () => { pushStatus(n); heap.push(now + statusMs, tick); };
+    const tick = () => {
+      pushStatus(n);
+      heap.push(now + statusMs, tick);
+    };
     heap.push(first, tick);
   });
   const service = new ServiceTimes();
@@ -154,27 +179,46 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
   };
   const step = (n: SimNode) => {
     const d = n.engine.beginStep();
-    if (d === null) { n.stepping = false; return; }
+    if (d === null) {
+      n.stepping = false;
+      return;
+    }
     n.stepping = true;
-    heap.push(now + d, () => { n.engine.endStep(); step(n); });
+    heap.push(now + d, () => {
+      n.engine.endStep();
+      step(n);
+    });
   };
 
   const results: SimResult[] = [];
   let pending = requests.length;
   const dispatch = (r: SimRequest, res: SimResult): Promise<void> => {
     const t0 = performance.now();
-    const d = opts.profile.schedule(candidates(), { model, exclude: new Set(), promptTokens: r.promptTokens, prefixHashes: r.routerHashes, lane: r.lane });
+    const d = opts.profile.schedule(candidates(), {
+      model,
+      exclude: new Set(),
+      promptTokens: r.promptTokens,
+      prefixHashes: r.routerHashes,
+      lane: r.lane,
+    });
     decisionUs.push((performance.now() - t0) * 1000);
     const node = nodes.find((n) => n.id === d.node!.id)!;
     res.node = node.id;
     node.cand.inFlight++;
     node.cand.dispatchedSinceStatus++;
     node.engine.submit({
-      id: String(r.id), promptTokens: r.promptTokens, naturalTokens: r.outputTokens, maxTokens: r.outputTokens,
-      prefixHashes: r.engineHashes, nextWord: () => 'x',
+      id: String(r.id),
+      promptTokens: r.promptTokens,
+      naturalTokens: r.outputTokens,
+      maxTokens: r.outputTokens,
+      prefixHashes: r.engineHashes,
+      nextWord: () => 'x',
       listener: {
         onToken: (index, _text, finish) => {
-          if (index === 0) { res.ttftMs = now - r.at; node.ttfts.push(res.ttftMs); }
+          if (index === 0) {
+            res.ttftMs = now - r.at;
+            node.ttfts.push(res.ttftMs);
+          }
           if (finish) {
             res.e2eMs = now - r.at;
             service.observe(node.id, (res.e2eMs - res.ttftMs!) / 1000);
@@ -191,10 +235,16 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
   const probe = () => bestWaitSeconds(opts.profile.filter(candidates(), { model, exclude: new Set() }).kept);
   const admission = opts.admission ? new AdmissionController(opts.admission, probe, clock) : undefined;
   if (admission) {
-    const tick = () => { admission.tick(); if (pending > 0) heap.push(now + 20, tick); };
+    const tick = () => {
+      admission.tick();
+      if (pending > 0) heap.push(now + 20, tick);
+    };
     heap.push(20, tick);
     // Statuses change saturation: re-check queues right after each status round.
-    const pumpTick = () => { admission.pump(); if (pending > 0) heap.push(now + statusMs / 4, pumpTick); };
+    const pumpTick = () => {
+      admission.pump();
+      if (pending > 0) heap.push(now + statusMs / 4, pumpTick);
+    };
     heap.push(statusMs / 4, pumpTick);
   }
 
@@ -202,17 +252,24 @@ export function simulate(requests: SimRequest[], opts: ClusterOptions): { result
     heap.push(r.at, () => {
       const res: SimResult = { req: r };
       results.push(res);
-      if (!admission) { void dispatch(r, res); return; }
+      if (!admission) {
+        void dispatch(r, res);
+        return;
+      }
       const t0 = performance.now();
       try {
         // Callbacks, not promises: this loop is synchronous, so promise reactions would only run
         // after simulate() returned (that was the "non-terminating loop": later refusals never
         // counted down `pending`, and the periodic ticks kept the loop alive).
-        admission.admit({ lane: r.lane, tenant: r.tenant, model, deadline: now + 300_000 }, () => void dispatch(r, res), (e) => {
-          // Refused later (queue deadline, eviction): not a fast refusal; its cost is not timed.
-          res.refused ??= { status: e.status, code: e.code ?? '', refusalUs: NaN };
-          pending--;
-        });
+        admission.admit(
+          { lane: r.lane, tenant: r.tenant, model, deadline: now + 300_000 },
+          () => void dispatch(r, res),
+          (e) => {
+            // Refused later (queue deadline, eviction): not a fast refusal; its cost is not timed.
+            res.refused ??= { status: e.status, code: e.code ?? '', refusalUs: NaN };
+            pending--;
+          },
+        );
       } catch (e) {
         const err = e as ApiError;
         res.refused ??= { status: err.status, code: err.code ?? '', refusalUs: (performance.now() - t0) * 1000 };

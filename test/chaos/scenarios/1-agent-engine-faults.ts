@@ -24,8 +24,14 @@ export const agentEngineFaults: Scenario = {
     let stack: Stack | undefined;
     try {
       stack = await startStack({
-        sims: [{ id: 'sim-a', args: simArgs }, { id: 'sim-b', args: simArgs }],
-        agents: [{ id: 'node-a', sim: 'sim-a' }, { id: 'node-b', sim: 'sim-b' }],
+        sims: [
+          { id: 'sim-a', args: simArgs },
+          { id: 'sim-b', args: simArgs },
+        ],
+        agents: [
+          { id: 'node-a', sim: 'sim-a' },
+          { id: 'node-b', sim: 'sim-b' },
+        ],
         router: { requestTimeoutMs: ROUTER_TIMEOUT_MS },
         maxLogLines: MAX_LOG_LINES,
       });
@@ -35,43 +41,69 @@ export const agentEngineFaults: Scenario = {
       // Both nodes in routing before the first fault.
       await waitFor(async () => (await modelNodes(s.routerUrl, DEFAULT_MODEL)) >= 2, 20_000, 200);
       const load = {
-        targets: [s.routerUrl], model: DEFAULT_MODEL, ratePerSec: 6, deadlineMs: ROUTER_TIMEOUT_MS, deadlineMarginMs: CLIENT_MARGIN_MS,
-        tenants: [{ name: 'team-a' }, { name: 'team-b' }], lanes: ['critical', 'standard'] as const, maxTokens: 16,
+        targets: [s.routerUrl],
+        model: DEFAULT_MODEL,
+        ratePerSec: 6,
+        deadlineMs: ROUTER_TIMEOUT_MS,
+        deadlineMarginMs: CLIENT_MARGIN_MS,
+        tenants: [{ name: 'team-a' }, { name: 'team-b' }],
+        lanes: ['critical', 'standard'] as const,
+        maxTokens: 16,
       };
       const timing = phases(opts, { baseMs: 2_000, faultMs: 3_000, afterMs: 5_000 });
       const simA = s.sims.get('sim-a')!.url;
       const parts: ScenarioResult[] = [];
       let warmups = 0;
 
-      parts.push(await runPhase({
-        name: 'agent-sigkill', load: { ...load, lanes: [...load.lanes] }, timing, stack: s,
-        inject: async () => {
-          const a = s.agents.get('node-a')!;
-          crashes.expect(a);
-          a.kill('SIGKILL');
-          await a.exited;
-        },
-        clear: async () => {
-          crashes.watch(await s.startAgent('node-a'));
-          warmups += 1;
-        },
-        extraGenerations: () => warmups,
-      }));
-      parts.push(await runPhase({
-        name: 'engine-hang', load: { ...load, lanes: [...load.lanes] }, timing, stack: s,
-        inject: () => setSimFaults(simA, { hang: true }),
-        clear: () => setSimFaults(simA, { hang: false }),
-      }));
-      parts.push(await runPhase({
-        name: 'engine-brownout', load: { ...load, lanes: [...load.lanes] }, timing, stack: s,
-        inject: () => setSimFaults(simA, { slowdown: 10 }),
-        clear: () => setSimFaults(simA, { slowdown: 1 }),
-      }));
-      parts.push(await runPhase({
-        name: 'engine-5xx', load: { ...load, lanes: [...load.lanes] }, timing, stack: s,
-        inject: () => setSimFaults(simA, { http5xx: true }),
-        clear: () => setSimFaults(simA, { http5xx: false }),
-      }));
+      parts.push(
+        await runPhase({
+          name: 'agent-sigkill',
+          load: { ...load, lanes: [...load.lanes] },
+          timing,
+          stack: s,
+          inject: async () => {
+            const a = s.agents.get('node-a')!;
+            crashes.expect(a);
+            a.kill('SIGKILL');
+            await a.exited;
+          },
+          clear: async () => {
+            crashes.watch(await s.startAgent('node-a'));
+            warmups += 1;
+          },
+          extraGenerations: () => warmups,
+        }),
+      );
+      parts.push(
+        await runPhase({
+          name: 'engine-hang',
+          load: { ...load, lanes: [...load.lanes] },
+          timing,
+          stack: s,
+          inject: () => setSimFaults(simA, { hang: true }),
+          clear: () => setSimFaults(simA, { hang: false }),
+        }),
+      );
+      parts.push(
+        await runPhase({
+          name: 'engine-brownout',
+          load: { ...load, lanes: [...load.lanes] },
+          timing,
+          stack: s,
+          inject: () => setSimFaults(simA, { slowdown: 10 }),
+          clear: () => setSimFaults(simA, { slowdown: 1 }),
+        }),
+      );
+      parts.push(
+        await runPhase({
+          name: 'engine-5xx',
+          load: { ...load, lanes: [...load.lanes] },
+          timing,
+          stack: s,
+          inject: () => setSimFaults(simA, { http5xx: true }),
+          clear: () => setSimFaults(simA, { http5xx: false }),
+        }),
+      );
       const violations = neverRecovered(parts);
       return { ...mergeResults('agent-engine-faults', parts), crashed: crashes.close(), ...(violations.length ? { violations } : {}) };
     } finally {

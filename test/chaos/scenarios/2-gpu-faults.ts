@@ -37,12 +37,23 @@ export const gpuFaults: Scenario = {
       smi.push(smiA, smiB);
       // Fast polls; a hung nvidia-smi is given up after 1 s, and two failures in a row mean unhealthy.
       const gpu = (f: FakeNvidiaSmi) => ({
-        gpu: { enabled: true, nvidiaSmiPath: f.path, queryIntervalMs: 200, xmlIntervalMs: 200, timeoutMs: 1_000, failuresBeforeUnhealthy: 2, thresholds: { risingHoldMs: 60_000 } },
+        gpu: {
+          enabled: true,
+          nvidiaSmiPath: f.path,
+          queryIntervalMs: 200,
+          xmlIntervalMs: 200,
+          timeoutMs: 1_000,
+          failuresBeforeUnhealthy: 2,
+          thresholds: { risingHoldMs: 60_000 },
+        },
         httpListen: { host: '127.0.0.1', port: 0 },
       });
       const simArgs = ['--max-num-seqs', '64', '--decode-step-ms', '25', '--decode-step-ms-per-seq', '0'];
       stack = await startStack({
-        sims: [{ id: 'sim-a', args: simArgs }, { id: 'sim-b', args: simArgs }],
+        sims: [
+          { id: 'sim-a', args: simArgs },
+          { id: 'sim-b', args: simArgs },
+        ],
         agents: [
           { id: 'node-a', sim: 'sim-a', extra: gpu(smiA), env: smiA.env },
           { id: 'node-b', sim: 'sim-b', extra: gpu(smiB), env: smiB.env },
@@ -55,8 +66,14 @@ export const gpuFaults: Scenario = {
       await waitServing(s.routerUrl, DEFAULT_MODEL);
       await waitFor(async () => (await modelNodes(s.routerUrl, DEFAULT_MODEL)) >= 2, 30_000, 200);
       const load = {
-        targets: [s.routerUrl], model: DEFAULT_MODEL, ratePerSec: 6, deadlineMs: ROUTER_TIMEOUT_MS, deadlineMarginMs: CLIENT_MARGIN_MS,
-        tenants: [{ name: 'team-a' }, { name: 'team-b' }], lanes: ['critical', 'standard'] as ('critical' | 'standard')[], maxTokens: 16,
+        targets: [s.routerUrl],
+        model: DEFAULT_MODEL,
+        ratePerSec: 6,
+        deadlineMs: ROUTER_TIMEOUT_MS,
+        deadlineMarginMs: CLIENT_MARGIN_MS,
+        tenants: [{ name: 'team-a' }, { name: 'team-b' }],
+        lanes: ['critical', 'standard'] as ('critical' | 'standard')[],
+        maxTokens: 16,
       };
       const timing = phases(opts, { baseMs: 2_000, faultMs: 5_000, afterMs: 5_000 });
 
@@ -75,8 +92,14 @@ export const gpuFaults: Scenario = {
           }
         })();
         const { result: r, records } = await runPhaseRecords({
-          name, load, timing, stack: s,
-          inject: async () => { injectedAt = Date.now(); smiA.setFault(fault); },
+          name,
+          load,
+          timing,
+          stack: s,
+          inject: async () => {
+            injectedAt = Date.now();
+            smiA.setFault(fault);
+          },
           clear: async () => {
             clearedAt = Date.now();
             smiA.setFault(null);
@@ -94,11 +117,20 @@ export const gpuFaults: Scenario = {
         const toSick = records.filter((x) => sickAt && x.startedAt > sickAt && x.startedAt < clearedAt && x.backend === 'node:node-a');
         const routerReactMs = toSick.length ? Math.max(...toSick.map((x) => x.startedAt)) - sickAt : 0;
         const routedToSick = toSick.filter((x) => x.startedAt > sickAt + REACT_MS).length;
-        if (routedToSick) violations.push(`${name}: ${routedToSick} requests routed to node-a more than ${REACT_MS} ms after its GPU was unhealthy (last ${routerReactMs} ms after)`);
+        if (routedToSick)
+          violations.push(
+            `${name}: ${routedToSick} requests routed to node-a more than ${REACT_MS} ms after its GPU was unhealthy (last ${routerReactMs} ms after)`,
+          );
         const servedByA = records.filter((x) => x.startedAt > healedAt + REACT_MS && x.backend === 'node:node-a').length;
         return {
           ...r,
-          extra: { ...r.extra, detectMs: sickAt ? sickAt - injectedAt : 'never', routerReactMs, routedToSick, servedByAAfterRecovery: servedByA },
+          extra: {
+            ...r.extra,
+            detectMs: sickAt ? sickAt - injectedAt : 'never',
+            routerReactMs,
+            routedToSick,
+            servedByAAfterRecovery: servedByA,
+          },
           ...(violations.length ? { violations } : {}),
         };
       };

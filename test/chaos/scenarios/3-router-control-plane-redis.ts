@@ -57,12 +57,22 @@ export const routerControlPlaneRedis: Scenario = {
       const cpPort = await freePort();
       const simArgs = ['--max-num-seqs', '64', '--decode-step-ms', '25', '--decode-step-ms-per-seq', '0'];
       stack = await startStack({
-        sims: [{ id: 'sim-a', args: simArgs }, { id: 'sim-b', args: simArgs }],
-        agents: [{ id: 'node-a', sim: 'sim-a' }, { id: 'node-b', sim: 'sim-b' }],
+        sims: [
+          { id: 'sim-a', args: simArgs },
+          { id: 'sim-b', args: simArgs },
+        ],
+        agents: [
+          { id: 'node-a', sim: 'sim-a' },
+          { id: 'node-b', sim: 'sim-b' },
+        ],
         // A fixed port and a state file: the control plane comes back where agents and routers look.
         controlPlane: { listen: { host: '127.0.0.1', port: cpPort }, stateFile: join(stateDir, 'control-plane.json') },
         maxLogLines: MAX_LOG_LINES,
-        router: { requestTimeoutMs: ROUTER_TIMEOUT_MS, shutdownGraceMs: 15_000, auth: { mode: 'required', redisUrl: redis.url, onStoreError: 'open', commandTimeoutMs: 500 } },
+        router: {
+          requestTimeoutMs: ROUTER_TIMEOUT_MS,
+          shutdownGraceMs: 15_000,
+          auth: { mode: 'required', redisUrl: redis.url, onStoreError: 'open', commandTimeoutMs: 500 },
+        },
       });
       const s = stack;
       const r = redis;
@@ -82,7 +92,14 @@ export const routerControlPlaneRedis: Scenario = {
       });
       const startRouter = async (i: number) => {
         const t0 = Date.now();
-        const p = await spawnService({ name: `router-${i}`, entry: 'cli/main.ts', args: ['router', '--config', configs[i]!], env: { LOG_LEVEL: 'warn' }, timeoutMs: 120_000, onLine: keep(`router-${i}`) });
+        const p = await spawnService({
+          name: `router-${i}`,
+          entry: 'cli/main.ts',
+          args: ['router', '--config', configs[i]!],
+          env: { LOG_LEVEL: 'warn' },
+          timeoutMs: 120_000,
+          onLine: keep(`router-${i}`),
+        });
         console.error(`  router-${i} listening after ${Date.now() - t0} ms`);
         routers[i] = p;
         crashes.watch(p);
@@ -99,7 +116,10 @@ export const routerControlPlaneRedis: Scenario = {
         return JSON.parse(text) as Record<string, unknown>;
       };
       const tenants: LoadTenant[] = [];
-      for (const [name, policy] of [['interactive', { maxLane: 'critical', rpm: 100_000 }], ['batch', { rpm: 100_000, maxConcurrent: 200 }]] as const) {
+      for (const [name, policy] of [
+        ['interactive', { maxLane: 'critical', rpm: 100_000 }],
+        ['batch', { rpm: 100_000, maxConcurrent: 200 }],
+      ] as const) {
         const t = await admin('tenants', 'create', '--name', name, '--policy', JSON.stringify(policy));
         const k = await admin('keys', 'create', String(t.id), '--name', 'chaos');
         tenants.push({ name, apiKey: String(k.key) });
@@ -111,8 +131,14 @@ export const routerControlPlaneRedis: Scenario = {
       }
 
       const load = {
-        targets: () => targets.filter((t) => inRotation.has(t)), model: DEFAULT_MODEL, ratePerSec: 6, deadlineMs: ROUTER_TIMEOUT_MS, deadlineMarginMs: CLIENT_MARGIN_MS,
-        tenants, lanes: ['critical', 'standard'] as ('critical' | 'standard')[], maxTokens: 16,
+        targets: () => targets.filter((t) => inRotation.has(t)),
+        model: DEFAULT_MODEL,
+        ratePerSec: 6,
+        deadlineMs: ROUTER_TIMEOUT_MS,
+        deadlineMarginMs: CLIENT_MARGIN_MS,
+        tenants,
+        lanes: ['critical', 'standard'] as ('critical' | 'standard')[],
+        maxTokens: 16,
       };
       const timing = phases(opts, { baseMs: 2_000, faultMs: 0, afterMs: 4_000 });
       const restart = async (i: number) => {
@@ -138,36 +164,77 @@ export const routerControlPlaneRedis: Scenario = {
       const parts: ScenarioResult[] = [];
 
       // One router restarted while the other serves; every connection it refuses goes to the other.
-      parts.push(await runPhase({ name: 'router-restart', load, timing, stack: s, inject: () => restart(0), clear: async () => undefined, extraGenerations: takeProbes }));
-      parts.push(await runPhase({
-        name: 'rolling-restart', load, timing, stack: s, extraGenerations: takeProbes,
-        inject: async () => { await restart(0); await restart(1); },
-        clear: async () => undefined,
-      }));
+      parts.push(
+        await runPhase({
+          name: 'router-restart',
+          load,
+          timing,
+          stack: s,
+          inject: () => restart(0),
+          clear: async () => undefined,
+          extraGenerations: takeProbes,
+        }),
+      );
+      parts.push(
+        await runPhase({
+          name: 'rolling-restart',
+          load,
+          timing,
+          stack: s,
+          extraGenerations: takeProbes,
+          inject: async () => {
+            await restart(0);
+            await restart(1);
+          },
+          clear: async () => undefined,
+        }),
+      );
       // Control plane away for a minute in the soak (5 s in CI): routers keep the last snapshot.
       const cpDown = opts.mode === 'long' ? 60_000 : 5_000;
-      parts.push(await runPhase({
-        name: 'control-plane-down', load, timing: { ...timing, faultMs: cpDown }, stack: s,
-        inject: async () => {
-          crashes.expect(controlPlane);
-          controlPlane!.kill('SIGKILL');
-          await controlPlane!.exited;
-        },
-        clear: async () => {
-          controlPlane = await spawnService({ name: 'control-plane', entry: 'cli/main.ts', args: ['control-plane', '--config', s.configFile], env: { LOG_LEVEL: 'warn' }, timeoutMs: 120_000, onLine: keep('control-plane') });
-          crashes.watch(controlPlane);
-        },
-      }));
-      parts.push(await runPhase({
-        name: 'redis-down', load, timing: { ...timing, faultMs: opts.mode === 'long' ? 30_000 : 4_000 }, stack: s,
-        inject: async () => { await r.stop(); },
-        clear: async () => { await r.restart(); },
-      }));
+      parts.push(
+        await runPhase({
+          name: 'control-plane-down',
+          load,
+          timing: { ...timing, faultMs: cpDown },
+          stack: s,
+          inject: async () => {
+            crashes.expect(controlPlane);
+            controlPlane!.kill('SIGKILL');
+            await controlPlane!.exited;
+          },
+          clear: async () => {
+            controlPlane = await spawnService({
+              name: 'control-plane',
+              entry: 'cli/main.ts',
+              args: ['control-plane', '--config', s.configFile],
+              env: { LOG_LEVEL: 'warn' },
+              timeoutMs: 120_000,
+              onLine: keep('control-plane'),
+            });
+            crashes.watch(controlPlane);
+          },
+        }),
+      );
+      parts.push(
+        await runPhase({
+          name: 'redis-down',
+          load,
+          timing: { ...timing, faultMs: opts.mode === 'long' ? 30_000 : 4_000 },
+          stack: s,
+          inject: async () => {
+            await r.stop();
+          },
+          clear: async () => {
+            await r.restart();
+          },
+        }),
+      );
       // After everything came back, the keys still work on both routers (nothing was forgotten).
       const violations = neverRecovered(parts);
       for (const u of targets) {
         const res = await fetch(`${u}/v1/chat/completions`, {
-          method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${tenants[1]!.apiKey}` },
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tenants[1]!.apiKey}` },
           body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'after' }], max_tokens: 1 }),
         });
         if (!res.ok) violations.push(`${u} refused a valid key after recovery: ${res.status} ${await res.text()}`);

@@ -16,7 +16,10 @@ const NAME = 'hosted-providers';
 const MODEL = 'chaos-hosted';
 const OPENAI_KEY = 'sk-chaos-openai-7d41c2e98ab3';
 const ANTHROPIC_KEY = 'sk-ant-chaos-0b5fe8d2c117';
-const TENANTS: LoadTenant[] = [{ name: 'tenant-a', apiKey: 'sk-chaos-tenant-a-51c0de7f' }, { name: 'tenant-b', apiKey: 'sk-chaos-tenant-b-9e2ab44d' }];
+const TENANTS: LoadTenant[] = [
+  { name: 'tenant-a', apiKey: 'sk-chaos-tenant-a-51c0de7f' },
+  { name: 'tenant-b', apiKey: 'sk-chaos-tenant-b-9e2ab44d' },
+];
 const RETRY_AFTER_S = 1;
 const FIRST_BYTE_TIMEOUT_MS = 1_000;
 const BREAKER_OPEN_MS = 1_500;
@@ -26,7 +29,11 @@ const MAX_LOG_LINES = 500_000;
 type SimRequest = { at: number; status: number };
 
 async function setFaults(stack: Stack, id: string, faults: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${stack.providerSims.get(id)!.url}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+  const res = await fetch(`${stack.providerSims.get(id)!.url}/sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
+  });
   if (!res.ok) throw new Error(`${id} faults: ${res.status}`);
 }
 
@@ -55,7 +62,8 @@ interface Phase {
 
 export const hostedProviders: Scenario = {
   name: NAME,
-  description: 'fallback chain (OpenAI-compatible, then Anthropic) under a 429 storm with Retry-After, 5xx, a slow first byte, and both providers failing',
+  description:
+    'fallback chain (OpenAI-compatible, then Anthropic) under a 429 storm with Retry-After, 5xx, a slow first byte, and both providers failing',
   async run(opts: ScenarioOptions): Promise<ScenarioResult> {
     chaosAudit.addSecret('openai provider key', OPENAI_KEY);
     chaosAudit.addSecret('anthropic provider key', ANTHROPIC_KEY);
@@ -67,7 +75,10 @@ export const hostedProviders: Scenario = {
         sims: [],
         agents: [],
         withControlPlane: false,
-        providerSims: [{ id: 'openai-sim', apiKey: OPENAI_KEY }, { id: 'anthropic-sim', apiKey: ANTHROPIC_KEY }],
+        providerSims: [
+          { id: 'openai-sim', apiKey: OPENAI_KEY },
+          { id: 'anthropic-sim', apiKey: ANTHROPIC_KEY },
+        ],
         routerEnv: { CHAOS_OPENAI_KEY: OPENAI_KEY, CHAOS_ANTHROPIC_KEY: ANTHROPIC_KEY },
         logLevel: 'info',
         maxLogLines: MAX_LOG_LINES,
@@ -76,11 +87,28 @@ export const hostedProviders: Scenario = {
           lanes: { keys: { [TENANTS[0]!.apiKey!]: 'critical' }, defaultMaxLane: 'standard' },
           fallback: {
             providers: {
-              openai: { kind: 'openai', baseUrl: `${providerSims.get('openai-sim')!.url}/v1`, apiKeyEnv: 'CHAOS_OPENAI_KEY', firstByteTimeoutMs: FIRST_BYTE_TIMEOUT_MS },
-              anthropic: { kind: 'anthropic', baseUrl: providerSims.get('anthropic-sim')!.url, apiKeyEnv: 'CHAOS_ANTHROPIC_KEY', firstByteTimeoutMs: FIRST_BYTE_TIMEOUT_MS },
+              openai: {
+                kind: 'openai',
+                baseUrl: `${providerSims.get('openai-sim')!.url}/v1`,
+                apiKeyEnv: 'CHAOS_OPENAI_KEY',
+                firstByteTimeoutMs: FIRST_BYTE_TIMEOUT_MS,
+              },
+              anthropic: {
+                kind: 'anthropic',
+                baseUrl: providerSims.get('anthropic-sim')!.url,
+                apiKeyEnv: 'CHAOS_ANTHROPIC_KEY',
+                firstByteTimeoutMs: FIRST_BYTE_TIMEOUT_MS,
+              },
             },
             chains: { [MODEL]: ['openai:gpt-4o-mini', 'anthropic:claude-haiku-4-5'] },
-            breaker: { windowMs: 5_000, minRequests: 5, errorRate: 0.5, openMs: BREAKER_OPEN_MS, halfOpenProbes: 1, closeAfterSuccesses: 2 },
+            breaker: {
+              windowMs: 5_000,
+              minRequests: 5,
+              errorRate: 0.5,
+              openMs: BREAKER_OPEN_MS,
+              halfOpenProbes: 1,
+              closeAfterSuccesses: 2,
+            },
             retry: { maxAttempts: 2, baseDelayMs: 20, maxDelayMs: 200, maxPauseWaitMs: 3_000 },
           },
         }),
@@ -89,10 +117,20 @@ export const hostedProviders: Scenario = {
       const s = stack;
       await waitServing(s.routerUrl, MODEL, 30_000, TENANTS[1]!.apiKey);
       const timing = phases(opts, { baseMs: 2_000, faultMs: 4_000, afterMs: 4_000 }, 6);
-      const load: Omit<LoadOptions, 'durationMs'> = { targets: [s.routerUrl], model: MODEL, tenants: TENANTS, lanes: ['critical', 'standard'], workers: WORKERS, deadlineMs: 10_000, maxTokens: 12 };
+      const load: Omit<LoadOptions, 'durationMs'> = {
+        targets: [s.routerUrl],
+        model: MODEL,
+        tenants: TENANTS,
+        lanes: ['critical', 'standard'],
+        workers: WORKERS,
+        deadlineMs: 10_000,
+        maxTokens: 12,
+      };
       /** From the end of the fault to the first answer by the preferred provider again. */
       const openaiBack = (records: ChaosRecord[], clearedAt: number) => {
-        const first = records.filter((r) => r.startedAt >= clearedAt && r.backend?.startsWith('openai:')).sort((a, b) => a.startedAt - b.startedAt)[0];
+        const first = records
+          .filter((r) => r.startedAt >= clearedAt && r.backend?.startsWith('openai:'))
+          .sort((a, b) => a.startedAt - b.startedAt)[0];
         return first ? first.startedAt - clearedAt : 'never';
       };
 
@@ -102,13 +140,19 @@ export const hostedProviders: Scenario = {
           inject: () => setFaults(s, 'openai-sim', { rateLimit: { count: 1_000_000, retryAfterSeconds: RETRY_AFTER_S } }),
           extra: ({ records, faultAt, clearedAt, openai }) => {
             const calls429 = openai.filter((r) => r.status === 429 && r.at >= faultAt && r.at <= clearedAt).length;
-            return { openai429Calls: calls429, requestsDuringStorm: records.filter((r) => r.startedAt >= faultAt && r.startedAt <= clearedAt).length, openaiBackMs: openaiBack(records, clearedAt) };
+            return {
+              openai429Calls: calls429,
+              requestsDuringStorm: records.filter((r) => r.startedAt >= faultAt && r.startedAt <= clearedAt).length,
+              openaiBackMs: openaiBack(records, clearedAt),
+            };
           },
           check: ({ faultAt, clearedAt, openai }) => {
             // Paused router-wide: at most one probe per worker per Retry-After window, whatever the request rate.
             const calls429 = openai.filter((r) => r.status === 429 && r.at >= faultAt && r.at <= clearedAt).length;
             const bound = (Math.ceil((clearedAt - faultAt) / (RETRY_AFTER_S * 1000)) + 1) * WORKERS;
-            return calls429 > bound ? [`429 storm: ${calls429} calls to the rate-limited provider, more than ${bound} (Retry-After not honoured router-wide)`] : [];
+            return calls429 > bound
+              ? [`429 storm: ${calls429} calls to the rate-limited provider, more than ${bound} (Retry-After not honoured router-wide)`]
+              : [];
           },
         },
         {
@@ -131,7 +175,10 @@ export const hostedProviders: Scenario = {
           },
           extra: ({ records, faultAt, clearedAt }) => {
             const during = records.filter((r) => r.startedAt >= faultAt + 500 && r.endedAt <= clearedAt);
-            return { typedErrorsDuringOutage: during.filter((r) => r.outcome.kind === 'typed_error').length, answeredDuringOutage: during.filter((r) => r.outcome.kind === 'completed').length };
+            return {
+              typedErrorsDuringOutage: during.filter((r) => r.outcome.kind === 'typed_error').length,
+              answeredDuringOutage: during.filter((r) => r.outcome.kind === 'completed').length,
+            };
           },
           // Nothing can serve: every request must end in a typed error (the load counts lost ones).
           check: ({ records, faultAt, clearedAt }) => {

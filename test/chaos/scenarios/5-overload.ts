@@ -16,7 +16,10 @@ import type { Scenario, ScenarioOptions, ScenarioResult } from '../types.ts';
 const NAME = 'overload';
 const MAX_NUM_SEQS = 4;
 const MAX_TOKENS = 16;
-const TENANTS: LoadTenant[] = [{ name: 'tenant-a', apiKey: 'sk-chaos-overload-a-3f9d1e07' }, { name: 'tenant-b', apiKey: 'sk-chaos-overload-b-c24b7a95' }];
+const TENANTS: LoadTenant[] = [
+  { name: 'tenant-a', apiKey: 'sk-chaos-overload-a-3f9d1e07' },
+  { name: 'tenant-b', apiKey: 'sk-chaos-overload-b-c24b7a95' },
+];
 const MIX: Lane[] = ['critical', 'standard', 'standard', 'sheddable', 'sheddable', 'sheddable'];
 /**
  * The critical lane's SLO: p99 TTFT at most this much above the unloaded p99, plus the health
@@ -32,7 +35,8 @@ const FAST_REFUSAL_MS = 250;
 const RSS_GROWTH_LIMIT_MB = 200;
 const MAX_LOG_LINES = 500_000;
 
-const ttfts = (rs: ChaosRecord[]) => rs.filter((r) => r.stream && r.outcome.kind === 'completed' && r.ttftMs !== undefined).map((r) => r.ttftMs!);
+const ttfts = (rs: ChaosRecord[]) =>
+  rs.filter((r) => r.stream && r.outcome.kind === 'completed' && r.ttftMs !== undefined).map((r) => r.ttftMs!);
 
 export const overload: Scenario = {
   name: NAME,
@@ -61,7 +65,14 @@ export const overload: Scenario = {
       const s = stack;
       await waitServing(s.routerUrl, DEFAULT_MODEL, 30_000, TENANTS[0]!.apiKey);
       const timing = phases(opts, { baseMs: 3_000, faultMs: 12_000, afterMs: 6_000 }, 5);
-      const common = { targets: [s.routerUrl], model: DEFAULT_MODEL, tenants: TENANTS, maxTokens: MAX_TOKENS, deadlineMs: 10_000, streamShare: 0.5 };
+      const common = {
+        targets: [s.routerUrl],
+        model: DEFAULT_MODEL,
+        tenants: TENANTS,
+        maxTokens: MAX_TOKENS,
+        deadlineMs: 10_000,
+        streamShare: 0.5,
+      };
       const rss = sampleRss(s.router.child.pid!, 100);
 
       // 1. Unloaded: two closed-loop critical clients measure TTFT and how long a request holds a slot.
@@ -80,7 +91,9 @@ export const overload: Scenario = {
       const until = Date.now() + timing.faultMs;
       while (Date.now() < until) {
         const t = Date.now();
-        await fetch(`${s.routerUrl}/healthz`).then((r) => r.arrayBuffer()).catch(() => undefined);
+        await fetch(`${s.routerUrl}/healthz`)
+          .then((r) => r.arrayBuffer())
+          .catch(() => undefined);
         healthz.push(Date.now() - t);
         await sleep(50);
       }
@@ -112,21 +125,30 @@ export const overload: Scenario = {
 
       const records = [...base, ...heavyRecords, ...lightRecords];
       const result = summarise(NAME, records, dropAt);
-      const errLatency = (code: string) => heavyRecords.filter((r) => r.outcome.kind === 'typed_error' && r.outcome.code === code).map((r) => r.endedAt - r.startedAt);
+      const errLatency = (code: string) =>
+        heavyRecords.filter((r) => r.outcome.kind === 'typed_error' && r.outcome.code === code).map((r) => r.endedAt - r.startedAt);
       const critical = heavyRecords.filter((r) => r.lane === 'critical');
       const criticalTtftP99 = quantile(ttfts(critical), 0.99);
       const shedP99 = quantile(errLatency('lane_shed'), 0.99);
       const violations: string[] = [];
-      if (critical.some((r) => r.outcome.kind !== 'completed')) violations.push(`critical lane: ${critical.filter((r) => r.outcome.kind !== 'completed').length} of ${critical.length} requests not completed under overload`);
+      if (critical.some((r) => r.outcome.kind !== 'completed'))
+        violations.push(
+          `critical lane: ${critical.filter((r) => r.outcome.kind !== 'completed').length} of ${critical.length} requests not completed under overload`,
+        );
       const healthzP99 = quantile(healthz, 0.99);
       const sloMs = unloadedTtftP99 + healthzP99 + CRITICAL_SLO_SLACK_MS;
-      if (criticalTtftP99 > sloMs) violations.push(`critical p99 TTFT ${criticalTtftP99} ms > SLO ${sloMs} ms (unloaded p99 ${unloadedTtftP99} + health check p99 ${healthzP99} + ${CRITICAL_SLO_SLACK_MS})`);
+      if (criticalTtftP99 > sloMs)
+        violations.push(
+          `critical p99 TTFT ${criticalTtftP99} ms > SLO ${sloMs} ms (unloaded p99 ${unloadedTtftP99} + health check p99 ${healthzP99} + ${CRITICAL_SLO_SLACK_MS})`,
+        );
       if (errLatency('lane_shed').length === 0) violations.push('no request was shed: the load did not overload the pool');
-      if (shedP99 > healthzP99 + FAST_REFUSAL_MS) violations.push(`shed refusals p99 ${shedP99} ms > health check p99 ${healthzP99} ms + ${FAST_REFUSAL_MS} ms`);
+      if (shedP99 > healthzP99 + FAST_REFUSAL_MS)
+        violations.push(`shed refusals p99 ${shedP99} ms > health check p99 ${healthzP99} ms + ${FAST_REFUSAL_MS} ms`);
       const rssGrowth = mb(rss.peakSince(overloadMark) - rssUnloaded);
       if (rssGrowth > RSS_GROWTH_LIMIT_MB) violations.push(`router RSS grew ${rssGrowth} MB under overload (limit ${RSS_GROWTH_LIMIT_MB})`);
       if (drainMs === null) violations.push('the lane queues did not drain after the load dropped');
-      if (leftQueued !== 0 || leftInFlight !== 0) violations.push(`idle router still shows ${leftQueued} queued and ${leftInFlight} in flight`);
+      if (leftQueued !== 0 || leftInFlight !== 0)
+        violations.push(`idle router still shows ${leftQueued} queued and ${leftInFlight} in flight`);
       return {
         ...result,
         extra: {

@@ -82,7 +82,23 @@ export const slowClients: Scenario = {
     };
     try {
       stack = await startStack({
-        sims: [{ id: 'sim-a', args: ['--max-num-seqs', '16', '--decode-step-ms', '5', '--decode-step-ms-per-seq', '0', '--max-model-len', '131072', '--kv-cache-tokens', '1000000'] }],
+        sims: [
+          {
+            id: 'sim-a',
+            args: [
+              '--max-num-seqs',
+              '16',
+              '--decode-step-ms',
+              '5',
+              '--decode-step-ms-per-seq',
+              '0',
+              '--max-model-len',
+              '131072',
+              '--kv-cache-tokens',
+              '1000000',
+            ],
+          },
+        ],
         agents: [{ id: 'node-a', sim: 'sim-a', engine: { maxNumSeqs: 16 } }],
         controlPlane: { adminTokenFile: join(dir, 'admin-token') },
         routerEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
@@ -93,7 +109,11 @@ export const slowClients: Scenario = {
       crashes.watchStack(stack);
       const s = stack;
       const admin = async (path: string, body: object) => {
-        const res = await fetch(`${s.controlPlane!.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const res = await fetch(`${s.controlPlane!.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
         if (!res.ok) throw new Error(`admin ${path}: ${res.status}`);
         return (await res.json()) as { id: string; key: string };
       };
@@ -111,7 +131,14 @@ export const slowClients: Scenario = {
       const violations: string[] = [];
       const extra: Record<string, number | string> = {};
 
-      const steady = startLoad({ targets: [s.routerUrl], model: DEFAULT_MODEL, tenants: [{ name: 'steady', apiKey: steadyKey }], ratePerSec: 4, deadlineMs: DEADLINE_MS, maxTokens: 12 });
+      const steady = startLoad({
+        targets: [s.routerUrl],
+        model: DEFAULT_MODEL,
+        tenants: [{ name: 'steady', apiKey: steadyKey }],
+        ratePerSec: 4,
+        deadlineMs: DEADLINE_MS,
+        maxTokens: 12,
+      });
       await sleep(1_000);
 
       // a. Readers that stop reading: long streams, paused after the first bytes.
@@ -121,7 +148,16 @@ export const slowClients: Scenario = {
       const settledBefore = sumOf(await scrape(s.routerUrl), 'router_requests_total');
       for (let i = 0; i < pausedN; i++) {
         const sock = track(await open(s.routerUrl));
-        const r = rawRequest({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `read me slowly ${PROMPT_MARKER}` }], max_tokens: 100_000, ignore_eos: true, stream: true }, steadyKey);
+        const r = rawRequest(
+          {
+            model: DEFAULT_MODEL,
+            messages: [{ role: 'user', content: `read me slowly ${PROMPT_MARKER}` }],
+            max_tokens: 100_000,
+            ignore_eos: true,
+            stream: true,
+          },
+          steadyKey,
+        );
         sock.once('data', () => sock.pause());
         sock.write(r.head + r.body);
       }
@@ -151,38 +187,79 @@ export const slowClients: Scenario = {
       extra.idleConnections = idle.length;
       extra.idleStillOpenAfterWait = stillOpen;
       extra.steadyDuringIdleCompleted = `${duringIdle.filter((r) => r.outcome.kind === 'completed').length}/${duringIdle.length}`;
-      if (duringIdle.length === 0 || duringIdle.some((r) => r.outcome.kind !== 'completed')) violations.push(`with ${idle.length} idle connections open the router did not serve everything: ${extra.steadyDuringIdleCompleted}`);
+      if (duringIdle.length === 0 || duringIdle.some((r) => r.outcome.kind !== 'completed'))
+        violations.push(
+          `with ${idle.length} idle connections open the router did not serve everything: ${extra.steadyDuringIdleCompleted}`,
+        );
       extra.rssPeakWithIdleMb = mb(rss.peakSince(idleMark));
       for (const x of idle) x.destroy();
 
       // c. Disconnect at every point, several times each, with the limited tenant's key (leases).
       const abortedBefore = (await simState(simUrl)).aborted;
       const rounds = long ? 20 : 4;
-      const streamBody = { model: DEFAULT_MODEL, messages: [{ role: 'user', content: `leave early ${PROMPT_MARKER}` }], max_tokens: 2_000, ignore_eos: true, stream: true };
+      const streamBody = {
+        model: DEFAULT_MODEL,
+        messages: [{ role: 'user', content: `leave early ${PROMPT_MARKER}` }],
+        max_tokens: 2_000,
+        ignore_eos: true,
+        stream: true,
+      };
       const jsonBody = { ...streamBody, stream: false };
       let reachedEngine = 0;
       const points: [string, (sock: Socket) => Promise<void>][] = [
-        ['mid-headers', async (sock) => { sock.write(rawRequest(streamBody, limitedKey).head.slice(0, 40)); await sleep(20); }],
-        ['mid-body', async (sock) => { const r = rawRequest(streamBody, limitedKey); sock.write(r.head + r.body.slice(0, 10)); await sleep(20); }],
-        ['after-body', async (sock) => { const r = rawRequest(streamBody, limitedKey); sock.write(r.head + r.body); await sleep(1); }],
-        ['after-response-headers', async (sock) => {
-          const r = rawRequest(streamBody, limitedKey);
-          const got = received(sock, (t) => t.includes('\r\n\r\n'));
-          sock.write(r.head + r.body);
-          if (await got) reachedEngine++;
-        }],
-        ['mid-stream', async (sock) => {
-          const r = rawRequest(streamBody, limitedKey);
-          const got = received(sock, (t) => (t.match(/data: /g) ?? []).length >= 5);
-          sock.write(r.head + r.body);
-          if (await got) reachedEngine++;
-        }],
-        ['mid-json-generation', async (sock) => {
-          const r = rawRequest(jsonBody, limitedKey);
-          sock.write(r.head + r.body);
-          // The engine is generating 2,000 tokens: wait until it runs, then leave.
-          await waitFor(async () => (await simState(simUrl)).running > 0, 5_000, 20).then(() => reachedEngine++, () => undefined);
-        }],
+        [
+          'mid-headers',
+          async (sock) => {
+            sock.write(rawRequest(streamBody, limitedKey).head.slice(0, 40));
+            await sleep(20);
+          },
+        ],
+        [
+          'mid-body',
+          async (sock) => {
+            const r = rawRequest(streamBody, limitedKey);
+            sock.write(r.head + r.body.slice(0, 10));
+            await sleep(20);
+          },
+        ],
+        [
+          'after-body',
+          async (sock) => {
+            const r = rawRequest(streamBody, limitedKey);
+            sock.write(r.head + r.body);
+            await sleep(1);
+          },
+        ],
+        [
+          'after-response-headers',
+          async (sock) => {
+            const r = rawRequest(streamBody, limitedKey);
+            const got = received(sock, (t) => t.includes('\r\n\r\n'));
+            sock.write(r.head + r.body);
+            if (await got) reachedEngine++;
+          },
+        ],
+        [
+          'mid-stream',
+          async (sock) => {
+            const r = rawRequest(streamBody, limitedKey);
+            const got = received(sock, (t) => (t.match(/data: /g) ?? []).length >= 5);
+            sock.write(r.head + r.body);
+            if (await got) reachedEngine++;
+          },
+        ],
+        [
+          'mid-json-generation',
+          async (sock) => {
+            const r = rawRequest(jsonBody, limitedKey);
+            sock.write(r.head + r.body);
+            // The engine is generating 2,000 tokens: wait until it runs, then leave.
+            await waitFor(async () => (await simState(simUrl)).running > 0, 5_000, 20).then(
+              () => reachedEngine++,
+              () => undefined,
+            );
+          },
+        ],
       ];
       for (let i = 0; i < rounds; i++) {
         for (const [, cut] of points) {
@@ -196,37 +273,53 @@ export const slowClients: Scenario = {
       // Quiet: nothing of theirs may remain.
       let leftover = '';
       try {
-        await waitFor(async () => {
-          const m = await scrape(s.routerUrl);
-          const st = await simState(simUrl);
-          const inFlight = sumOf(m, 'router_node_in_flight_depth');
-          const queued = sumOf(m, 'router_queue_depth');
-          leftover = `in flight ${inFlight}, queued ${queued}, engine running ${st.running}`;
-          // The steady load may hold a few; wait for the disconnected ones to be gone.
-          return queued === 0 && st.running <= steady.inFlight() && inFlight <= steady.inFlight();
-        }, 15_000, 100);
+        await waitFor(
+          async () => {
+            const m = await scrape(s.routerUrl);
+            const st = await simState(simUrl);
+            const inFlight = sumOf(m, 'router_node_in_flight_depth');
+            const queued = sumOf(m, 'router_queue_depth');
+            leftover = `in flight ${inFlight}, queued ${queued}, engine running ${st.running}`;
+            // The steady load may hold a few; wait for the disconnected ones to be gone.
+            return queued === 0 && st.running <= steady.inFlight() && inFlight <= steady.inFlight();
+          },
+          15_000,
+          100,
+        );
       } catch {
         violations.push(`after the disconnects: ${leftover}`);
       }
       const aborted = (await simState(simUrl)).aborted - abortedBefore;
       extra.engineAborted = aborted;
       extra.disconnectsThatReachedEngine = reachedEngine;
-      if (aborted < reachedEngine) violations.push(`${reachedEngine} disconnected requests reached the engine but only ${aborted} were aborted there`);
+      if (aborted < reachedEngine)
+        violations.push(`${reachedEngine} disconnected requests reached the engine but only ${aborted} were aborted there`);
 
       // Steady load goes on a little, so recovery after the disconnects is measured.
       await sleep(3_000);
       const steadyRecords = await steady.stop();
       // Leases: the limited tenant can run exactly maxConcurrent streams again, and no more.
       const client = new OpenAI({ baseURL: `${s.routerUrl}/v1`, apiKey: limitedKey, maxRetries: 0 });
-      const tries = await Promise.allSettled(Array.from({ length: MAX_CONCURRENT + 1 }, async (_, i) => {
-        await sleep(i === MAX_CONCURRENT ? 300 : 0); // the extra one arrives while the others hold their leases
-        const stream = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `lease ${i} ${PROMPT_MARKER}` }], max_tokens: 200, ignore_eos: true, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
-        for await (const _c of stream) { /* read to the end */ }
-      }));
+      const tries = await Promise.allSettled(
+        Array.from({ length: MAX_CONCURRENT + 1 }, async (_, i) => {
+          await sleep(i === MAX_CONCURRENT ? 300 : 0); // the extra one arrives while the others hold their leases
+          const stream = await client.chat.completions.create({
+            model: DEFAULT_MODEL,
+            messages: [{ role: 'user', content: `lease ${i} ${PROMPT_MARKER}` }],
+            max_tokens: 200,
+            ignore_eos: true,
+            stream: true,
+          } as OpenAI.ChatCompletionCreateParamsStreaming);
+          for await (const _c of stream) {
+            /* read to the end */
+          }
+        }),
+      );
       const ok = tries.filter((t) => t.status === 'fulfilled').length;
       const refused = tries.filter((t) => t.status === 'rejected' && (t.reason as { status?: number }).status === 429).length;
       extra.leaseCheck = `${ok} of ${MAX_CONCURRENT + 1} concurrent streams served, ${refused} refused 429`;
-      if (ok !== MAX_CONCURRENT || refused !== 1) violations.push(`lease check: ${extra.leaseCheck} (expected exactly ${MAX_CONCURRENT} served: leases leaked or not enforced)`);
+      if (ok !== MAX_CONCURRENT || refused !== 1)
+        violations.push(`lease check: ${extra.leaseCheck} (expected exactly ${MAX_CONCURRENT} served: leases leaked or not enforced)`);
 
       rss.stop();
       extra.routerRssStartMb = mb(rssStart);

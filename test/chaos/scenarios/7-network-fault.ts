@@ -109,7 +109,9 @@ function chooseFault(net: NetNs): Fault | string {
     apply: (n) => {
       sh('tc', ['qdisc', 'add', 'dev', n.hostIf, 'root', 'tbf', 'rate', '256kbit', 'burst', '16kbit', 'latency', '500ms']);
       n.exec('tc', ['qdisc', 'add', 'dev', n.nsIf, 'root', 'tbf', 'rate', '256kbit', 'burst', '16kbit', 'latency', '500ms']);
-      n.exec('nft', ['add table inet chaos { chain in { type filter hook input priority 0; meta random & 2147483647 < 322122547 drop; }; chain out { type filter hook output priority 0; meta random & 2147483647 < 322122547 drop; }; }']);
+      n.exec('nft', [
+        'add table inet chaos { chain in { type filter hook input priority 0; meta random & 2147483647 < 322122547 drop; }; chain out { type filter hook output priority 0; meta random & 2147483647 < 322122547 drop; }; }',
+      ]);
     },
     clear: (n) => {
       trySh('tc', ['qdisc', 'del', 'dev', n.hostIf, 'root']);
@@ -123,12 +125,23 @@ function chooseFault(net: NetNs): Fault | string {
 export const NOT_RUN = 'not run on this machine:';
 
 function skipped(note: string): ScenarioResult {
-  return { scenario: NAME, sent: 0, completed: 0, typedErrors: {}, lost: 0, duplicated: 0, p99Ms: 0, recoveryMs: null, notes: [`${NOT_RUN} ${note}`] };
+  return {
+    scenario: NAME,
+    sent: 0,
+    completed: 0,
+    typedErrors: {},
+    lost: 0,
+    duplicated: 0,
+    p99Ms: 0,
+    recoveryMs: null,
+    notes: [`${NOT_RUN} ${note}`],
+  };
 }
 
 export const networkFault: Scenario = {
   name: NAME,
-  description: 'kernel-level delay/loss (netem, else tbf + nftables drop) on a veth link between the router and one agent in its own network namespace',
+  description:
+    'kernel-level delay/loss (netem, else tbf + nftables drop) on a veth link between the router and one agent in its own network namespace',
   async run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const why = unavailable();
     if (why) return skipped(why);
@@ -144,7 +157,11 @@ export const networkFault: Scenario = {
       if (typeof fault === 'string') return skipped(fault);
       const start = async (name: string, entry: string, args: string[], inNs: boolean) => {
         const p = await spawnService({
-          name, entry, args, env: { LOG_LEVEL: 'info' }, prefix: inNs ? ['ip', 'netns', 'exec', net.ns] : undefined,
+          name,
+          entry,
+          args,
+          env: { LOG_LEVEL: 'info' },
+          prefix: inNs ? ['ip', 'netns', 'exec', net.ns] : undefined,
           onLine: (line) => {
             logs.push(`[${name}] ${line}`);
             if (logs.length > MAX_LOG_LINES) logs.shift();
@@ -154,12 +171,29 @@ export const networkFault: Scenario = {
         crashes.watch(p);
         return p;
       };
-      const simArgs = ['--port', '0', '--model', DEFAULT_MODEL, '--max-num-seqs', '32', '--decode-step-ms', '20', '--decode-step-ms-per-seq', '0'];
+      const simArgs = [
+        '--port',
+        '0',
+        '--model',
+        DEFAULT_MODEL,
+        '--max-num-seqs',
+        '32',
+        '--decode-step-ms',
+        '20',
+        '--decode-step-ms-per-seq',
+        '0',
+      ];
       const [simNear, simFar] = await Promise.all([
         start('sim-near', 'test/sim/vllm/main.ts', simArgs, false),
         start('sim-far', 'test/sim/vllm/main.ts', [...simArgs, '--host', net.nsIp], true),
       ]);
-      const agent = (id: string, host: string, url: string) => ({ id, listen: { host, port: 0 }, engine: { kind: 'vllm', url, maxNumSeqs: 32 }, scrapeIntervalMs: 200, heartbeatMs: 250 });
+      const agent = (id: string, host: string, url: string) => ({
+        id,
+        listen: { host, port: 0 },
+        engine: { kind: 'vllm', url, maxNumSeqs: 32 },
+        scrapeIntervalMs: 200,
+        heartbeatMs: 250,
+      });
       const config: Record<string, unknown> = {
         router: { listen: { host: '127.0.0.1', port: 0 }, requestTimeoutMs: 8_000 },
         agents: [agent('node-near', '127.0.0.1', simNear.url), agent('node-far', net.nsIp, simFar.url)],
@@ -171,20 +205,40 @@ export const networkFault: Scenario = {
         start('node-near', 'cli/main.ts', ['node-agent', '--id', 'node-near', '--config', configFile], false),
         start('node-far', 'cli/main.ts', ['node-agent', '--id', 'node-far', '--config', configFile], true),
       ]);
-      (config.router as Record<string, unknown>).staticNodes = [{ id: 'node-near', address: agentNear.url }, { id: 'node-far', address: agentFar.url }];
+      (config.router as Record<string, unknown>).staticNodes = [
+        { id: 'node-near', address: agentNear.url },
+        { id: 'node-far', address: agentFar.url },
+      ];
       writeFileSync(configFile, stringify(config));
       const router = await start('router', 'cli/main.ts', ['router', '--config', configFile], false);
       await waitServing(router.url, DEFAULT_MODEL);
       // Both nodes in use before the fault.
-      await waitFor(async () => {
-        await fetch(`${router.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'warm' }], max_tokens: 1 }) }).then((r) => r.arrayBuffer());
-        const text = await (await fetch(`${router.url}/metrics`)).text();
-        return text.includes('router_node_picks_total{node="node-far"}') && text.includes('router_node_picks_total{node="node-near"}');
-      }, 30_000, 50);
+      await waitFor(
+        async () => {
+          await fetch(`${router.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'warm' }], max_tokens: 1 }),
+          }).then((r) => r.arrayBuffer());
+          const text = await (await fetch(`${router.url}/metrics`)).text();
+          return text.includes('router_node_picks_total{node="node-far"}') && text.includes('router_node_picks_total{node="node-near"}');
+        },
+        30_000,
+        50,
+      );
 
       const f = opts.mode === 'long' ? 6 : 1;
       const timing = { baseMs: 3_000 * f, faultMs: 8_000 * f, afterMs: 6_000 * f };
-      const load = startLoad({ targets: [router.url], model: DEFAULT_MODEL, tenants: [{ name: 'net-a' }, { name: 'net-b' }], lanes: ['critical', 'standard'], ratePerSec: 8, deadlineMs: 8_000, maxTokens: 16, durationMs: timing.baseMs + timing.faultMs + timing.afterMs });
+      const load = startLoad({
+        targets: [router.url],
+        model: DEFAULT_MODEL,
+        tenants: [{ name: 'net-a' }, { name: 'net-b' }],
+        lanes: ['critical', 'standard'],
+        ratePerSec: 8,
+        deadlineMs: 8_000,
+        maxTokens: 16,
+        durationMs: timing.baseMs + timing.faultMs + timing.afterMs,
+      });
       await sleep(timing.baseMs);
       const faultAt = Date.now();
       fault.apply(net);
@@ -193,9 +247,14 @@ export const networkFault: Scenario = {
       const clearedAt = Date.now();
       const records: ChaosRecord[] = await load.done;
       const result = summarise(NAME, records, clearedAt);
-      const by = (from: number, to: number, node: string) => records.filter((r) => r.startedAt >= from && r.startedAt < to && r.backend === `node:${node}` && r.outcome.kind === 'completed').length;
+      const by = (from: number, to: number, node: string) =>
+        records.filter((r) => r.startedAt >= from && r.startedAt < to && r.backend === `node:${node}` && r.outcome.kind === 'completed')
+          .length;
       const p99 = (from: number, to: number) => {
-        const l = records.filter((r) => r.startedAt >= from && r.startedAt < to && r.outcome.kind === 'completed').map((r) => r.endedAt - r.startedAt).sort((a, b) => a - b);
+        const l = records
+          .filter((r) => r.startedAt >= from && r.startedAt < to && r.outcome.kind === 'completed')
+          .map((r) => r.endedAt - r.startedAt)
+          .sort((a, b) => a - b);
         return l.length ? l[Math.ceil(0.99 * l.length) - 1]! : 0;
       };
       const t0 = records.reduce((m, r) => Math.min(m, r.startedAt), Infinity);
@@ -204,10 +263,14 @@ export const networkFault: Scenario = {
         extra: {
           ...result.extra,
           fault: fault.kind,
-          farServedBefore: by(t0, faultAt, 'node-far'), nearServedBefore: by(t0, faultAt, 'node-near'),
-          farServedDuring: by(faultAt, clearedAt, 'node-far'), nearServedDuring: by(faultAt, clearedAt, 'node-near'),
+          farServedBefore: by(t0, faultAt, 'node-far'),
+          nearServedBefore: by(t0, faultAt, 'node-near'),
+          farServedDuring: by(faultAt, clearedAt, 'node-far'),
+          nearServedDuring: by(faultAt, clearedAt, 'node-near'),
           farServedAfter: by(clearedAt, Infinity, 'node-far'),
-          p99BeforeMs: p99(t0, faultAt), p99DuringMs: p99(faultAt, clearedAt), p99AfterMs: p99(clearedAt, Infinity),
+          p99BeforeMs: p99(t0, faultAt),
+          p99DuringMs: p99(faultAt, clearedAt),
+          p99AfterMs: p99(clearedAt, Infinity),
         },
         notes: [...(result.notes ?? []), `fault: ${fault.describe}`],
         crashed: crashes.close(),

@@ -14,8 +14,14 @@ describe('agent drain on SIGTERM', () => {
     // be in flight when the SIGTERM lands.
     const args = ['--decode-step-ms', '25', '--decode-step-ms-per-seq', '0', '--max-num-seqs', '64'];
     stack = await startStack({
-      sims: [{ id: 'sim-a', args }, { id: 'sim-b', args }],
-      agents: [{ id: 'gpu-a', sim: 'sim-a' }, { id: 'gpu-b', sim: 'sim-b' }],
+      sims: [
+        { id: 'sim-a', args },
+        { id: 'sim-b', args },
+      ],
+      agents: [
+        { id: 'gpu-a', sim: 'sim-a' },
+        { id: 'gpu-b', sim: 'sim-b' },
+      ],
     });
     client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
@@ -26,9 +32,19 @@ describe('agent drain on SIGTERM', () => {
   });
 
   it('finishes all 20 in-flight streams, sends nothing new to the draining node, exits 0', async () => {
-    const streams = await Promise.all(Array.from({ length: 20 }, (_, i) =>
-      client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `story ${i}` }], max_tokens: 40, stream: true, stream_options: { include_usage: true } }).withResponse(),
-    ));
+    const streams = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        client.chat.completions
+          .create({
+            model: DEFAULT_MODEL,
+            messages: [{ role: 'user', content: `story ${i}` }],
+            max_tokens: 40,
+            stream: true,
+            stream_options: { include_usage: true },
+          })
+          .withResponse(),
+      ),
+    );
     const onA = streams.filter((s) => s.response.headers.get('x-backend') === 'node:gpu-a').length;
     assert.ok(onA > 0, 'some streams run on the node we drain');
 
@@ -48,9 +64,15 @@ describe('agent drain on SIGTERM', () => {
     // While it drains, new requests all go to gpu-b. Wait for the router's own view (the agent
     // pushes `draining` at once on SIGTERM; a fixed 150 ms wait was a guess on a loaded machine),
     // bounded at 5 s: its drain grace is far longer, so the streams above are still running.
-    await waitFor(async () => /^router_node_routable_state\{node="gpu-a"\} 0$/m.test(await (await fetch(`${stack.routerUrl}/metrics`)).text()), 5_000, 20);
+    await waitFor(
+      async () => /^router_node_routable_state\{node="gpu-a"\} 0$/m.test(await (await fetch(`${stack.routerUrl}/metrics`)).text()),
+      5_000,
+      20,
+    );
     for (let i = 0; i < 5; i++) {
-      const { response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'new' }], max_tokens: 1 }).withResponse();
+      const { response } = await client.chat.completions
+        .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'new' }], max_tokens: 1 })
+        .withResponse();
       assert.equal(response.headers.get('x-backend'), 'node:gpu-b');
     }
 
@@ -66,7 +88,11 @@ describe('agent drain on SIGTERM', () => {
   });
 
   it('a drain from the control plane cordons the node and the agent reports draining', async () => {
-    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-b/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ graceMs: 5_000 }) });
+    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-b/drain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ graceMs: 5_000 }),
+    });
     assert.equal(res.status, 200);
     const body = (await res.json()) as { node: { cordoned: boolean }; agent: { draining: boolean } };
     assert.equal(body.node.cordoned, true);

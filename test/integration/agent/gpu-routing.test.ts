@@ -17,7 +17,14 @@ describe('routing reacts to GPU health', () => {
     smiA = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml' });
     smiB = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml' });
     const gpu = (smi: FakeNvidiaSmi) => ({
-      gpu: { enabled: true, nvidiaSmiPath: smi.path, queryIntervalMs: 200, xmlIntervalMs: 200, timeoutMs: 3_000, thresholds: { risingHoldMs: 60_000 } },
+      gpu: {
+        enabled: true,
+        nvidiaSmiPath: smi.path,
+        queryIntervalMs: 200,
+        xmlIntervalMs: 200,
+        timeoutMs: 3_000,
+        thresholds: { risingHoldMs: 60_000 },
+      },
       httpListen: { host: '127.0.0.1', port: 0 },
     });
     stack = await startStack({
@@ -42,7 +49,9 @@ describe('routing reacts to GPU health', () => {
   const backends = async (n: number) => {
     const seen = new Map<string, number>();
     for (let i = 0; i < n; i++) {
-      const { response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `r${sent++}` }], max_tokens: 1 }).withResponse();
+      const { response } = await client.chat.completions
+        .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `r${sent++}` }], max_tokens: 1 })
+        .withResponse();
       const b = response.headers.get('x-backend') ?? '?';
       seen.set(b, (seen.get(b) ?? 0) + 1);
     }
@@ -88,10 +97,14 @@ describe('routing reacts to GPU health', () => {
 
   it('a degraded GPU (software thermal slowdown) is preferred less, not dropped', async () => {
     smiA.setFault('sw_thermal_slowdown');
-    await waitFor(async () => {
-      const status = await (await fetch(`${String(stack.agents.get('gpu-a')!.info.http)}/v1/status`)).json() as { gpuVerdict: string };
-      return status.gpuVerdict === 'DEGRADED';
-    }, 5_000, 50);
+    await waitFor(
+      async () => {
+        const status = (await (await fetch(`${String(stack.agents.get('gpu-a')!.info.http)}/v1/status`)).json()) as { gpuVerdict: string };
+        return status.gpuVerdict === 'DEGRADED';
+      },
+      5_000,
+      50,
+    );
     const seen = await backends(30);
     assert.ok((seen.get('node:gpu-b') ?? 0) > (seen.get('node:gpu-a') ?? 0), `degraded node got ${seen.get('node:gpu-a') ?? 0} of 30`);
     // Still ready: a degraded node serves when it is the only one (its model stays listed).

@@ -43,10 +43,22 @@ describe('agent readiness', () => {
     const httpPort = await freePort();
     httpUrl = `http://127.0.0.1:${httpPort}`;
     const file = join(dir, 'config.yaml');
-    writeFileSync(file, stringify({
-      agents: [{ id: 'gpu-r', listen: { port: 0 }, httpListen: { port: httpPort }, engine: { url: `http://127.0.0.1:${simPort}` }, scrapeIntervalMs: 100, heartbeatMs: 200 }],
-      logging: { level: 'warn' },
-    }));
+    writeFileSync(
+      file,
+      stringify({
+        agents: [
+          {
+            id: 'gpu-r',
+            listen: { port: 0 },
+            httpListen: { port: httpPort },
+            engine: { url: `http://127.0.0.1:${simPort}` },
+            scrapeIntervalMs: 100,
+            heartbeatMs: 200,
+          },
+        ],
+        logging: { level: 'warn' },
+      }),
+    );
     // The agent first: its engine is not even listening yet (a real vLLM loading its model).
     agent = await spawnService({ name: 'agent', entry: 'cli/main.ts', args: ['node-agent', '--config', file], env: { LOG_LEVEL: 'warn' } });
   });
@@ -63,7 +75,11 @@ describe('agent readiness', () => {
     assert.equal(r.status, 503);
     assert.equal(await grpcHealth(agent.url), 'NOT_SERVING');
     // The engine starts listening only after a 1 s model load.
-    sim = await spawnService({ name: 'sim', entry: 'test/sim/vllm/main.ts', args: ['--port', String(simPort), '--model', 'sim-model', '--load-time-ms', '1000'] });
+    sim = await spawnService({
+      name: 'sim',
+      entry: 'test/sim/vllm/main.ts',
+      args: ['--port', String(simPort), '--model', 'sim-model', '--load-time-ms', '1000'],
+    });
   });
 
   it('becomes ready after a warm-up generation succeeded', async () => {
@@ -79,10 +95,14 @@ describe('agent readiness', () => {
 
   it('drops readiness when the engine dies, and warms up again when it returns', async () => {
     await setSimFaults(sim!.url, { engineDead: true });
-    const reason = await waitFor(async () => {
-      const r = await fetch(`${httpUrl}/readyz`);
-      return r.status === 503 ? ((await r.json()) as { reason: string }).reason : undefined;
-    }, 5_000, 20);
+    const reason = await waitFor(
+      async () => {
+        const r = await fetch(`${httpUrl}/readyz`);
+        return r.status === 503 ? ((await r.json()) as { reason: string }).reason : undefined;
+      },
+      5_000,
+      20,
+    );
     assert.equal(reason, 'engine_unhealthy');
     assert.equal(await grpcHealth(agent.url), 'NOT_SERVING');
     assert.equal((await fetch(`${httpUrl}/healthz`)).status, 200, 'liveness does not depend on the engine');

@@ -29,13 +29,34 @@ function requests(n: number): { text: string; bad: Set<string>; faulty: Set<stri
     const kind = i % 20 === 7 ? 'bad' : i % 20 === 13 ? 'fault' : 'ok';
     if (kind === 'bad') bad.add(id);
     if (kind === 'fault') faulty.add(id);
-    lines.push(JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: kind === 'bad' ? 'no-such-model' : DEFAULT_MODEL, messages: [{ role: 'user', content: kind === 'fault' ? `${FAULT} ${i}` : `item ${i}` }], max_tokens: 4 } }));
+    lines.push(
+      JSON.stringify({
+        custom_id: id,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: {
+          model: kind === 'bad' ? 'no-such-model' : DEFAULT_MODEL,
+          messages: [{ role: 'user', content: kind === 'fault' ? `${FAULT} ${i}` : `item ${i}` }],
+          max_tokens: 4,
+        },
+      }),
+    );
   }
   return { text: lines.join('\n') + '\n', bad, faulty };
 }
 
-interface Line { custom_id: string; response: { status_code: number } | null; error: unknown }
-const lines = async (c: OpenAI, id: string | null | undefined): Promise<Line[]> => (id ? (await (await c.files.content(id)).text()).trim().split('\n').map((l) => JSON.parse(l) as Line) : []);
+interface Line {
+  custom_id: string;
+  response: { status_code: number } | null;
+  error: unknown;
+}
+const lines = async (c: OpenAI, id: string | null | undefined): Promise<Line[]> =>
+  id
+    ? (await (await c.files.content(id)).text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Line)
+    : [];
 
 describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly once', () => {
   let redis: RedisProcess;
@@ -44,7 +65,13 @@ describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly onc
   const dir = mkdtempSync(join(tmpdir(), 'icp-batch-restart-'));
 
   const startRouter = async (configFile: string, name: string) => {
-    const p = await spawnService({ name, entry: 'cli/main.ts', args: ['router', '--config', configFile], env: { LOG_LEVEL: 'warn' }, onLine: (l) => stack.logs.push(`[${name}] ${l}`) });
+    const p = await spawnService({
+      name,
+      entry: 'cli/main.ts',
+      args: ['router', '--config', configFile],
+      env: { LOG_LEVEL: 'warn' },
+      onLine: (l) => stack.logs.push(`[${name}] ${l}`),
+    });
     extra.push(p);
     return p;
   };
@@ -63,7 +90,11 @@ describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly onc
     const seen = new Map<string, number>();
     for (const l of [...out, ...errs]) seen.set(l.custom_id, (seen.get(l.custom_id) ?? 0) + 1);
     assert.equal(seen.size, n, 'every custom_id is there');
-    assert.deepEqual([...seen.values()].filter((v) => v !== 1), [], 'each exactly once');
+    assert.deepEqual(
+      [...seen.values()].filter((v) => v !== 1),
+      [],
+      'each exactly once',
+    );
     assert.equal(out.length + errs.length, n);
     assert.ok(out.every((l) => l.response?.status_code === 200 && !bad.has(l.custom_id) && !faulty.has(l.custom_id)));
     assert.deepEqual(new Set(errs.map((l) => l.custom_id)), new Set([...bad, ...faulty]));
@@ -79,7 +110,10 @@ describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly onc
       router: { fallback: { breaker: { nodes: false } }, batch: { ...BATCH, redisUrl: redis.url } },
     });
     await setSimFaults(stack.sims.get('a')!.url, { http5xxWhenBodyContains: FAULT });
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1, 20_000);
+    await waitFor(
+      async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1,
+      20_000,
+    );
   });
 
   after(async () => {
@@ -110,7 +144,9 @@ describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly onc
     // The restarted replica sees the same job and files (Redis), and the same dead letters.
     const c = new OpenAI({ baseURL: `${restarted.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     assert.equal((await c.batches.retrieve(batch.id)).output_file_id, done.output_file_id);
-    const dead = (await (await fetch(`${restarted.url}/v1/admin/batches/${batch.id}/dead_letters`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { data: { custom_id: string; attempts: number }[] };
+    const dead = (await (
+      await fetch(`${restarted.url}/v1/admin/batches/${batch.id}/dead_letters`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).json()) as { data: { custom_id: string; attempts: number }[] };
     assert.deepEqual(new Set(dead.data.map((d) => d.custom_id)), faulty);
     assert.ok(dead.data.every((d) => d.attempts === BATCH.maxAttempts));
   });

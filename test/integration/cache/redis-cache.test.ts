@@ -15,7 +15,9 @@ describe('response cache on Redis (router + agent + simulated engine + redis-ser
   let stack: Stack;
   const client = (key: string) => new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: key, maxRetries: 0 });
   const ask = async (c: OpenAI, content: string) => {
-    const { data, response } = await c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content }], max_tokens: 8, seed: 42 }).withResponse();
+    const { data, response } = await c.chat.completions
+      .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content }], max_tokens: 8, seed: 42 })
+      .withResponse();
     return { text: data.choices[0]!.message.content, cache: response.headers.get('x-cache') };
   };
   const keys = () => probe.keys('icp:cache:*');
@@ -29,7 +31,13 @@ describe('response cache on Redis (router + agent + simulated engine + redis-ser
       withControlPlane: false,
       router: { cache: { redisUrl: redis.url } },
     });
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.some((m) => m.id === DEFAULT_MODEL), 20_000);
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.some(
+          (m) => m.id === DEFAULT_MODEL,
+        ),
+      20_000,
+    );
   });
 
   after(async () => {

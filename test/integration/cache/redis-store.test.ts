@@ -19,7 +19,10 @@ test('records round-trip between two replicas and expire', async () => {
   const a = new RedisResponseStore(redis.url, 1_000);
   const b = new RedisResponseStore(redis.url, 1_000);
   await Promise.all([a.ready(3_000), b.ready(3_000)]);
-  const rec = new ResponseRecorder('chat.completion').frame('{"id":"x","choices":[]}').usage({ promptTokens: 2, completionTokens: 3 }).finish();
+  const rec = new ResponseRecorder('chat.completion')
+    .frame('{"id":"x","choices":[]}')
+    .usage({ promptTokens: 2, completionTokens: 3 })
+    .finish();
   await a.set('k1', rec, 300);
   assert.deepEqual(await b.get('k1'), rec);
   assert.equal(await b.get('other'), undefined);

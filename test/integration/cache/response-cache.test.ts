@@ -18,7 +18,11 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
   let keysIssued = 0;
   const tenantOf = new Map<OpenAI, string>();
   const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     assert.ok(res.ok, `${method} ${path}: ${res.status}`);
     return (await res.json()) as Record<string, unknown>;
   };
@@ -26,7 +30,12 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     const tenant = (await admin('POST', '/v1/admin/tenants', { name: `t-${keysIssued}`, policy })) as { id: string };
     const k = (await admin('POST', `/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })) as { key: string };
     keysIssued++;
-    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued, 5_000, 20);
+    await waitFor(
+      async () =>
+        (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued,
+      5_000,
+      20,
+    );
     const client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: k.key, maxRetries: 0 });
     tenantOf.set(client, tenant.id);
     return client;
@@ -42,13 +51,40 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
 
   const ask = async (client: OpenAI, content: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
     const { data, response } = await client.chat.completions
-      .create({ model: DEFAULT_MODEL, messages: [{ role: 'system', content: 'Answer briefly.' }, { role: 'user', content }], max_tokens: 8, temperature: 0, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers })
+      .create(
+        {
+          model: DEFAULT_MODEL,
+          messages: [
+            { role: 'system', content: 'Answer briefly.' },
+            { role: 'user', content },
+          ],
+          max_tokens: 8,
+          temperature: 0,
+          ...extra,
+        } as OpenAI.ChatCompletionCreateParamsNonStreaming,
+        { headers },
+      )
       .withResponse();
-    return { text: data.choices[0]!.message.content, usage: data.usage, cache: response.headers.get('x-cache'), backend: response.headers.get('x-backend') };
+    return {
+      text: data.choices[0]!.message.content,
+      usage: data.usage,
+      cache: response.headers.get('x-cache'),
+      backend: response.headers.get('x-backend'),
+    };
   };
   const askStream = async (client: OpenAI, content: string) => {
     const { data, response } = await client.chat.completions
-      .create({ model: DEFAULT_MODEL, messages: [{ role: 'system', content: 'Answer briefly.' }, { role: 'user', content }], max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true } })
+      .create({
+        model: DEFAULT_MODEL,
+        messages: [
+          { role: 'system', content: 'Answer briefly.' },
+          { role: 'user', content },
+        ],
+        max_tokens: 8,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      })
       .withResponse();
     let text = '';
     let usage: OpenAI.CompletionUsage | undefined | null;
@@ -68,13 +104,34 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
       agents: [{ id: 'gpu-a', sim: 'a' }],
       router: {
         auth: { mode: 'required' },
-        embeddings: { models: [{ id: 'glove-100d-embed', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', output: 'sentence_embedding', maxLength: 256, workers: 1 }] },
+        embeddings: {
+          models: [
+            {
+              id: 'glove-100d-embed',
+              kind: 'embedding',
+              path: 'models/glove-100d-embed/model.onnx',
+              tokenizer: 'models/glove-100d-embed/tokenizer.json',
+              output: 'sentence_embedding',
+              maxLength: 256,
+              workers: 1,
+            },
+          ],
+        },
         aliases: { uncached: DEFAULT_MODEL, 'short-lived': DEFAULT_MODEL },
-        cache: { semantic: { enabled: true, model: 'glove-100d-embed', threshold: THRESHOLD }, aliases: { uncached: { exact: false, semantic: false }, 'short-lived': { ttlSeconds: 1 } } },
+        cache: {
+          semantic: { enabled: true, model: 'glove-100d-embed', threshold: THRESHOLD },
+          aliases: { uncached: { exact: false, semantic: false }, 'short-lived': { ttlSeconds: 1 } },
+        },
       },
     });
     simUrl = stack.sims.get('a')!.url;
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.some((m) => m.id === DEFAULT_MODEL), 20_000);
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.some(
+          (m) => m.id === DEFAULT_MODEL,
+        ),
+      20_000,
+    );
   });
 
   after(async () => {
@@ -108,14 +165,21 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
 
     // Accounted as served by the cache: usage records with backend=cache, zero tokens, zero cost.
     type Rec = { backend: string; promptTokens: number; completionTokens: number; costUsd: number; outcome: string };
-    const records: Rec[] = await waitFor(async () => {
-      const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantOf.get(a)}`)) as { data: Rec[] };
-      return r.data.length >= 3 ? r.data : undefined;
-    }, 10_000, 100).then((r) => r ?? []);
+    const records: Rec[] = await waitFor(
+      async () => {
+        const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantOf.get(a)}`)) as { data: Rec[] };
+        return r.data.length >= 3 ? r.data : undefined;
+      },
+      10_000,
+      100,
+    ).then((r) => r ?? []);
     const fromCache = records.filter((r) => r.backend === 'cache');
     assert.equal(fromCache.length, 2);
     for (const r of fromCache) assert.deepEqual([r.promptTokens, r.completionTokens, r.costUsd, r.outcome], [0, 0, 0, 'ok']);
-    assert.ok(records.some((r) => r.backend.startsWith('node:') && r.completionTokens > 0), 'the miss was charged');
+    assert.ok(
+      records.some((r) => r.backend.startsWith('node:') && r.completionTokens > 0),
+      'the miss was charged',
+    );
   });
 
   it('a streamed answer is stored and served again as JSON', async () => {
@@ -133,7 +197,7 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     assert.equal(await completed(), engineBefore);
   });
 
-  it('never serves one tenant\'s answer to another, exact or semantic', async () => {
+  it("never serves one tenant's answer to another, exact or semantic", async () => {
     const a = await newTenant();
     const b = await newTenant();
     const stored = await metric('router_cache_stores_total', 'result="stored"');
@@ -145,7 +209,11 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     // no-store: B's own answers stay out, so only A's entries could match.
     const noStore = { 'cache-control': 'no-store' };
     assert.equal((await ask(b, 'What is the capital of France?', {}, noStore)).cache, 'miss', 'same request, other tenant: exact miss');
-    assert.equal((await ask(b, 'What is the capital city of France?', {}, noStore)).cache, 'miss', 'paraphrase, other tenant: semantic miss');
+    assert.equal(
+      (await ask(b, 'What is the capital city of France?', {}, noStore)).cache,
+      'miss',
+      'paraphrase, other tenant: semantic miss',
+    );
     assert.equal(await completed(), engineBefore + 2, 'both went to the engine');
   });
 
@@ -166,7 +234,17 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     // ... 0.80: one word apart, a different answer. Below the threshold, so the engine answers.
     assert.equal((await ask(a, 'What is the capital of Germany?')).cache, 'miss');
     // Another system prompt is another scope, however similar the question.
-    const { response } = await a.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'system', content: 'Answer in French.' }, { role: 'user', content: 'What is the capital city of France?' }], max_tokens: 8, temperature: 0 }).withResponse();
+    const { response } = await a.chat.completions
+      .create({
+        model: DEFAULT_MODEL,
+        messages: [
+          { role: 'system', content: 'Answer in French.' },
+          { role: 'user', content: 'What is the capital city of France?' },
+        ],
+        max_tokens: 8,
+        temperature: 0,
+      })
+      .withResponse();
     assert.equal(response.headers.get('x-cache'), 'miss');
     assert.equal(await completed(), engineBefore + 2);
     assert.equal(await metric('router_cache_lookups_total', 'result="semantic_hit"'), semanticBefore + 1);
@@ -188,7 +266,7 @@ describe('response cache (router + control plane + simulated engine + GloVe embe
     assert.equal((await ask(a, 'Spell dog backwards.')).cache, 'hit');
   });
 
-  it('never caches a sampled request, nor tools without the tenant\'s opt-in', async () => {
+  it("never caches a sampled request, nor tools without the tenant's opt-in", async () => {
     const a = await newTenant();
     const engineBefore = await completed();
     const bypassBefore = await metric('router_cache_lookups_total', 'result="non_deterministic"');

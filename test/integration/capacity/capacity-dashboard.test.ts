@@ -14,7 +14,16 @@ import type { CapacityReport } from '../../../control-plane/capacity/report.ts';
 import { freePort } from '../../helpers/ports.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
 
 describe('capacity history, report and dashboard on a live stack', () => {
   let stack: Stack;
@@ -28,7 +37,14 @@ describe('capacity history, report and dashboard on a live stack', () => {
     smiA = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml' });
     smiB = createFakeNvidiaSmi({ fixture: 'a10g-driver515.105.01.xml' });
     const agent = async (smi: FakeNvidiaSmi) => ({
-      gpu: { enabled: true, nvidiaSmiPath: smi.path, queryIntervalMs: 200, xmlIntervalMs: 200, timeoutMs: 3_000, thresholds: { risingHoldMs: 60_000 } },
+      gpu: {
+        enabled: true,
+        nvidiaSmiPath: smi.path,
+        queryIntervalMs: 200,
+        xmlIntervalMs: 200,
+        timeoutMs: 3_000,
+        thresholds: { risingHoldMs: 60_000 },
+      },
       // A fixed port so the control plane (reading the same config) can scrape the agent's /metrics.
       httpListen: { host: '127.0.0.1', port: await freePort() },
     });
@@ -51,24 +67,44 @@ describe('capacity history, report and dashboard on a live stack', () => {
     if (storeDir) rmSync(storeDir, { recursive: true, force: true });
   });
 
-  it('samples both nodes and reports demand in requests/s from the agents\' counters', async () => {
-    const send = () => fetch(`${stack.routerUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }) }).then((r) => r.text());
+  it("samples both nodes and reports demand in requests/s from the agents' counters", async () => {
+    const send = () =>
+      fetch(`${stack.routerUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
+      }).then((r) => r.text());
     const until = Date.now() + 2_500;
     while (Date.now() < until) await Promise.all(Array.from({ length: 4 }, send));
-    const report = await waitFor(async () => {
-      const r = (await (await fetch(`${cpUrl}/v1/capacity?window=5m&slot=1s&growth=2&sloTtftSeconds=1&add=1&remove=1`)).json()) as CapacityReport;
-      const pool = r.pools.find((p) => p.model === DEFAULT_MODEL);
-      return pool && pool.demand.peak > 0 && pool.nodes.length === 2 ? r : undefined;
-    }, 10_000, 300);
+    const report = await waitFor(
+      async () => {
+        const r = (await (
+          await fetch(`${cpUrl}/v1/capacity?window=5m&slot=1s&growth=2&sloTtftSeconds=1&add=1&remove=1`)
+        ).json()) as CapacityReport;
+        const pool = r.pools.find((p) => p.model === DEFAULT_MODEL);
+        return pool && pool.demand.peak > 0 && pool.nodes.length === 2 ? r : undefined;
+      },
+      10_000,
+      300,
+    );
     const pool = report!.pools.find((p) => p.model === DEFAULT_MODEL)!;
     assert.equal(pool.unit, 'requests/s');
-    assert.deepEqual(pool.nodes.map((n) => n.node), ['gpu-a', 'gpu-b']);
+    assert.deepEqual(
+      pool.nodes.map((n) => n.node),
+      ['gpu-a', 'gpu-b'],
+    );
     assert.ok(pool.demand.outputTokensPerSecond!.peak > 0);
-    assert.ok(pool.nodes.every((n) => n.kind === '1x NVIDIA A10G' && n.state.ready && n.state.gpuVerdict === 'HEALTHY'), JSON.stringify(pool.nodes.map((n) => [n.kind, n.state])));
+    assert.ok(
+      pool.nodes.every((n) => n.kind === '1x NVIDIA A10G' && n.state.ready && n.state.gpuVerdict === 'HEALTHY'),
+      JSON.stringify(pool.nodes.map((n) => [n.kind, n.state])),
+    );
     assert.ok(pool.nodesNeeded && pool.nodesNeeded.growth === 2 && pool.whatIf.length === 2);
     const bad = await fetch(`${cpUrl}/v1/capacity?window=soon`);
     assert.equal(bad.status, 400);
-    const hist = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m&node=gpu-a`)).json()) as { resolution: string; data: { node: string; gpus: { temperatureC?: number }[] }[] };
+    const hist = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m&node=gpu-a`)).json()) as {
+      resolution: string;
+      data: { node: string; gpus: { temperatureC?: number }[] }[];
+    };
     assert.equal(hist.resolution, 'raw');
     assert.ok(hist.data.length > 3 && hist.data.every((s) => s.node === 'gpu-a'));
     assert.ok(typeof hist.data.at(-1)!.gpus[0]!.temperatureC === 'number');
@@ -81,7 +117,9 @@ describe('capacity history, report and dashboard on a live stack', () => {
       browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
       const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
       const problems: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`); });
+      page.on('console', (m) => {
+        if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+      });
       page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
       page.on('requestfailed', (r) => problems.push(`requestfailed: ${r.url()}`));
       const res = await page.goto(`${cpUrl}/dashboard`);
@@ -93,7 +131,8 @@ describe('capacity history, report and dashboard on a live stack', () => {
       const laneRows = page.locator('[data-testid^="lane-router-"]');
       await laneRows.first().waitFor({ timeout: 8_000 });
       const laneIds: string[] = [];
-      for (let i = 0; i < await laneRows.count(); i++) laneIds.push((await laneRows.nth(i).getAttribute('data-testid'))!.split('-').at(-1)!);
+      for (let i = 0; i < (await laneRows.count()); i++)
+        laneIds.push((await laneRows.nth(i).getAttribute('data-testid'))!.split('-').at(-1)!);
       assert.deepEqual(laneIds.sort(), ['critical', 'sheddable', 'standard']);
       await page.locator(`[data-testid="pool-${DEFAULT_MODEL}"] svg polyline`).first().waitFor({ timeout: 10_000 });
 
@@ -128,11 +167,19 @@ describe('capacity history, report and dashboard on a live stack', () => {
     const before = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m`)).json()) as { data: { t: number }[] };
     assert.ok(before.data.length > 0);
     await stack.controlPlane!.stop(5_000);
-    const cp2 = await spawnService({ name: 'control-plane-2', entry: 'cli/main.ts', args: ['control-plane', '--config', stack.configFile], env: { LOG_LEVEL: 'warn' } });
+    const cp2 = await spawnService({
+      name: 'control-plane-2',
+      entry: 'cli/main.ts',
+      args: ['control-plane', '--config', stack.configFile],
+      env: { LOG_LEVEL: 'warn' },
+    });
     try {
       const after = (await (await fetch(`${cp2.url}/v1/capacity/history?window=5m`)).json()) as { data: { t: number }[] };
       const oldest = Math.min(...before.data.map((s) => s.t));
-      assert.ok(after.data.some((s) => s.t === oldest), 'the oldest sample survived');
+      assert.ok(
+        after.data.some((s) => s.t === oldest),
+        'the oldest sample survived',
+      );
       assert.ok(after.data.length >= before.data.length);
     } finally {
       await cp2.stop(5_000);

@@ -15,10 +15,16 @@ describe('node registry', () => {
     assert.equal(r.heartbeat('a'), true);
     now += 2_500;
     r.sweep();
-    assert.deepEqual(r.list().map((n) => n.id), ['a', 'static-1']);
+    assert.deepEqual(
+      r.list().map((n) => n.id),
+      ['a', 'static-1'],
+    );
     now += 3_001;
     r.sweep();
-    assert.deepEqual(r.list().map((n) => n.id), ['static-1']);
+    assert.deepEqual(
+      r.list().map((n) => n.id),
+      ['static-1'],
+    );
     assert.equal(r.heartbeat('a'), false, 'an expired node must register again');
   });
 
@@ -41,18 +47,42 @@ describe('node registry', () => {
 describe('control plane API over HTTP', () => {
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   before(async () => {
-    cp = await startControlPlane(controlPlaneInputs(parseConfig({ controlPlane: { listen: { port: 0 }, nodeTtlMs: 400, staticNodes: [{ id: 's', address: '10.1.1.1:50051' }], capacity: { enabled: false } }, logging: { level: 'silent' } }), {}));
+    cp = await startControlPlane(
+      controlPlaneInputs(
+        parseConfig({
+          controlPlane: {
+            listen: { port: 0 },
+            nodeTtlMs: 400,
+            staticNodes: [{ id: 's', address: '10.1.1.1:50051' }],
+            capacity: { enabled: false },
+          },
+          logging: { level: 'silent' },
+        }),
+        {},
+      ),
+    );
   });
   after(async () => {
     await cp?.close();
   });
 
-  const post = (path: string, body?: unknown) => fetch(cp.url + path, { method: 'POST', headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  const post = (path: string, body?: unknown) =>
+    fetch(cp.url + path, {
+      method: 'POST',
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
 
   it('register / list / cordon / uncordon / heartbeat / deregister', async () => {
     assert.equal((await post('/v1/nodes/register', { id: 'gpu-1', address: '127.0.0.1:50051', models: ['m'] })).status, 200);
     const list = (await (await fetch(cp.url + '/v1/nodes')).json()) as { data: { id: string; static: boolean }[] };
-    assert.deepEqual(list.data.map((n) => [n.id, n.static]), [['gpu-1', false], ['s', true]]);
+    assert.deepEqual(
+      list.data.map((n) => [n.id, n.static]),
+      [
+        ['gpu-1', false],
+        ['s', true],
+      ],
+    );
     const cordoned = (await (await post('/v1/nodes/gpu-1/cordon')).json()) as { node: { cordoned: boolean } };
     assert.equal(cordoned.node.cordoned, true);
     assert.equal(((await (await post('/v1/nodes/gpu-1/uncordon')).json()) as { node: { cordoned: boolean } }).node.cordoned, false);
@@ -87,7 +117,10 @@ describe('control plane API over HTTP', () => {
       assert.ok(pred());
     };
     await until(() => snapshots.length >= 1);
-    assert.deepEqual(snapshots[0]!.nodes.map((n) => n.id), ['s']);
+    assert.deepEqual(
+      snapshots[0]!.nodes.map((n) => n.id),
+      ['s'],
+    );
     await post('/v1/nodes/register', { id: 'gpu-2', address: '127.0.0.1:50052' });
     await until(() => snapshots.at(-1)!.nodes.some((n) => n.id === 'gpu-2'));
     // No heartbeats: gone after the 400 ms TTL.

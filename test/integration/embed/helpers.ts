@@ -31,7 +31,9 @@ export async function startApp(service: EmbeddingService): Promise<{ app: Fastif
 }
 
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
+  let dot = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     dot += a[i]! * b[i]!;
     na += a[i]! ** 2;

@@ -21,13 +21,21 @@ after(async () => {
 
 const post = async (path: string, body: unknown) => {
   const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> & { error?: Record<string, unknown> } };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: (await res.json()) as Record<string, unknown> & { error?: Record<string, unknown> },
+  };
 };
 
 const client = () => new OpenAI({ apiKey: 'test', baseURL: `${url}/v1`, maxRetries: 0 });
 
 test('openai SDK embeddings.create: float', async () => {
-  const r = await client().embeddings.create({ model: 'glove-100d-embed', input: ['The cat is sleeping.', 'A kitten naps.'], encoding_format: 'float' });
+  const r = await client().embeddings.create({
+    model: 'glove-100d-embed',
+    input: ['The cat is sleeping.', 'A kitten naps.'],
+    encoding_format: 'float',
+  });
   assert.equal(r.object, 'list');
   assert.equal(r.data.length, 2);
   assert.equal(r.data[1]!.index, 1);
@@ -96,17 +104,36 @@ test('truncate: true embeds an over-long input; dimensions equal to the native w
 });
 
 test('/v1/rerank: Cohere/Jina shape, sorted, top_n, return_documents, usage', async () => {
-  const documents = ['Paris is known for its cafes and museums.', { text: 'The Eiffel Tower was completed in 1889 for the World Fair in Paris.' }, 'Bananas are rich in potassium.'];
-  const r = await post('/v1/rerank', { model: 'glove-100d-rerank', query: 'When was the Eiffel Tower built?', documents, top_n: 2, return_documents: true });
+  const documents = [
+    'Paris is known for its cafes and museums.',
+    { text: 'The Eiffel Tower was completed in 1889 for the World Fair in Paris.' },
+    'Bananas are rich in potassium.',
+  ];
+  const r = await post('/v1/rerank', {
+    model: 'glove-100d-rerank',
+    query: 'When was the Eiffel Tower built?',
+    documents,
+    top_n: 2,
+    return_documents: true,
+  });
   assert.equal(r.status, 200);
   const results = r.body.results as { index: number; relevance_score: number; document?: { text: string } }[];
-  assert.deepEqual(results.map((x) => x.index), [1, 0]);
+  assert.deepEqual(
+    results.map((x) => x.index),
+    [1, 0],
+  );
   assert.ok(results[0]!.relevance_score > results[1]!.relevance_score);
   assert.ok(results[0]!.relevance_score > 0 && results[0]!.relevance_score < 1);
   assert.equal(results[0]!.document?.text, (documents[1] as { text: string }).text);
   assert.ok((r.body.usage as { prompt_tokens: number }).prompt_tokens > 0);
   const plain = await post('/v1/rerank', { model: 'glove-100d-rerank', query: 'tower', documents: ['bananas', 'tower'] });
-  assert.deepEqual((plain.body.results as { index: number; document?: unknown }[]).map((x) => [x.index, x.document]), [[1, undefined], [0, undefined]]);
+  assert.deepEqual(
+    (plain.body.results as { index: number; document?: unknown }[]).map((x) => [x.index, x.document]),
+    [
+      [1, undefined],
+      [0, undefined],
+    ],
+  );
 });
 
 test('/v1/rerank bad inputs: 400s and 404', async () => {
@@ -130,14 +157,27 @@ test("TEI's /rerank shape: bare sorted array, raw_scores and return_text", async
   });
   assert.equal(r.status, 200);
   const body = (await r.json()) as { index: number; score: number; text: string }[];
-  assert.deepEqual(body.map((x) => x.index), [1, 0]);
+  assert.deepEqual(
+    body.map((x) => x.index),
+    [1, 0],
+  );
   assert.ok(Math.abs(body[0]!.score - 5) < 1e-5); // ('tower', 'tower') is the top logit, 5
   assert.equal(body[0]!.text, 'tower');
 });
 
 test('a full queue answers 429 with Retry-After, and the service recovers', async () => {
   const small = await loadService({
-    models: [{ id: 'tiny-queue', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', maxLength: 256, maxBatch: 1, maxQueue: 8 }],
+    models: [
+      {
+        id: 'tiny-queue',
+        kind: 'embedding',
+        path: 'models/glove-100d-embed/model.onnx',
+        tokenizer: 'models/glove-100d-embed/tokenizer.json',
+        maxLength: 256,
+        maxBatch: 1,
+        maxQueue: 8,
+      },
+    ],
   });
   const s = await startApp(small);
   try {
@@ -148,13 +188,21 @@ test('a full queue answers 429 with Retry-After, and the service recovers', asyn
     });
     // Let the big request reach the queue first.
     while (small.queueDepth('tiny-queue') === 0) await new Promise((r) => setTimeout(r, 1));
-    const r = await fetch(`${s.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-queue', input: 'hi' }) });
+    const r = await fetch(`${s.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-queue', input: 'hi' }),
+    });
     assert.equal(r.status, 429);
     assert.equal(r.headers.get('retry-after'), '1');
     const body = (await r.json()) as { error: { type: string; code: string } };
     assert.equal(body.error.type, 'rate_limit_error');
     assert.equal((await big).status, 200);
-    const again = await fetch(`${s.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-queue', input: 'hi' }) });
+    const again = await fetch(`${s.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-queue', input: 'hi' }),
+    });
     assert.equal(again.status, 200);
   } finally {
     await s.app.close();

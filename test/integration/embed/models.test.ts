@@ -17,7 +17,14 @@ before(async () => {
     models: [
       { id: 'embed', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', output: 'sentence_embedding', ...glove },
       // The same graph read through its token vectors: the engine's own mean pooling + L2.
-      { id: 'embed-pooled', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', output: 'last_hidden_state', pooling: 'mean', ...glove },
+      {
+        id: 'embed-pooled',
+        kind: 'embedding',
+        path: 'models/glove-100d-embed/model.onnx',
+        output: 'last_hidden_state',
+        pooling: 'mean',
+        ...glove,
+      },
       { id: 'rerank', kind: 'rerank', path: 'models/glove-100d-rerank/model.onnx', scoreActivation: 'identity', ...glove },
     ],
   });
@@ -65,7 +72,12 @@ test('batched and single requests give the same vectors and scores', async () =>
 });
 
 test('paraphrases score a higher cosine than unrelated sentences', async () => {
-  const [cat, kitten, revenue, reset, steps] = (await svc.embed('embed', embedRef.single.map((s) => s.text))).embeddings;
+  const [cat, kitten, revenue, reset, steps] = (
+    await svc.embed(
+      'embed',
+      embedRef.single.map((s) => s.text),
+    )
+  ).embeddings;
   assert.ok(cosine(cat!, kitten!) > cosine(cat!, revenue!));
   assert.ok(cosine(cat!, kitten!) > cosine(kitten!, reset!));
   assert.ok(cosine(reset!, steps!) > cosine(reset!, cat!));
@@ -96,8 +108,15 @@ test('the reranker puts the relevant passage first on hand-checked cases', async
     assert.equal(best, c.others.length, `${c.query}: ${r.scores}`);
   }
   // Reference order for the Eiffel query: 1, 3, 0, 2.
-  const e = await svc.rerank('rerank', rerankRef.pairs[0]!.query, rerankRef.pairs.slice(0, 4).map((p) => p.passage));
-  assert.deepEqual(e.scores.map((_, i) => i).sort((a, b) => e.scores[b]! - e.scores[a]!), [1, 3, 0, 2]);
+  const e = await svc.rerank(
+    'rerank',
+    rerankRef.pairs[0]!.query,
+    rerankRef.pairs.slice(0, 4).map((p) => p.passage),
+  );
+  assert.deepEqual(
+    e.scores.map((_, i) => i).sort((a, b) => e.scores[b]! - e.scores[a]!),
+    [1, 3, 0, 2],
+  );
 });
 
 test('unknown-only and empty texts give a zero vector, never NaN', async () => {
@@ -130,12 +149,28 @@ test('a bad config fails at load with a clear message', async () => {
 });
 
 test('two workers, small batches: vectors, usage, prefixes and the too-long error are unchanged', async () => {
-  const base = { kind: 'embedding' as const, path: 'models/glove-100d-embed/model.onnx', output: 'sentence_embedding', ...glove, workers: 2, maxBatch: 4, batchWindowMs: 0 };
+  const base = {
+    kind: 'embedding' as const,
+    path: 'models/glove-100d-embed/model.onnx',
+    output: 'sentence_embedding',
+    ...glove,
+    workers: 2,
+    maxBatch: 4,
+    batchWindowMs: 0,
+  };
   const s = await loadService({
     models: [
       { id: 'e2', ...base },
       { id: 'prefixed', ...base, queryPrefix: 'tower ', passagePrefix: 'bananas ' },
-      { id: 'r2', kind: 'rerank', path: 'models/glove-100d-rerank/model.onnx', scoreActivation: 'identity', ...glove, workers: 2, maxBatch: 3 },
+      {
+        id: 'r2',
+        kind: 'rerank',
+        path: 'models/glove-100d-rerank/model.onnx',
+        scoreActivation: 'identity',
+        ...glove,
+        workers: 2,
+        maxBatch: 3,
+      },
     ],
   });
   try {

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-function monitorFor(fake: ReturnType<typeof createFakeNvidiaSmi>, extra: Partial<ConstructorParameters<typeof GpuMonitor>[0]> = {}): GpuMonitor {
+function monitorFor(
+  fake: ReturnType<typeof createFakeNvidiaSmi>,
+  extra: Partial<ConstructorParameters<typeof GpuMonitor>[0]> = {},
+): GpuMonitor {
   return new GpuMonitor({ nvidiaSmiPath: fake.path, env: fake.env, timeoutMs: 3000, xmlIntervalMs: 0, ...extra });
 }
 
@@ -25,7 +28,9 @@ test('healthy P100, then an uncorrected ECC error appears -> UNHEALTHY + change;
     const pollMs = performance.now() - t0;
     const t1 = performance.now();
     await m.pollOnce(); // xmlIntervalMs is 0 here, so this is CSV + XML again
-    console.log(`# one poll (CSV + XML) with the fake nvidia-smi: ${pollMs.toFixed(0)} ms first, ${(performance.now() - t1).toFixed(0)} ms next`);
+    console.log(
+      `# one poll (CSV + XML) with the fake nvidia-smi: ${pollMs.toFixed(0)} ms first, ${(performance.now() - t1).toFixed(0)} ms next`,
+    );
     assert.equal(first.verdict, 'HEALTHY');
     assert.equal(first.gpus.length, 1);
     assert.equal(first.gpus[0]!.uuid, 'GPU-d3da8716-eaab-75db-efc1-60e88e1cd55e');
@@ -43,7 +48,10 @@ test('healthy P100, then an uncorrected ECC error appears -> UNHEALTHY + change;
     fake.setFault(null); // volatile counter back down: a GPU reset
     assert.equal((await m.pollOnce()).verdict, 'HEALTHY');
     assert.equal(changes.length, 3);
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('thermal slowdown fault -> UNHEALTHY (hw thermal + at threshold) with sw thermal listed', async () => {
@@ -55,7 +63,10 @@ test('thermal slowdown fault -> UNHEALTHY (hw thermal + at threshold) with sw th
     const h = await m.pollOnce();
     assert.equal(h.verdict, 'UNHEALTHY');
     assert.deepEqual(h.gpus[0]!.reasons.sort(), ['hw_thermal_slowdown', 'sw_thermal_slowdown', 'temperature_at_slowdown_threshold']);
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('hang -> timeouts -> nvidia_smi_failing after N; recovery back to HEALTHY', async () => {
@@ -75,7 +86,10 @@ test('hang -> timeouts -> nvidia_smi_failing after N; recovery back to HEALTHY',
     assert.match(m.lastError ?? '', /timed out/);
     fake.setFault(null);
     assert.equal((await m.pollOnce()).verdict, 'HEALTHY');
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('fail ("GPU is lost", exit 15) -> gpu_lost on the first failed poll, not after N', async () => {
@@ -86,7 +100,10 @@ test('fail ("GPU is lost", exit 15) -> gpu_lost on the first failed poll, not af
     assert.equal(h.verdict, 'UNHEALTHY');
     assert.deepEqual(h.reasons, ['gpu_lost']);
     assert.match(m.lastError ?? '', /GPU is lost/);
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('a GPU disappears from the inventory -> gpu_missing; comes back -> HEALTHY', async () => {
@@ -105,7 +122,10 @@ test('a GPU disappears from the inventory -> gpu_missing; comes back -> HEALTHY'
     assert.equal(missing[0]!.index, 7);
     fake.setFault(null);
     assert.equal((await m.pollOnce()).verdict, 'HEALTHY');
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('CSV-only fixture (H100, 590) through the fake; start/stop polling loop; metrics', async () => {
@@ -131,7 +151,10 @@ test('CSV-only fixture (H100, 590) through the fake; start/stop polling loop; me
     clearTimeout(keepAlive);
     assert.equal(h.verdict, 'UNHEALTHY');
     assert.match(await registry.metrics(), /gpu_health_verdict\{gpu="0",uuid="[^"]+"\} 2/);
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('unknown CSV field on an old driver is dropped and the query retried', async () => {
@@ -142,7 +165,10 @@ test('unknown CSV field on an old driver is dropped and the query retried', asyn
     const h = await m.pollOnce();
     assert.equal(h.gpus.length, 1);
     assert.equal(h.gpus[0]!.readings['temperature_gpu_c'], '37');
-  } finally { m.stop(); fake.cleanup(); }
+  } finally {
+    m.stop();
+    fake.cleanup();
+  }
 });
 
 test('nvidia-smi saying "GPU is lost" makes the node UNHEALTHY at once (gpu_lost); other failures wait for the threshold', async () => {
@@ -159,7 +185,10 @@ test('nvidia-smi saying "GPU is lost" makes the node UNHEALTHY at once (gpu_lost
     const h = await m.pollOnce();
     assert.equal(h.verdict, 'UNHEALTHY');
     assert.deepEqual(h.reasons, ['gpu_lost']);
-    assert.deepEqual(h.gpus.map((g) => g.reasons), [['gpu_lost']]);
+    assert.deepEqual(
+      h.gpus.map((g) => g.reasons),
+      [['gpu_lost']],
+    );
     assert.match(m.lastError ?? '', /GPU is lost/);
 
     // A failure nvidia-smi does not name: the last verdict stands below the threshold.

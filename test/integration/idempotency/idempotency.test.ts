@@ -20,7 +20,9 @@ describe('idempotency keys (one router, memory store)', () => {
   const client = (apiKey = 'sk-test-a') => new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey, maxRetries: 0, timeout: 60_000 });
   const completed = async () => (await simState(stack.sims.get('a')!.url)).completed;
   const usageRecords = async () => {
-    const res = await fetch(`${stack.controlPlane!.url}/v1/admin/usage?limit=10000`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const res = await fetch(`${stack.controlPlane!.url}/v1/admin/usage?limit=10000`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     assert.ok(res.ok, `usage query: ${res.status}`);
     return ((await res.json()) as { data: { id: string; promptTokens: number; completionTokens: number; outcome: string }[] }).data;
   };
@@ -39,7 +41,10 @@ describe('idempotency keys (one router, memory store)', () => {
       agents: [{ id: 'gpu-a', sim: 'a' }],
       router: { admission: { enabled: false }, idempotency: { ttlMs: TTL_MS, disconnectGraceMs: GRACE_MS } },
     });
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1, 20_000);
+    await waitFor(
+      async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1,
+      20_000,
+    );
   });
 
   after(async () => {
@@ -71,28 +76,41 @@ describe('idempotency keys (one router, memory store)', () => {
     const all = (await usageRecords()).slice(recordsBefore);
     assert.equal(all.length, 1, `one usage record, got ${all.length}`);
     assert.equal(added![0]!.completionTokens, answers[0]!.usage!.completion_tokens);
-    assert.ok(await metric('joined') >= 1);
-    assert.ok(await metric('replayed') >= 1);
+    assert.ok((await metric('joined')) >= 1);
+    assert.ok((await metric('replayed')) >= 1);
   });
 
   it('50 concurrent streaming repeats of one key: one generation, 50 identical streams', async () => {
     const before = await completed();
     const key = randomUUID();
-    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: `stream it ${key}` }], max_tokens: 40, stream: true as const };
+    const body = {
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user' as const, content: `stream it ${key}` }],
+      max_tokens: 40,
+      stream: true as const,
+    };
     const c = client();
-    const texts = await Promise.all(Array.from({ length: 50 }, async () => {
-      const stream = await c.chat.completions.create(body, idem(key));
-      const chunks: string[] = [];
-      for await (const chunk of stream) chunks.push(JSON.stringify(chunk));
-      return chunks.join('\n');
-    }));
+    const texts = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const stream = await c.chat.completions.create(body, idem(key));
+        const chunks: string[] = [];
+        for await (const chunk of stream) chunks.push(JSON.stringify(chunk));
+        return chunks.join('\n');
+      }),
+    );
     assert.equal(new Set(texts).size, 1, 'every repeat got the same chunks');
     assert.ok(texts[0]!.split('\n').length > 3);
     assert.equal((await completed()) - before, 1, 'the engine generated once');
   });
 
   it('a stream cut by its client resumes with Last-Event-ID: the text equals an uninterrupted run, generated once', async () => {
-    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: 'a long story about GPUs' }], max_tokens: 60, seed: 7, stream: true as const };
+    const body = {
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user' as const, content: 'a long story about GPUs' }],
+      max_tokens: 60,
+      seed: 7,
+      stream: true as const,
+    };
     const c = client();
     const collect = async (stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>, stopAfter = Infinity) => {
       let text = '';
@@ -114,7 +132,9 @@ describe('idempotency keys (one router, memory store)', () => {
     const first = await collect(await c.chat.completions.create(body, idem(key, { 'x-request-id': ids[0]! })), 5);
     assert.equal(first.n, 5);
     await sleep(100);
-    const rest = await collect(await c.chat.completions.create(body, idem(key, { 'Last-Event-ID': String(first.n), 'x-request-id': ids[1]! })));
+    const rest = await collect(
+      await c.chat.completions.create(body, idem(key, { 'Last-Event-ID': String(first.n), 'x-request-id': ids[1]! })),
+    );
     assert.equal(first.text + rest.text, reference.text);
 
     const afterState = await simState(stack.sims.get('a')!.url);
@@ -128,12 +148,16 @@ describe('idempotency keys (one router, memory store)', () => {
     });
     // An absence check: three usage-sink flushes (200 ms each) for a second record to show up.
     await sleep(600);
-    assert.deepEqual((await ours()).map((r) => r.id), [ids[0]], 'one record, the generating request\'s');
-    const whole = (await c.chat.completions.create({ ...body, stream: false }));
+    assert.deepEqual(
+      (await ours()).map((r) => r.id),
+      [ids[0]],
+      "one record, the generating request's",
+    );
+    const whole = await c.chat.completions.create({ ...body, stream: false });
     assert.equal(added![0]!.completionTokens, whole.usage!.completion_tokens);
   });
 
-  it('the same key with another body is a 409 in OpenAI\'s shape', async () => {
+  it("the same key with another body is a 409 in OpenAI's shape", async () => {
     const key = randomUUID();
     const c = client();
     await c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'one' }], max_tokens: 3 }, idem(key));
@@ -149,10 +173,20 @@ describe('idempotency keys (one router, memory store)', () => {
       },
     );
     // A streaming request differs from the non-streaming one: also a conflict.
-    await assert.rejects(c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'one' }], max_tokens: 3, stream: true }, idem(key)), (err: unknown) => (err as { status?: number }).status === 409);
+    await assert.rejects(
+      c.chat.completions.create(
+        { model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'one' }], max_tokens: 3, stream: true },
+        idem(key),
+      ),
+      (err: unknown) => (err as { status?: number }).status === 409,
+    );
     assert.equal(await metric('conflict'), conflicts + 2);
     // A malformed key is a 400, not a crash.
-    await assert.rejects(c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'one' }], max_tokens: 3 }, idem('has space')), (err: unknown) => (err as { status?: number; code?: string }).status === 400 && (err as { code?: string }).code === 'invalid_idempotency_key');
+    await assert.rejects(
+      c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'one' }], max_tokens: 3 }, idem('has space')),
+      (err: unknown) =>
+        (err as { status?: number; code?: string }).status === 400 && (err as { code?: string }).code === 'invalid_idempotency_key',
+    );
   });
 
   it('a key expires after its TTL: the same key then runs again', async () => {
@@ -160,7 +194,10 @@ describe('idempotency keys (one router, memory store)', () => {
     const c = client();
     const before = await completed();
     await c.completions.create({ model: DEFAULT_MODEL, prompt: 'expire me', max_tokens: 3 }, idem(key));
-    await assert.rejects(c.completions.create({ model: DEFAULT_MODEL, prompt: 'something else', max_tokens: 3 }, idem(key)), (err: unknown) => (err as { status?: number }).status === 409);
+    await assert.rejects(
+      c.completions.create({ model: DEFAULT_MODEL, prompt: 'something else', max_tokens: 3 }, idem(key)),
+      (err: unknown) => (err as { status?: number }).status === 409,
+    );
     // A lower bound: the key's TTL has passed, whatever the load.
     await sleep(TTL_MS + 500);
     const later = await c.completions.create({ model: DEFAULT_MODEL, prompt: 'something else', max_tokens: 3 }, idem(key));
@@ -202,7 +239,13 @@ describe('idempotency keys (one router, memory store)', () => {
     const sim = stack.sims.get('a')!.url;
     const before = await simState(sim);
     // ignore_eos (vLLM's sampling parameter): 200 tokens at 25 ms a step outlast the grace period.
-    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: 'nobody comes back' }], max_tokens: 200, stream: true as const, ignore_eos: true };
+    const body = {
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user' as const, content: 'nobody comes back' }],
+      max_tokens: 200,
+      stream: true as const,
+      ignore_eos: true,
+    };
     const stream = await client().chat.completions.create(body, idem(key));
     let n = 0;
     for await (const chunk of stream) {

@@ -32,7 +32,12 @@ describe('idempotency keys across two routers sharing Redis', () => {
       agents: [{ id: 'gpu-a', sim: 'a' }],
       router: { admission: { enabled: false }, auth: { redisUrl: redis.url }, idempotency: { leaseMs: LEASE_MS } },
     });
-    second = await spawnService({ name: 'router-2', entry: 'cli/main.ts', args: ['router', '--config', stack.configFile], env: { LOG_LEVEL: 'warn' } });
+    second = await spawnService({
+      name: 'router-2',
+      entry: 'cli/main.ts',
+      args: ['router', '--config', stack.configFile],
+      env: { LOG_LEVEL: 'warn' },
+    });
     await waitFor(() => served(stack.routerUrl), 20_000);
     await waitFor(() => served(second.url), 20_000);
   });
@@ -46,7 +51,12 @@ describe('idempotency keys across two routers sharing Redis', () => {
   it('a repeat at the other router joins the running generation, then replays it', async () => {
     const before = await completed();
     const key = randomUUID();
-    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: `shared across replicas ${key}` }], max_tokens: 50, stream: true as const };
+    const body = {
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user' as const, content: `shared across replicas ${key}` }],
+      max_tokens: 50,
+      stream: true as const,
+    };
     const opts = { headers: { 'Idempotency-Key': key } };
     const read = async (stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>, onFirst?: () => void) => {
       const chunks: string[] = [];
@@ -59,7 +69,9 @@ describe('idempotency keys across two routers sharing Redis', () => {
     let joined: Promise<string[]> | undefined;
     const first = await read(await client(stack.routerUrl).chat.completions.create(body, opts), () => {
       // The first router is generating: the same key now reaches the second one.
-      joined = client(second.url).chat.completions.create(body, opts).then((s) => read(s));
+      joined = client(second.url)
+        .chat.completions.create(body, opts)
+        .then((s) => read(s));
     });
     const other = await joined!;
     assert.ok(first.length > 3);
@@ -74,13 +86,22 @@ describe('idempotency keys across two routers sharing Redis', () => {
     assert.equal((await completed()) - before, 1, 'the engine generated once');
 
     // Another body under the key is a conflict at either router.
-    await assert.rejects(client(second.url).chat.completions.create({ ...body, max_tokens: 49 }, opts), (err: unknown) => (err as { status?: number }).status === 409);
+    await assert.rejects(
+      client(second.url).chat.completions.create({ ...body, max_tokens: 49 }, opts),
+      (err: unknown) => (err as { status?: number }).status === 409,
+    );
   });
 
   // Last: it kills the first router.
-  it('a crashed owner\'s key is taken over by the next repeat once its lease expired', async () => {
+  it("a crashed owner's key is taken over by the next repeat once its lease expired", async () => {
     const key = randomUUID();
-    const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: `owner crashes ${key}` }], max_tokens: 40, seed: 3, stream: true as const };
+    const body = {
+      model: DEFAULT_MODEL,
+      messages: [{ role: 'user' as const, content: `owner crashes ${key}` }],
+      max_tokens: 40,
+      seed: 3,
+      stream: true as const,
+    };
     const reference: string[] = [];
     for await (const chunk of await client(second.url).chat.completions.create(body)) reference.push(chunk.choices[0]?.delta.content ?? '');
     const stream = await client(stack.routerUrl).chat.completions.create(body, { headers: { 'Idempotency-Key': key } });
@@ -91,7 +112,8 @@ describe('idempotency keys across two routers sharing Redis', () => {
     // A lower bound: the dead owner's lease has run out, so the second router takes the key over.
     await sleep(LEASE_MS + 500);
     const texts: string[] = [];
-    for await (const chunk of await client(second.url).chat.completions.create(body, { headers: { 'Idempotency-Key': key } })) texts.push(chunk.choices[0]?.delta.content ?? '');
+    for await (const chunk of await client(second.url).chat.completions.create(body, { headers: { 'Idempotency-Key': key } }))
+      texts.push(chunk.choices[0]?.delta.content ?? '');
     assert.equal(texts.join(''), reference.join(''));
     assert.equal(await metric(second.url, 'taken_over'), 1);
   });

@@ -23,7 +23,11 @@ describe('idempotency keys per tenant (auth required, Redis)', () => {
   let budgets: RedisBudgetStore;
   let keysIssued = 0;
   const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     assert.ok(res.ok, `${method} ${path}: ${res.status}`);
     return (await res.json()) as Record<string, unknown>;
   };
@@ -31,13 +35,20 @@ describe('idempotency keys per tenant (auth required, Redis)', () => {
     const tenant = (await admin('POST', '/v1/admin/tenants', { name: `t-${keysIssued}`, policy: {} })) as { id: string };
     const k = (await admin('POST', `/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })) as { key: string };
     keysIssued++;
-    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued, 5_000, 20);
+    await waitFor(
+      async () =>
+        (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued,
+      5_000,
+      20,
+    );
     return { tenantId: tenant.id, client: new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: k.key, maxRetries: 0, timeout: 60_000 }) };
   };
   const completed = async () => (await simState(stack.sims.get('a')!.url)).completed;
   const usageOf = async (tenantId: string) => {
     const entries = await raw.xrange(USAGE_STREAM, '-', '+');
-    return entries.map(([, f]) => JSON.parse(f[1]!) as { tenantId: string; promptTokens: number; completionTokens: number }).filter((r) => r.tenantId === tenantId);
+    return entries
+      .map(([, f]) => JSON.parse(f[1]!) as { tenantId: string; promptTokens: number; completionTokens: number })
+      .filter((r) => r.tenantId === tenantId);
   };
   const tenantTokens = async (tenantId: string) => (await budgets.read(spendKeys([`t:${tenantId}`], Date.now())))[1]!.tokens;
 
@@ -52,7 +63,10 @@ describe('idempotency keys per tenant (auth required, Redis)', () => {
     raw = new Redis(redis.url);
     budgets = new RedisBudgetStore(redis.url);
     await budgets.ready(5_000);
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1, 20_000);
+    await waitFor(
+      async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1,
+      20_000,
+    );
   });
 
   after(async () => {
@@ -63,7 +77,7 @@ describe('idempotency keys per tenant (auth required, Redis)', () => {
     await redis?.stop();
   });
 
-  it('the same key in two tenants: two generations, neither sees the other\'s answer', async () => {
+  it("the same key in two tenants: two generations, neither sees the other's answer", async () => {
     const [a, b] = [await newTenant(), await newTenant()];
     const key = randomUUID();
     const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: 'same words, two tenants' }], max_tokens: 8 };
@@ -77,11 +91,13 @@ describe('idempotency keys per tenant (auth required, Redis)', () => {
     assert.equal((await a.client.chat.completions.create(body, { headers: { 'Idempotency-Key': key } })).id, ra.id);
   });
 
-  it('20 concurrent repeats are charged once: one usage record, one answer\'s tokens of budget spend', async () => {
+  it("20 concurrent repeats are charged once: one usage record, one answer's tokens of budget spend", async () => {
     const t = await newTenant();
     const key = randomUUID();
     const body = { model: DEFAULT_MODEL, messages: [{ role: 'user' as const, content: 'charge me once' }], max_tokens: 30 };
-    const answers = await Promise.all(Array.from({ length: 20 }, () => t.client.chat.completions.create(body, { headers: { 'Idempotency-Key': key } })));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => t.client.chat.completions.create(body, { headers: { 'Idempotency-Key': key } })),
+    );
     assert.equal(new Set(answers.map((x) => x.id)).size, 1);
     const tokens = answers[0]!.usage!.total_tokens;
     await waitFor(async () => (await usageOf(t.tenantId)).length >= 1 && (await tenantTokens(t.tenantId)) >= tokens, 10_000);

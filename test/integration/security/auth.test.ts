@@ -23,8 +23,11 @@ const ADMIN_TOKEN = 'auth-test-admin-' + 'k'.repeat(32);
 const REVOCATION_BOUND_MS = 3_000;
 
 /** Admin routes: the admin API, the policy watch, and the operator actions on nodes. */
-const isAdminRoute = (r: RouteEntry) => r.url.startsWith('/v1/admin/') || r.url === '/v1/policy/watch'
-  || (r.method === 'DELETE' && r.url === '/v1/nodes/:id') || /^\/v1\/nodes\/:id\/(cordon|uncordon|drain)$/.test(r.url);
+const isAdminRoute = (r: RouteEntry) =>
+  r.url.startsWith('/v1/admin/') ||
+  r.url === '/v1/policy/watch' ||
+  (r.method === 'DELETE' && r.url === '/v1/nodes/:id') ||
+  /^\/v1\/nodes\/:id\/(cordon|uncordon|drain)$/.test(r.url);
 
 describe('authentication and tenant isolation', () => {
   let stack: Stack;
@@ -33,14 +36,22 @@ describe('authentication and tenant isolation', () => {
   const keys: Record<string, { key: string; keyId: string; tenantId: string }> = {};
 
   const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(stack.controlPlane!.url + path, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(stack.controlPlane!.url + path, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const text = await res.text();
     assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
     return JSON.parse(text) as Record<string, unknown>;
   };
-  const chat = (key: string) => new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: key, maxRetries: 0 }).chat.completions
-    .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })
-    .then(() => 200, (err: { status?: number }) => err.status ?? -1);
+  const chat = (key: string) =>
+    new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: key, maxRetries: 0 }).chat.completions
+      .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })
+      .then(
+        () => 200,
+        (err: { status?: number }) => err.status ?? -1,
+      );
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'icp-auth-'));
@@ -54,7 +65,11 @@ describe('authentication and tenant isolation', () => {
       router: { auth: { mode: 'required' } },
       routerEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
     });
-    for (const [name, policy] of [['alpha', { rpm: 3 }], ['beta', {}], ['gamma', { allowedModels: ['other-model'] }]] as const) {
+    for (const [name, policy] of [
+      ['alpha', { rpm: 3 }],
+      ['beta', {}],
+      ['gamma', { allowedModels: ['other-model'] }],
+    ] as const) {
       const t = await admin('POST', '/v1/admin/tenants', { name, policy });
       const k = await admin('POST', `/v1/admin/tenants/${t.id as string}/keys`, { name: `${name}-key` });
       keys[name] = { key: k.key as string, keyId: k.keyId as string, tenantId: t.id as string };
@@ -73,15 +88,28 @@ describe('authentication and tenant isolation', () => {
       ...routes.controlPlane.filter(isAdminRoute).map((r) => ({ r, base: stack.controlPlane!.url })),
       ...routes.router.filter(isAdminRoute).map((r) => ({ r, base: stack.routerUrl })),
     ];
-    assert.ok(targets.some((t) => t.r.url === '/v1/nodes/:id/drain'), 'node operator actions are admin routes');
+    assert.ok(
+      targets.some((t) => t.r.url === '/v1/nodes/:id/drain'),
+      'node operator actions are admin routes',
+    );
     assert.ok(targets.length >= 12, `admin routes found: ${targets.map((t) => t.r.url).join(', ')}`);
     const problems: string[] = [];
     for (const { r, base } of targets) {
       const path = r.url.replace(/:[A-Za-z]+/g, 'x');
       const body = { contentType: 'application/json', body: '{}' };
-      for (const authorization of [undefined, 'Bearer wrong-token', `Bearer ${keys.alpha!.key}`, `Bearer ${ADMIN_TOKEN}x`, `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`, ADMIN_TOKEN]) {
+      for (const authorization of [
+        undefined,
+        'Bearer wrong-token',
+        `Bearer ${keys.alpha!.key}`,
+        `Bearer ${ADMIN_TOKEN}x`,
+        `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`,
+        ADMIN_TOKEN,
+      ]) {
         const res = await send(base, r.method, path, body, authorization ? { authorization } : {});
-        if (res.statusCode !== 401 && res.statusCode !== 403) problems.push(`${r.method} ${base === stack.routerUrl ? 'router' : 'cp'} ${r.url} with ${authorization?.slice(0, 12) ?? 'nothing'}: ${res.statusCode}`);
+        if (res.statusCode !== 401 && res.statusCode !== 403)
+          problems.push(
+            `${r.method} ${base === stack.routerUrl ? 'router' : 'cp'} ${r.url} with ${authorization?.slice(0, 12) ?? 'nothing'}: ${res.statusCode}`,
+          );
       }
       if (base !== stack.routerUrl) {
         const ok = await send(base, r.method, path, body, { authorization: `Bearer ${ADMIN_TOKEN}` });

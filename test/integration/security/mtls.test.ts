@@ -11,7 +11,10 @@ import { createNodeAgentClient, grpc } from '../../../common/grpc.ts';
 import { agentChannelSecurity, type AgentClientTls } from '../../../common/tls.ts';
 
 /** Opens WatchStatus and resolves with the first status, or the error that ended the stream. */
-async function firstStatus(address: string, tls: AgentClientTls | undefined): Promise<{ ok: true } | { ok: false; code: number; details: string }> {
+async function firstStatus(
+  address: string,
+  tls: AgentClientTls | undefined,
+): Promise<{ ok: true } | { ok: false; code: number; details: string }> {
   const client = createNodeAgentClient(address, tls ? agentChannelSecurity(tls) : undefined);
   try {
     return await new Promise((resolve) => {
@@ -42,7 +45,13 @@ describe('mutual TLS router <-> agent', () => {
     const clientTls = { caFile: ca.certFile, certFile: routerCert.certFile, keyFile: routerCert.keyFile };
     stack = await startStack({
       sims: [{ id: 'sim-a' }],
-      agents: [{ id: 'gpu-a', sim: 'sim-a', extra: { tls: { caFile: ca.certFile, certFile: agentCert.certFile, keyFile: agentCert.keyFile, requireClientCert: true } } }],
+      agents: [
+        {
+          id: 'gpu-a',
+          sim: 'sim-a',
+          extra: { tls: { caFile: ca.certFile, certFile: agentCert.certFile, keyFile: agentCert.keyFile, requireClientCert: true } },
+        },
+      ],
       router: { agentTls: clientTls },
       controlPlane: { agentTls: clientTls },
     });
@@ -57,14 +66,18 @@ describe('mutual TLS router <-> agent', () => {
 
   it('serves a chat completion through the router over mTLS', async () => {
     const client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
-    const { data, response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hello over mTLS' }], max_tokens: 8 }).withResponse();
+    const { data, response } = await client.chat.completions
+      .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hello over mTLS' }], max_tokens: 8 })
+      .withResponse();
     assert.equal(response.headers.get('x-backend'), 'node:gpu-a');
     assert.ok(data.choices[0]?.message.content, 'an answer came back');
     assert.ok((data.usage?.completion_tokens ?? 0) > 0);
   });
 
   it('a client with a certificate from the cluster CA is served (the control for the refusals below)', async () => {
-    assert.deepEqual(await firstStatus(agentAddress, { caFile: ca.certFile, certFile: routerCert.certFile, keyFile: routerCert.keyFile }), { ok: true });
+    assert.deepEqual(await firstStatus(agentAddress, { caFile: ca.certFile, certFile: routerCert.certFile, keyFile: routerCert.keyFile }), {
+      ok: true,
+    });
   });
 
   it('refuses a plaintext client', async () => {
@@ -95,7 +108,11 @@ describe('mutual TLS router <-> agent', () => {
   });
 
   it("the control plane's Drain reaches the agent over mTLS", async () => {
-    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-a/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-a/drain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     const body = await res.text();
     assert.equal(res.status, 200, body);
     assert.equal((JSON.parse(body) as { agent: { draining: boolean } }).agent.draining, true);

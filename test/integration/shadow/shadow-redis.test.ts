@@ -43,20 +43,38 @@ describe('shadow record store on Redis', () => {
     try {
       const now = Date.now();
       const rec = (i: number): ShadowRecord => ({
-        id: `id${i}`, ts: now - (300 - i) * 1_000, alias: 'chat', target: 'local:b', outcome: 'ok', error: null,
+        id: `id${i}`,
+        ts: now - (300 - i) * 1_000,
+        alias: 'chat',
+        target: 'local:b',
+        outcome: 'ok',
+        error: null,
         primary: { model: 'a', backend: 'node:1', ttftMs: null, latencyMs: 10, promptTokens: 1, completionTokens: 1 },
         shadow: { model: 'b', backend: 'node:2', ttftMs: 5, latencyMs: 20, promptTokens: 1, completionTokens: 1 },
         similarity: 0.5,
       });
-      await waitFor(async () => { await store.list(0, 1); return true; }, 5_000, 50);
+      await waitFor(
+        async () => {
+          await store.list(0, 1);
+          return true;
+        },
+        5_000,
+        50,
+      );
       for (let i = 0; i < 300; i += 50) await store.append(Array.from({ length: 50 }, (_, k) => rec(i + k)));
       const all = await store.list(0, 10_000);
       // MAXLEN ~ trims whole macro nodes: about the bound, never everything.
       assert.ok(all.length >= 100 && all.length < 300, `kept ${all.length}`);
       assert.equal(all[all.length - 1]!.id, 'id299');
       const recent = await store.list(now - 10_500, 10_000);
-      assert.deepEqual(recent.map((r) => r.id), ['id290', 'id291', 'id292', 'id293', 'id294', 'id295', 'id296', 'id297', 'id298', 'id299']);
-      assert.deepEqual((await store.list(0, 3)).map((r) => r.id), ['id297', 'id298', 'id299']);
+      assert.deepEqual(
+        recent.map((r) => r.id),
+        ['id290', 'id291', 'id292', 'id293', 'id294', 'id295', 'id296', 'id297', 'id298', 'id299'],
+      );
+      assert.deepEqual(
+        (await store.list(0, 3)).map((r) => r.id),
+        ['id297', 'id298', 'id299'],
+      );
     } finally {
       await store.close();
     }

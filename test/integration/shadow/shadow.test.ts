@@ -30,7 +30,8 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
     assert.equal(res.status, 200, `${path}: ${res.status}`);
     return (await res.json()) as T;
   };
-  const records = async (alias: string) => (await admin<{ data: ShadowRecord[] }>(`/v1/admin/shadow/records?alias=${alias}&limit=1000`)).data;
+  const records = async (alias: string) =>
+    (await admin<{ data: ShadowRecord[] }>(`/v1/admin/shadow/records?alias=${alias}&limit=1000`)).data;
   /** router_shadow_requests_total by outcome for one alias. */
   const outcomes = async (alias: string): Promise<Record<string, number>> => {
     const text = await (await fetch(`${stack.routerUrl}/metrics`)).text();
@@ -41,10 +42,13 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
     return out;
   };
   const total = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
-  const chat = (model: string, requestId?: string, maxTokens = 12) => client.chat.completions.create(
-    { model, messages: [{ role: 'user', content: 'Tell me about the weather in spring.' }], max_tokens: maxTokens },
-    requestId ? { headers: { 'x-request-id': requestId } } : undefined,
-  ).withResponse();
+  const chat = (model: string, requestId?: string, maxTokens = 12) =>
+    client.chat.completions
+      .create(
+        { model, messages: [{ role: 'user', content: 'Tell me about the weather in spring.' }], max_tokens: maxTokens },
+        requestId ? { headers: { 'x-request-id': requestId } } : undefined,
+      )
+      .withResponse();
 
   before(async () => {
     process.env.ICP_ADMIN_TOKEN = ADMIN_TOKEN;
@@ -56,10 +60,33 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
         { id: 'small', model: SMALL_MODEL, args: ['--max-num-seqs', '1', '--decode-step-ms', '25', '--decode-step-ms-per-seq', '0'] },
         { id: 'h', model: HANG_MODEL, args: FAST },
       ],
-      agents: [{ id: 'gpu-p', sim: 'p' }, { id: 'gpu-s', sim: 's' }, { id: 'gpu-small', sim: 'small', engine: { maxNumSeqs: 1 } }, { id: 'gpu-h', sim: 'h' }],
+      agents: [
+        { id: 'gpu-p', sim: 'p' },
+        { id: 'gpu-s', sim: 's' },
+        { id: 'gpu-small', sim: 'small', engine: { maxNumSeqs: 1 } },
+        { id: 'gpu-h', sim: 'h' },
+      ],
       router: {
-        aliases: { chat: DEFAULT_MODEL, 'chat-half': DEFAULT_MODEL, 'chat-hang': DEFAULT_MODEL, 'chat-budget': DEFAULT_MODEL, 'chat-sat': DEFAULT_MODEL },
-        embeddings: { models: [{ id: 'glove-100d-embed', kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', output: 'sentence_embedding', maxLength: 256, workers: 1 }] },
+        aliases: {
+          chat: DEFAULT_MODEL,
+          'chat-half': DEFAULT_MODEL,
+          'chat-hang': DEFAULT_MODEL,
+          'chat-budget': DEFAULT_MODEL,
+          'chat-sat': DEFAULT_MODEL,
+        },
+        embeddings: {
+          models: [
+            {
+              id: 'glove-100d-embed',
+              kind: 'embedding',
+              path: 'models/glove-100d-embed/model.onnx',
+              tokenizer: 'models/glove-100d-embed/tokenizer.json',
+              output: 'sentence_embedding',
+              maxLength: 256,
+              workers: 1,
+            },
+          ],
+        },
         shadow: {
           rules: [
             { alias: 'chat', target: `local:${SHADOW_MODEL}`, percent: 100 },
@@ -73,10 +100,14 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
       },
     });
     client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
-    await waitFor(async () => {
-      const models = ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.map((m) => m.id);
-      return [DEFAULT_MODEL, SHADOW_MODEL, SMALL_MODEL, HANG_MODEL].every((m) => models.includes(m));
-    }, 30_000, 100);
+    await waitFor(
+      async () => {
+        const models = ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.map((m) => m.id);
+        return [DEFAULT_MODEL, SHADOW_MODEL, SMALL_MODEL, HANG_MODEL].every((m) => models.includes(m));
+      },
+      30_000,
+      100,
+    );
   });
 
   after(async () => {
@@ -91,7 +122,12 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
     assert.ok(!JSON.stringify(data).includes(SHADOW_MODEL));
     for (const [, v] of response.headers) assert.ok(!v.includes(SHADOW_MODEL));
 
-    const stream = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'And in autumn?' }], max_tokens: 12, stream: true });
+    const stream = await client.chat.completions.create({
+      model: 'chat',
+      messages: [{ role: 'user', content: 'And in autumn?' }],
+      max_tokens: 12,
+      stream: true,
+    });
     let text = '';
     for await (const chunk of stream) {
       assert.equal(chunk.model, DEFAULT_MODEL);
@@ -130,7 +166,10 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: apt-get install -y chromium`);
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+      });
       const page = await browser.newPage();
       const problems: string[] = [];
       page.on('pageerror', (e) => problems.push(e.message));
@@ -149,7 +188,11 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
   });
 
   it('a hanging shadow never delays the user', async () => {
-    const res = await fetch(`${stack.sims.get('h')!.url}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ hang: true }) });
+    const res = await fetch(`${stack.sims.get('h')!.url}/sim/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ hang: true }),
+    });
     assert.equal(res.status, 200);
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
@@ -180,28 +223,40 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
       const { data } = await chat('chat-half', id, 4);
       assert.equal(data.model, DEFAULT_MODEL);
     }
-    const o = (await waitFor(async () => {
-      const v = await outcomes('chat-half');
-      return total(v) >= expected ? v : undefined;
-    }, 20_000, 100))!;
+    const o = (await waitFor(
+      async () => {
+        const v = await outcomes('chat-half');
+        return total(v) >= expected ? v : undefined;
+      },
+      20_000,
+      100,
+    ))!;
     // An absence check: no extra shadow shows up in the next 500 ms (shadows start on the next turn
     // of the event loop after their request, so any extra would already be counted).
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(total(await outcomes('chat-half')), expected, JSON.stringify(o));
     const sampledIds = new Set(ids.filter((id) => isSampled(`chat-half->local:${SHADOW_MODEL}`, id, 50)));
-    const got = (await waitFor(async () => {
-      const r = await records('chat-half');
-      return r.length >= (o.ok ?? 0) + (o.error ?? 0) ? r : undefined;
-    }, 10_000, 100))!;
+    const got = (await waitFor(
+      async () => {
+        const r = await records('chat-half');
+        return r.length >= (o.ok ?? 0) + (o.error ?? 0) ? r : undefined;
+      },
+      10_000,
+      100,
+    ))!;
     for (const r of got) assert.ok(sampledIds.has(r.id.slice(0, r.id.indexOf(':'))), `${r.id} was not sampled`);
   });
 
-  it('stops at the rule\'s daily token budget', async () => {
+  it("stops at the rule's daily token budget", async () => {
     for (let i = 0; i < 3; i++) await chat('chat-budget');
-    const o = (await waitFor(async () => {
-      const v = await outcomes('chat-budget');
-      return total(v) >= 3 ? v : undefined;
-    }, 20_000, 100))!;
+    const o = (await waitFor(
+      async () => {
+        const v = await outcomes('chat-budget');
+        return total(v) >= 3 ? v : undefined;
+      },
+      20_000,
+      100,
+    ))!;
     assert.equal(o.ok, 1, JSON.stringify(o));
     assert.equal(o.budget_exhausted, 2, JSON.stringify(o));
   });
@@ -212,36 +267,50 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
     // ignore_eos: each runs its full 160 tokens (4 s), no natural stop frees the slot early.
     const busy = [0, 1, 2].map(async () => {
       const res = await fetch(`${stack.sims.get('small')!.url}/v1/chat/completions`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ model: SMALL_MODEL, messages: [{ role: 'user', content: 'long' }], max_tokens: 160, ignore_eos: true }),
       });
       return (await res.json()) as { model: string };
     });
-    await waitFor(async () => {
-      const m = await (await fetch(`${stack.sims.get('small')!.url}/metrics`)).text();
-      // One running, the rest queued in the engine: the router's saturation signal for that node.
-      return /^vllm:num_requests_running\{[^}]*\} 1/m.test(m) && /^vllm:num_requests_waiting\{[^}]*\} [1-9]/m.test(m);
-    }, 10_000, 50);
+    await waitFor(
+      async () => {
+        const m = await (await fetch(`${stack.sims.get('small')!.url}/metrics`)).text();
+        // One running, the rest queued in the engine: the router's saturation signal for that node.
+        return /^vllm:num_requests_running\{[^}]*\} 1/m.test(m) && /^vllm:num_requests_waiting\{[^}]*\} [1-9]/m.test(m);
+      },
+      10_000,
+      50,
+    );
     // The router sees it (its status can lag on a loaded machine) when a sheddable request of its
     // own to that model is refused (429); a probe that was admitted instead is cut after 1 s.
-    await waitFor(async () => {
-      const res = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
-        method: 'POST', headers: { 'content-type': 'application/json', 'x-priority-lane': 'sheddable' },
-        body: JSON.stringify({ model: SMALL_MODEL, messages: [{ role: 'user', content: 'probe' }], max_tokens: 1 }),
-        signal: AbortSignal.timeout(1_000),
-      }).catch(() => undefined);
-      await res?.text().catch(() => undefined);
-      return res?.status === 429;
-    }, 15_000, 100);
+    await waitFor(
+      async () => {
+        const res = await fetch(`${stack.routerUrl}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-priority-lane': 'sheddable' },
+          body: JSON.stringify({ model: SMALL_MODEL, messages: [{ role: 'user', content: 'probe' }], max_tokens: 1 }),
+          signal: AbortSignal.timeout(1_000),
+        }).catch(() => undefined);
+        await res?.text().catch(() => undefined);
+        return res?.status === 429;
+      },
+      15_000,
+      100,
+    );
     for (let i = 0; i < 3; i++) {
       const { data, response } = await chat('chat-sat');
       assert.equal(response.status, 200);
       assert.equal(data.model, DEFAULT_MODEL);
     }
-    const o = (await waitFor(async () => {
-      const v = await outcomes('chat-sat');
-      return total(v) >= 3 ? v : undefined;
-    }, 10_000, 50))!;
+    const o = (await waitFor(
+      async () => {
+        const v = await outcomes('chat-sat');
+        return total(v) >= 3 ? v : undefined;
+      },
+      10_000,
+      50,
+    ))!;
     assert.equal(o.shed, 3, JSON.stringify(o));
     const done = await Promise.all(busy);
     for (const d of done) assert.equal(d.model, SMALL_MODEL);

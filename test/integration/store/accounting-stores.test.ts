@@ -26,8 +26,22 @@ after(async () => {
 });
 
 const budgetImpls: { name: string; make: () => Promise<BudgetStore[]> }[] = [
-  { name: 'memory', make: async () => { const s = new MemoryBudgetStore(); return [s, s, s]; } },
-  { name: 'redis', make: async () => { const s = [0, 1, 2].map(() => new RedisBudgetStore(redis.url)); open.push(...s); await Promise.all(s.map((x) => x.ready())); return s; } },
+  {
+    name: 'memory',
+    make: async () => {
+      const s = new MemoryBudgetStore();
+      return [s, s, s];
+    },
+  },
+  {
+    name: 'redis',
+    make: async () => {
+      const s = [0, 1, 2].map(() => new RedisBudgetStore(redis.url));
+      open.push(...s);
+      await Promise.all(s.map((x) => x.ready()));
+      return s;
+    },
+  },
 ];
 
 for (const impl of budgetImpls) {
@@ -35,7 +49,10 @@ for (const impl of budgetImpls) {
     it('adds spend atomically across replicas and reads it back per key', async () => {
       const stores = await impl.make();
       const k = [`t:${randomUUID()}|d:2025-01-01`, `t:${randomUUID()}|m:2025-01`];
-      assert.deepEqual(await stores[0]!.read(k), [{ costUsd: 0, tokens: 0 }, { costUsd: 0, tokens: 0 }]);
+      assert.deepEqual(await stores[0]!.read(k), [
+        { costUsd: 0, tokens: 0 },
+        { costUsd: 0, tokens: 0 },
+      ]);
       await Promise.all(Array.from({ length: 300 }, (_, i) => stores[i % 3]!.add(k, { costUsd: 0.001, tokens: 10 })));
       const [a, b] = await stores[1]!.read(k);
       assert.equal(a!.tokens, 3_000);
@@ -46,7 +63,12 @@ for (const impl of budgetImpls) {
     it('reports 80% and 100% exactly once, by the replica whose addition crossed them', async () => {
       const stores = await impl.make();
       const events: string[] = [];
-      const budgets = stores.map((s) => new Budgets(s, { warnAt: 0.8, onExhausted: 'refuse', downgrade: {}, tags: {} }, createLogger('test', 'silent'), (level, r) => events.push(`${level}:${r.period}:${r.kind}`)));
+      const budgets = stores.map(
+        (s) =>
+          new Budgets(s, { warnAt: 0.8, onExhausted: 'refuse', downgrade: {}, tags: {} }, createLogger('test', 'silent'), (level, r) =>
+            events.push(`${level}:${r.period}:${r.kind}`),
+          ),
+      );
       const scope = [{ scope: `t:${randomUUID()}`, budget: { dailyCostUsd: 1 } }];
       for (let i = 0; i < 12; i++) await budgets[i % 3]!.record(scope, { costUsd: 0.1, tokens: 5 });
       assert.deepEqual(events, ['warning:day:cost', 'exhausted:day:cost']);
@@ -57,13 +79,35 @@ for (const impl of budgetImpls) {
 }
 
 const record = (over: Partial<UsageRecord>): UsageRecord => ({
-  id: randomUUID(), ts: Date.parse('2025-03-04T12:00:00Z'), tenantId: 'ten_a', keyId: 'k1', requestedModel: 'chat-default', model: 'sim-model',
-  backend: 'node:gpu', lane: 'standard', tags: { team: 'search' }, promptTokens: 10, completionTokens: 5, costUsd: 0.00002, ttftMs: 12, latencyMs: 40, outcome: 'ok', status: 200, ...over,
+  id: randomUUID(),
+  ts: Date.parse('2025-03-04T12:00:00Z'),
+  tenantId: 'ten_a',
+  keyId: 'k1',
+  requestedModel: 'chat-default',
+  model: 'sim-model',
+  backend: 'node:gpu',
+  lane: 'standard',
+  tags: { team: 'search' },
+  promptTokens: 10,
+  completionTokens: 5,
+  costUsd: 0.00002,
+  ttftMs: 12,
+  latencyMs: 40,
+  outcome: 'ok',
+  status: 200,
+  ...over,
 });
 
 const usageImpls: { name: string; make: () => UsageStore }[] = [
   { name: 'memory', make: () => new MemoryUsageStore() },
-  { name: 'redis', make: () => { const s = new RedisUsageStore(redis.url); open.push(s); return s; } },
+  {
+    name: 'redis',
+    make: () => {
+      const s = new RedisUsageStore(redis.url);
+      open.push(s);
+      return s;
+    },
+  },
 ];
 
 for (const impl of usageImpls) {
@@ -86,7 +130,9 @@ for (const impl of usageImpls) {
       assert.equal((await q({ tag: 'team' })).length, 3);
       assert.equal((await q({ model: 'sim-b' })).length, 1);
       assert.equal((await q({ day: periodsOf(now).day.slice(2) })).length, 2);
-      const csv = toCsv(await q({ key: 'k2' })).trim().split('\r\n');
+      const csv = toCsv(await q({ key: 'k2' }))
+        .trim()
+        .split('\r\n');
       assert.equal(csv.length, 2);
       assert.match(csv[0]!, /^id,ts,tenantId,keyId,requestedModel,model,backend,lane,tags,promptTokens,completionTokens,costUsd/);
       assert.match(csv[1]!, /,sim-b,node:gpu,standard,team=ads,10,5,/);

@@ -19,8 +19,21 @@ after(async () => {
 });
 
 const impls: { name: string; make: () => LimitStore[] }[] = [
-  { name: 'memory', make: () => { const s = new MemoryLimitStore(); return [s, s, s]; } },
-  { name: 'redis', make: () => { const s = [0, 1, 2].map(() => new RedisLimitStore(redis.url)); open.push(...s); return s; } },
+  {
+    name: 'memory',
+    make: () => {
+      const s = new MemoryLimitStore();
+      return [s, s, s];
+    },
+  },
+  {
+    name: 'redis',
+    make: () => {
+      const s = [0, 1, 2].map(() => new RedisLimitStore(redis.url));
+      open.push(...s);
+      return s;
+    },
+  },
 ];
 
 /** Redis clients connect asynchronously; a test waits for them like the router does at start. */
@@ -34,8 +47,11 @@ for (const impl of impls) {
     it('admits exactly the RPM limit out of 1000 concurrent attempts across three replicas', async () => {
       const replicas = await ready(impl.make());
       const key = `k-${randomUUID()}`;
-      const results = await Promise.all(Array.from({ length: 1000 }, (_, i) =>
-        replicas[i % 3]!.admit({ key, policy: { rpm: 100 }, tokens: 0, leaseId: `l${i}`, leaseTtlMs: 60_000 })));
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) =>
+          replicas[i % 3]!.admit({ key, policy: { rpm: 100 }, tokens: 0, leaseId: `l${i}`, leaseTtlMs: 60_000 }),
+        ),
+      );
       const admitted = results.filter((r) => r.admitted).length;
       assert.equal(admitted, 100);
       const refused = results.find((r) => !r.admitted)!;
@@ -66,8 +82,9 @@ for (const impl of impls) {
       const replicas = await ready(impl.make());
       const key = `k-${randomUUID()}`;
       const policy = { maxConcurrent: 20 };
-      const results = await Promise.all(Array.from({ length: 200 }, (_, i) =>
-        replicas[i % 3]!.admit({ key, policy, tokens: 0, leaseId: `l${i}`, leaseTtlMs: 400 })));
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => replicas[i % 3]!.admit({ key, policy, tokens: 0, leaseId: `l${i}`, leaseTtlMs: 400 })),
+      );
       const held = results.map((r, i) => (r.admitted ? `l${i}` : undefined)).filter((x): x is string => x !== undefined);
       assert.equal(held.length, 20);
       assert.equal(results.find((r) => !r.admitted)!.reason, 'concurrency');
@@ -76,11 +93,13 @@ for (const impl of impls) {
       assert.equal((await replicas[1]!.admit({ key, policy, tokens: 0, leaseId: 'still-full', leaseTtlMs: 400 })).admitted, false);
       // A crashed router never settles: its leases expire (400 ms TTL; a timer never fires early).
       await new Promise((r) => setTimeout(r, 500));
-      const again = await Promise.all(Array.from({ length: 20 }, (_, i) => replicas[2]!.admit({ key, policy, tokens: 0, leaseId: `n${i}`, leaseTtlMs: 400 })));
+      const again = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => replicas[2]!.admit({ key, policy, tokens: 0, leaseId: `n${i}`, leaseTtlMs: 400 })),
+      );
       assert.equal(again.filter((r) => r.admitted).length, 20);
     });
 
-    it('renew keeps a long stream\'s lease past its first TTL', async () => {
+    it("renew keeps a long stream's lease past its first TTL", async () => {
       const [s] = await ready(impl.make());
       const key = `k-${randomUUID()}`;
       const policy = { maxConcurrent: 1 };
@@ -90,7 +109,11 @@ for (const impl of impls) {
       await new Promise((r) => setTimeout(r, 600));
       await s!.renew(key, 'long', 1_000);
       await new Promise((r) => setTimeout(r, 600)); // 1.2 s after admission: past the first TTL
-      assert.equal((await s!.admit({ key, policy, tokens: 0, leaseId: 'other', leaseTtlMs: 1_000 })).admitted, false, 'renewed lease still held');
+      assert.equal(
+        (await s!.admit({ key, policy, tokens: 0, leaseId: 'other', leaseTtlMs: 1_000 })).admitted,
+        false,
+        'renewed lease still held',
+      );
     });
   });
 }

@@ -20,7 +20,11 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
   let redis: RedisProcess;
   let stack: Stack;
   const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     assert.ok(res.ok, `${method} ${path}: ${res.status}`);
     return res.headers.get('content-type')?.includes('json') ? ((await res.json()) as Record<string, unknown>) : await res.text();
   };
@@ -33,7 +37,12 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
       keys.push(k);
     }
     keysIssued += n;
-    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued, 5_000, 20);
+    await waitFor(
+      async () =>
+        (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued,
+      5_000,
+      20,
+    );
     return { tenantId: tenant.id, keys };
   };
   const client = (key: string) => new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: key, maxRetries: 0 });
@@ -46,20 +55,31 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
         { id: 'a', args: ['--max-num-seqs', '256', '--decode-step-ms', '2', '--decode-step-ms-per-seq', '0'] },
         { id: 'b', model: CHEAP_MODEL, args: ['--max-num-seqs', '256', '--decode-step-ms', '2', '--decode-step-ms-per-seq', '0'] },
       ],
-      agents: [{ id: 'gpu-a', sim: 'a' }, { id: 'gpu-b', sim: 'b' }],
+      agents: [
+        { id: 'gpu-a', sim: 'a' },
+        { id: 'gpu-b', sim: 'b' },
+      ],
       router: {
         auth: { mode: 'required', redisUrl: redis.url },
         admission: { enabled: false },
         aliases: { 'chat-premium': DEFAULT_MODEL, 'chat-cheap': CHEAP_MODEL },
         catalog: {
-          splits: { 'chat-canary': [{ model: DEFAULT_MODEL, weight: 3 }, { model: CHEAP_MODEL, weight: 1 }] },
+          splits: {
+            'chat-canary': [
+              { model: DEFAULT_MODEL, weight: 3 },
+              { model: CHEAP_MODEL, weight: 1 },
+            ],
+          },
           prices: { [DEFAULT_MODEL]: PRICE },
           localGpuCostPerToken: 0.000001,
         },
         budgets: { downgrade: { 'chat-premium': 'chat-cheap' } },
       },
     });
-    await waitFor(async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 2, 20_000);
+    await waitFor(
+      async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 2,
+      20_000,
+    );
   });
 
   after(async () => {
@@ -70,13 +90,21 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
 
   it('splits an alias by weight, sticky per key', async () => {
     const { keys } = await newKeys(160, {});
-    const served = await Promise.all(keys.map(async ({ key }) => {
-      const c = client(key);
-      const models = new Set<string>();
-      for (let i = 0; i < 3; i++) models.add((await c.chat.completions.create({ model: 'chat-canary', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 })).model);
-      return models;
-    }));
-    assert.ok(served.every((m) => m.size === 1), 'a key always lands on the same target');
+    const served = await Promise.all(
+      keys.map(async ({ key }) => {
+        const c = client(key);
+        const models = new Set<string>();
+        for (let i = 0; i < 3; i++)
+          models.add(
+            (await c.chat.completions.create({ model: 'chat-canary', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 })).model,
+          );
+        return models;
+      }),
+    );
+    assert.ok(
+      served.every((m) => m.size === 1),
+      'a key always lands on the same target',
+    );
     const share = served.filter((m) => m.has(DEFAULT_MODEL)).length / keys.length;
     assert.ok(share > 0.62 && share < 0.88, `3:1 split, got ${share}`);
   });
@@ -87,7 +115,9 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
     let spent = 0;
     let warned = false;
     for (let i = 0; i < 40 && spent < 200; i++) {
-      const { data, response } = await c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'count' }], max_tokens: 4 }).withResponse();
+      const { data, response } = await c.chat.completions
+        .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'count' }], max_tokens: 4 })
+        .withResponse();
       const warning = response.headers.get('x-budget-warning');
       assert.equal(warning !== null, spent >= 160, `spent ${spent}: header ${warning}`);
       if (warning) {
@@ -100,12 +130,15 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.ok(warned, 'saw the 80% warning');
-    await assert.rejects(c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'more' }], max_tokens: 4 }), (e: unknown) => {
-      assert.ok(e instanceof OpenAI.RateLimitError, String(e));
-      assert.equal(e.code, 'insufficient_quota');
-      assert.equal((e.error as { type?: string }).type, 'insufficient_quota');
-      return true;
-    });
+    await assert.rejects(
+      c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'more' }], max_tokens: 4 }),
+      (e: unknown) => {
+        assert.ok(e instanceof OpenAI.RateLimitError, String(e));
+        assert.equal(e.code, 'insufficient_quota');
+        assert.equal((e.error as { type?: string }).type, 'insufficient_quota');
+        return true;
+      },
+    );
     const metrics = await (await fetch(`${stack.routerUrl}/metrics`)).text();
     assert.match(metrics, /router_budget_events_total\{scope="tenant",period="month",level="warning"\} 1/);
     assert.match(metrics, /router_budget_events_total\{scope="tenant",period="month",level="exhausted"\} 1/);
@@ -116,7 +149,9 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
     const c = client(keys[0]!.key);
     let downgraded: string | null = null;
     for (let i = 0; i < 40 && !downgraded; i++) {
-      const { data, response } = await c.chat.completions.create({ model: 'chat-premium', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 }).withResponse();
+      const { data, response } = await c.chat.completions
+        .create({ model: 'chat-premium', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 })
+        .withResponse();
       downgraded = response.headers.get('x-budget-downgraded');
       assert.equal(data.model, downgraded ? CHEAP_MODEL : DEFAULT_MODEL);
       await new Promise((r) => setTimeout(r, 500));
@@ -130,14 +165,37 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
     const c = client(keys[0]!.key);
     const usages: { p: number; c: number }[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await c.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: secretPrompt }], max_tokens: 5 });
+      const r = await c.chat.completions.create({
+        model: DEFAULT_MODEL,
+        messages: [{ role: 'user', content: secretPrompt }],
+        max_tokens: 5,
+      });
       usages.push({ p: r.usage!.prompt_tokens, c: r.usage!.completion_tokens });
     }
-    const stream = await c.chat.completions.create({ model: 'chat-cheap', messages: [{ role: 'user', content: secretPrompt }], max_tokens: 5, stream: true, stream_options: { include_usage: true } });
+    const stream = await c.chat.completions.create({
+      model: 'chat-cheap',
+      messages: [{ role: 'user', content: secretPrompt }],
+      max_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let streamUsage = { p: 0, c: 0 };
     for await (const chunk of stream) if (chunk.usage) streamUsage = { p: chunk.usage.prompt_tokens, c: chunk.usage.completion_tokens };
 
-    type Rec = { keyId: string; model: string; requestedModel: string; backend: string; lane: string; tags: Record<string, string>; promptTokens: number; completionTokens: number; costUsd: number; ttftMs: number | null; latencyMs: number; outcome: string };
+    type Rec = {
+      keyId: string;
+      model: string;
+      requestedModel: string;
+      backend: string;
+      lane: string;
+      tags: Record<string, string>;
+      promptTokens: number;
+      completionTokens: number;
+      costUsd: number;
+      ttftMs: number | null;
+      latencyMs: number;
+      outcome: string;
+    };
     const json = (await waitFor(async () => {
       const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantId}`)) as { data: Rec[] };
       return r.data.length >= 4 ? r.data : undefined;
@@ -162,7 +220,14 @@ describe('catalog, budgets and usage records (router + control plane + Redis)', 
     assert.ok(Math.abs(s.costUsd - (streamUsage.p + streamUsage.c) * 0.000001) < 1e-12);
 
     assert.equal(((await admin('GET', `/v1/admin/usage?tenant=${tenantId}&model=${CHEAP_MODEL}`)) as { data: Rec[] }).data.length, 1);
-    assert.equal(((await admin('GET', `/v1/admin/usage?tag=team=search&key=${keys[0]!.keyId}&day=${new Date().toISOString().slice(0, 10)}`)) as { data: Rec[] }).data.length, 4);
+    assert.equal(
+      (
+        (await admin('GET', `/v1/admin/usage?tag=team=search&key=${keys[0]!.keyId}&day=${new Date().toISOString().slice(0, 10)}`)) as {
+          data: Rec[];
+        }
+      ).data.length,
+      4,
+    );
     const csv = (await admin('GET', `/v1/admin/usage?tenant=${tenantId}&format=csv`)) as string;
     const lines = csv.trim().split('\r\n');
     assert.equal(lines.length, 5);

@@ -31,11 +31,26 @@ describe('admission: limits and budgets in one Redis round trip', () => {
     await Promise.all([limits.ready(), budgets.ready()]);
     try {
       await budgets.add(['t:x|m:2026-01'], { costUsd: 1.5, tokens: 42 });
-      const scopes = [{ key: 'k:a', policy: { rpm: 10 } }, { key: 't:x', policy: { rpm: 1, maxConcurrent: 5 } }];
-      const ok = await limits.admitAll({ scopes, tokens: 5, leaseId: 'l1', leaseTtlMs: 30_000, budgetKeys: ['t:x|m:2026-01', 't:x|d:2026-01-01'] });
+      const scopes = [
+        { key: 'k:a', policy: { rpm: 10 } },
+        { key: 't:x', policy: { rpm: 1, maxConcurrent: 5 } },
+      ];
+      const ok = await limits.admitAll({
+        scopes,
+        tokens: 5,
+        leaseId: 'l1',
+        leaseTtlMs: 30_000,
+        budgetKeys: ['t:x|m:2026-01', 't:x|d:2026-01-01'],
+      });
       assert.equal(ok.admitted, true);
-      assert.deepEqual(ok.spend, [{ costUsd: 1.5, tokens: 42 }, { costUsd: 0, tokens: 0 }]);
-      assert.deepEqual(ok.results.map((r) => r.requests?.remaining), [9, 0]);
+      assert.deepEqual(ok.spend, [
+        { costUsd: 1.5, tokens: 42 },
+        { costUsd: 0, tokens: 0 },
+      ]);
+      assert.deepEqual(
+        ok.results.map((r) => r.requests?.remaining),
+        [9, 0],
+      );
       // The tenant's single RPM token is spent: refused, and the key's bucket was not charged.
       const no = await limits.admitAll({ scopes, tokens: 5, leaseId: 'l2', leaseTtlMs: 30_000, budgetKeys: [] });
       assert.equal(no.admitted, false);
@@ -55,9 +70,20 @@ describe('admission: limits and budgets in one Redis round trip', () => {
     await Promise.all(replicas.map((r) => r.ready()));
     try {
       const t0 = Date.now();
-      const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => replicas[i % 3]!.admitAll({
-        scopes: [{ key: 'k:burst', policy: { rpm: 100 } }, { key: 't:burst', policy: { maxConcurrent: 10_000 } }], tokens: 0, leaseId: `l${i}`, leaseTtlMs: 60_000, budgetKeys: [],
-      })));
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) =>
+          replicas[i % 3]!.admitAll({
+            scopes: [
+              { key: 'k:burst', policy: { rpm: 100 } },
+              { key: 't:burst', policy: { maxConcurrent: 10_000 } },
+            ],
+            tokens: 0,
+            leaseId: `l${i}`,
+            leaseTtlMs: 60_000,
+            budgetKeys: [],
+          }),
+        ),
+      );
       const refill = Math.floor(((Date.now() - t0) / 1_000) * (100 / 60));
       const admitted = results.filter((r) => r.admitted).length;
       assert.ok(admitted >= 100 && admitted <= 100 + refill, `admitted ${admitted} (burst 100 + refill ${refill})`);
@@ -81,19 +107,31 @@ describe('admission: limits and budgets in one Redis round trip', () => {
         agents: [{ id: 'gpu-a', sim: 'a' }],
         router: { auth: { mode: 'required', redisUrl: redis.url }, admission: { enabled: false } },
       });
-      const adm = (path: string, body: object) => fetch(`${stack.controlPlane!.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<Record<string, string>>);
+      const adm = (path: string, body: object) =>
+        fetch(`${stack.controlPlane!.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then((r) => r.json() as Promise<Record<string, string>>);
       // Two limit scopes (the key narrows RPM) and budgets on both tenant and key.
-      const tenant = await adm('/v1/admin/tenants', { name: 'rt', policy: { rpm: 1_000, tpm: 1_000_000, maxConcurrent: 50, monthlyTokenBudget: 1_000_000_000 } });
+      const tenant = await adm('/v1/admin/tenants', {
+        name: 'rt',
+        policy: { rpm: 1_000, tpm: 1_000_000, maxConcurrent: 50, monthlyTokenBudget: 1_000_000_000 },
+      });
       const key = (await adm(`/v1/admin/tenants/${tenant.id}/keys`, { name: 'k', policy: { rpm: 500, dailyCostBudgetUsd: 1_000 } })).key!;
       client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: key, maxRetries: 0 });
-      await waitFor(async () => {
-        try {
-          await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'warm up' }], max_tokens: 1 });
-          return true;
-        } catch {
-          return false;
-        }
-      }, 20_000, 200);
+      await waitFor(
+        async () => {
+          try {
+            await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'warm up' }], max_tokens: 1 });
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        20_000,
+        200,
+      );
       conn = new Redis(redis.url);
       monitor = await conn.monitor();
       monitor.on('monitor', (_time: string, args: string[]) => {
@@ -114,7 +152,9 @@ describe('admission: limits and budgets in one Redis round trip', () => {
     it('one admission command per request: the admitAll script; no per-scope admit, no budget read', async () => {
       const N = 10;
       for (let i = 0; i < N; i++) {
-        const { response } = await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `hello ${i}` }], max_tokens: 2 }).withResponse();
+        const { response } = await client.chat.completions
+          .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: `hello ${i}` }], max_tokens: 2 })
+          .withResponse();
         // Rate headers (the tenant's, the last scope checked): the admission did run its limits.
         assert.equal(response.headers.get('x-ratelimit-limit-requests'), '1000');
       }

@@ -17,16 +17,30 @@ const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 const LOCAL = 'glove-100d-embed';
 const PRICE = { inputPerMTok: 1_000, outputPerMTok: 0 };
 
-type Rec = { id: string; model: string; backend: string; promptTokens: number; completionTokens: number; costUsd: number; outcome: string; tenantId: string };
+type Rec = {
+  id: string;
+  model: string;
+  backend: string;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  outcome: string;
+  tenantId: string;
+};
 type SimRequest = { api: string; path: string; model: string; status: number };
 
 describe('embeddings: hosted fallback, model listing, usage records, tokenizer TPM', () => {
   let stack: Stack;
   const sim = () => stack.providerSims.get('prov')!.url;
   const simRequests = async () => ((await (await fetch(`${sim()}/sim/state`)).json()) as { requests: SimRequest[] }).requests;
-  const faults = (f: object) => fetch(`${sim()}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(f) });
+  const faults = (f: object) =>
+    fetch(`${sim()}/sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(f) });
   const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     assert.ok(res.ok, `${method} ${path}: ${res.status}`);
     return (await res.json()) as Record<string, unknown>;
   };
@@ -35,13 +49,23 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     const tenant = (await admin('POST', '/v1/admin/tenants', { name: `t${keysIssued}`, policy })) as { id: string };
     const k = (await admin('POST', `/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })) as { key: string };
     keysIssued += 1;
-    await waitFor(async () => (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued, 10_000, 20);
+    await waitFor(
+      async () =>
+        (((await (await fetch(`${stack.routerUrl}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0) >= keysIssued,
+      10_000,
+      20,
+    );
     return { tenantId: tenant.id, client: new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: k.key, maxRetries: 0 }) };
   };
-  const records = async (tenantId: string, n: number): Promise<Rec[]> => (await waitFor(async () => {
-    const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantId}`)) as { data: Rec[] };
-    return r.data.length >= n ? r.data : undefined;
-  }, 10_000, 100))!;
+  const records = async (tenantId: string, n: number): Promise<Rec[]> =>
+    (await waitFor(
+      async () => {
+        const r = (await admin('GET', `/v1/admin/usage?tenant=${tenantId}`)) as { data: Rec[] };
+        return r.data.length >= n ? r.data : undefined;
+      },
+      10_000,
+      100,
+    ))!;
 
   // The budget webhook receiver: fails its first call (HTTP 500), then accepts.
   const hooks: { at: number; status: number; body: { type: string; scope: string; kind: string; percent: number } }[] = [];
@@ -67,12 +91,29 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
       router: ({ providerSims }) => ({
         auth: { mode: 'required' },
         budgets: { webhook: { url: hookUrl, retries: 3, timeoutMs: 2_000 } },
-        embeddings: { models: [{ id: LOCAL, kind: 'embedding', path: 'models/glove-100d-embed/model.onnx', tokenizer: 'models/glove-100d-embed/tokenizer.json', output: 'sentence_embedding', maxLength: 256, workers: 1 }] },
+        embeddings: {
+          models: [
+            {
+              id: LOCAL,
+              kind: 'embedding',
+              path: 'models/glove-100d-embed/model.onnx',
+              tokenizer: 'models/glove-100d-embed/tokenizer.json',
+              output: 'sentence_embedding',
+              maxLength: 256,
+              workers: 1,
+            },
+          ],
+        },
         catalog: { prices: { [LOCAL]: PRICE }, backendPrices: { 'openai:text-embedding-3-small': { inputPerMTok: 20, outputPerMTok: 0 } } },
         fallback: {
           providers: {
             openai: { kind: 'openai', baseUrl: `${providerSims.get('prov')!.url}/v1`, apiKeyEnv: 'ICP_TEST_PROVIDER_KEY' },
-            azure: { kind: 'azure-openai', endpoint: providerSims.get('prov')!.url, deployments: { 'text-embedding-3-large': 'emb-large-dep' }, apiKeyEnv: 'ICP_TEST_PROVIDER_KEY' },
+            azure: {
+              kind: 'azure-openai',
+              endpoint: providerSims.get('prov')!.url,
+              deployments: { 'text-embedding-3-large': 'emb-large-dep' },
+              apiKeyEnv: 'ICP_TEST_PROVIDER_KEY',
+            },
           },
           chains: {
             'embed-small': ['local', 'openai:text-embedding-3-small'],
@@ -103,7 +144,9 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
 
   it('OpenAI embeddings for a model no local embedder serves (SDK default base64, and float)', async () => {
     const { client } = await newKey({});
-    const { data, response } = await client.embeddings.create({ model: 'embed-small', input: ['first text', 'second text'] }).withResponse();
+    const { data, response } = await client.embeddings
+      .create({ model: 'embed-small', input: ['first text', 'second text'] })
+      .withResponse();
     assert.equal(response.headers.get('x-backend'), 'openai:text-embedding-3-small');
     assert.equal(data.data.length, 2);
     assert.equal(data.data[1]!.index, 1);
@@ -113,7 +156,10 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     assert.ok(data.usage.prompt_tokens > 0);
     const float = await client.embeddings.create({ model: 'embed-small', input: 'first text', encoding_format: 'float', dimensions: 4 });
     assert.equal(float.data[0]!.embedding.length, 4);
-    assert.deepEqual(float.data[0]!.embedding.map((x) => Math.fround(x)), data.data[0]!.embedding.slice(0, 4).map((x) => Math.fround(x)));
+    assert.deepEqual(
+      float.data[0]!.embedding.map((x) => Math.fround(x)),
+      data.data[0]!.embedding.slice(0, 4).map((x) => Math.fround(x)),
+    );
     const last = (await simRequests()).at(-1)!;
     assert.equal(last.api, 'openai');
     assert.equal(last.path, '/v1/embeddings');
@@ -148,7 +194,7 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     assert.equal((await simRequests()).length, before);
   });
 
-  it('TPM is charged at admission from the local model\'s tokenizer (not an estimate, no max_tokens)', async () => {
+  it("TPM is charged at admission from the local model's tokenizer (not an estimate, no max_tokens)", async () => {
     const { client } = await newKey({ tpm: 100_000 });
     // 40 words: the ~4 chars/token estimate says ~62, max_tokens' default would add 256.
     const text = Array.from({ length: 40 }, (_, i) => ['cat', 'dog', 'tree', 'house', 'river'][i % 5]).join(' ');
@@ -178,7 +224,10 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
     const r = await client.embeddings.create({ model: LOCAL, input: 'cat dog tree house river cat' });
     assert.equal(r.usage.prompt_tokens, 8);
     const got = (await waitFor(() => (hooks.length >= 2 ? hooks : undefined), 10_000, 50))!;
-    assert.deepEqual(got.map((h) => h.status), [500, 200]);
+    assert.deepEqual(
+      got.map((h) => h.status),
+      [500, 200],
+    );
     assert.deepEqual(got[1]!.body, got[0]!.body, 'the same event, retried');
     assert.equal(got[0]!.body.type, 'budget.warning');
     assert.equal(got[0]!.body.scope, `t:${tenantId}`);

@@ -15,7 +15,14 @@ import { startRedis, type RedisProcess } from '../../helpers/redis.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 
-type Tenancy = { store: string; storeReachable: boolean; onStoreError: string; storeFailures: number; lastStoreFailureAt: string | null; keys: number };
+type Tenancy = {
+  store: string;
+  storeReachable: boolean;
+  onStoreError: string;
+  storeFailures: number;
+  lastStoreFailureAt: string | null;
+  keys: number;
+};
 
 describe('Redis killed under routers with limits in it: the configured policy, /readyz detail, a metric, recovery', () => {
   let redis: RedisProcess;
@@ -26,7 +33,10 @@ describe('Redis killed under routers with limits in it: the configured policy, /
     const r = await fetch(`${url}/readyz`);
     return { status: r.status, tenancy: ((await r.json()) as { tenancy: Tenancy }).tenancy };
   };
-  const chat = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }).withResponse();
+  const chat = (url: string) =>
+    new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions
+      .create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })
+      .withResponse();
   const failures = async (url: string, store: string, policy: string) => {
     const text = await (await fetch(`${url}/metrics`)).text();
     const m = new RegExp(`^router_limit_store_failures_total\\{store="${store}",policy="${policy}"\\} (\\d+)`, 'm').exec(text);
@@ -39,22 +49,43 @@ describe('Redis killed under routers with limits in it: the configured policy, /
     stack = await startStack({
       sims: [{ id: 'a' }],
       agents: [{ id: 'gpu-a', sim: 'a' }],
-      router: { auth: { mode: 'required', redisUrl: redis.url, onStoreError: 'open', commandTimeoutMs: 2_000 }, admission: { enabled: false } },
+      router: {
+        auth: { mode: 'required', redisUrl: redis.url, onStoreError: 'open', commandTimeoutMs: 2_000 },
+        admission: { enabled: false },
+      },
     });
     // The second router: the same config, failing closed.
     const cfg = parse(readFileSync(stack.configFile, 'utf8')) as { router: { auth: Record<string, unknown> } };
     cfg.router.auth.onStoreError = 'closed';
     const closedFile = join(stack.dir, 'closed.yaml');
     writeFileSync(closedFile, stringify(cfg));
-    closedRouter = await spawnService({ name: 'router-closed', entry: 'cli/main.ts', args: ['router', '--config', closedFile], env: { LOG_LEVEL: 'warn' }, onLine: (l) => stack.logs.push(`[router-closed] ${l}`) });
+    closedRouter = await spawnService({
+      name: 'router-closed',
+      entry: 'cli/main.ts',
+      args: ['router', '--config', closedFile],
+      env: { LOG_LEVEL: 'warn' },
+      onLine: (l) => stack.logs.push(`[router-closed] ${l}`),
+    });
 
-    const adm = (path: string, body: object) => fetch(`${stack.controlPlane!.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<Record<string, string>>);
+    const adm = (path: string, body: object) =>
+      fetch(`${stack.controlPlane!.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then((r) => r.json() as Promise<Record<string, string>>);
     // A token budget too, so the budget store is read at admission as well.
-    const tenant = await adm('/v1/admin/tenants', { name: 'redis-down', policy: { rpm: 1_000, maxConcurrent: 50, monthlyTokenBudget: 10_000_000 } });
+    const tenant = await adm('/v1/admin/tenants', {
+      name: 'redis-down',
+      policy: { rpm: 1_000, maxConcurrent: 50, monthlyTokenBudget: 10_000_000 },
+    });
     key = (await adm(`/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })).key!;
     for (const url of [stack.routerUrl, closedRouter.url]) {
       await waitFor(async () => (await readyz(url)).tenancy.keys >= 1, 10_000, 50);
-      await waitFor(async () => (await fetch(`${url}/v1/models`).then((r) => r.json()) as { data: { id: string }[] }).data.some((m) => m.id === DEFAULT_MODEL), 20_000);
+      await waitFor(
+        async () =>
+          ((await fetch(`${url}/v1/models`).then((r) => r.json())) as { data: { id: string }[] }).data.some((m) => m.id === DEFAULT_MODEL),
+        20_000,
+      );
     }
   });
 
@@ -78,7 +109,11 @@ describe('Redis killed under routers with limits in it: the configured policy, /
 
   it('Redis killed: open serves without limits, closed answers 503 limits_unavailable; both say so', async () => {
     await redis.stop();
-    await waitFor(async () => !(await readyz(stack.routerUrl)).tenancy.storeReachable && !(await readyz(closedRouter.url)).tenancy.storeReachable, 10_000, 50);
+    await waitFor(
+      async () => !(await readyz(stack.routerUrl)).tenancy.storeReachable && !(await readyz(closedRouter.url)).tenancy.storeReachable,
+      10_000,
+      50,
+    );
 
     const { data, response } = await chat(stack.routerUrl);
     assert.ok(data.choices[0]!.message.content !== undefined);
@@ -91,16 +126,19 @@ describe('Redis killed under routers with limits in it: the configured policy, /
       return true;
     });
 
-    for (const [url, policy] of [[stack.routerUrl, 'open'], [closedRouter.url, 'closed']] as const) {
+    for (const [url, policy] of [
+      [stack.routerUrl, 'open'],
+      [closedRouter.url, 'closed'],
+    ] as const) {
       const r = await readyz(url);
       assert.equal(r.status, 200, 'still ready: the router keeps serving by its policy');
       assert.deepEqual([r.tenancy.storeReachable, r.tenancy.onStoreError], [false, policy]);
       assert.ok(r.tenancy.storeFailures >= 1);
       assert.ok(r.tenancy.lastStoreFailureAt && Date.parse(r.tenancy.lastStoreFailureAt) > Date.now() - 60_000);
-      assert.ok(await failures(url, 'limits', policy) >= 1);
+      assert.ok((await failures(url, 'limits', policy)) >= 1);
     }
     // The open router went on to the budget check, which failed open too.
-    assert.ok(await failures(stack.routerUrl, 'budgets', 'open') >= 1);
+    assert.ok((await failures(stack.routerUrl, 'budgets', 'open')) >= 1);
   });
 
   it('Redis back: both routers reconnect by themselves and limit again', async () => {

@@ -36,15 +36,23 @@ describe('tenancy across three routers sharing Redis', () => {
     issued.push(String(key.key));
     return { key: String(key.key), keyId: String(key.keyId), tenantId: String(tenant.id) };
   };
-  const seesKeys = (n: number) => waitFor(async () => {
-    const all = await Promise.all(routerUrls.map(async (u) => ((await (await fetch(`${u}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0));
-    return all.every((k) => k >= n);
-  }, 5_000, 20);
-  const chat = (url: string, key: string | undefined, extra: object = {}) => request(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
-    body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, ...extra }),
-  });
+  const seesKeys = (n: number) =>
+    waitFor(
+      async () => {
+        const all = await Promise.all(
+          routerUrls.map(async (u) => ((await (await fetch(`${u}/readyz`)).json()) as { tenancy?: { keys: number } }).tenancy?.keys ?? 0),
+        );
+        return all.every((k) => k >= n);
+      },
+      5_000,
+      20,
+    );
+  const chat = (url: string, key: string | undefined, extra: object = {}) =>
+    request(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, ...extra }),
+    });
 
   before(async () => {
     redis = await startRedis();
@@ -55,19 +63,36 @@ describe('tenancy across three routers sharing Redis', () => {
         // Slow streams (>= 1.6 s each) so that every admitted one is still running when the last arrives.
         { id: 'slow', model: SLOW_MODEL, args: ['--max-num-seqs', '256', '--decode-step-ms', '100', '--decode-step-ms-per-seq', '0'] },
       ],
-      agents: [{ id: 'gpu', sim: 'sim' }, { id: 'gpu-slow', sim: 'slow' }],
+      agents: [
+        { id: 'gpu', sim: 'sim' },
+        { id: 'gpu-slow', sim: 'slow' },
+      ],
       // Closed: a slow Redis answer under this 2-core load must refuse, never admit past the limit.
       // Node breakers off: 1000 requests queued on one simulated node are slow by design here.
       // Lane admission off: this test counts limit decisions only (no lane queue refusals mixed in).
-      router: { auth: { mode: 'required', redisUrl: redis.url, leaseTtlMs: LEASE_TTL_MS, onStoreError: 'closed', commandTimeoutMs: 5_000 }, fallback: { breaker: { nodes: false } }, admission: { enabled: false } },
+      router: {
+        auth: { mode: 'required', redisUrl: redis.url, leaseTtlMs: LEASE_TTL_MS, onStoreError: 'closed', commandTimeoutMs: 5_000 },
+        fallback: { breaker: { nodes: false } },
+        admission: { enabled: false },
+      },
       logLevel: 'info',
     });
     for (let i = 0; i < 2; i++) {
-      routers.push(await spawnService({ name: `router-${i + 2}`, entry: 'cli/main.ts', args: ['router', '--config', stack.configFile], env: { LOG_LEVEL: 'info' }, onLine: (l) => extraLogs.push(l) }));
+      routers.push(
+        await spawnService({
+          name: `router-${i + 2}`,
+          entry: 'cli/main.ts',
+          args: ['router', '--config', stack.configFile],
+          env: { LOG_LEVEL: 'info' },
+          onLine: (l) => extraLogs.push(l),
+        }),
+      );
     }
     routerUrls = [stack.routerUrl, ...routers.map((r) => r.url)];
     await waitFor(async () => {
-      const all = await Promise.all(routerUrls.map(async (u) => ((await (await fetch(`${u}/v1/models`)).json()) as { data: { id: string }[] }).data.length));
+      const all = await Promise.all(
+        routerUrls.map(async (u) => ((await (await fetch(`${u}/v1/models`)).json()) as { data: { id: string }[] }).data.length),
+      );
       return all.every((n) => n >= 2);
     }, 20_000);
   });
@@ -79,35 +104,46 @@ describe('tenancy across three routers sharing Redis', () => {
     await redis?.stop();
   });
 
-  it('refuses requests without a valid key, in OpenAI\'s shape', async () => {
+  it("refuses requests without a valid key, in OpenAI's shape", async () => {
     const client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'sk-icp-000000000000-' + 'x'.repeat(43), maxRetries: 0 });
-    await assert.rejects(client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => e instanceof OpenAI.AuthenticationError);
+    await assert.rejects(
+      client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }] }),
+      (e: unknown) => e instanceof OpenAI.AuthenticationError,
+    );
     const none = await chat(stack.routerUrl, undefined);
     assert.equal(none.statusCode, 401);
     assert.equal(((await none.body.json()) as { error: { type: string } }).error.type, 'authentication_error');
   });
 
-  it('admits exactly 100 of 1000 concurrent requests for a 100 RPM key across three routers (plus the bucket\'s refill)', async () => {
+  it("admits exactly 100 of 1000 concurrent requests for a 100 RPM key across three routers (plus the bucket's refill)", async () => {
     const { key } = await newKey({ rpm: 100 });
     await seesKeys(1);
     const t0 = Date.now();
-    const results = await Promise.all(Array.from({ length: 1000 }, async (_, i) => {
-      const res = await chat(routerUrls[i % 3]!, key);
-      await res.body.dump();
-      return res;
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, async (_, i) => {
+        const res = await chat(routerUrls[i % 3]!, key);
+        await res.body.dump();
+        return res;
+      }),
+    );
     const elapsedS = (Date.now() - t0) / 1_000;
     const limited = results.filter((r) => r.statusCode === 429);
     // Admitted by the limits = not refused by them. On this loaded machine an admitted request can
     // still fail upstream (a node status going stale: 503), which is not a limit decision.
     const ok = results.filter((r) => r.statusCode !== 429);
     const statuses = [...new Set(results.map((r) => r.statusCode))].sort();
-    assert.ok(statuses.every((c) => [200, 429, 502, 503, 504].includes(c)), `statuses ${statuses.join(',')}`);
+    assert.ok(
+      statuses.every((c) => [200, 429, 502, 503, 504].includes(c)),
+      `statuses ${statuses.join(',')}`,
+    );
     assert.ok(results.filter((r) => r.statusCode === 200).length >= 95, 'nearly all admitted requests were served');
     // A token bucket refills 100/60 per second while the 1000 requests run: the burst is exactly
     // 100 and nothing beyond the refill is admitted (atomicity across replicas).
     const refill = Math.floor(elapsedS * (100 / 60));
-    assert.ok(ok.length >= 100 && ok.length <= 100 + refill, `admitted ${ok.length} in ${elapsedS.toFixed(2)} s (burst 100 + refill ${refill})`);
+    assert.ok(
+      ok.length >= 100 && ok.length <= 100 + refill,
+      `admitted ${ok.length} in ${elapsedS.toFixed(2)} s (burst 100 + refill ${refill})`,
+    );
 
     const h = limited[0]!.headers;
     assert.equal(h['x-ratelimit-limit-requests'], '100');
@@ -125,18 +161,24 @@ describe('tenancy across three routers sharing Redis', () => {
     await client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1 });
     await assert.rejects(
       client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
-      (e: unknown) => e instanceof OpenAI.RateLimitError && e.code === 'rate_limit_exceeded' && e.headers?.get('x-ratelimit-limit-requests') === '1' && Number(e.headers?.get('retry-after')) > 0,
+      (e: unknown) =>
+        e instanceof OpenAI.RateLimitError &&
+        e.code === 'rate_limit_exceeded' &&
+        e.headers?.get('x-ratelimit-limit-requests') === '1' &&
+        Number(e.headers?.get('retry-after')) > 0,
     );
   });
 
-  it('holds a 20-concurrent limit under 200 parallel streams, and frees a dead router\'s leases by expiry', async () => {
+  it("holds a 20-concurrent limit under 200 parallel streams, and frees a dead router's leases by expiry", async () => {
     const { key } = await newKey({ maxConcurrent: 20 });
     await seesKeys(3);
     // Long streams (16+ tokens x 100 ms): all 200 arrive while the admitted ones still run.
-    const started = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
-      const res = await chat(routerUrls[i % 3]!, key, { stream: true, max_tokens: 200, model: SLOW_MODEL });
-      return { res, router: i % 3 };
-    }));
+    const started = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const res = await chat(routerUrls[i % 3]!, key, { stream: true, max_tokens: 200, model: SLOW_MODEL });
+        return { res, router: i % 3 };
+      }),
+    );
     const admitted = started.filter((s) => s.res.statusCode === 200);
     assert.equal(admitted.length, 20);
     assert.equal(started.filter((s) => s.res.statusCode === 429).length, 180);
@@ -147,7 +189,9 @@ describe('tenancy across three routers sharing Redis', () => {
     routers[1]!.kill('SIGKILL');
     routerUrls = routerUrls.slice(0, 2);
     const probe = async (n: number) => {
-      const res = await Promise.all(Array.from({ length: n }, () => chat(stack.routerUrl, key, { stream: true, max_tokens: 1, model: SLOW_MODEL })));
+      const res = await Promise.all(
+        Array.from({ length: n }, () => chat(stack.routerUrl, key, { stream: true, max_tokens: 1, model: SLOW_MODEL })),
+      );
       for (const r of res) await r.body.dump();
       return res.filter((r) => r.statusCode === 200).length;
     };
@@ -159,10 +203,10 @@ describe('tenancy across three routers sharing Redis', () => {
     assert.equal(await probe(20), 20 - onDead, 'only the released slots are free before expiry');
     // A lower bound only (a lease never expires early): past the TTL + 300 ms, whatever the load.
     await new Promise((r) => setTimeout(r, Math.max(0, LEASE_TTL_MS - (Date.now() - t0)) + 300));
-    assert.equal(await probe(20), 20, 'the dead router\'s leases expired');
+    assert.equal(await probe(20), 20, "the dead router's leases expired");
   });
 
-  it('a tenant\'s maxLane caps the lane, and can grant critical', async () => {
+  it("a tenant's maxLane caps the lane, and can grant critical", async () => {
     const low = await newKey({ maxLane: 'sheddable' });
     const high = await newKey({ maxLane: 'critical' });
     await seesKeys(5);
@@ -185,14 +229,20 @@ describe('tenancy across three routers sharing Redis', () => {
     for (const u of routerUrls) assert.equal((await chat(u, key)).statusCode, 200);
     const t0 = Date.now();
     await admin('keys', 'revoke', keyId);
-    await waitFor(async () => {
-      const codes = await Promise.all(routerUrls.map(async (u) => {
-        const r = await chat(u, key);
-        await r.body.dump();
-        return r.statusCode;
-      }));
-      return codes.every((c) => c === 401);
-    }, 1_000, 20);
+    await waitFor(
+      async () => {
+        const codes = await Promise.all(
+          routerUrls.map(async (u) => {
+            const r = await chat(u, key);
+            await r.body.dump();
+            return r.statusCode;
+          }),
+        );
+        return codes.every((c) => c === 401);
+      },
+      1_000,
+      20,
+    );
     assert.ok(Date.now() - t0 <= 1_000);
   });
 
@@ -201,7 +251,8 @@ describe('tenancy across three routers sharing Redis', () => {
     assert.ok(all.length > 0);
     for (const k of issued) assert.equal(all.includes(k), false, 'an API key leaked into the logs');
     // The secret part alone (it may itself contain '-': base64url).
-    for (const k of issued) assert.equal(all.includes(/^sk-icp-[0-9a-f]{12}-(.+)$/.exec(k)![1]!), false, 'a key secret leaked into the logs');
+    for (const k of issued)
+      assert.equal(all.includes(/^sk-icp-[0-9a-f]{12}-(.+)$/.exec(k)![1]!), false, 'a key secret leaked into the logs');
     assert.equal(all.includes(ADMIN_TOKEN), false, 'the admin token leaked into the logs');
   });
 });

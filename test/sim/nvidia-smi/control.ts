@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type FakeNvidiaSmiFault = null | 'none' | 'ecc_uncorrected' | 'thermal_slowdown' | 'sw_thermal_slowdown' | 'hang' | 'fail' | 'gpu_missing';
+export type FakeNvidiaSmiFault =
+  null | 'none' | 'ecc_uncorrected' | 'thermal_slowdown' | 'sw_thermal_slowdown' | 'hang' | 'fail' | 'gpu_missing';
 
 export interface FakeNvidiaSmi {
   /** Absolute path of the executable (pass as GpuMonitorOptions.nvidiaSmiPath). */
@@ -22,7 +23,7 @@ export const FAKE_NVIDIA_SMI_PATH = join(dirname(fileURLToPath(import.meta.url))
 export function createFakeNvidiaSmi(opts: { fixture?: string; fault?: FakeNvidiaSmiFault } = {}): FakeNvidiaSmi {
   const dir = mkdtempSync(join(tmpdir(), 'fake-nvidia-smi-'));
   const stateFile = join(dir, 'state.json');
-  const state = { fixture: opts.fixture ?? 'tesla-p100-pcie-16gb-driver510.47.03.xml', fault: opts.fault ?? null as FakeNvidiaSmiFault };
+  const state = { fixture: opts.fixture ?? 'tesla-p100-pcie-16gb-driver510.47.03.xml', fault: opts.fault ?? (null as FakeNvidiaSmiFault) };
   // Write-then-rename so the fake never reads a half-written file.
   const write = (): void => {
     const tmp = `${stateFile}.tmp`;
@@ -35,8 +36,16 @@ export function createFakeNvidiaSmi(opts: { fixture?: string; fault?: FakeNvidia
   return {
     path: FAKE_NVIDIA_SMI_PATH,
     env: { FAKE_NVIDIA_SMI_STATE: stateFile },
-    setFault(f) { state.fault = f; write(); },
-    setFixture(name) { state.fixture = name; write(); },
-    cleanup() { rmSync(dir, { recursive: true, force: true }); },
+    setFault(f) {
+      state.fault = f;
+      write();
+    },
+    setFixture(name) {
+      state.fixture = name;
+      write();
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -19,9 +19,16 @@ const args = process.argv.slice(2);
 function loadState() {
   const file = process.env.FAKE_NVIDIA_SMI_STATE;
   if (file && existsSync(file)) {
-    try { return JSON.parse(readFileSync(file, 'utf8')); } catch { /* half-written: fall through */ }
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      /* half-written: fall through */
+    }
   }
-  return { fixture: process.env.FAKE_NVIDIA_SMI_FIXTURE ?? 'tesla-p100-pcie-16gb-driver510.47.03.xml', fault: process.env.FAKE_NVIDIA_SMI_FAULT ?? null };
+  return {
+    fixture: process.env.FAKE_NVIDIA_SMI_FIXTURE ?? 'tesla-p100-pcie-16gb-driver510.47.03.xml',
+    fault: process.env.FAKE_NVIDIA_SMI_FAULT ?? null,
+  };
 }
 const state = loadState();
 const fault = state.fault ?? null;
@@ -34,12 +41,32 @@ function resolveFixture(name) {
   process.exit(255);
 }
 
-const UNIT = { 'temperature.gpu': '', 'temperature.memory': '', 'power.draw': 'W', 'power.limit': 'W', 'utilization.gpu': '%', 'memory.used': 'MiB', 'memory.total': 'MiB' };
-const REASONS = ['gpu_idle', 'applications_clocks_setting', 'sw_power_cap', 'hw_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown', 'sw_thermal_slowdown', 'sync_boost'];
+const UNIT = {
+  'temperature.gpu': '',
+  'temperature.memory': '',
+  'power.draw': 'W',
+  'power.limit': 'W',
+  'utilization.gpu': '%',
+  'memory.used': 'MiB',
+  'memory.total': 'MiB',
+};
+const REASONS = [
+  'gpu_idle',
+  'applications_clocks_setting',
+  'sw_power_cap',
+  'hw_slowdown',
+  'hw_thermal_slowdown',
+  'hw_power_brake_slowdown',
+  'sw_thermal_slowdown',
+  'sync_boost',
+];
 const NA = '[N/A]';
 
 function normalise(field) {
-  return field.trim().replace(/\s*\[[^\]]*\]\s*$/, '').replace(/^clocks_throttle_reasons\./, 'clocks_event_reasons.');
+  return field
+    .trim()
+    .replace(/\s*\[[^\]]*\]\s*$/, '')
+    .replace(/^clocks_throttle_reasons\./, 'clocks_event_reasons.');
 }
 function bare(v) {
   if (v === undefined || v === null || typeof v === 'object') return NA;
@@ -52,9 +79,11 @@ function bare(v) {
 function applyXmlFaults(xml) {
   if (fault === 'ecc_uncorrected') {
     // Raise the first GPU's volatile uncorrected count by 2 (both ECC layouts).
-    return xml.replace(/<volatile>[\s\S]*?<\/volatile>/, (block) => block
-      .replace(/(<dram_uncorrectable>)(\d+)/, (_m, t, n) => t + (Number(n) + 2))
-      .replace(/(<double_bit>[\s\S]*?<total>)(\d+)/, (_m, t, n) => t + (Number(n) + 2)));
+    return xml.replace(/<volatile>[\s\S]*?<\/volatile>/, (block) =>
+      block
+        .replace(/(<dram_uncorrectable>)(\d+)/, (_m, t, n) => t + (Number(n) + 2))
+        .replace(/(<double_bit>[\s\S]*?<total>)(\d+)/, (_m, t, n) => t + (Number(n) + 2)),
+    );
   }
   if (fault === 'thermal_slowdown') {
     const slow = /<gpu_temp_slow_threshold>(\d+) C/.exec(xml)?.[1] ?? '90';
@@ -85,11 +114,19 @@ function xmlModel(xml) {
     const p = g.gpu_power_readings ?? g.power_readings ?? {};
     const reasons = g.clocks_event_reasons ?? g.clocks_throttle_reasons ?? {};
     const m = {
-      index: String(i), uuid: bare(g.uuid), name: bare(g.product_name), 'pci.bus_id': bare(g.pci?.pci_bus_id ?? g['@_id']),
-      'temperature.gpu': bare(t.gpu_temp), 'temperature.memory': bare(t.memory_temp),
-      'power.draw': bare(p.power_draw ?? p.average_power_draw ?? p.instant_power_draw), 'power.limit': bare(p.power_limit ?? p.current_power_limit),
-      'utilization.gpu': bare(g.utilization?.gpu_util), 'memory.used': bare(g.fb_memory_usage?.used), 'memory.total': bare(g.fb_memory_usage?.total),
-      persistence_mode: bare(g.persistence_mode), compute_mode: bare(g.compute_mode),
+      index: String(i),
+      uuid: bare(g.uuid),
+      name: bare(g.product_name),
+      'pci.bus_id': bare(g.pci?.pci_bus_id ?? g['@_id']),
+      'temperature.gpu': bare(t.gpu_temp),
+      'temperature.memory': bare(t.memory_temp),
+      'power.draw': bare(p.power_draw ?? p.average_power_draw ?? p.instant_power_draw),
+      'power.limit': bare(p.power_limit ?? p.current_power_limit),
+      'utilization.gpu': bare(g.utilization?.gpu_util),
+      'memory.used': bare(g.fb_memory_usage?.used),
+      'memory.total': bare(g.fb_memory_usage?.total),
+      persistence_mode: bare(g.persistence_mode),
+      compute_mode: bare(g.compute_mode),
     };
     for (const r of REASONS) {
       const v = reasons[`clocks_event_reason_${r}`] ?? reasons[`clocks_throttle_reason_${r}`];
@@ -97,9 +134,16 @@ function xmlModel(xml) {
     }
     for (const kind of ['volatile', 'aggregate']) {
       const b = g.ecc_errors?.[kind] ?? {};
-      let corr = null, unc = null;
-      const add = (acc, v) => { const s = bare(v); return s === NA ? acc : (acc ?? 0) + Number(s); };
-      if (b.single_bit || b.double_bit) { corr = add(corr, b.single_bit?.total); unc = add(unc, b.double_bit?.total); }
+      let corr = null,
+        unc = null;
+      const add = (acc, v) => {
+        const s = bare(v);
+        return s === NA ? acc : (acc ?? 0) + Number(s);
+      };
+      if (b.single_bit || b.double_bit) {
+        corr = add(corr, b.single_bit?.total);
+        unc = add(unc, b.double_bit?.total);
+      }
       for (const [k, v] of Object.entries(b)) {
         if (/^(sram|dram)_correctable$/.test(k)) corr = add(corr, v);
         if (/^(sram|dram)_uncorrectable(_parity|_secded)?$/.test(k)) unc = add(unc, v);
@@ -127,12 +171,20 @@ function csvModel(text) {
   let gpus = lines.map((l) => {
     const cells = l.split(',').map((c) => c.trim());
     const m = {};
-    header.forEach((h, i) => { m[h] = bare(cells[i]); });
+    header.forEach((h, i) => {
+      m[h] = bare(cells[i]);
+    });
     return m;
   });
   const g0 = gpus[0];
-  if (fault === 'ecc_uncorrected' && g0) g0['ecc.errors.uncorrected.volatile.total'] = String(Number(g0['ecc.errors.uncorrected.volatile.total'] === NA ? 0 : g0['ecc.errors.uncorrected.volatile.total']) + 2);
-  if (fault === 'thermal_slowdown' && g0) { g0['clocks_event_reasons.hw_thermal_slowdown'] = 'Active'; g0['clocks_event_reasons.sw_thermal_slowdown'] = 'Active'; }
+  if (fault === 'ecc_uncorrected' && g0)
+    g0['ecc.errors.uncorrected.volatile.total'] = String(
+      Number(g0['ecc.errors.uncorrected.volatile.total'] === NA ? 0 : g0['ecc.errors.uncorrected.volatile.total']) + 2,
+    );
+  if (fault === 'thermal_slowdown' && g0) {
+    g0['clocks_event_reasons.hw_thermal_slowdown'] = 'Active';
+    g0['clocks_event_reasons.sw_thermal_slowdown'] = 'Active';
+  }
   if (fault === 'sw_thermal_slowdown' && g0) g0['clocks_event_reasons.sw_thermal_slowdown'] = 'Active';
   if (fault === 'gpu_missing') gpus = gpus.slice(0, -1);
   return gpus;
@@ -141,7 +193,9 @@ function csvModel(text) {
 function modelToXml(gpus) {
   const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const v = (m, k, unit = '') => (m[k] === undefined || m[k] === NA ? 'N/A' : esc(m[k]) + (unit ? ` ${unit}` : ''));
-  const body = gpus.map((m) => `\t<gpu id="${v(m, 'pci.bus_id')}">
+  const body = gpus
+    .map(
+      (m) => `\t<gpu id="${v(m, 'pci.bus_id')}">
 \t\t<product_name>${v(m, 'name')}</product_name>
 \t\t<persistence_mode>${v(m, 'persistence_mode')}</persistence_mode>
 \t\t<uuid>${v(m, 'uuid')}</uuid>
@@ -159,7 +213,9 @@ ${REASONS.map((r) => `\t\t\t<clocks_event_reason_${r}>${v(m, `clocks_event_reaso
 \t\t<remapped_rows><remapped_row_corr>${v(m, 'remapped_rows.correctable')}</remapped_row_corr><remapped_row_unc>${v(m, 'remapped_rows.uncorrectable')}</remapped_row_unc><remapped_row_pending>${v(m, 'remapped_rows.pending')}</remapped_row_pending><remapped_row_failure>${v(m, 'remapped_rows.failure')}</remapped_row_failure></remapped_rows>
 \t\t<temperature><gpu_temp>${v(m, 'temperature.gpu', 'C')}</gpu_temp><memory_temp>${v(m, 'temperature.memory', 'C')}</memory_temp></temperature>
 \t\t<gpu_power_readings><average_power_draw>${v(m, 'power.draw', 'W')}</average_power_draw><current_power_limit>${v(m, 'power.limit', 'W')}</current_power_limit></gpu_power_readings>
-\t</gpu>`).join('\n');
+\t</gpu>`,
+    )
+    .join('\n');
   return `<?xml version="1.0" ?>\n<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v12.dtd">\n<nvidia_smi_log>\n\t<attached_gpus>${gpus.length}</attached_gpus>\n${body}\n</nvidia_smi_log>\n`;
 }
 
@@ -171,27 +227,48 @@ function main() {
   const gpus = isXml ? xmlModel(xml) : csvModel(raw);
 
   if (args.includes('-q') && args.includes('-x')) {
-    if (gpus.length === 0) { process.stdout.write('No devices were found\n'); process.exit(6); }
+    if (gpus.length === 0) {
+      process.stdout.write('No devices were found\n');
+      process.exit(6);
+    }
     process.stdout.write(isXml ? xml : modelToXml(gpus));
     return;
   }
   const q = args.find((a) => a.startsWith('--query-gpu='));
   if (q) {
     const fmt = (args.find((a) => a.startsWith('--format=')) ?? '--format=csv').slice('--format='.length).split(',');
-    if (!fmt.includes('csv')) { process.stdout.write('Invalid combination of input arguments. Please run \'nvidia-smi -h\' for help.\n'); process.exit(2); }
-    if (gpus.length === 0) { process.stdout.write('No devices were found\n'); process.exit(6); }
-    const fields = q.slice('--query-gpu='.length).split(',').map((f) => f.trim()).filter(Boolean);
+    if (!fmt.includes('csv')) {
+      process.stdout.write("Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n");
+      process.exit(2);
+    }
+    if (gpus.length === 0) {
+      process.stdout.write('No devices were found\n');
+      process.exit(6);
+    }
+    const fields = q
+      .slice('--query-gpu='.length)
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
     for (const f of fields) {
-      if (!(normalise(f) in gpus[0])) { process.stdout.write(`Field "${f}" is not a valid field to query.\n\n`); process.exit(2); }
+      if (!(normalise(f) in gpus[0])) {
+        process.stdout.write(`Field "${f}" is not a valid field to query.\n\n`);
+        process.exit(2);
+      }
     }
     const out = [];
-    if (!fmt.includes('noheader')) out.push(fields.map((f) => (UNIT[normalise(f)] && !fmt.includes('nounits') ? `${f} [${UNIT[normalise(f)]}]` : f)).join(', '));
+    if (!fmt.includes('noheader'))
+      out.push(fields.map((f) => (UNIT[normalise(f)] && !fmt.includes('nounits') ? `${f} [${UNIT[normalise(f)]}]` : f)).join(', '));
     for (const m of gpus) {
-      out.push(fields.map((f) => {
-        const val = m[normalise(f)];
-        const unit = UNIT[normalise(f)];
-        return unit && val !== NA && !fmt.includes('nounits') ? `${val} ${unit}` : val;
-      }).join(', '));
+      out.push(
+        fields
+          .map((f) => {
+            const val = m[normalise(f)];
+            const unit = UNIT[normalise(f)];
+            return unit && val !== NA && !fmt.includes('nounits') ? `${val} ${unit}` : val;
+          })
+          .join(', '),
+      );
     }
     process.stdout.write(out.join('\n') + '\n');
     return;

@@ -20,6 +20,11 @@ if (!apiKey) {
   console.error(`set ${values['api-key-env']} to the key the simulator should accept`);
   process.exit(2);
 }
-const sim = await startProviderSim({ port: Number(values.port), host: values.host, apiKey, chunkDelayMs: Number(values['chunk-delay-ms']) });
+const sim = await startProviderSim({
+  port: Number(values.port),
+  host: values.host,
+  apiKey,
+  chunkDelayMs: Number(values['chunk-delay-ms']),
+});
 announceListening('provider-sim', sim.url);
 onShutdown(createLogger('provider-sim'), () => sim.close());

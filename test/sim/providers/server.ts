@@ -39,7 +39,24 @@ export interface ProviderSimRequest {
   body: Record<string, unknown>;
 }
 
-const WORDS = ['The', ' simulated', ' provider', ' answers', ' in', ' small', ' pieces', ' so', ' that', ' streaming', ' can', ' be', ' tested', ' end', ' to', ' end'];
+const WORDS = [
+  'The',
+  ' simulated',
+  ' provider',
+  ' answers',
+  ' in',
+  ' small',
+  ' pieces',
+  ' so',
+  ' that',
+  ' streaming',
+  ' can',
+  ' be',
+  ' tested',
+  ' end',
+  ' to',
+  ' end',
+];
 
 export async function startProviderSim(o: ProviderSimOptions) {
   let faults: ProviderFaults = {};
@@ -68,15 +85,37 @@ export async function startProviderSim(o: ProviderSimOptions) {
       return json(res, 200, { ok: true });
     }
     const azure = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/.exec(url.pathname);
-    const api: ProviderSimRequest['api'] | undefined = url.pathname === '/v1/messages' ? 'anthropic' : azure ? 'azure' : /^\/v1\/(chat\/completions|completions|embeddings)$/.test(url.pathname) ? 'openai' : undefined;
-    if (!api || req.method !== 'POST') return json(res, 404, { error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } });
+    const api: ProviderSimRequest['api'] | undefined =
+      url.pathname === '/v1/messages'
+        ? 'anthropic'
+        : azure
+          ? 'azure'
+          : /^\/v1\/(chat\/completions|completions|embeddings)$/.test(url.pathname)
+            ? 'openai'
+            : undefined;
+    if (!api || req.method !== 'POST')
+      return json(res, 404, { error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } });
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(raw) as Record<string, unknown>;
     } catch {
-      return json(res, 400, api === 'anthropic' ? anthropicError('invalid_request_error', 'Invalid JSON') : { error: { message: 'invalid JSON', type: 'invalid_request_error', param: null, code: null } });
+      return json(
+        res,
+        400,
+        api === 'anthropic'
+          ? anthropicError('invalid_request_error', 'Invalid JSON')
+          : { error: { message: 'invalid JSON', type: 'invalid_request_error', param: null, code: null } },
+      );
     }
-    const rec: ProviderSimRequest = { at: Date.now(), api, path: url.pathname, model: azure ? decodeURIComponent(azure[1]!) : String(body.model ?? ''), stream: body.stream === true, status: 200, body };
+    const rec: ProviderSimRequest = {
+      at: Date.now(),
+      api,
+      path: url.pathname,
+      model: azure ? decodeURIComponent(azure[1]!) : String(body.model ?? ''),
+      stream: body.stream === true,
+      status: 200,
+      body,
+    };
     requests.push(rec);
     const status = (s: number) => {
       rec.status = s;
@@ -84,31 +123,75 @@ export async function startProviderSim(o: ProviderSimOptions) {
     };
 
     // Authentication, as each API does it.
-    const key = api === 'openai' ? (req.headers.authorization ?? '').replace(/^Bearer /, '') : api === 'azure' ? req.headers['api-key'] : req.headers['x-api-key'];
+    const key =
+      api === 'openai'
+        ? (req.headers.authorization ?? '').replace(/^Bearer /, '')
+        : api === 'azure'
+          ? req.headers['api-key']
+          : req.headers['x-api-key'];
     if (key !== o.apiKey) {
       if (api === 'anthropic') return json(res, status(401), anthropicError('authentication_error', 'invalid x-api-key'));
-      if (api === 'azure') return json(res, status(401), { error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint.' } });
-      return json(res, status(401), { error: { message: 'Incorrect API key provided.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+      if (api === 'azure')
+        return json(res, status(401), {
+          error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint.' },
+        });
+      return json(res, status(401), {
+        error: { message: 'Incorrect API key provided.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+      });
     }
-    if (api === 'azure' && !url.searchParams.get('api-version')) return json(res, status(404), { error: { code: '404', message: 'Resource not found' } });
+    if (api === 'azure' && !url.searchParams.get('api-version'))
+      return json(res, status(404), { error: { code: '404', message: 'Resource not found' } });
     if (api === 'anthropic') {
-      if (!req.headers['anthropic-version']) return json(res, status(400), anthropicError('invalid_request_error', 'anthropic-version: header is required'));
-      if (typeof body.max_tokens !== 'number') return json(res, status(400), anthropicError('invalid_request_error', 'max_tokens: Field required'));
+      if (!req.headers['anthropic-version'])
+        return json(res, status(400), anthropicError('invalid_request_error', 'anthropic-version: header is required'));
+      if (typeof body.max_tokens !== 'number')
+        return json(res, status(400), anthropicError('invalid_request_error', 'max_tokens: Field required'));
     }
 
     if (faults.rateLimit && faults.rateLimit.count > 0) {
       faults.rateLimit.count -= 1;
       const ra = faults.rateLimit.retryAfterSeconds;
       const headers = { 'retry-after': String(ra) };
-      if (api === 'anthropic') return json(res, status(429), anthropicError('rate_limit_error', "This request would exceed your account's rate limit. Please try again later."), headers);
-      if (api === 'azure') return json(res, status(429), { error: { code: '429', message: `Rate limit is exceeded. Try again in ${ra} seconds.` } }, headers);
-      return json(res, status(429), { error: { message: `Rate limit reached for ${rec.model} on requests per min (RPM). Please try again in ${ra}s.`, type: 'requests', param: null, code: 'rate_limit_exceeded' } }, headers);
+      if (api === 'anthropic')
+        return json(
+          res,
+          status(429),
+          anthropicError('rate_limit_error', "This request would exceed your account's rate limit. Please try again later."),
+          headers,
+        );
+      if (api === 'azure')
+        return json(res, status(429), { error: { code: '429', message: `Rate limit is exceeded. Try again in ${ra} seconds.` } }, headers);
+      return json(
+        res,
+        status(429),
+        {
+          error: {
+            message: `Rate limit reached for ${rec.model} on requests per min (RPM). Please try again in ${ra}s.`,
+            type: 'requests',
+            param: null,
+            code: 'rate_limit_exceeded',
+          },
+        },
+        headers,
+      );
     }
     if (faults.serverError && faults.serverError.count !== 0) {
       if (faults.serverError.count > 0) faults.serverError.count -= 1;
       const s = faults.serverError.status ?? 500;
-      if (api === 'anthropic') return json(res, status(s), s === 529 ? anthropicError('overloaded_error', 'Overloaded') : anthropicError('api_error', 'Internal server error'));
-      return json(res, status(s), { error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } });
+      if (api === 'anthropic')
+        return json(
+          res,
+          status(s),
+          s === 529 ? anthropicError('overloaded_error', 'Overloaded') : anthropicError('api_error', 'Internal server error'),
+        );
+      return json(res, status(s), {
+        error: {
+          message: 'The server had an error while processing your request. Sorry about that!',
+          type: 'server_error',
+          param: null,
+          code: null,
+        },
+      });
     }
     if (faults.slowFirstTokenMs) await sleep(faults.slowFirstTokenMs);
 
@@ -132,24 +215,60 @@ export async function startProviderSim(o: ProviderSimOptions) {
     const filter = azure ? { content_filter_results: { hate: { filtered: false, severity: 'safe' } } } : {};
     if (body.stream !== true) {
       const message = tool
-        ? { role: 'assistant', content: null, tool_calls: [{ id: 'call_sim1', type: 'function', function: { name: tool.name, arguments: tool.args } }], refusal: null }
+        ? {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'call_sim1', type: 'function', function: { name: tool.name, arguments: tool.args } }],
+            refusal: null,
+          }
         : { role: 'assistant', content: words.join(''), refusal: null };
-      const choice = chat ? { index: 0, message, logprobs: null, finish_reason: finish, ...filter } : { index: 0, text: words.join(''), logprobs: null, finish_reason: finish };
-      return json(res, 200, { id, object: chat ? 'chat.completion' : 'text_completion', created, model, choices: [choice], usage, system_fingerprint: null, ...(azure ? { prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] } : {}) });
+      const choice = chat
+        ? { index: 0, message, logprobs: null, finish_reason: finish, ...filter }
+        : { index: 0, text: words.join(''), logprobs: null, finish_reason: finish };
+      return json(res, 200, {
+        id,
+        object: chat ? 'chat.completion' : 'text_completion',
+        created,
+        model,
+        choices: [choice],
+        usage,
+        system_fingerprint: null,
+        ...(azure ? { prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] } : {}),
+      });
     }
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
     const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
     const u = includeUsage ? { usage: null } : {};
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
-    const send = (choices: unknown[], extra: Record<string, unknown> = u) => res.write(`data: ${JSON.stringify({ id, object, created, model, system_fingerprint: null, choices, ...extra })}\n\n`);
+    const send = (choices: unknown[], extra: Record<string, unknown> = u) =>
+      res.write(`data: ${JSON.stringify({ id, object, created, model, system_fingerprint: null, choices, ...extra })}\n\n`);
     // Azure's first chunk: no choices, only prompt filter results (test/fixtures/azure-openai).
-    if (azure) res.write(`data: ${JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] })}\n\n`);
+    if (azure)
+      res.write(
+        `data: ${JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] })}\n\n`,
+      );
     const pieces: unknown[] = [];
     if (chat) {
-      pieces.push({ index: 0, delta: { role: 'assistant', content: tool ? null : '', refusal: null }, logprobs: null, finish_reason: null });
+      pieces.push({
+        index: 0,
+        delta: { role: 'assistant', content: tool ? null : '', refusal: null },
+        logprobs: null,
+        finish_reason: null,
+      });
       if (tool) {
-        pieces.push({ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_sim1', type: 'function', function: { name: tool.name, arguments: '' } }] }, logprobs: null, finish_reason: null });
-        for (const part of splitJson(tool.args)) pieces.push({ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: part } }] }, logprobs: null, finish_reason: null });
+        pieces.push({
+          index: 0,
+          delta: { tool_calls: [{ index: 0, id: 'call_sim1', type: 'function', function: { name: tool.name, arguments: '' } }] },
+          logprobs: null,
+          finish_reason: null,
+        });
+        for (const part of splitJson(tool.args))
+          pieces.push({
+            index: 0,
+            delta: { tool_calls: [{ index: 0, function: { arguments: part } }] },
+            logprobs: null,
+            finish_reason: null,
+          });
       } else {
         for (const w of words) pieces.push({ index: 0, delta: { content: w }, logprobs: null, finish_reason: null, ...filter });
       }
@@ -181,17 +300,43 @@ export async function startProviderSim(o: ProviderSimOptions) {
     const stopReason = tool ? 'tool_use' : stopSeq ? 'stop_sequence' : words.length < maxTokens ? 'end_turn' : 'max_tokens';
     const inputTokens = Math.ceil((JSON.stringify(body.messages).length + String(body.system ?? '').length) / 4);
     const outputTokens = tool ? 12 : words.length;
-    const usageStart = { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 }, output_tokens: 1, service_tier: 'standard' };
+    const usageStart = {
+      input_tokens: inputTokens,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+      cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
+      output_tokens: 1,
+      service_tier: 'standard',
+    };
     if (body.stream !== true) {
-      const content = tool ? [{ type: 'tool_use', id: 'toolu_sim1', name: tool.name, input: JSON.parse(tool.args) as unknown }] : [{ type: 'text', text }];
-      return json(res, 200, { model, id, type: 'message', role: 'assistant', content, stop_reason: stopReason, stop_sequence: stopSeq ?? null, usage: { ...usageStart, output_tokens: outputTokens } });
+      const content = tool
+        ? [{ type: 'tool_use', id: 'toolu_sim1', name: tool.name, input: JSON.parse(tool.args) as unknown }]
+        : [{ type: 'text', text }];
+      return json(res, 200, {
+        model,
+        id,
+        type: 'message',
+        role: 'assistant',
+        content,
+        stop_reason: stopReason,
+        stop_sequence: stopSeq ?? null,
+        usage: { ...usageStart, output_tokens: outputTokens },
+      });
     }
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-    const send = (type: string, data: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
-    send('message_start', { message: { model, id, type: 'message', role: 'assistant', content: [], stop_reason: null, stop_sequence: null, usage: usageStart } });
-    send('content_block_start', { index: 0, content_block: tool ? { type: 'tool_use', id: 'toolu_sim1', name: tool.name, input: {} } : { type: 'text', text: '' } });
+    const send = (type: string, data: Record<string, unknown>) =>
+      res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+    send('message_start', {
+      message: { model, id, type: 'message', role: 'assistant', content: [], stop_reason: null, stop_sequence: null, usage: usageStart },
+    });
+    send('content_block_start', {
+      index: 0,
+      content_block: tool ? { type: 'tool_use', id: 'toolu_sim1', name: tool.name, input: {} } : { type: 'text', text: '' },
+    });
     res.write('event: ping\ndata: {"type": "ping"}\n\n');
-    const deltas = tool ? ['', ...splitJson(tool.args)].map((p) => ({ type: 'input_json_delta', partial_json: p })) : splitText(text).map((t) => ({ type: 'text_delta', text: t }));
+    const deltas = tool
+      ? ['', ...splitJson(tool.args)].map((p) => ({ type: 'input_json_delta', partial_json: p }))
+      : splitText(text).map((t) => ({ type: 'text_delta', text: t }));
     let sent = 0;
     for (const d of deltas) {
       if (faults.dropAfterChunks !== undefined && sent >= faults.dropAfterChunks) return res.destroy();
@@ -204,7 +349,10 @@ export async function startProviderSim(o: ProviderSimOptions) {
       await sleep(delay);
     }
     send('content_block_stop', { index: 0 });
-    send('message_delta', { delta: { stop_reason: stopReason, stop_sequence: stopSeq ?? null }, usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens } });
+    send('message_delta', {
+      delta: { stop_reason: stopReason, stop_sequence: stopSeq ?? null },
+      usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens },
+    });
     send('message_stop', {});
     res.end();
   }
@@ -217,10 +365,11 @@ export async function startProviderSim(o: ProviderSimOptions) {
     setFaults(f: ProviderFaults) {
       faults = f;
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -242,7 +391,8 @@ function anthropicToolToCall(body: Record<string, unknown>): { name: string; arg
 
 function argsFor(props: Record<string, { type?: string }> | undefined): string {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(props ?? {})) out[k] = v.type === 'number' || v.type === 'integer' ? 42 : v.type === 'boolean' ? true : 'Paris';
+  for (const [k, v] of Object.entries(props ?? {}))
+    out[k] = v.type === 'number' || v.type === 'integer' ? 42 : v.type === 'boolean' ? true : 'Paris';
   return JSON.stringify(out);
 }
 

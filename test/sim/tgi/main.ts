@@ -61,7 +61,13 @@ let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
-  sim.close().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
+  sim.close().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -19,7 +19,12 @@ export interface TgiSimMetrics {
   success(o: { total: number; queue: number; inference: number; generated: number }): void;
 }
 
-export function createTgiSimMetrics(maxInputTokens: number, maxTotalTokens: number, budget: number, batch: () => { running: number; waiting: number; reservedTokens: number }): TgiSimMetrics {
+export function createTgiSimMetrics(
+  maxInputTokens: number,
+  maxTotalTokens: number,
+  budget: number,
+  batch: () => { running: number; waiting: number; reservedTokens: number },
+): TgiSimMetrics {
   const registry = new Registry();
   const registers = [registry];
   const count = new Counter({ name: 'tgi_request_count', help: 'Total number of requests', registers });
@@ -27,11 +32,40 @@ export function createTgiSimMetrics(maxInputTokens: number, maxTotalTokens: numb
   const success = new Counter({ name: 'tgi_request_success', help: 'Number of successful requests', registers });
   success.inc(0);
   const failure = new Counter({ name: 'tgi_request_failure', help: 'Number of failed requests', labelNames: ['err'], registers });
-  new Gauge({ name: 'tgi_queue_size', help: 'Current queue size', registers, collect() { this.set(batch().waiting); } });
-  new Gauge({ name: 'tgi_batch_current_size', help: 'Current batch size', registers, collect() { this.set(batch().running); } });
-  new Gauge({ name: 'tgi_batch_current_max_tokens', help: 'Maximum tokens for the current batch', registers, collect() { this.set(batch().reservedTokens); } });
-  new Gauge({ name: 'tgi_batch_max_total_tokens', help: 'Maximum amount of tokens in total.', registers, collect() { this.set(budget); } });
-  const h = (name: string, help: string, buckets: number[], labelNames: string[] = []) => new Histogram({ name, help, buckets, labelNames, registers });
+  new Gauge({
+    name: 'tgi_queue_size',
+    help: 'Current queue size',
+    registers,
+    collect() {
+      this.set(batch().waiting);
+    },
+  });
+  new Gauge({
+    name: 'tgi_batch_current_size',
+    help: 'Current batch size',
+    registers,
+    collect() {
+      this.set(batch().running);
+    },
+  });
+  new Gauge({
+    name: 'tgi_batch_current_max_tokens',
+    help: 'Maximum tokens for the current batch',
+    registers,
+    collect() {
+      this.set(batch().reservedTokens);
+    },
+  });
+  new Gauge({
+    name: 'tgi_batch_max_total_tokens',
+    help: 'Maximum amount of tokens in total.',
+    registers,
+    collect() {
+      this.set(budget);
+    },
+  });
+  const h = (name: string, help: string, buckets: number[], labelNames: string[] = []) =>
+    new Histogram({ name, help, buckets, labelNames, registers });
   const duration = h('tgi_request_duration', 'Total time spent processing the request', DURATION_BUCKETS);
   const validation = h('tgi_request_validation_duration', 'Time spent validating the request', DURATION_BUCKETS);
   const queue = h('tgi_request_queue_duration', 'Time spent in the queue per request', DURATION_BUCKETS);
@@ -41,16 +75,36 @@ export function createTgiSimMetrics(maxInputTokens: number, maxTotalTokens: numb
   const maxNew = h('tgi_request_max_new_tokens', 'Maximum new tokens per request', linear(maxTotalTokens));
   const generated = h('tgi_request_generated_tokens', 'Generated tokens per request', linear(maxTotalTokens));
   const batchInference = h('tgi_batch_inference_duration', 'Batch inference duration', DURATION_BUCKETS, ['method']);
-  const batchForward = h('tgi_batch_forward_duration', 'Batch forward duration per method (prefill or decode)', DURATION_BUCKETS, ['method']);
-  const nextSize = h('tgi_batch_next_size', 'Batch size of the next batch', Array.from({ length: 1024 }, (_, x) => x + 1));
-  const inferenceCount = new Counter({ name: 'tgi_batch_inference_count', help: 'Inference calls per method (prefill or decode)', labelNames: ['method'], registers });
-  const inferenceSuccess = new Counter({ name: 'tgi_batch_inference_success', help: 'Number of successful inference calls per method (prefill or decode)', labelNames: ['method'], registers });
+  const batchForward = h('tgi_batch_forward_duration', 'Batch forward duration per method (prefill or decode)', DURATION_BUCKETS, [
+    'method',
+  ]);
+  const nextSize = h(
+    'tgi_batch_next_size',
+    'Batch size of the next batch',
+    Array.from({ length: 1024 }, (_, x) => x + 1),
+  );
+  const inferenceCount = new Counter({
+    name: 'tgi_batch_inference_count',
+    help: 'Inference calls per method (prefill or decode)',
+    labelNames: ['method'],
+    registers,
+  });
+  const inferenceSuccess = new Counter({
+    name: 'tgi_batch_inference_success',
+    help: 'Number of successful inference calls per method (prefill or decode)',
+    labelNames: ['method'],
+    registers,
+  });
 
   return {
     registry,
     request: () => count.inc(),
     failure: (err) => failure.inc({ err }),
-    validated: (n, m) => { inputLength.observe(n); maxNew.observe(m); validation.observe(0.0001); },
+    validated: (n, m) => {
+      inputLength.observe(n);
+      maxNew.observe(m);
+      validation.observe(0.0001);
+    },
     step: (method, seconds, newBatchSize) => {
       batchInference.observe({ method }, seconds);
       batchForward.observe({ method }, seconds * 0.98); // forward is most of an inference call

@@ -12,9 +12,24 @@ import { estimateTokens, fnv1a, planOutput, prefixBlockHashes, TOKENS_PER_CHAT_M
 import { chatPromptText } from '../vllm/wire.ts';
 import { createTgiSimMetrics } from './metrics.ts';
 import {
-  chatChunk, chatCompletion, chatRequestSchema, chatUsageChunk, completionChunk, completionFinal, completionRequestSchema,
-  EOS_TOKEN, errorBody, generateRequestSchema, generateResponse, info, modelList, openAiStreamError, streamResponse,
-  type Head, type TgiFinishReason, type TgiToken,
+  chatChunk,
+  chatCompletion,
+  chatRequestSchema,
+  chatUsageChunk,
+  completionChunk,
+  completionFinal,
+  completionRequestSchema,
+  EOS_TOKEN,
+  errorBody,
+  generateRequestSchema,
+  generateResponse,
+  info,
+  modelList,
+  openAiStreamError,
+  streamResponse,
+  type Head,
+  type TgiFinishReason,
+  type TgiToken,
 } from './wire.ts';
 
 export interface TgiSimOptions {
@@ -61,7 +76,14 @@ export interface TgiSim {
   close(): Promise<void>;
 }
 
-const DEFAULT_FAULTS: SimFaults = { failAfterTokens: null, http5xx: false, engineDead: false, hang: false, slowdown: 1, dropConnection: false };
+const DEFAULT_FAULTS: SimFaults = {
+  failAfterTokens: null,
+  http5xx: false,
+  engineDead: false,
+  hang: false,
+  slowdown: 1,
+  dropConnection: false,
+};
 const faultsSchema = z.strictObject({
   failAfterTokens: z.int().min(0).nullable().optional(),
   http5xx: z.boolean().optional(),
@@ -85,27 +107,42 @@ function versionAtLeast(v: string, min: number[]): boolean {
 }
 
 interface Job {
-  route: Route; stream: boolean; details: boolean; includeUsage: boolean;
-  promptText: string; promptTokens: number; requestedMax: number | null;
+  route: Route;
+  stream: boolean;
+  details: boolean;
+  includeUsage: boolean;
+  promptText: string;
+  promptTokens: number;
+  requestedMax: number | null;
 }
 
 /** Validate a route's body; a string is a 422 validation message (json: a body axum's Json extractor refused). */
 function parseJob(route: Route, raw: unknown): Job | { status: number; message: string } {
   if (route === 'generate') {
     const p = generateRequestSchema.safeParse(raw);
-    if (!p.success) return { status: 422, message: `Failed to deserialize the JSON body into the target type: ${z.prettifyError(p.error)}` };
+    if (!p.success)
+      return { status: 422, message: `Failed to deserialize the JSON body into the target type: ${z.prettifyError(p.error)}` };
     const b = p.data;
     return {
-      route, stream: b.stream === true, details: b.parameters?.details ?? true, includeUsage: false,
-      promptText: b.inputs, promptTokens: estimateTokens(b.inputs), requestedMax: b.parameters?.max_new_tokens ?? null,
+      route,
+      stream: b.stream === true,
+      details: b.parameters?.details ?? true,
+      includeUsage: false,
+      promptText: b.inputs,
+      promptTokens: estimateTokens(b.inputs),
+      requestedMax: b.parameters?.max_new_tokens ?? null,
     };
   }
   if (route === 'chat') {
     const p = chatRequestSchema.safeParse(raw);
-    if (!p.success) return { status: 422, message: `Failed to deserialize the JSON body into the target type: ${z.prettifyError(p.error)}` };
+    if (!p.success)
+      return { status: 422, message: `Failed to deserialize the JSON body into the target type: ${z.prettifyError(p.error)}` };
     const b = p.data;
     return {
-      route, stream: b.stream === true, details: true, includeUsage: b.stream_options?.include_usage === true,
+      route,
+      stream: b.stream === true,
+      details: true,
+      includeUsage: b.stream_options?.include_usage === true,
       promptText: chatPromptText(b.messages),
       promptTokens: b.messages.reduce((n, m) => n + estimateTokens(chatPromptText([m])) + TOKENS_PER_CHAT_MESSAGE, 0) + 3,
       requestedMax: b.max_tokens ?? b.max_completion_tokens ?? null,
@@ -119,27 +156,46 @@ function parseJob(route: Route, raw: unknown): Job | { status: number; message: 
   // TGI runs one stream per prompt; the simulator serves one.
   if (prompts.length > 1) return { status: 422, message: 'The simulator serves one prompt per request' };
   return {
-    route, stream: b.stream === true, details: true, includeUsage: false,
-    promptText: prompts[0]!, promptTokens: estimateTokens(prompts[0]!), requestedMax: b.max_tokens ?? null,
+    route,
+    stream: b.stream === true,
+    details: true,
+    includeUsage: false,
+    promptText: prompts[0]!,
+    promptTokens: estimateTokens(prompts[0]!),
+    requestedMax: b.max_tokens ?? null,
   };
 }
 
-interface InFlight { fail(message: string): void; abort(): void }
+interface InFlight {
+  fail(message: string): void;
+  abort(): void;
+}
 
 export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
   const o = {
-    host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, model: opts.model,
-    maxInputTokens: opts.maxInputTokens ?? 4095, maxTotalTokens: opts.maxTotalTokens ?? 4096,
-    maxConcurrentRequests: opts.maxConcurrentRequests ?? 128, seed: opts.seed ?? 0, loadTimeMs: opts.loadTimeMs ?? 0,
-    version: opts.version ?? '3.3.6', outputTokens: opts.outputTokens ?? { min: 16, max: 64 },
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    model: opts.model,
+    maxInputTokens: opts.maxInputTokens ?? 4095,
+    maxTotalTokens: opts.maxTotalTokens ?? 4096,
+    maxConcurrentRequests: opts.maxConcurrentRequests ?? 128,
+    seed: opts.seed ?? 0,
+    loadTimeMs: opts.loadTimeMs ?? 0,
+    version: opts.version ?? '3.3.6',
+    outputTokens: opts.outputTokens ?? { min: 16, max: 64 },
   };
   const hasCompletions = versionAtLeast(o.version, [1, 4, 4]);
   const hasIncludeUsage = versionAtLeast(o.version, [2, 3, 0]);
   const faults: SimFaults = { ...DEFAULT_FAULTS, ...opts.faults };
   const engineCfg = {
-    maxNumSeqs: opts.maxNumSeqs ?? 16, kvCacheTokens: opts.kvCacheTokens ?? 65536, blockSize: opts.blockSize ?? 16,
-    prefillMsPerToken: opts.prefillMsPerToken ?? 0.05, decodeStepMs: opts.decodeStepMs ?? 10,
-    decodeStepMsPerSeq: opts.decodeStepMsPerSeq ?? 0.5, speed: opts.speed ?? 1, slowdown: faults.slowdown,
+    maxNumSeqs: opts.maxNumSeqs ?? 16,
+    kvCacheTokens: opts.kvCacheTokens ?? 65536,
+    blockSize: opts.blockSize ?? 16,
+    prefillMsPerToken: opts.prefillMsPerToken ?? 0.05,
+    decodeStepMs: opts.decodeStepMs ?? 10,
+    decodeStepMsPerSeq: opts.decodeStepMsPerSeq ?? 0.5,
+    speed: opts.speed ?? 1,
+    slowdown: faults.slowdown,
   };
   let reservedTokens = 0;
   const engine: BatchingEngine = new BatchingEngine(engineCfg, () => performance.now());
@@ -155,10 +211,14 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
 
   // Each step is one TGI prefill or decode call.
   const loop = new StepLoop(engine, {
-    beforeStep: () => { admittedThisStep = 0; },
+    beforeStep: () => {
+      admittedThisStep = 0;
+    },
     onStep: (d) => metrics.step(admittedThisStep > 0 ? 'prefill' : 'decode', d / 1000, admittedThisStep),
   });
-  const kick = () => { if (!closing) loop.kick(); };
+  const kick = () => {
+    if (!closing) loop.kick();
+  };
 
   const setFaults = (f: Partial<SimFaults>) => {
     Object.assign(faults, f);
@@ -171,17 +231,22 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers });
     res.end(data);
   };
-  const readBody = (req: IncomingMessage) => new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) { reject(new Error('request body too large')); req.destroy(); return; }
-      chunks.push(c);
+  const readBody = (req: IncomingMessage) =>
+    new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY_BYTES) {
+          reject(new Error('request body too large'));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 
   /** `forceStream`: /generate never streams and /generate_stream always does, whatever the body says. */
   async function handleGeneration(route: Route, req: IncomingMessage, res: ServerResponse, forceStream?: boolean) {
@@ -208,12 +273,21 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     const sep = route === 'generate' ? 'data:' : 'data: ';
     const write = (obj: unknown) => res.write(`${sep}${JSON.stringify(obj)}\n\n`);
     const startStream = () => {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', 'x-compute-type': 'gpu+optimized' });
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+        'x-compute-type': 'gpu+optimized',
+      });
       res.flushHeaders();
     };
     /** an error before or during generation, in the route's own shape */
     const streamError = (message: string, type: string) => {
-      if (route === 'generate') { write(errorBody(message, type)); res.end(); return; }
+      if (route === 'generate') {
+        write(errorBody(message, type));
+        res.end();
+        return;
+      }
       write(openAiStreamError(message));
       res.end(`${sep}[DONE]\n\n`);
     };
@@ -224,8 +298,14 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     };
 
     if (faults.http5xx) return sendJson(res, 500, errorBody('Incomplete generation', 'incomplete_generation'));
-    if (faults.engineDead) { metrics.failure('generation'); return refuse(424, SHARD_DEAD_MESSAGE, 'generation'); }
-    if (faults.dropConnection && !stream) { res.socket?.destroy(); return; }
+    if (faults.engineDead) {
+      metrics.failure('generation');
+      return refuse(424, SHARD_DEAD_MESSAGE, 'generation');
+    }
+    if (faults.dropConnection && !stream) {
+      res.socket?.destroy();
+      return;
+    }
     if (faults.hang) {
       hung.add(res);
       res.on('close', () => hung.delete(res));
@@ -238,10 +318,17 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     let invalid: string | null = null;
     if (job.promptText.length === 0) invalid = '`inputs` cannot be empty';
     else if (job.requestedMax === 0) invalid = '`max_new_tokens` must be strictly positive';
-    else if (input + maxNew > o.maxTotalTokens) invalid = `\`inputs\` tokens + \`max_new_tokens\` must be <= ${o.maxTotalTokens}. Given: ${input} \`inputs\` tokens and ${maxNew} \`max_new_tokens\``;
+    else if (input + maxNew > o.maxTotalTokens)
+      invalid = `\`inputs\` tokens + \`max_new_tokens\` must be <= ${o.maxTotalTokens}. Given: ${input} \`inputs\` tokens and ${maxNew} \`max_new_tokens\``;
     else if (input > o.maxInputTokens) invalid = `\`inputs\` must have less than ${o.maxInputTokens} tokens. Given: ${input}`;
-    if (invalid) { metrics.failure('validation'); return refuse(422, `Input validation error: ${invalid}`, 'validation'); }
-    if (inflight.size >= o.maxConcurrentRequests) { metrics.failure('overloaded'); return refuse(429, 'Model is overloaded', 'overloaded'); }
+    if (invalid) {
+      metrics.failure('validation');
+      return refuse(422, `Input validation error: ${invalid}`, 'validation');
+    }
+    if (inflight.size >= o.maxConcurrentRequests) {
+      metrics.failure('overloaded');
+      return refuse(429, 'Model is overloaded', 'overloaded');
+    }
     metrics.validated(input, maxNew);
 
     const plan = planOutput(o.seed, job.promptText, o.outputTokens.min, o.outputTokens.max);
@@ -275,7 +362,12 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
         res.destroy();
       },
     };
-    res.on('close', () => { if (!done) { finishUp(); engine.abort(requestId); } });
+    res.on('close', () => {
+      if (!done) {
+        finishUp();
+        engine.abort(requestId);
+      }
+    });
 
     if (stream) startStream();
     if (faults.failAfterTokens === 0) return g.fail('Request failed during generation: Simulated failure after 0 tokens.');
@@ -284,8 +376,12 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     const tokenId = (t: string) => 100 + (fnv1a(t) % 32000);
     try {
       engine.submit({
-        id: requestId, promptTokens: input, naturalTokens: plan.naturalTokens, maxTokens: maxNew,
-        prefixHashes: prefixBlockHashes(job.promptText, engineCfg.blockSize), nextWord: plan.nextWord,
+        id: requestId,
+        promptTokens: input,
+        naturalTokens: plan.naturalTokens,
+        maxTokens: maxNew,
+        prefixHashes: prefixBlockHashes(job.promptText, engineCfg.blockSize),
+        nextWord: plan.nextWord,
         listener: {
           onAdmitted() {
             admittedAt = performance.now();
@@ -296,14 +392,20 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
           onToken(index, tokenText, finish) {
             if (done) return;
             generated++;
-            const token: TgiToken = finish === 'stop' ? EOS_TOKEN : { id: tokenId(tokenText), text: tokenText, logprob: -0.5, special: false };
+            const token: TgiToken =
+              finish === 'stop' ? EOS_TOKEN : { id: tokenId(tokenText), text: tokenText, logprob: -0.5, special: false };
             tokens.push(token);
             if (!token.special) text += tokenText;
             const tgiFinish: TgiFinishReason | null = finish === 'stop' ? 'eos_token' : finish;
             if (stream) {
               let event: unknown;
               if (route === 'generate') {
-                event = streamResponse(index + 1, token, tgiFinish ? { text, finish: tgiFinish, generated, inputLength: input } : null, job.details);
+                event = streamResponse(
+                  index + 1,
+                  token,
+                  tgiFinish ? { text, finish: tgiFinish, generated, inputLength: input } : null,
+                  job.details,
+                );
               } else if (route === 'chat') {
                 event = chatChunk(head, token, tgiFinish);
               } else {
@@ -320,26 +422,39 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
             }
             if (tgiFinish) {
               const now = performance.now();
-              metrics.success({ total: (now - arrivedAt) / 1000, queue: (admittedAt - arrivedAt) / 1000, inference: (now - admittedAt) / 1000, generated });
+              metrics.success({
+                total: (now - arrivedAt) / 1000,
+                queue: (admittedAt - arrivedAt) / 1000,
+                inference: (now - admittedAt) / 1000,
+                generated,
+              });
               finishUp();
               if (!stream) {
                 const timing = {
-                  'x-compute-type': 'gpu+optimized', 'x-compute-time': String((now - arrivedAt) / 1000),
-                  'x-total-time': String(Math.round(now - arrivedAt)), 'x-validation-time': '0',
-                  'x-queue-time': String(Math.round(admittedAt - arrivedAt)), 'x-inference-time': String(Math.round(now - admittedAt)),
+                  'x-compute-type': 'gpu+optimized',
+                  'x-compute-time': String((now - arrivedAt) / 1000),
+                  'x-total-time': String(Math.round(now - arrivedAt)),
+                  'x-validation-time': '0',
+                  'x-queue-time': String(Math.round(admittedAt - arrivedAt)),
+                  'x-inference-time': String(Math.round(now - admittedAt)),
                   'x-time-per-token': String(Math.round((now - admittedAt) / generated)),
-                  'x-prompt-tokens': String(input), 'x-generated-tokens': String(generated),
+                  'x-prompt-tokens': String(input),
+                  'x-generated-tokens': String(generated),
                 };
                 if (route === 'generate') return sendJson(res, 200, generateResponse(text, tgiFinish, tokens, job.details), timing);
                 if (route === 'chat') return sendJson(res, 200, chatCompletion(head, text, tgiFinish, input, generated), timing);
                 return sendJson(res, 200, completionFinal(head, text, tgiFinish, input, generated), timing);
               }
-              if (route === 'generate') { res.end(); return; }
+              if (route === 'generate') {
+                res.end();
+                return;
+              }
               if (route === 'chat' && job.includeUsage && hasIncludeUsage) write(chatUsageChunk(head, input, generated));
               res.end(`${sep}[DONE]\n\n`);
               return;
             }
-            if (faults.failAfterTokens !== null && generated >= faults.failAfterTokens) g.fail(`Request failed during generation: Simulated failure after ${generated} tokens.`);
+            if (faults.failAfterTokens !== null && generated >= faults.failAfterTokens)
+              g.fail(`Request failed during generation: Simulated failure after ${generated} tokens.`);
           },
         },
       });
@@ -359,7 +474,17 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     if (method === 'POST' && path === '/v1/chat/completions') return handleGeneration('chat', req, res);
     if (method === 'POST' && path === '/v1/completions' && hasCompletions) return handleGeneration('completion', req, res);
     if (method === 'GET' && path === '/info') {
-      return sendJson(res, 200, info({ model: o.model, maxInputTokens: o.maxInputTokens, maxTotalTokens: o.maxTotalTokens, maxConcurrentRequests: o.maxConcurrentRequests, version: o.version }));
+      return sendJson(
+        res,
+        200,
+        info({
+          model: o.model,
+          maxInputTokens: o.maxInputTokens,
+          maxTotalTokens: o.maxTotalTokens,
+          maxConcurrentRequests: o.maxConcurrentRequests,
+          version: o.version,
+        }),
+      );
     }
     if (method === 'GET' && path === '/v1/models') return sendJson(res, 200, modelList(o.model));
     if (method === 'GET' && (path === '/health' || path === '/ping')) {
@@ -375,7 +500,11 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
     if (method === 'GET' && path === '/sim/state') return sendJson(res, 200, engine.state());
     if (method === 'POST' && path === '/sim/faults') {
       let raw: unknown;
-      try { raw = JSON.parse(await readBody(req)); } catch { return sendJson(res, 400, errorBody('Invalid JSON body', 'validation')); }
+      try {
+        raw = JSON.parse(await readBody(req));
+      } catch {
+        return sendJson(res, 400, errorBody('Invalid JSON body', 'validation'));
+      }
       const f = faultsSchema.safeParse(raw);
       if (!f.success) return sendJson(res, 400, errorBody(z.prettifyError(f.error), 'validation'));
       setFaults(f.data as Partial<SimFaults>);
@@ -395,10 +524,16 @@ export async function startTgiSim(opts: TgiSimOptions): Promise<TgiSim> {
       else res.destroy();
     });
   });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port, o.host, () => { server.off('error', reject); resolve(); });
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
 

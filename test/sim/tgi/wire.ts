@@ -53,7 +53,12 @@ export const completionRequestSchema = z.looseObject({
 });
 
 export type TgiFinishReason = 'length' | 'eos_token' | 'stop_sequence';
-export interface TgiToken { id: number; text: string; logprob: number; special: boolean }
+export interface TgiToken {
+  id: number;
+  text: string;
+  logprob: number;
+  special: boolean;
+}
 export const EOS_TOKEN: TgiToken = { id: 2, text: '</s>', logprob: -0.0001, special: true };
 
 export function errorBody(error: string, errorType: string) {
@@ -64,11 +69,20 @@ export function openAiStreamError(message: string) {
   return { error: { message, http_status_code: 422 } };
 }
 
-export function streamResponse(index: number, token: TgiToken, final: { text: string; finish: TgiFinishReason; generated: number; inputLength: number } | null, details: boolean) {
+export function streamResponse(
+  index: number,
+  token: TgiToken,
+  final: { text: string; finish: TgiFinishReason; generated: number; inputLength: number } | null,
+  details: boolean,
+) {
   return {
-    index, token,
+    index,
+    token,
     generated_text: final ? final.text : null,
-    details: final && details ? { finish_reason: final.finish, generated_tokens: final.generated, seed: null, input_length: final.inputLength } : null,
+    details:
+      final && details
+        ? { finish_reason: final.finish, generated_tokens: final.generated, seed: null, input_length: final.inputLength }
+        : null,
   };
 }
 
@@ -79,14 +93,29 @@ export function generateResponse(text: string, finish: TgiFinishReason, tokens: 
   };
 }
 
-export interface Head { created: number; model: string; fingerprint: string }
+export interface Head {
+  created: number;
+  model: string;
+  fingerprint: string;
+}
 /** FinishReason::format(true): chat says "stop" for eos_token only. */
 const chatFinish = (f: TgiFinishReason) => (f === 'eos_token' ? 'stop' : f);
 
 export function chatChunk(h: Head, token: TgiToken, finish: TgiFinishReason | null) {
   return {
-    object: 'chat.completion.chunk', id: '', created: h.created, model: h.model, system_fingerprint: h.fingerprint,
-    choices: [{ index: 0, delta: { role: 'assistant', content: token.special ? '' : token.text }, logprobs: null, finish_reason: finish ? chatFinish(finish) : null }],
+    object: 'chat.completion.chunk',
+    id: '',
+    created: h.created,
+    model: h.model,
+    system_fingerprint: h.fingerprint,
+    choices: [
+      {
+        index: 0,
+        delta: { role: 'assistant', content: token.special ? '' : token.text },
+        logprobs: null,
+        finish_reason: finish ? chatFinish(finish) : null,
+      },
+    ],
     usage: null,
   };
 }
@@ -94,11 +123,23 @@ export function usage(prompt: number, completion: number) {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 export function chatUsageChunk(h: Head, prompt: number, completion: number) {
-  return { object: 'chat.completion.chunk', id: '', created: h.created, model: h.model, system_fingerprint: h.fingerprint, choices: [], usage: usage(prompt, completion) };
+  return {
+    object: 'chat.completion.chunk',
+    id: '',
+    created: h.created,
+    model: h.model,
+    system_fingerprint: h.fingerprint,
+    choices: [],
+    usage: usage(prompt, completion),
+  };
 }
 export function chatCompletion(h: Head, text: string, finish: TgiFinishReason, prompt: number, completion: number) {
   return {
-    object: 'chat.completion', id: '', created: h.created, model: h.model, system_fingerprint: h.fingerprint,
+    object: 'chat.completion',
+    id: '',
+    created: h.created,
+    model: h.model,
+    system_fingerprint: h.fingerprint,
     choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: chatFinish(finish) }],
     usage: usage(prompt, completion),
   };
@@ -106,26 +147,50 @@ export function chatCompletion(h: Head, text: string, finish: TgiFinishReason, p
 /** Completion::Chunk / Completion::Final: the token text as is (special tokens included). */
 export function completionChunk(h: Head, token: TgiToken, final: { finish: TgiFinishReason; prompt: number; completion: number } | null) {
   const base = {
-    object: 'text_completion', id: '', created: h.created, model: h.model, system_fingerprint: h.fingerprint,
+    object: 'text_completion',
+    id: '',
+    created: h.created,
+    model: h.model,
+    system_fingerprint: h.fingerprint,
     choices: [{ finish_reason: final ? final.finish : '', index: 0, logprobs: null, text: token.text }],
   };
   return final ? { ...base, usage: usage(final.prompt, final.completion) } : base;
 }
 export function completionFinal(h: Head, text: string, finish: TgiFinishReason, prompt: number, completion: number) {
   return {
-    object: 'text_completion', id: '', created: h.created, model: h.model, system_fingerprint: h.fingerprint,
+    object: 'text_completion',
+    id: '',
+    created: h.created,
+    model: h.model,
+    system_fingerprint: h.fingerprint,
     choices: [{ finish_reason: finish, index: 0, logprobs: null, text }],
     usage: usage(prompt, completion),
   };
 }
 
-export interface InfoOptions { model: string; maxInputTokens: number; maxTotalTokens: number; maxConcurrentRequests: number; version: string }
+export interface InfoOptions {
+  model: string;
+  maxInputTokens: number;
+  maxTotalTokens: number;
+  maxConcurrentRequests: number;
+  version: string;
+}
 export function info(o: InfoOptions) {
   return {
-    model_id: o.model, model_sha: null, model_pipeline_tag: 'text-generation',
-    max_concurrent_requests: o.maxConcurrentRequests, max_best_of: 2, max_stop_sequences: 4,
-    max_input_tokens: o.maxInputTokens, max_total_tokens: o.maxTotalTokens, validation_workers: 2,
-    max_client_batch_size: 4, router: 'text-generation-router', version: o.version, sha: null, docker_label: null,
+    model_id: o.model,
+    model_sha: null,
+    model_pipeline_tag: 'text-generation',
+    max_concurrent_requests: o.maxConcurrentRequests,
+    max_best_of: 2,
+    max_stop_sequences: 4,
+    max_input_tokens: o.maxInputTokens,
+    max_total_tokens: o.maxTotalTokens,
+    validation_workers: 2,
+    max_client_batch_size: 4,
+    router: 'text-generation-router',
+    version: o.version,
+    sha: null,
+    docker_label: null,
   };
 }
 /** openai_get_model_info */

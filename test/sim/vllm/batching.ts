@@ -140,8 +140,15 @@ export class BatchingEngine {
     const room = this.totalBlocks * this.config.blockSize - req.promptTokens - 1;
     if (req.maxTokens > room) req = { ...req, maxTokens: Math.max(1, room) };
     const seq: Sequence = {
-      req, generated: 0, blocks: 0, shared: [], arrivedAt: this.now(), firstScheduledAt: null, lastTokenAt: null,
-      pendingPrefill: req.promptTokens, everAdmitted: false,
+      req,
+      generated: 0,
+      blocks: 0,
+      shared: [],
+      arrivedAt: this.now(),
+      firstScheduledAt: null,
+      lastTokenAt: null,
+      pendingPrefill: req.promptTokens,
+      everAdmitted: false,
     };
     this.byId.set(req.id, seq);
     this.waiting.push(seq);
@@ -189,8 +196,12 @@ export class BatchingEngine {
   }
 
   /** The ids in admission order / queue order, for tests. */
-  runningIds(): string[] { return this.running.map((s) => s.req.id); }
-  waitingIds(): string[] { return this.waiting.map((s) => s.req.id); }
+  runningIds(): string[] {
+    return this.running.map((s) => s.req.id);
+  }
+  waitingIds(): string[] {
+    return this.waiting.map((s) => s.req.id);
+  }
 
   /**
    * Schedule one step: grow running sequences' KV (preempting under pressure), admit from the

@@ -9,9 +9,21 @@ import { BatchingEngine, type EngineState } from './batching.ts';
 import { createSimMetrics, type MetricsNaming } from './metrics.ts';
 import { estimateTokens, fnv1a, planOutput, prefixBlockHashes, TOKENS_PER_CHAT_MESSAGE } from './text.ts';
 import {
-  chatFirstChunk, chatPromptText, chatRequestSchema, chatResponse, chatTokenChunk, completionRequestSchema,
-  completionResponse, completionTokenChunk, errorBody, modelList, requestId, usage, usageChunk,
-  type ChunkHead, type ErrorType,
+  chatFirstChunk,
+  chatPromptText,
+  chatRequestSchema,
+  chatResponse,
+  chatTokenChunk,
+  completionRequestSchema,
+  completionResponse,
+  completionTokenChunk,
+  errorBody,
+  modelList,
+  requestId,
+  usage,
+  usageChunk,
+  type ChunkHead,
+  type ErrorType,
 } from './wire.ts';
 
 export interface VllmSimOptions {
@@ -55,7 +67,15 @@ export interface VllmSim {
   close(): Promise<void>;
 }
 
-const DEFAULT_FAULTS: SimFaults = { failAfterTokens: null, http5xx: false, engineDead: false, hang: false, slowdown: 1, dropConnection: false, http5xxWhenBodyContains: null };
+const DEFAULT_FAULTS: SimFaults = {
+  failAfterTokens: null,
+  http5xx: false,
+  engineDead: false,
+  hang: false,
+  slowdown: 1,
+  dropConnection: false,
+  http5xxWhenBodyContains: null,
+};
 const faultsSchema = z.strictObject({
   failAfterTokens: z.int().min(0).nullable().optional(),
   http5xx: z.boolean().optional(),
@@ -70,8 +90,13 @@ const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const ENGINE_DEAD_MESSAGE = 'EngineCore encountered an issue. See stack trace (above) for the root cause.';
 
 interface NormalizedRequest {
-  model: string; stream: boolean; hasStreamOptions: boolean; includeUsage: boolean;
-  requestedMax: number | null; promptText: string; promptTokens: number;
+  model: string;
+  stream: boolean;
+  hasStreamOptions: boolean;
+  includeUsage: boolean;
+  requestedMax: number | null;
+  promptText: string;
+  promptTokens: number;
   /** the request's `seed`: varies the output like a sampling seed would */
   seed: number | null;
   /** vLLM's `ignore_eos` sampling parameter: no natural stop, generate up to max_tokens */
@@ -86,8 +111,13 @@ function normalizeRequest(kind: 'chat' | 'completion', raw: unknown): Normalized
     if (!p.success) return fail(p.error);
     const b = p.data;
     return {
-      model: b.model, stream: b.stream === true, hasStreamOptions: b.stream_options != null, includeUsage: b.stream_options?.include_usage === true,
-      requestedMax: b.max_completion_tokens ?? b.max_tokens ?? null, seed: b.seed ?? null, ignoreEos: b.ignore_eos === true,
+      model: b.model,
+      stream: b.stream === true,
+      hasStreamOptions: b.stream_options != null,
+      includeUsage: b.stream_options?.include_usage === true,
+      requestedMax: b.max_completion_tokens ?? b.max_tokens ?? null,
+      seed: b.seed ?? null,
+      ignoreEos: b.ignore_eos === true,
       promptText: chatPromptText(b.messages),
       // each message's text plus the template's per-message markers, plus the assistant header
       promptTokens: b.messages.reduce((n, m) => n + estimateTokens(chatPromptText([m])) + TOKENS_PER_CHAT_MESSAGE, 0) + 3,
@@ -98,24 +128,44 @@ function normalizeRequest(kind: 'chat' | 'completion', raw: unknown): Normalized
   const b = p.data;
   const promptText = typeof b.prompt === 'string' ? b.prompt : b.prompt.join('');
   return {
-    model: b.model, stream: b.stream === true, hasStreamOptions: b.stream_options != null, includeUsage: b.stream_options?.include_usage === true,
-    requestedMax: b.max_tokens ?? null, seed: b.seed ?? null, ignoreEos: b.ignore_eos === true, promptText, promptTokens: estimateTokens(promptText),
+    model: b.model,
+    stream: b.stream === true,
+    hasStreamOptions: b.stream_options != null,
+    includeUsage: b.stream_options?.include_usage === true,
+    requestedMax: b.max_tokens ?? null,
+    seed: b.seed ?? null,
+    ignoreEos: b.ignore_eos === true,
+    promptText,
+    promptTokens: estimateTokens(promptText),
   };
 }
 
 /** One in-flight generation, so faults and shutdown can reach it. */
-interface InFlight { fail(message: string): void; abort(): void }
+interface InFlight {
+  fail(message: string): void;
+  abort(): void;
+}
 
 export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
   const o = {
-    host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, model: opts.model, maxModelLen: opts.maxModelLen ?? 8192,
-    seed: opts.seed ?? 0, loadTimeMs: opts.loadTimeMs ?? 0, outputTokens: opts.outputTokens ?? { min: 16, max: 64 },
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    model: opts.model,
+    maxModelLen: opts.maxModelLen ?? 8192,
+    seed: opts.seed ?? 0,
+    loadTimeMs: opts.loadTimeMs ?? 0,
+    outputTokens: opts.outputTokens ?? { min: 16, max: 64 },
   };
   const faults: SimFaults = { ...DEFAULT_FAULTS, ...opts.faults };
   const engineCfg = {
-    maxNumSeqs: opts.maxNumSeqs ?? 16, kvCacheTokens: opts.kvCacheTokens ?? 65536, blockSize: opts.blockSize ?? 16,
-    prefillMsPerToken: opts.prefillMsPerToken ?? 0.05, decodeStepMs: opts.decodeStepMs ?? 10,
-    decodeStepMsPerSeq: opts.decodeStepMsPerSeq ?? 0.5, speed: opts.speed ?? 1, slowdown: faults.slowdown,
+    maxNumSeqs: opts.maxNumSeqs ?? 16,
+    kvCacheTokens: opts.kvCacheTokens ?? 65536,
+    blockSize: opts.blockSize ?? 16,
+    prefillMsPerToken: opts.prefillMsPerToken ?? 0.05,
+    decodeStepMs: opts.decodeStepMs ?? 10,
+    decodeStepMsPerSeq: opts.decodeStepMsPerSeq ?? 0.5,
+    speed: opts.speed ?? 1,
+    slowdown: faults.slowdown,
   };
   // the metrics' collect callbacks read the engine lazily, after it exists
   const metrics = createSimMetrics(o.model, opts.metricsNaming ?? 'current', () => engine);
@@ -127,7 +177,9 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
   let closing = false;
 
   const loop = new StepLoop(engine);
-  const kick = () => { if (!closing) loop.kick(); };
+  const kick = () => {
+    if (!closing) loop.kick();
+  };
 
   const setFaults = (f: Partial<SimFaults>) => {
     Object.assign(faults, f);
@@ -143,17 +195,22 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
   const sendError = (res: ServerResponse, status: number, type: ErrorType, message: string, param: string | null = null) =>
     sendJson(res, status, errorBody(message, type, status, param));
 
-  const readBody = (req: IncomingMessage) => new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) { reject(new Error('request body too large')); req.destroy(); return; }
-      chunks.push(c);
+  const readBody = (req: IncomingMessage) =>
+    new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY_BYTES) {
+          reject(new Error('request body too large'));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 
   async function handleGeneration(kind: 'chat' | 'completion', req: IncomingMessage, res: ServerResponse) {
     let raw: unknown;
@@ -168,11 +225,16 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     if ('error' in parsed) return sendError(res, 400, 'BadRequestError', parsed.error, parsed.param);
     const body = parsed;
     if (body.model !== o.model) return sendError(res, 404, 'NotFoundError', `The model \`${body.model}\` does not exist.`, 'model');
-    if (body.hasStreamOptions && !body.stream) return sendError(res, 400, 'BadRequestError', 'Stream options can only be defined when `stream=True`.', 'stream_options');
+    if (body.hasStreamOptions && !body.stream)
+      return sendError(res, 400, 'BadRequestError', 'Stream options can only be defined when `stream=True`.', 'stream_options');
     if (faults.engineDead) return sendError(res, 500, 'InternalServerError', ENGINE_DEAD_MESSAGE);
     if (faults.http5xx) return sendError(res, 500, 'InternalServerError', 'Simulated internal server error.');
-    if (faults.http5xxWhenBodyContains && rawText.includes(faults.http5xxWhenBodyContains)) return sendError(res, 500, 'InternalServerError', 'Simulated internal server error (keyed on the request body).');
-    if (faults.dropConnection && !body.stream) { res.socket?.destroy(); return; }
+    if (faults.http5xxWhenBodyContains && rawText.includes(faults.http5xxWhenBodyContains))
+      return sendError(res, 500, 'InternalServerError', 'Simulated internal server error (keyed on the request body).');
+    if (faults.dropConnection && !body.stream) {
+      res.socket?.destroy();
+      return;
+    }
     if (faults.hang) {
       hung.add(res);
       res.on('close', () => hung.delete(res));
@@ -181,23 +243,39 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
 
     const { promptText, promptTokens, requestedMax } = body;
     if (promptTokens + (requestedMax ?? 0) > o.maxModelLen || promptTokens >= o.maxModelLen) {
-      return sendError(res, 400, 'BadRequestError',
+      return sendError(
+        res,
+        400,
+        'BadRequestError',
         `This model's maximum context length is ${o.maxModelLen} tokens. However, you requested ${requestedMax ?? 0} output tokens and your prompt contains ${promptTokens} input tokens, for a total of ${promptTokens + (requestedMax ?? 0)} tokens. Please reduce the length of the input prompt or the number of requested output tokens.`,
-        'input_tokens');
+        'input_tokens',
+      );
     }
     const maxTokens = requestedMax ?? o.maxModelLen - promptTokens;
-    const plan = planOutput(body.seed === null ? o.seed : fnv1a(String(body.seed), o.seed), promptText, o.outputTokens.min, o.outputTokens.max);
-    const head: ChunkHead = { id: requestId(kind === 'chat' ? 'chatcmpl' : 'cmpl'), created: Math.floor(Date.now() / 1000), model: o.model };
+    const plan = planOutput(
+      body.seed === null ? o.seed : fnv1a(String(body.seed), o.seed),
+      promptText,
+      o.outputTokens.min,
+      o.outputTokens.max,
+    );
+    const head: ChunkHead = {
+      id: requestId(kind === 'chat' ? 'chatcmpl' : 'cmpl'),
+      created: Math.floor(Date.now() / 1000),
+      model: o.model,
+    };
     const stream = body.stream;
     const includeUsage = stream && body.includeUsage;
-    const objectType = kind === 'chat' ? 'chat.completion.chunk' as const : 'text_completion' as const;
+    const objectType = kind === 'chat' ? ('chat.completion.chunk' as const) : ('text_completion' as const);
 
     let done = false;
     let generated = 0;
     let text = '';
     let cachedTokens = 0;
     const write = (obj: unknown) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
-    const finishUp = () => { done = true; inflight.delete(g); };
+    const finishUp = () => {
+      done = true;
+      inflight.delete(g);
+    };
     const g: InFlight = {
       fail(message) {
         if (done) return;
@@ -216,7 +294,12 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
       },
     };
     // A client that goes away aborts its sequence at once: slot and KV blocks are freed.
-    res.on('close', () => { if (!done) { finishUp(); engine.abort(head.id); } });
+    res.on('close', () => {
+      if (!done) {
+        finishUp();
+        engine.abort(head.id);
+      }
+    });
 
     if (stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -227,10 +310,16 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
 
     try {
       engine.submit({
-        id: head.id, promptTokens, naturalTokens: body.ignoreEos ? maxTokens : plan.naturalTokens, maxTokens,
-        prefixHashes: prefixBlockHashes(promptText, engineCfg.blockSize), nextWord: plan.nextWord,
+        id: head.id,
+        promptTokens,
+        naturalTokens: body.ignoreEos ? maxTokens : plan.naturalTokens,
+        maxTokens,
+        prefixHashes: prefixBlockHashes(promptText, engineCfg.blockSize),
+        nextWord: plan.nextWord,
         listener: {
-          onAdmitted(cached) { cachedTokens = cached; },
+          onAdmitted(cached) {
+            cachedTokens = cached;
+          },
           onToken(index, tokenText, finish) {
             if (done) return;
             generated++;
@@ -251,18 +340,28 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
             if (finish) {
               finishUp();
               const u = usage(promptTokens, generated, stream ? cachedTokens : null);
-              if (!stream) return sendJson(res, 200, kind === 'chat' ? chatResponse(head, text, finish, u) : completionResponse(head, text, finish, u));
+              if (!stream)
+                return sendJson(
+                  res,
+                  200,
+                  kind === 'chat' ? chatResponse(head, text, finish, u) : completionResponse(head, text, finish, u),
+                );
               if (includeUsage) write(usageChunk(head, objectType, u, fingerprint));
               res.end('data: [DONE]\n\n');
               return;
             }
-            if (faults.failAfterTokens !== null && generated >= faults.failAfterTokens) g.fail(`Simulated failure after ${generated} tokens.`);
+            if (faults.failAfterTokens !== null && generated >= faults.failAfterTokens)
+              g.fail(`Simulated failure after ${generated} tokens.`);
           },
         },
       });
     } catch (e) {
       finishUp();
-      if (stream) { write(errorBody((e as Error).message, 'BadRequestError', 400)); res.end('data: [DONE]\n\n'); return; }
+      if (stream) {
+        write(errorBody((e as Error).message, 'BadRequestError', 400));
+        res.end('data: [DONE]\n\n');
+        return;
+      }
       return sendError(res, 400, 'BadRequestError', (e as Error).message);
     }
     kick();
@@ -287,7 +386,11 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
     if (method === 'GET' && path === '/sim/state') return sendJson(res, 200, engine.state());
     if (method === 'POST' && path === '/sim/faults') {
       let raw: unknown;
-      try { raw = JSON.parse(await readBody(req)); } catch { return sendError(res, 400, 'BadRequestError', 'Invalid JSON body'); }
+      try {
+        raw = JSON.parse(await readBody(req));
+      } catch {
+        return sendError(res, 400, 'BadRequestError', 'Invalid JSON body');
+      }
       const f = faultsSchema.safeParse(raw);
       if (!f.success) return sendError(res, 400, 'BadRequestError', z.prettifyError(f.error));
       setFaults(f.data as Partial<SimFaults>);
@@ -307,10 +410,16 @@ export async function startVllmSim(opts: VllmSimOptions): Promise<VllmSim> {
       else res.destroy();
     });
   });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port, o.host, () => { server.off('error', reject); resolve(); });
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
 

@@ -53,32 +53,58 @@ export function requestId(prefix: 'chatcmpl' | 'cmpl'): string {
   return `${prefix}-${randomBytes(8).toString('hex')}`;
 }
 
-export interface Usage { prompt_tokens: number; total_tokens: number; completion_tokens: number; prompt_tokens_details: { cached_tokens: number } | null }
+export interface Usage {
+  prompt_tokens: number;
+  total_tokens: number;
+  completion_tokens: number;
+  prompt_tokens_details: { cached_tokens: number } | null;
+}
 export function usage(prompt: number, completion: number, cached: number | null): Usage {
   return {
-    prompt_tokens: prompt, total_tokens: prompt + completion, completion_tokens: completion,
+    prompt_tokens: prompt,
+    total_tokens: prompt + completion,
+    completion_tokens: completion,
     prompt_tokens_details: cached === null ? null : { cached_tokens: cached },
   };
 }
 
-export interface ChunkHead { id: string; created: number; model: string }
+export interface ChunkHead {
+  id: string;
+  created: number;
+  model: string;
+}
 
 export function chatFirstChunk(h: ChunkHead) {
   return {
-    id: h.id, object: 'chat.completion.chunk', created: h.created, model: h.model,
+    id: h.id,
+    object: 'chat.completion.chunk',
+    created: h.created,
+    model: h.model,
     choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
-    prompt_token_ids: null, prompt_text: null,
+    prompt_token_ids: null,
+    prompt_text: null,
   };
 }
 export function chatTokenChunk(h: ChunkHead, text: string, finish: 'stop' | 'length' | null) {
-  const choice = finish === null
-    ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null, token_ids: null }
-    : { index: 0, delta: text === '' ? {} : { content: text }, logprobs: null, finish_reason: finish, stop_reason: null, token_ids: null };
+  const choice =
+    finish === null
+      ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null, token_ids: null }
+      : {
+          index: 0,
+          delta: text === '' ? {} : { content: text },
+          logprobs: null,
+          finish_reason: finish,
+          stop_reason: null,
+          token_ids: null,
+        };
   return { id: h.id, object: 'chat.completion.chunk', created: h.created, model: h.model, choices: [choice] };
 }
 export function completionTokenChunk(h: ChunkHead, text: string, finish: 'stop' | 'length' | null) {
   return {
-    id: h.id, object: 'text_completion', created: h.created, model: h.model,
+    id: h.id,
+    object: 'text_completion',
+    created: h.created,
+    model: h.model,
     choices: [{ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null, token_ids: null }],
   };
 }
@@ -88,42 +114,91 @@ export function usageChunk(h: ChunkHead, object: 'chat.completion.chunk' | 'text
 
 export function chatResponse(h: ChunkHead, text: string, finish: 'stop' | 'length', u: Usage) {
   return {
-    id: h.id, object: 'chat.completion', created: h.created, model: h.model,
-    choices: [{
-      index: 0,
-      message: { role: 'assistant', content: text, refusal: null, annotations: null, audio: null, function_call: null, tool_calls: [], reasoning_content: null },
-      logprobs: null, finish_reason: finish, stop_reason: null, token_ids: null,
-    }],
-    service_tier: null, system_fingerprint: null, usage: u, prompt_logprobs: null, prompt_token_ids: null, kv_transfer_params: null,
+    id: h.id,
+    object: 'chat.completion',
+    created: h.created,
+    model: h.model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: text,
+          refusal: null,
+          annotations: null,
+          audio: null,
+          function_call: null,
+          tool_calls: [],
+          reasoning_content: null,
+        },
+        logprobs: null,
+        finish_reason: finish,
+        stop_reason: null,
+        token_ids: null,
+      },
+    ],
+    service_tier: null,
+    system_fingerprint: null,
+    usage: u,
+    prompt_logprobs: null,
+    prompt_token_ids: null,
+    kv_transfer_params: null,
   };
 }
 export function completionResponse(h: ChunkHead, text: string, finish: 'stop' | 'length', u: Usage) {
   return {
-    id: h.id, object: 'text_completion', created: h.created, model: h.model,
+    id: h.id,
+    object: 'text_completion',
+    created: h.created,
+    model: h.model,
     choices: [{ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null, token_ids: null, prompt_logprobs: null }],
-    service_tier: null, system_fingerprint: null, usage: u, kv_transfer_params: null,
+    service_tier: null,
+    system_fingerprint: null,
+    usage: u,
+    kv_transfer_params: null,
   };
 }
 
 export function modelList(model: string, maxModelLen: number, created: number) {
   return {
     object: 'list',
-    data: [{
-      id: model, object: 'model', created, owned_by: 'vllm', root: model, parent: null, max_model_len: maxModelLen,
-      permission: [{
-        id: `modelperm-${randomBytes(8).toString('hex')}`, object: 'model_permission', created,
-        allow_create_engine: false, allow_sampling: true, allow_logprobs: true, allow_search_indices: false,
-        allow_view: true, allow_fine_tuning: false, organization: '*', group: null, is_blocking: false,
-      }],
-    }],
+    data: [
+      {
+        id: model,
+        object: 'model',
+        created,
+        owned_by: 'vllm',
+        root: model,
+        parent: null,
+        max_model_len: maxModelLen,
+        permission: [
+          {
+            id: `modelperm-${randomBytes(8).toString('hex')}`,
+            object: 'model_permission',
+            created,
+            allow_create_engine: false,
+            allow_sampling: true,
+            allow_logprobs: true,
+            allow_search_indices: false,
+            allow_view: true,
+            allow_fine_tuning: false,
+            organization: '*',
+            group: null,
+            is_blocking: false,
+          },
+        ],
+      },
+    ],
   };
 }
 
 /** The chat prompt as text (what a template would render) and its estimated token count. */
 export function chatPromptText(messages: ChatRequest['messages']): string {
-  return messages.map((m) => {
-    const c = m.content;
-    const text = typeof c === 'string' ? c : Array.isArray(c) ? c.map((p) => p.text ?? '').join('') : '';
-    return `<|${m.role}|>${text}`;
-  }).join('\n');
+  return messages
+    .map((m) => {
+      const c = m.content;
+      const text = typeof c === 'string' ? c : Array.isArray(c) ? c.map((p) => p.text ?? '').join('') : '';
+      return `<|${m.role}|>${text}`;
+    })
+    .join('\n');
 }

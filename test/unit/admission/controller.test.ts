@@ -16,13 +16,24 @@ const BUDGETS: AdmissionSettings = {
 
 function setup(settings: AdmissionSettings = BUDGETS) {
   const state = { wait: 0, t: 0, started: [] as string[] };
-  const ctl = new AdmissionController(settings, () => state.wait, () => state.t);
+  const ctl = new AdmissionController(
+    settings,
+    () => state.wait,
+    () => state.t,
+  );
   const run = (id: string, lane: Lane, tenant = 't', deadline = 1e9) =>
-    ctl.run({ lane, tenant, model: 'm', deadline }, async () => { state.started.push(id); return id; });
+    ctl.run({ lane, tenant, model: 'm', deadline }, async () => {
+      state.started.push(id);
+      return id;
+    });
   return { ctl, state, run };
 }
 const refusal = (f: () => unknown): ApiError => {
-  try { f(); } catch (e) { return e as ApiError; }
+  try {
+    f();
+  } catch (e) {
+    return e as ApiError;
+  }
   throw new Error('expected a refusal');
 };
 
@@ -113,7 +124,12 @@ describe('admission controller', () => {
   it('fair across tenants within a lane', async () => {
     const { ctl, run, state } = setup();
     state.wait = 5;
-    const ps = [run('big1', 'standard', 'big'), run('big2', 'standard', 'big'), run('big3', 'standard', 'big'), run('small1', 'standard', 'small')];
+    const ps = [
+      run('big1', 'standard', 'big'),
+      run('big2', 'standard', 'big'),
+      run('big3', 'standard', 'big'),
+      run('small1', 'standard', 'small'),
+    ];
     state.wait = 0;
     ctl.pump();
     await Promise.all(ps);
@@ -143,13 +159,21 @@ describe('admission defaults: work waits in the router, not in the engines', () 
     const { ctl, state } = setup(DEFAULT_ADMISSION);
     state.wait = 1;
     const events: string[] = [];
-    ctl.admit({ lane: 'standard', tenant: 't', model: 'm', deadline: 1e9 }, () => events.push('start'), (e) => events.push(e.code!));
+    ctl.admit(
+      { lane: 'standard', tenant: 't', model: 'm', deadline: 1e9 },
+      () => events.push('start'),
+      (e) => events.push(e.code!),
+    );
     assert.equal(events.length, 0);
     state.t = DEFAULT_ADMISSION.lanes.standard.queueTimeoutMs + 1;
     ctl.tick();
     assert.deepEqual(events, ['lane_queue_timeout'], 'refused synchronously from tick()');
     state.wait = 0;
-    ctl.admit({ lane: 'standard', tenant: 't', model: 'm', deadline: 1e9 }, () => events.push('start'), (e) => events.push(e.code!));
+    ctl.admit(
+      { lane: 'standard', tenant: 't', model: 'm', deadline: 1e9 },
+      () => events.push('start'),
+      (e) => events.push(e.code!),
+    );
     assert.deepEqual(events, ['lane_queue_timeout', 'start']);
   });
 });

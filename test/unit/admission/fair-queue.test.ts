@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { FairQueue } from '../../../router/admission/fair-queue.ts';
 
 const e = (tenant: string, t: number, deadline = 1e9) => ({ tenant, enqueuedAt: t, deadline, id: `${tenant}${t}` });
-it('tenants take turns: one tenant\'s burst does not starve another', () => {
+it("tenants take turns: one tenant's burst does not starve another", () => {
   const q = new FairQueue<ReturnType<typeof e>>(100);
   for (let i = 0; i < 10; i++) q.push(e('big', i));
   q.push(e('small', 20));
@@ -17,7 +17,10 @@ it('is bounded, expires by deadline, removes and finds the youngest', () => {
   assert.ok(q.push(e('a', 3, 50)));
   assert.equal(q.push(e('c', 4)), false);
   assert.equal(q.youngest()!.id, 'a3');
-  assert.deepEqual(q.expire(20).map((x) => x.id), ['a1']);
+  assert.deepEqual(
+    q.expire(20).map((x) => x.id),
+    ['a1'],
+  );
   assert.equal(q.size, 2);
   assert.equal(q.peek()!.id, 'a3'); // tenant a keeps its turn
 });

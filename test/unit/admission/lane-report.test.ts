@@ -11,7 +11,8 @@ import { createLogger } from '../../../common/logger.ts';
 function admissionWithTraffic() {
   const state = { wait: 0 };
   const ctl = new AdmissionController(DEFAULT_ADMISSION, () => state.wait, Date.now);
-  const run = (lane: 'critical' | 'standard' | 'sheddable') => ctl.run({ lane, tenant: 't', model: 'm', deadline: Date.now() + 60_000 }, async () => 'ok');
+  const run = (lane: 'critical' | 'standard' | 'sheddable') =>
+    ctl.run({ lane, tenant: 't', model: 'm', deadline: Date.now() + 60_000 }, async () => 'ok');
   return { ctl, state, run };
 }
 
@@ -74,7 +75,12 @@ describe('control plane /v1/routers', () => {
     const t = 5_000;
     const a = await app(() => t);
     const post = (id: string, body: unknown) => a.inject({ method: 'POST', url: `/v1/routers/${id}/report`, payload: body as object });
-    for (const bad of [{}, { lanes: { ...lanes(1, 1), critical: { queued: -1, admitted: 0, refused: {} } } }, { lanes: lanes(1, 1), extra: 1 }, { lanes: { ...lanes(1, 1), standard: { queued: 0, admitted: 0, refused: { 'Bad Reason!': 1 } } } }]) {
+    for (const bad of [
+      {},
+      { lanes: { ...lanes(1, 1), critical: { queued: -1, admitted: 0, refused: {} } } },
+      { lanes: lanes(1, 1), extra: 1 },
+      { lanes: { ...lanes(1, 1), standard: { queued: 0, admitted: 0, refused: { 'Bad Reason!': 1 } } } },
+    ]) {
       const res = await post('r1', bad);
       assert.equal(res.statusCode, 400, JSON.stringify(bad));
       assert.equal(res.json().error.type, 'invalid_request_error');

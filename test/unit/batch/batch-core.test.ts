@@ -12,22 +12,51 @@ import { classify } from '../../../router/batch/runner.ts';
 import { FileBatchStore } from '../../../router/batch/file-store.ts';
 import { signWebhook } from '../../../router/batch/webhook.ts';
 
-const line = (id: string, extra: Record<string, unknown> = {}) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'm', messages: [] }, ...extra });
+const line = (id: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'm', messages: [] }, ...extra });
 
 describe('batch input parsing', () => {
   it('reads items in order and names each bad line', () => {
     const ok = parseInput(`${line('a')}\n\n${line('b')}\n`, '/v1/chat/completions', 10);
     assert.deepEqual(ok.errors, []);
-    assert.deepEqual(ok.items.map((i) => [i.index, i.custom_id]), [[0, 'a'], [1, 'b']]);
-    const bad = parseInput([line('a'), 'nope', line('a'), line('c', { url: '/v1/completions' }), JSON.stringify({ custom_id: 'd', method: 'POST', url: '/v1/chat/completions', body: {} })].join('\n'), '/v1/chat/completions', 10);
-    assert.deepEqual(bad.errors.map((e) => [e.line, e.code]), [[2, 'invalid_json_line'], [3, 'duplicate_custom_id'], [4, 'mismatched_endpoint'], [5, 'missing_required_parameter']]);
+    assert.deepEqual(
+      ok.items.map((i) => [i.index, i.custom_id]),
+      [
+        [0, 'a'],
+        [1, 'b'],
+      ],
+    );
+    const bad = parseInput(
+      [
+        line('a'),
+        'nope',
+        line('a'),
+        line('c', { url: '/v1/completions' }),
+        JSON.stringify({ custom_id: 'd', method: 'POST', url: '/v1/chat/completions', body: {} }),
+      ].join('\n'),
+      '/v1/chat/completions',
+      10,
+    );
+    assert.deepEqual(
+      bad.errors.map((e) => [e.line, e.code]),
+      [
+        [2, 'invalid_json_line'],
+        [3, 'duplicate_custom_id'],
+        [4, 'mismatched_endpoint'],
+        [5, 'missing_required_parameter'],
+      ],
+    );
     assert.equal(parseInput('', '/v1/chat/completions', 10).errors[0]!.code, 'empty_file');
     assert.equal(parseInput(`${line('a')}\n${line('b')}`, '/v1/chat/completions', 1).errors[0]!.code, 'too_many_requests');
   });
 });
 
 describe('batch answer classification', () => {
-  const err = (status: number, code: string) => ({ status, requestId: 'r', body: { error: { message: 'x', type: 't', param: null, code } } });
+  const err = (status: number, code: string) => ({
+    status,
+    requestId: 'r',
+    body: { error: { message: 'x', type: 't', param: null, code } },
+  });
   it('retries server errors and rate limits, yields to a busy lane, fails 4xx and exhausted budgets at once', () => {
     assert.equal(classify({ status: 200, body: {}, requestId: 'r' }), 'ok');
     assert.equal(classify(err(429, 'lane_shed')), 'yield');
@@ -58,7 +87,17 @@ describe('batch file store leases', () => {
       assert.equal(await s.finish('batch_1', again!, 'output', 'first'), true);
       assert.equal(await s.finish('batch_1', again!, 'output', 'twice'), false);
       assert.equal(await s.retry('batch_1', c1, 5_000, true), true);
-      assert.equal(await s.deadLetter('batch_1', c2, errorLine(items[2]!, 'x', 'y'), { index: 2, custom_id: 'c', attempts: 3, status_code: 500, error: { code: null, message: 'y' }, failed_at: 1 }), true);
+      assert.equal(
+        await s.deadLetter('batch_1', c2, errorLine(items[2]!, 'x', 'y'), {
+          index: 2,
+          custom_id: 'c',
+          attempts: 3,
+          status_code: 500,
+          error: { code: null, message: 'y' },
+          failed_at: 1,
+        }),
+        true,
+      );
       assert.deepEqual(await s.counts('batch_1'), { pending: 1, output: 1, errors: 1, dead: 1 });
       // A claim of item 1 is pending when the process "crashes": the reload frees it at once.
       const [held] = await s.claim('batch_1', 1, 6_000, 60_000, 'r1');

@@ -25,7 +25,14 @@ test('a recorded stream assembles into one chat completion', () => {
 });
 
 test('a JSON completion splits into chunks that assemble back to the same text', () => {
-  const json = JSON.stringify({ id: 'x', object: 'chat.completion', created: 2, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'abc' }, finish_reason: 'length', logprobs: null }], usage: { prompt_tokens: 1, completion_tokens: 3, total_tokens: 4 } });
+  const json = JSON.stringify({
+    id: 'x',
+    object: 'chat.completion',
+    created: 2,
+    model: 'm',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'abc' }, finish_reason: 'length', logprobs: null }],
+    usage: { prompt_tokens: 1, completion_tokens: 3, total_tokens: 4 },
+  });
   const rec = new ResponseRecorder('chat.completion').json(json).finish();
   const frames = toFrames(rec)!;
   assert.ok(isUsageOnlyChunk(frames.at(-1)!));
@@ -39,7 +46,15 @@ test('a JSON completion splits into chunks that assemble back to the same text',
 
 test('logprobs cannot be converted: the record only replays in its own shape', () => {
   const r = new ResponseRecorder('text_completion');
-  r.frame(JSON.stringify({ id: 'c', object: 'text_completion', created: 1, model: 'm', choices: [{ index: 0, text: 'a', logprobs: { tokens: ['a'] }, finish_reason: 'stop' }] }));
+  r.frame(
+    JSON.stringify({
+      id: 'c',
+      object: 'text_completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, text: 'a', logprobs: { tokens: ['a'] }, finish_reason: 'stop' }],
+    }),
+  );
   const rec = r.finish();
   assert.equal(canReplay(rec, true), true);
   assert.equal(canReplay(rec, false), false);

@@ -9,7 +9,6 @@ import { History } from '../../../control-plane/capacity/history.ts';
 import { FileHistoryStore, MemoryHistoryStore } from '../../../control-plane/capacity/store.ts';
 import { sample } from './capacity-fixtures.ts';
 
-
 const opts = { rawRetentionMs: 120_000, bucketMs: 60_000, bucketRetentionMs: 600_000, compactEveryMs: 1 };
 
 describe('capacity history', () => {
@@ -19,7 +18,23 @@ describe('capacity history', () => {
     await h.load();
     for (let t = 0; t < 60_000; t += 10_000) {
       now = t;
-      await h.add([sample(t, 'a', { running: t / 10_000, gpuVerdict: t === 30_000 ? 'DEGRADED' : 'HEALTHY', gpus: [{ index: 0, uuid: 'u', name: 'A10G', verdict: t === 30_000 ? 'DEGRADED' : 'HEALTHY', reasons: t === 30_000 ? ['sw_thermal_slowdown'] : [], temperatureC: 60 + t / 10_000 }] }), sample(t, 'b')]);
+      await h.add([
+        sample(t, 'a', {
+          running: t / 10_000,
+          gpuVerdict: t === 30_000 ? 'DEGRADED' : 'HEALTHY',
+          gpus: [
+            {
+              index: 0,
+              uuid: 'u',
+              name: 'A10G',
+              verdict: t === 30_000 ? 'DEGRADED' : 'HEALTHY',
+              reasons: t === 30_000 ? ['sw_thermal_slowdown'] : [],
+              temperatureC: 60 + t / 10_000,
+            },
+          ],
+        }),
+        sample(t, 'b'),
+      ]);
     }
     assert.equal(h.sizes.buckets, 0, 'the current minute is not bucketed yet');
     now = 61_000;

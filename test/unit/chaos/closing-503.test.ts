@@ -15,7 +15,10 @@ describe('a closing server', () => {
     const app = createHttpServer({ logger: createLogger('test', 'silent') });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    app.get('/slow', async () => { await held; return { ok: true }; });
+    app.get('/slow', async () => {
+      await held;
+      return { ok: true };
+    });
     app.get('/fast', async () => ({ ok: true }));
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     // One kept-alive connection; the second request is sent on it after close() began and is

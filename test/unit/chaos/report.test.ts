@@ -7,8 +7,16 @@ import { regenerateTable, TABLE_END, TABLE_START } from '../../chaos/run.ts';
 import type { LoadRecord, Outcome } from '../../chaos/types.ts';
 
 const ok: Outcome = { kind: 'completed' };
-const rec = (id: number, startedAt: number, outcome: Outcome = ok, responseIds = [`c${id}`], ms = 100): LoadRecord =>
-  ({ id, tenant: 't', lane: 'standard', stream: false, startedAt, endedAt: startedAt + ms, outcome, responseIds });
+const rec = (id: number, startedAt: number, outcome: Outcome = ok, responseIds = [`c${id}`], ms = 100): LoadRecord => ({
+  id,
+  tenant: 't',
+  lane: 'standard',
+  stream: false,
+  startedAt,
+  endedAt: startedAt + ms,
+  outcome,
+  responseIds,
+});
 
 describe('chaos report', () => {
   it('counts a completion id seen on two requests, and two ids on one request', () => {

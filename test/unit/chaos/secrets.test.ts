@@ -25,7 +25,10 @@ describe('chaos leak audit', () => {
       's router: prompt marker',
     ]);
     for (const h of hits) {
-      assert.ok(!h.line.includes('sk-test-openai-11112222') && !h.line.includes('adm-token-33334444') && !h.line.includes(PROMPT_MARKER), h.line);
+      assert.ok(
+        !h.line.includes('sk-test-openai-11112222') && !h.line.includes('adm-token-33334444') && !h.line.includes(PROMPT_MARKER),
+        h.line,
+      );
     }
   });
 

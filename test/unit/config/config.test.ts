@@ -24,11 +24,23 @@ describe('config', () => {
   });
 
   it('names the field and the problem', () => {
-    assert.throws(() => parseConfig({ router: { listen: { port: 'eighty' } } }), (e: unknown) => e instanceof ConfigError && e.message.includes('router.listen.port'));
-    assert.throws(() => parseConfig({ agents: [{ id: 'a', listen: { port: 1 }, engine: { url: 'not a url' } }] }), (e: unknown) => e instanceof ConfigError && e.message.includes('agents.0.engine.url'));
-    assert.throws(() => parseConfig({ routr: {} }), (e: unknown) => e instanceof ConfigError && /routr/.test(e.message));
+    assert.throws(
+      () => parseConfig({ router: { listen: { port: 'eighty' } } }),
+      (e: unknown) => e instanceof ConfigError && e.message.includes('router.listen.port'),
+    );
+    assert.throws(
+      () => parseConfig({ agents: [{ id: 'a', listen: { port: 1 }, engine: { url: 'not a url' } }] }),
+      (e: unknown) => e instanceof ConfigError && e.message.includes('agents.0.engine.url'),
+    );
+    assert.throws(
+      () => parseConfig({ routr: {} }),
+      (e: unknown) => e instanceof ConfigError && /routr/.test(e.message),
+    );
     const dup = { id: 'a', listen: { port: 1 }, engine: { url: 'http://x:1' } };
-    assert.throws(() => parseConfig({ agents: [dup, dup] }), (e: unknown) => e instanceof ConfigError && e.message.includes("duplicate agent id 'a'"));
+    assert.throws(
+      () => parseConfig({ agents: [dup, dup] }),
+      (e: unknown) => e instanceof ConfigError && e.message.includes("duplicate agent id 'a'"),
+    );
   });
 
   it('a service given a bad config exits non-zero and says why', () => {
@@ -36,11 +48,17 @@ describe('config', () => {
     try {
       const file = join(dir, 'bad.yaml');
       writeFileSync(file, 'router:\n  listen: { port: -1 }\n');
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'router', '--config', file], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'router', '--config', file], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       assert.equal(r.status, 2);
       assert.match(r.stderr, /router\.listen\.port/);
       writeFileSync(file, 'router: [unclosed\n');
-      const r2 = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'router', '--config', file], { encoding: 'utf8', timeout: 30_000 });
+      const r2 = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'router', '--config', file], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       assert.equal(r2.status, 2);
       assert.match(r2.stderr, /not valid YAML/);
     } finally {

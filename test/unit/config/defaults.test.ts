@@ -13,7 +13,11 @@ import { cacheConfigSchema } from '../../../router/cache/config.ts';
 import { fallbackConfigSchema } from '../../../router/upstream/fallback-config.ts';
 
 type Path = string[];
-interface Def { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType> }
+interface Def {
+  type: string;
+  innerType?: z.ZodType;
+  shape?: Record<string, z.ZodType>;
+}
 const defOf = (s: z.ZodType) => (s as unknown as { def: Def }).def;
 
 /** Paths of the object sections that have a default (`.default`/`.prefault`), descending into them. Optional sections (absent = off) are left out. */
@@ -62,7 +66,19 @@ describe('config defaults are written once', () => {
     // Only the listen addresses have a field without a default (the port): their default is `{ port }`.
     assert.deepEqual(needFields, ['controlPlane.listen', 'router.listen']);
     // The walker reached the nested sections (a guard that the comparisons above ran at all).
-    for (const p of ['router', 'router.admission.lanes.critical', 'router.fallback.breaker', 'router.batch.webhook', 'router.idempotency', 'router.budgets', 'router.auth', 'controlPlane.capacity.store', 'controlPlane.shadow.store', 'logging', 'telemetry']) {
+    for (const p of [
+      'router',
+      'router.admission.lanes.critical',
+      'router.fallback.breaker',
+      'router.batch.webhook',
+      'router.idempotency',
+      'router.budgets',
+      'router.auth',
+      'controlPlane.capacity.store',
+      'controlPlane.shadow.store',
+      'logging',
+      'telemetry',
+    ]) {
       assert.ok(sections.includes(p), `section ${p} checked`);
     }
   });
@@ -79,7 +95,13 @@ describe('config defaults are written once', () => {
     assert.deepEqual(c.router.listen, { host: '127.0.0.1', port: 8080 });
     assert.deepEqual(c.controlPlane.listen, { host: '127.0.0.1', port: 8081 });
     assert.deepEqual(c.router.admission.lanes, DEFAULT_ADMISSION.lanes);
-    assert.deepEqual(c.router.auth, { mode: 'off', onStoreError: 'open', commandTimeoutMs: 1_000, leaseTtlMs: 30_000, defaultMaxTokens: 256 });
+    assert.deepEqual(c.router.auth, {
+      mode: 'off',
+      onStoreError: 'open',
+      commandTimeoutMs: 1_000,
+      leaseTtlMs: 30_000,
+      defaultMaxTokens: 256,
+    });
     assert.deepEqual(c.router.lanes, { keys: {}, defaultMaxLane: 'standard' });
     assert.deepEqual(c.router.scheduling.affinity, { yieldFactor: 1, yieldSlackSeconds: 0.5 });
     assert.deepEqual(c.controlPlane.capacity.store, { kind: 'file', path: 'data/capacity', key: 'icp:capacity:history' });
@@ -92,11 +114,23 @@ describe('config defaults are written once', () => {
     assert.deepEqual(c.router.fallback.chains, {});
     const agent = agentSchema.parse({ id: 'a', listen: { port: 1 }, engine: { url: 'http://127.0.0.1:1' } });
     assert.deepEqual(agent.warmup, { enabled: true, prompt: 'Hello', maxTokens: 1, timeoutMs: 60_000 });
-    assert.deepEqual(agent.gpu, { enabled: 'auto', nvidiaSmiPath: 'nvidia-smi', queryIntervalMs: 5_000, xmlIntervalMs: 30_000, timeoutMs: 10_000, failuresBeforeUnhealthy: 3, kernelLog: false, thresholds: HealthThresholdsSchema.parse({}) });
+    assert.deepEqual(agent.gpu, {
+      enabled: 'auto',
+      nvidiaSmiPath: 'nvidia-smi',
+      queryIntervalMs: 5_000,
+      xmlIntervalMs: 30_000,
+      timeoutMs: 10_000,
+      failuresBeforeUnhealthy: 3,
+      kernelLog: false,
+      thresholds: HealthThresholdsSchema.parse({}),
+    });
   });
 
   it('a partly given section keeps the other fields at their defaults', () => {
-    const c = parseConfig({ router: { admission: { lanes: { critical: { maxQueue: 7 } } } }, controlPlane: { capacity: { store: { kind: 'redis' } } } });
+    const c = parseConfig({
+      router: { admission: { lanes: { critical: { maxQueue: 7 } } } },
+      controlPlane: { capacity: { store: { kind: 'redis' } } },
+    });
     assert.deepEqual(c.router.admission.lanes.critical, { ...DEFAULT_ADMISSION.lanes.critical, maxQueue: 7 });
     assert.deepEqual(c.router.admission.lanes.standard, DEFAULT_ADMISSION.lanes.standard);
     assert.deepEqual(c.controlPlane.capacity.store, { kind: 'redis', path: 'data/capacity', key: 'icp:capacity:history' });

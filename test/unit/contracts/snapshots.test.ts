@@ -17,7 +17,12 @@ import { KeyDirectory } from '../../../router/tenancy/key-directory.ts';
 /** A logger whose warnings land in `lines`. */
 function capturingLogger() {
   const lines: { msg: string; reason?: string }[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString('utf8')) as { msg: string }); done(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString('utf8')) as { msg: string });
+      done();
+    },
+  });
   return { logger: pino({ level: 'warn' }, sink), lines };
 }
 
@@ -36,7 +41,11 @@ async function sseServer() {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     ready,
     push: (data: string) => stream!.write(`event: snapshot\ndata: ${data}\n\n`),
-    close: () => new Promise<void>((r) => { stream?.end(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        stream?.end();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -53,12 +62,24 @@ const issued = issueKey();
 const goodPolicy = (version: number, tenantName: string): PolicySnapshot => ({
   version,
   tenants: [{ id: 'ten_1', name: tenantName, policy: { rpm: 10 }, tags: {}, disabled: false, createdAt: '2026-01-01T00:00:00.000Z' }],
-  keys: [{ keyId: issued.keyId, tenantId: 'ten_1', name: 'k', hash: issued.hash, policy: {}, createdAt: '2026-01-01T00:00:00.000Z', revokedAt: null }],
+  keys: [
+    {
+      keyId: issued.keyId,
+      tenantId: 'ten_1',
+      name: 'k',
+      hash: issued.hash,
+      policy: {},
+      createdAt: '2026-01-01T00:00:00.000Z',
+      revokedAt: null,
+    },
+  ],
 });
 
 describe('policy snapshot watch', () => {
   const closers: (() => Promise<void> | void)[] = [];
-  after(async () => { for (const c of closers.reverse()) await c(); });
+  after(async () => {
+    for (const c of closers.reverse()) await c();
+  });
 
   it('rejects a malformed snapshot with a logged reason and keeps the last good one', async () => {
     const cp = await sseServer();
@@ -67,7 +88,10 @@ describe('policy snapshot watch', () => {
     const directory = new KeyDirectory();
     const seen: number[] = [];
     const watch = new SnapshotWatch(cp.url, logger, '/v1/policy/watch', policySnapshotSchema);
-    watch.on('snapshot', (s: PolicySnapshot) => { seen.push(s.version); directory.load(s); });
+    watch.on('snapshot', (s: PolicySnapshot) => {
+      seen.push(s.version);
+      directory.load(s);
+    });
     watch.start();
     closers.push(() => watch.stop());
     await cp.ready;
@@ -113,7 +137,16 @@ describe('membership snapshot watch', () => {
     watch.start();
     try {
       await cp.ready;
-      const node = { id: 'gpu-1', address: '127.0.0.1:1', models: ['m'], labels: {}, static: false, cordoned: false, registeredAt: 1, lastHeartbeatAt: 1 };
+      const node = {
+        id: 'gpu-1',
+        address: '127.0.0.1:1',
+        models: ['m'],
+        labels: {},
+        static: false,
+        cordoned: false,
+        registeredAt: 1,
+        lastHeartbeatAt: 1,
+      };
       cp.push(JSON.stringify({ version: 1, nodes: [node] }));
       cp.push(JSON.stringify({ version: 2, nodes: [{ ...node, address: 42 }] }));
       cp.push(JSON.stringify({ version: 3 }));

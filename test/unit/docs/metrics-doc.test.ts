@@ -10,10 +10,16 @@ import type { Readiness } from '../../../node-agent/readiness.ts';
 
 describe('docs/metrics.md agrees with the agent registry', () => {
   it('documents every agent_* metric, and only those', async () => {
-    const watcher = Object.assign(new EventEmitter(), { healthy: true, load: { running: 1, waiting: 2, kvCacheUsage: 0.5, ttftRecentSeconds: 0.1, prefixCacheHitRate: 0 } }) as unknown as EngineWatcher;
+    const watcher = Object.assign(new EventEmitter(), {
+      healthy: true,
+      load: { running: 1, waiting: 2, kvCacheUsage: 0.5, ttftRecentSeconds: 0.1, prefixCacheHitRate: 0 },
+    }) as unknown as EngineWatcher;
     const readiness = Object.assign(new EventEmitter(), { ready: true }) as unknown as Readiness;
     const m = createAgentMetrics({ watcher, readiness, state: { ready: true, draining: false, inFlight: 3 }, nodeId: 'n1' });
-    const declared = (await m.registry.getMetricsAsJSON()).map((x) => x.name).filter((n) => n.startsWith('agent_')).sort();
+    const declared = (await m.registry.getMetricsAsJSON())
+      .map((x) => x.name)
+      .filter((n) => n.startsWith('agent_'))
+      .sort();
     const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
     const section = doc.slice(doc.indexOf('## Node agent: engine and generations'));
     const documented = [...section.matchAll(/^\| `(agent_[a-z_]+)` \|/gm)].map((x) => x[1]!).sort();
@@ -25,7 +31,10 @@ describe('docs/metrics.md agrees with the agent registry', () => {
 
   it('documents every router_* metric, and only those', async () => {
     const m = createRouterMetrics(() => 0);
-    const declared = (await m.registry.getMetricsAsJSON()).map((x) => x.name).filter((n) => n.startsWith('router_')).sort();
+    const declared = (await m.registry.getMetricsAsJSON())
+      .map((x) => x.name)
+      .filter((n) => n.startsWith('router_'))
+      .sort();
     const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
     const section = doc.slice(doc.indexOf('## Router'));
     const documented = [...section.matchAll(/^\| `(router_[a-z_]+)` \|/gm)].map((x) => x[1]!).sort();

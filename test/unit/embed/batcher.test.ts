@@ -15,7 +15,9 @@ function fakeWorker(log: number[][], delayMs = 2) {
       const n = input.texts.length;
       const data = Float32Array.from(input.texts, (t) => t.length);
       const tokens = Int32Array.from(input.texts, (t) => t.split(' ').length);
-      const failures = input.texts.flatMap((t, index) => (t === 'TOO LONG' && input.truncate?.[index] !== 1 ? [{ index, message: 'too long', tooLong: { tokens: 999, maxLength: 8 } }] : []));
+      const failures = input.texts.flatMap((t, index) =>
+        t === 'TOO LONG' && input.truncate?.[index] !== 1 ? [{ index, message: 'too long', tooLong: { tokens: 999, maxLength: 8 } }] : [],
+      );
       return { cols: 1, data: data.buffer, tokens: tokens.buffer, failures, groups: 1, paddedTokens: n, tokenizeMs: 0, runMs: 0 };
     },
     async close() {},
@@ -26,7 +28,11 @@ test('toRunInput: truncate flags for texts, distinct queries once for pairs', ()
   const e = toRunInput([{ work: { text: 'a', truncate: true } }, { work: { text: 'b' } }]);
   assert.deepEqual(e.texts, ['a', 'b']);
   assert.deepEqual([...e.truncate!], [1, 0]);
-  const r = toRunInput([{ work: { text: 'p1', query: 'q' } }, { work: { text: 'p2', query: 'other' } }, { work: { text: 'p3', query: 'q' } }]);
+  const r = toRunInput([
+    { work: { text: 'p1', query: 'q' } },
+    { work: { text: 'p2', query: 'other' } },
+    { work: { text: 'p3', query: 'q' } },
+  ]);
   assert.deepEqual(r.queries, ['q', 'other']);
   assert.deepEqual([...r.queryIndex!], [0, 1, 0]);
 });
@@ -38,8 +44,14 @@ test('a lone request runs at once; requests made while it runs are coalesced int
   assert.equal(log.length, 1, 'dispatched synchronously');
   const rest = Array.from({ length: 9 }, (_, i) => b.submit([{ text: 'y'.repeat(i + 1) }]));
   const out = await Promise.all([first, ...rest]);
-  assert.deepEqual(log.map((l) => l.length), [1, 9]);
-  assert.deepEqual(out.map((o) => o.rows[0]![0]), [1, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    log.map((l) => l.length),
+    [1, 9],
+  );
+  assert.deepEqual(
+    out.map((o) => o.rows[0]![0]),
+    [1, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   await b.close();
 });
 
@@ -62,7 +74,10 @@ test('per-item failures reject the request with its lowest failed index; other r
   const good = b.submit([{ text: 'TOO LONG', truncate: true }, { text: 'two words' }]);
   await assert.rejects(bad, (err: unknown) => err instanceof ItemError && err.index === 2 && err.failure.tooLong?.tokens === 999);
   const g = await good;
-  assert.deepEqual(g.rows.map((r) => r[0]), [8, 9]);
+  assert.deepEqual(
+    g.rows.map((r) => r[0]),
+    [8, 9],
+  );
   assert.equal(g.tokens, 4);
   await b.close();
 });

@@ -19,7 +19,10 @@ test('buildBatchInput pads ids/mask/type ids with zeros to the longest sequence'
 test('groupByLength separates short inputs from long ones and keeps every index once', () => {
   const lengths = [10, 128, 12, 120, 11, 130, 9, 125, 14, 8];
   const groups = groupByLength(lengths);
-  assert.deepEqual(groups.flat().sort((a, b) => a - b), lengths.map((_, i) => i));
+  assert.deepEqual(
+    groups.flat().sort((a, b) => a - b),
+    lengths.map((_, i) => i),
+  );
   assert.equal(groups.length, 2);
   for (const g of groups) {
     const ls = g.map((i) => lengths[i]!);

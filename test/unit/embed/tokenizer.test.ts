@@ -8,8 +8,17 @@ const models = fileURLToPath(new URL('../../../models/', import.meta.url));
 const ref = (m: string) => JSON.parse(readFileSync(`${models}${m}/reference.json`, 'utf8'));
 const load = (m: string) => TextTokenizer.load(`${models}${m}/tokenizer.json`);
 
-interface Single { text: string; ids: number[]; token_type_ids: number[] }
-interface Pair { query: string; passage: string; ids: number[]; token_type_ids: number[] }
+interface Single {
+  text: string;
+  ids: number[];
+  token_type_ids: number[];
+}
+interface Pair {
+  query: string;
+  passage: string;
+  ids: number[];
+  token_type_ids: number[];
+}
 
 test('all-MiniLM-L6-v2 tokenizer reproduces the reference ids', async () => {
   const tok = await load('all-MiniLM-L6-v2');
@@ -53,7 +62,10 @@ test('single truncation keeps [CLS] ... [SEP] at exactly maxLength; without trun
   assert.equal(e.ids[0], 101);
   assert.equal(e.ids[15], 102);
   assert.deepEqual(e.ids.slice(1, 15), tok.content(text).slice(0, 14));
-  assert.throws(() => tok.encode(text, 16, false), (err: unknown) => err instanceof TooLongError && err.maxLength === 16 && err.tokens > 16);
+  assert.throws(
+    () => tok.encode(text, 16, false),
+    (err: unknown) => err instanceof TooLongError && err.maxLength === 16 && err.tokens > 16,
+  );
   assert.doesNotThrow(() => tok.encode('the cat', 16, false));
 });
 

@@ -50,11 +50,20 @@ function fakePool(calls: Record<string, () => ReturnType<typeof fakeCall>>) {
 }
 
 const request = (over: Partial<DispatchRequest> = {}): DispatchRequest => ({
-  requestId: 'r1', operation: 'CHAT_COMPLETIONS', model: 'm', body: { model: 'm', stream: true }, deadline: new Date(Date.now() + 10_000), lane: 'standard', signal: new AbortController().signal, ...over,
+  requestId: 'r1',
+  operation: 'CHAT_COMPLETIONS',
+  model: 'm',
+  body: { model: 'm', stream: true },
+  deadline: new Date(Date.now() + 10_000),
+  lane: 'standard',
+  signal: new AbortController().signal,
+  ...over,
 });
 
 const chunk = (delayMs = 0): Step => ({ ev: ev.chunk('{"choices":[{"index":0,"delta":{"content":"x"}}]}'), delayMs });
-const usage = (ttftSeconds: number): Step => ({ ev: { event: 'usage', usage: { promptTokens: 1, completionTokens: 2, cachedPromptTokens: 0, ttftSeconds } } });
+const usage = (ttftSeconds: number): Step => ({
+  ev: { event: 'usage', usage: { promptTokens: 1, completionTokens: 2, cachedPromptTokens: 0, ttftSeconds } },
+});
 
 async function drain(it: AsyncIterator<UpstreamEvent>): Promise<UpstreamEvent[]> {
   const out: UpstreamEvent[] = [];
@@ -83,7 +92,13 @@ describe('node breaker: judged at the end of the call, slow first token from the
   it('a node that fails mid-stream (error event or broken call) counts as a failure', async () => {
     for (const tail of [{ ev: ev.error('engine died') } as Step, { throw: 'connection reset' } as Step]) {
       const set = new BreakerSet(breakerOptions);
-      const d = new NodeDispatcher(fakePool({ a: () => fakeCall([chunk(), chunk(), tail]) }), 1, logger, {}, { set, slowFirstTokenMs: 1_000 });
+      const d = new NodeDispatcher(
+        fakePool({ a: () => fakeCall([chunk(), chunk(), tail]) }),
+        1,
+        logger,
+        {},
+        { set, slowFirstTokenMs: 1_000 },
+      );
       const out = await d.dispatch(request());
       await drain(out.rest).catch(() => undefined);
       assert.equal(set.get('node:a').state, 'open');
@@ -92,7 +107,13 @@ describe('node breaker: judged at the end of the call, slow first token from the
 
   it('a client that goes away mid-stream does not count against the node', async () => {
     const set = new BreakerSet(breakerOptions);
-    const d = new NodeDispatcher(fakePool({ a: () => fakeCall([chunk(), chunk(), usage(0.001)]) }), 1, logger, {}, { set, slowFirstTokenMs: 1_000 });
+    const d = new NodeDispatcher(
+      fakePool({ a: () => fakeCall([chunk(), chunk(), usage(0.001)]) }),
+      1,
+      logger,
+      {},
+      { set, slowFirstTokenMs: 1_000 },
+    );
     const out = await d.dispatch(request());
     out.cancel();
     assert.equal(set.get('node:a').state, 'closed');
@@ -101,13 +122,31 @@ describe('node breaker: judged at the end of the call, slow first token from the
 });
 
 describe('node retries: full-jitter backoff within the deadline', () => {
-  const failing = () => fakeCall([{ ev: { event: 'error', error: { kind: 'ENGINE_OVERLOADED', message: 'busy', httpStatus: 503, errorJson: '', beforeFirstToken: true } } }]);
+  const failing = () =>
+    fakeCall([
+      {
+        ev: {
+          event: 'error',
+          error: { kind: 'ENGINE_OVERLOADED', message: 'busy', httpStatus: 503, errorJson: '', beforeFirstToken: true },
+        },
+      },
+    ]);
 
   it('sleeps random(0, min(cap, base * 2^(n-1))) before each further node', async () => {
     const sleeps: number[] = [];
-    const d = new NodeDispatcher(fakePool({ a: failing, b: failing, c: () => fakeCall([chunk(), usage(0.001)]) }), 3, logger, {}, undefined, {
-      baseDelayMs: 100, maxDelayMs: 150, random: () => 0.5, sleep: async (ms) => void sleeps.push(ms),
-    });
+    const d = new NodeDispatcher(
+      fakePool({ a: failing, b: failing, c: () => fakeCall([chunk(), usage(0.001)]) }),
+      3,
+      logger,
+      {},
+      undefined,
+      {
+        baseDelayMs: 100,
+        maxDelayMs: 150,
+        random: () => 0.5,
+        sleep: async (ms) => void sleeps.push(ms),
+      },
+    );
     const out = await d.dispatch(request());
     assert.equal(out.backend, 'node:c');
     assert.equal(out.attempts, 3);
@@ -117,14 +156,24 @@ describe('node retries: full-jitter backoff within the deadline', () => {
   it('a backoff that would pass the deadline is not slept: the last error comes back at once', async () => {
     const sleeps: number[] = [];
     const d = new NodeDispatcher(fakePool({ a: failing, b: () => fakeCall([chunk(), usage(0.001)]) }), 3, logger, {}, undefined, {
-      baseDelayMs: 5_000, maxDelayMs: 5_000, random: () => 0.99, sleep: async (ms) => void sleeps.push(ms),
+      baseDelayMs: 5_000,
+      maxDelayMs: 5_000,
+      random: () => 0.99,
+      sleep: async (ms) => void sleeps.push(ms),
     });
-    await assert.rejects(d.dispatch(request({ deadline: new Date(Date.now() + 1_000) })), (e: { status: number; code: string }) => e.status === 503 && e.code === 'node_unavailable');
+    await assert.rejects(
+      d.dispatch(request({ deadline: new Date(Date.now() + 1_000) })),
+      (e: { status: number; code: string }) => e.status === 503 && e.code === 'node_unavailable',
+    );
     assert.deepEqual(sleeps, []);
   });
 
   it('really waits (default sleep), and a client that leaves during the wait ends it', async () => {
-    const d = new NodeDispatcher(fakePool({ a: failing, b: () => fakeCall([chunk(), usage(0.001)]) }), 2, logger, {}, undefined, { baseDelayMs: 300, maxDelayMs: 300, random: () => 0.999 });
+    const d = new NodeDispatcher(fakePool({ a: failing, b: () => fakeCall([chunk(), usage(0.001)]) }), 2, logger, {}, undefined, {
+      baseDelayMs: 300,
+      maxDelayMs: 300,
+      random: () => 0.999,
+    });
     const t0 = performance.now();
     await d.dispatch(request());
     assert.ok(performance.now() - t0 >= 250, 'waited about 300 ms before the second node');
@@ -136,20 +185,33 @@ describe('node retries: full-jitter backoff within the deadline', () => {
 
 describe('provider breaker: a mid-stream failure counts', () => {
   const provider = (events: () => AsyncGenerator<UpstreamEvent>): Provider => ({
-    name: 'p', kind: 'openai', supports: () => true,
+    name: 'p',
+    kind: 'openai',
+    supports: () => true,
     generate: () => toDispatch('p', 'p:model-x', events(), () => {}),
   });
   const dispatcher = (p: Provider, set: BreakerSet) => {
     const cfg = fallbackConfigSchema.parse({ providers: { p: { kind: 'openai', apiKeyEnv: 'X' } }, chains: { m: ['p:model-x'] } });
-    return new FallbackDispatcher({} as never, cfg, new Map([['p', p]]), set, new ProviderPauses(), { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxPauseWaitMs: 0, slowFirstTokenMs: 10_000 }, logger);
+    return new FallbackDispatcher(
+      {} as never,
+      cfg,
+      new Map([['p', p]]),
+      set,
+      new ProviderPauses(),
+      { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxPauseWaitMs: 0, slowFirstTokenMs: 10_000 },
+      logger,
+    );
   };
 
   it('a stream that drops after its first chunk opens the provider breaker', async () => {
     const set = new BreakerSet(breakerOptions);
-    const d = dispatcher(provider(async function* () {
-      yield ev.chunk('{"choices":[]}');
-      throw new Error('socket hang up');
-    }), set);
+    const d = dispatcher(
+      provider(async function* () {
+        yield ev.chunk('{"choices":[]}');
+        throw new Error('socket hang up');
+      }),
+      set,
+    );
     const out = await d.dispatch(request());
     assert.equal(set.get('provider:p').state, 'closed');
     const rest = await drain(out.rest);
@@ -159,10 +221,13 @@ describe('provider breaker: a mid-stream failure counts', () => {
 
   it('a complete stream is a success', async () => {
     const set = new BreakerSet(breakerOptions);
-    const d = dispatcher(provider(async function* () {
-      yield ev.chunk('{"choices":[]}');
-      yield ev.usage(1, 1);
-    }), set);
+    const d = dispatcher(
+      provider(async function* () {
+        yield ev.chunk('{"choices":[]}');
+        yield ev.usage(1, 1);
+      }),
+      set,
+    );
     await drain((await d.dispatch(request())).rest);
     assert.equal(set.get('provider:p').state, 'closed');
     assert.ok(set.get('provider:p').tryAcquire());

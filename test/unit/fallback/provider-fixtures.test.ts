@@ -17,9 +17,18 @@ import { ProviderError, type Provider, type UpstreamEvent } from '../../../route
 const FIX = join(import.meta.dirname, '../../fixtures');
 const KEY = 'sk-fixture-secret-0123456789';
 const read = (dir: string, f: string) => readFileSync(join(FIX, dir, f), 'utf8');
-const jsonlAsSse = (text: string, done: boolean) => text.split('\n').filter(Boolean).map((l) => `data: ${l}\n\n`).join('') + (done ? 'data: [DONE]\n\n' : '');
+const jsonlAsSse = (text: string, done: boolean) =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => `data: ${l}\n\n`)
+    .join('') + (done ? 'data: [DONE]\n\n' : '');
 
-let reply: { status: number; type: string; body: string; headers?: Record<string, string> } = { status: 200, type: 'text/event-stream', body: '' };
+let reply: { status: number; type: string; body: string; headers?: Record<string, string> } = {
+  status: 200,
+  type: 'text/event-stream',
+  body: '',
+};
 let lastRequest: { url: string; headers: Record<string, unknown>; body: Record<string, unknown> } | undefined;
 let server: Server;
 let base = '';
@@ -42,10 +51,32 @@ after(() => server.close());
 const cred = () => Credential.load('t', { apiKeyEnv: 'K' }, { K: KEY });
 const signal = new AbortController().signal;
 async function run(p: Provider, body: Record<string, unknown>, model = 'm') {
-  const d = await p.generate({ requestId: 'r1', operation: 'CHAT_COMPLETIONS', model, body, deadline: new Date(Date.now() + 10_000), signal });
+  const d = await p.generate({
+    requestId: 'r1',
+    operation: 'CHAT_COMPLETIONS',
+    model,
+    body,
+    deadline: new Date(Date.now() + 10_000),
+    signal,
+  });
   const events: UpstreamEvent[] = [d.first];
   for (let r = await d.rest.next(); !r.done; r = await d.rest.next()) events.push(r.value);
-  return { backend: d.backend, events, chunks: events.filter((e) => e.event === 'chunkJson').map((e) => JSON.parse(e.chunkJson!) as { choices: { delta: { content?: string; tool_calls?: { index: number; id?: string; function: { name?: string; arguments?: string } }[] }; finish_reason: string | null }[]; usage?: unknown }) };
+  return {
+    backend: d.backend,
+    events,
+    chunks: events
+      .filter((e) => e.event === 'chunkJson')
+      .map(
+        (e) =>
+          JSON.parse(e.chunkJson!) as {
+            choices: {
+              delta: { content?: string; tool_calls?: { index: number; id?: string; function: { name?: string; arguments?: string } }[] };
+              finish_reason: string | null;
+            }[];
+            usage?: unknown;
+          },
+      ),
+  };
 }
 function assemble(chunks: Awaited<ReturnType<typeof run>>['chunks']) {
   let text = '';
@@ -83,7 +114,10 @@ describe('OpenAI and Azure captures through the OpenAI provider', () => {
     assert.ok(last.usage!.promptTokens > 0);
   });
 
-  for (const f of ['chat-stream-text-after-tool-result-include-usage.gpt-4o-mini.sse', 'chat-stream-text-include-usage.gpt-4.1-nano.chunks.jsonl']) {
+  for (const f of [
+    'chat-stream-text-after-tool-result-include-usage.gpt-4o-mini.sse',
+    'chat-stream-text-include-usage.gpt-4.1-nano.chunks.jsonl',
+  ]) {
     it(`relays ${f} byte for byte`, async () => {
       const raw = read('openai', f);
       reply = { status: 200, type: 'text/event-stream', body: f.endsWith('.jsonl') ? jsonlAsSse(raw, true) : raw };
@@ -117,8 +151,19 @@ describe('OpenAI and Azure captures through the OpenAI provider', () => {
   }
 
   it('Azure: deployment URL, api-version, api-key; the filter-only first chunk is dropped', async () => {
-    reply = { status: 200, type: 'text/event-stream', body: jsonlAsSse(read('azure-openai', 'chat-stream-model-router.gpt-5-nano.chunks.jsonl'), true) };
-    const p = new AzureOpenAIProvider({ name: 'azure', endpoint: base, apiVersion: '2024-12-01-preview', deployments: { 'gpt-5-nano': 'router-dep' }, credential: cred(), firstByteTimeoutMs: 5_000 });
+    reply = {
+      status: 200,
+      type: 'text/event-stream',
+      body: jsonlAsSse(read('azure-openai', 'chat-stream-model-router.gpt-5-nano.chunks.jsonl'), true),
+    };
+    const p = new AzureOpenAIProvider({
+      name: 'azure',
+      endpoint: base,
+      apiVersion: '2024-12-01-preview',
+      deployments: { 'gpt-5-nano': 'router-dep' },
+      credential: cred(),
+      firstByteTimeoutMs: 5_000,
+    });
     const r = await run(p, { messages: [], stream: true }, 'gpt-5-nano');
     assert.equal(lastRequest!.url, '/openai/deployments/router-dep/chat/completions?api-version=2024-12-01-preview');
     assert.equal(lastRequest!.headers['api-key'], KEY);
@@ -128,8 +173,19 @@ describe('OpenAI and Azure captures through the OpenAI provider', () => {
   });
 
   it('Azure: a non-streaming answer is relayed with its usage', async () => {
-    reply = { status: 200, type: 'application/json', body: read('azure-openai', 'chat-completion-nonstream.gpt-4o-deployment.response.json') };
-    const p = new AzureOpenAIProvider({ name: 'azure', endpoint: base, apiVersion: '2024-12-01-preview', deployments: {}, credential: cred(), firstByteTimeoutMs: 5_000 });
+    reply = {
+      status: 200,
+      type: 'application/json',
+      body: read('azure-openai', 'chat-completion-nonstream.gpt-4o-deployment.response.json'),
+    };
+    const p = new AzureOpenAIProvider({
+      name: 'azure',
+      endpoint: base,
+      apiVersion: '2024-12-01-preview',
+      deployments: {},
+      credential: cred(),
+      firstByteTimeoutMs: 5_000,
+    });
     const r = await run(p, { messages: [] }, 'gpt-4o');
     assert.equal(r.events[0]!.event, 'responseJson');
     assert.equal(r.events[1]!.event, 'usage');
@@ -137,17 +193,45 @@ describe('OpenAI and Azure captures through the OpenAI provider', () => {
   });
 
   it('a 401 never echoes the provider text (it may quote the key) and moves to the next provider', async () => {
-    reply = { status: 401, type: 'application/json', body: JSON.stringify({ error: { message: `Incorrect API key provided: ${KEY}`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } }) };
-    await assert.rejects(run(openai(), { messages: [] }), (e: unknown) => e instanceof ProviderError && e.failure === 'next' && !e.message.includes(KEY) && !e.message.includes(KEY.slice(0, 8)));
+    reply = {
+      status: 401,
+      type: 'application/json',
+      body: JSON.stringify({
+        error: { message: `Incorrect API key provided: ${KEY}`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+      }),
+    };
+    await assert.rejects(
+      run(openai(), { messages: [] }),
+      (e: unknown) =>
+        e instanceof ProviderError && e.failure === 'next' && !e.message.includes(KEY) && !e.message.includes(KEY.slice(0, 8)),
+    );
   });
 });
 
 describe('Anthropic captures through the Anthropic provider', () => {
-  const anthropic = () => new AnthropicProvider({ name: 'anthropic', baseUrl: base, version: '2023-06-01', defaultMaxTokens: 1024, credential: cred(), firstByteTimeoutMs: 5_000 });
+  const anthropic = () =>
+    new AnthropicProvider({
+      name: 'anthropic',
+      baseUrl: base,
+      version: '2023-06-01',
+      defaultMaxTokens: 1024,
+      credential: cred(),
+      firstByteTimeoutMs: 5_000,
+    });
 
   it('text stream (padded JSON, ping) -> OpenAI chunks, finish stop, usage 20/5', async () => {
     reply = { status: 200, type: 'text/event-stream', body: read('anthropic', 'messages-stream-text.claude-sonnet-4-5.sse') };
-    const r = await run(anthropic(), { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'What is 1+1?' }], stream: true }, 'claude-sonnet-4-5');
+    const r = await run(
+      anthropic(),
+      {
+        messages: [
+          { role: 'system', content: 'be brief' },
+          { role: 'user', content: 'What is 1+1?' },
+        ],
+        stream: true,
+      },
+      'claude-sonnet-4-5',
+    );
     assert.equal(lastRequest!.url, '/v1/messages');
     assert.equal(lastRequest!.headers['x-api-key'], KEY);
     assert.equal(lastRequest!.headers['anthropic-version'], '2023-06-01');
@@ -163,10 +247,24 @@ describe('Anthropic captures through the Anthropic provider', () => {
     assert.match(first.id, /^chatcmpl-msg_/);
   });
 
-  for (const f of ['messages-stream-tool-use.claude-haiku-4-5.chunks.jsonl', 'messages-stream-server-tool-search-then-tool-use.sse', 'messages-stream-text.claude-sonnet-4-5.chunks.jsonl']) {
+  for (const f of [
+    'messages-stream-tool-use.claude-haiku-4-5.chunks.jsonl',
+    'messages-stream-server-tool-search-then-tool-use.sse',
+    'messages-stream-text.claude-sonnet-4-5.chunks.jsonl',
+  ]) {
     it(`${f}: input_json_delta pieces become tool_call argument deltas`, async () => {
       const raw = read('anthropic', f);
-      reply = { status: 200, type: 'text/event-stream', body: f.endsWith('.jsonl') ? raw.split('\n').filter(Boolean).map((l) => `event: ${(JSON.parse(l) as { type: string }).type}\ndata: ${l}\n\n`).join('') : raw };
+      reply = {
+        status: 200,
+        type: 'text/event-stream',
+        body: f.endsWith('.jsonl')
+          ? raw
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => `event: ${(JSON.parse(l) as { type: string }).type}\ndata: ${l}\n\n`)
+              .join('')
+          : raw,
+      };
       const r = await run(anthropic(), { messages: [{ role: 'user', content: 'x' }], stream: true });
       const a = assemble(r.chunks);
       assert.equal(r.events.at(-1)!.event, 'usage');
@@ -184,7 +282,11 @@ describe('Anthropic captures through the Anthropic provider', () => {
 
   it('a mid-stream error event (real payload) ends the stream with an error event', async () => {
     const head = read('anthropic', 'messages-stream-text.claude-sonnet-4-5.sse').split('event: content_block_stop')[0]!;
-    reply = { status: 200, type: 'text/event-stream', body: `${head}event: error\ndata: ${read('anthropic', 'stream-error-event-data-overloaded.excerpt.txt').trim()}\n\n` };
+    reply = {
+      status: 200,
+      type: 'text/event-stream',
+      body: `${head}event: error\ndata: ${read('anthropic', 'stream-error-event-data-overloaded.excerpt.txt').trim()}\n\n`,
+    };
     const r = await run(anthropic(), { messages: [{ role: 'user', content: 'x' }], stream: true });
     const last = r.events.at(-1)!;
     assert.equal(last.event, 'error');

@@ -13,18 +13,45 @@ import { errors } from '../../../common/errors.ts';
 
 describe('OpenAI -> Anthropic request', () => {
   it('moves system messages, requires max_tokens, maps stop/temperature/top_p/tools/tool results/images', () => {
-    const out = toAnthropicRequest({
-      messages: [
-        { role: 'system', content: 'You are terse.' },
-        { role: 'developer', content: [{ type: 'text', text: 'No emojis.' }] },
-        { role: 'user', content: [{ type: 'text', text: 'Weather?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }] },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
-        { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
-      ],
-      stop: 'END', temperature: 1.7, top_p: 0.9, stream: true, user: 'u1',
-      tools: [{ type: 'function', function: { name: 'get_weather', description: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
-      tool_choice: 'required', parallel_tool_calls: false,
-    }, { model: 'claude-haiku-4-5', defaultMaxTokens: 777 });
+    const out = toAnthropicRequest(
+      {
+        messages: [
+          { role: 'system', content: 'You are terse.' },
+          { role: 'developer', content: [{ type: 'text', text: 'No emojis.' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'Weather?' },
+              { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+            ],
+          },
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+          },
+          { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+        ],
+        stop: 'END',
+        temperature: 1.7,
+        top_p: 0.9,
+        stream: true,
+        user: 'u1',
+        tools: [
+          {
+            type: 'function',
+            function: {
+              name: 'get_weather',
+              description: 'weather',
+              parameters: { type: 'object', properties: { city: { type: 'string' } } },
+            },
+          },
+        ],
+        tool_choice: 'required',
+        parallel_tool_calls: false,
+      },
+      { model: 'claude-haiku-4-5', defaultMaxTokens: 777 },
+    );
     assert.equal(out.system, 'You are terse.\n\nNo emojis.');
     assert.equal(out.max_tokens, 777);
     assert.deepEqual(out.stop_sequences, ['END']);
@@ -32,9 +59,14 @@ describe('OpenAI -> Anthropic request', () => {
     assert.equal(out.top_p, 0.9);
     assert.deepEqual(out.metadata, { user_id: 'u1' });
     assert.deepEqual(out.tool_choice, { type: 'any', disable_parallel_tool_use: true });
-    assert.deepEqual(out.tools, [{ name: 'get_weather', description: 'weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }]);
+    assert.deepEqual(out.tools, [
+      { name: 'get_weather', description: 'weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } },
+    ]);
     const msgs = out.messages as { role: string; content: Record<string, unknown>[] }[];
-    assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant', 'user']);
+    assert.deepEqual(
+      msgs.map((m) => m.role),
+      ['user', 'assistant', 'user'],
+    );
     assert.deepEqual(msgs[0]!.content[1], { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAAA' } });
     assert.deepEqual(msgs[1]!.content[0], { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } });
     assert.deepEqual(msgs[2]!.content[0], { type: 'tool_result', tool_use_id: 'call_1', content: 'sunny' });
@@ -42,18 +74,39 @@ describe('OpenAI -> Anthropic request', () => {
 
   it('uses max_completion_tokens / max_tokens when given, and named tool choice', () => {
     assert.equal(toAnthropicRequest({ messages: [], max_tokens: 5 }, { model: 'm', defaultMaxTokens: 9 }).max_tokens, 5);
-    assert.equal(toAnthropicRequest({ messages: [], max_completion_tokens: 6, max_tokens: 5 }, { model: 'm', defaultMaxTokens: 9 }).max_tokens, 6);
-    const t = toAnthropicRequest({ messages: [], tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'f' } } }, { model: 'm', defaultMaxTokens: 9 });
+    assert.equal(
+      toAnthropicRequest({ messages: [], max_completion_tokens: 6, max_tokens: 5 }, { model: 'm', defaultMaxTokens: 9 }).max_tokens,
+      6,
+    );
+    const t = toAnthropicRequest(
+      { messages: [], tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'f' } } },
+      { model: 'm', defaultMaxTokens: 9 },
+    );
     assert.deepEqual(t.tool_choice, { type: 'tool', name: 'f' });
   });
 
   it('Anthropic -> OpenAI response with tool calls, stop reasons and usage', () => {
-    const r = toOpenAIResponse({ id: 'msg_1', model: 'claude-x', content: [{ type: 'text', text: 'ok' }, { type: 'tool_use', id: 'toolu_1', name: 'f', input: { a: 1 } }], stop_reason: 'tool_use', usage: { input_tokens: 3, output_tokens: 4, cache_read_input_tokens: 2 } }) as { choices: { message: { content: string; tool_calls: { function: { arguments: string } }[] }; finish_reason: string }[]; usage: { prompt_tokens: number; completion_tokens: number } };
+    const r = toOpenAIResponse({
+      id: 'msg_1',
+      model: 'claude-x',
+      content: [
+        { type: 'text', text: 'ok' },
+        { type: 'tool_use', id: 'toolu_1', name: 'f', input: { a: 1 } },
+      ],
+      stop_reason: 'tool_use',
+      usage: { input_tokens: 3, output_tokens: 4, cache_read_input_tokens: 2 },
+    }) as {
+      choices: { message: { content: string; tool_calls: { function: { arguments: string } }[] }; finish_reason: string }[];
+      usage: { prompt_tokens: number; completion_tokens: number };
+    };
     assert.equal(r.choices[0]!.message.content, 'ok');
     assert.equal(r.choices[0]!.message.tool_calls[0]!.function.arguments, '{"a":1}');
     assert.equal(r.choices[0]!.finish_reason, 'tool_calls');
     assert.deepEqual([r.usage.prompt_tokens, r.usage.completion_tokens], [5, 4]);
-    assert.deepEqual(['end_turn', 'stop_sequence', 'max_tokens', 'tool_use', 'refusal', 'pause_turn', 'model_context_window_exceeded'].map(finishReason), ['stop', 'stop', 'length', 'tool_calls', 'content_filter', 'stop', 'length']);
+    assert.deepEqual(
+      ['end_turn', 'stop_sequence', 'max_tokens', 'tool_use', 'refusal', 'pause_turn', 'model_context_window_exceeded'].map(finishReason),
+      ['stop', 'stop', 'length', 'tool_calls', 'content_filter', 'stop', 'length'],
+    );
   });
 });
 
@@ -61,7 +114,12 @@ describe('circuit breaker', () => {
   const make = () => {
     let now = 0;
     const moves: string[] = [];
-    const b = new CircuitBreaker('provider:x', { windowMs: 1_000, minRequests: 4, errorRate: 0.5, openMs: 500, halfOpenProbes: 2, closeAfterSuccesses: 2 }, (_n, from: BreakerState, to: BreakerState) => moves.push(`${from}->${to}`), () => now);
+    const b = new CircuitBreaker(
+      'provider:x',
+      { windowMs: 1_000, minRequests: 4, errorRate: 0.5, openMs: 500, halfOpenProbes: 2, closeAfterSuccesses: 2 },
+      (_n, from: BreakerState, to: BreakerState) => moves.push(`${from}->${to}`),
+      () => now,
+    );
     return { b, moves, tick: (ms: number) => (now += ms) };
   };
 
@@ -114,10 +172,22 @@ describe('circuit breaker', () => {
 describe('retry', () => {
   it('full jitter: delay in [0, min(cap, base * 2^(n-1)))', () => {
     const o = { baseDelayMs: 100, maxDelayMs: 1_000 };
-    assert.equal(backoffMs(1, o, () => 0.999), 99);
-    assert.equal(backoffMs(3, o, () => 0.5), 200);
-    assert.equal(backoffMs(10, o, () => 0.999), 999);
-    assert.equal(backoffMs(2, o, () => 0), 0);
+    assert.equal(
+      backoffMs(1, o, () => 0.999),
+      99,
+    );
+    assert.equal(
+      backoffMs(3, o, () => 0.5),
+      200,
+    );
+    assert.equal(
+      backoffMs(10, o, () => 0.999),
+      999,
+    );
+    assert.equal(
+      backoffMs(2, o, () => 0),
+      0,
+    );
   });
 
   it('a pause is shared and never shortened', () => {
@@ -144,7 +214,10 @@ describe('fallback config and triggers', () => {
   it('rejects a chain naming an unknown provider, and a provider without credentials source', () => {
     assert.equal(fallbackConfigSchema.safeParse({ chains: { m: ['local', 'nope:x'] } }).success, false);
     assert.equal(fallbackConfigSchema.safeParse({ providers: { openai: { kind: 'openai' } } }).success, false);
-    const ok = fallbackConfigSchema.parse({ providers: { openai: { kind: 'openai', apiKeyEnv: 'K' } }, chains: { m: ['local', 'openai:gpt-4o-mini'] } });
+    const ok = fallbackConfigSchema.parse({
+      providers: { openai: { kind: 'openai', apiKeyEnv: 'K' } },
+      chains: { m: ['local', 'openai:gpt-4o-mini'] },
+    });
     assert.deepEqual(ok.triggers, ['no_ready_node', 'lane_saturated', 'node_failed', 'breaker_open']);
     assert.deepEqual(ok.lanes, ['critical', 'standard']);
   });

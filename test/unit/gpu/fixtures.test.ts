@@ -14,7 +14,10 @@ import { HealthPolicy } from '../../../node-agent/gpu/health-policy.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures');
 const smi = join(root, 'nvidia-smi');
-const list = (dir: string, ext: string): string[] => readdirSync(dir).filter((f) => f.endsWith(ext)).sort();
+const list = (dir: string, ext: string): string[] =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .sort();
 const read = (...p: string[]): string => readFileSync(join(...p), 'utf8');
 
 for (const f of list(join(smi, 'xml'), '.xml')) {
@@ -121,7 +124,10 @@ test('8x V100S: eight GPUs, SW power cap on two, utilisation not taken from acco
   const r = parseQueryXml(read(smi, 'xml', '8x-tesla-v100s-pcie-32gb-driver460.73.01-load.xml'));
   assert.equal(r.gpus.length, 8);
   assert.equal(r.gpus.filter((g) => g.throttle.sw_power_cap === true).length, 2);
-  assert.deepEqual(r.gpus.map((g) => g.index), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(
+    r.gpus.map((g) => g.index),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
   for (const g of r.gpus) assert.ok(g.utilizationGpuPct !== null && g.utilizationGpuPct >= 23 && g.utilizationGpuPct <= 99);
   const policy = new HealthPolicy();
   for (const g of r.gpus) assert.equal(policy.evaluateGpu(g).verdict, 'HEALTHY');

@@ -66,7 +66,19 @@ test('classifyXid table', () => {
 });
 
 test('csv noheader form with the monitor field list', () => {
-  const r = parseQueryGpuCsv('0, GPU-a, Tesla T4, 00000000:00:1E.0, 40, [N/A], 26.78, 70.00, 0, 0, 15360\n', ['index', 'uuid', 'name', 'pci.bus_id', 'temperature.gpu', 'temperature.memory', 'power.draw', 'power.limit', 'utilization.gpu', 'memory.used', 'memory.total']);
+  const r = parseQueryGpuCsv('0, GPU-a, Tesla T4, 00000000:00:1E.0, 40, [N/A], 26.78, 70.00, 0, 0, 15360\n', [
+    'index',
+    'uuid',
+    'name',
+    'pci.bus_id',
+    'temperature.gpu',
+    'temperature.memory',
+    'power.draw',
+    'power.limit',
+    'utilization.gpu',
+    'memory.used',
+    'memory.total',
+  ]);
   assert.equal(r.readings[0]!.temperatureMemoryC, null);
   assert.equal(r.readings[0]!.powerLimitW, 70);
   assert.equal(canonicalPciAddress(r.readings[0]!.pciBusId!), '0000:00:1e');
@@ -75,6 +87,12 @@ test('csv noheader form with the monitor field list', () => {
 test('docs/metrics.md lists every GPU metric the code declares', async () => {
   const { GPU_METRICS } = await import('../../../node-agent/gpu/metrics.ts');
   const doc = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'metrics.md'), 'utf8');
-  const names = [...GPU_METRICS.map((m) => m.name), 'gpu_throttle_reason_active', 'gpu_health_verdict', 'gpu_node_health_verdict', 'gpu_last_poll_timestamp_seconds'];
+  const names = [
+    ...GPU_METRICS.map((m) => m.name),
+    'gpu_throttle_reason_active',
+    'gpu_health_verdict',
+    'gpu_node_health_verdict',
+    'gpu_last_poll_timestamp_seconds',
+  ];
   for (const n of names) assert.ok(doc.includes(`\`${n}\``), n);
 });

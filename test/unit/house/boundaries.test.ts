@@ -17,11 +17,7 @@ const eslint = new ESLint({
   overrideConfigFile: true,
   // proto/ holds generated types (ignored) and .proto files today: nothing to lint is fine.
   errorOnUnmatchedPattern: false,
-  overrideConfig: [
-    { ignores: ['proto/generated/**'] },
-    { files: ['**/*.ts'], languageOptions: { parser: tseslint.parser } },
-    ...blocks,
-  ],
+  overrideConfig: [{ ignores: ['proto/generated/**'] }, { files: ['**/*.ts'], languageOptions: { parser: tseslint.parser } }, ...blocks],
 });
 
 async function violations(filePath: string, code: string): Promise<string[]> {
@@ -31,7 +27,13 @@ async function violations(filePath: string, code: string): Promise<string[]> {
 
 describe('service boundaries', () => {
   it('has a block per service, common/ and proto/', () => {
-    assert.deepEqual(blocks.flatMap((b) => b.files).sort(), ['common/**/*.ts', 'control-plane/**/*.ts', 'node-agent/**/*.ts', 'proto/**/*.ts', 'router/**/*.ts']);
+    assert.deepEqual(blocks.flatMap((b) => b.files).sort(), [
+      'common/**/*.ts',
+      'control-plane/**/*.ts',
+      'node-agent/**/*.ts',
+      'proto/**/*.ts',
+      'router/**/*.ts',
+    ]);
   });
 
   const forbidden: [string, string][] = [

@@ -16,7 +16,10 @@ test('the body hash ignores key order and formatting, not content or route', () 
   assert.equal(a, b);
   assert.notEqual(a, bodyHash('CHAT_COMPLETIONS', { model: 'm', messages: [{ role: 'user', content: 'hi!' }], max_tokens: 3 }));
   assert.notEqual(a, bodyHash('COMPLETIONS', { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }));
-  assert.notEqual(a, bodyHash('CHAT_COMPLETIONS', { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true }));
+  assert.notEqual(
+    a,
+    bodyHash('CHAT_COMPLETIONS', { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true }),
+  );
   assert.notEqual(recordId('t:a', 'k1'), recordId('t:b', 'k1'), 'scopes separate the same key');
 });
 
@@ -25,7 +28,10 @@ test('idempotency keys: absent, valid, or a 400', () => {
   assert.equal(idempotencyKeyOf(req()), undefined);
   assert.equal(idempotencyKeyOf(req('abc-123_XYZ')), 'abc-123_XYZ');
   for (const bad of ['', 'with space', 'x'.repeat(256), 'ünicode']) {
-    assert.throws(() => idempotencyKeyOf(req(bad)), (e: unknown) => e instanceof ApiError && e.status === 400 && e.code === 'invalid_idempotency_key');
+    assert.throws(
+      () => idempotencyKeyOf(req(bad)),
+      (e: unknown) => e instanceof ApiError && e.status === 400 && e.code === 'invalid_idempotency_key',
+    );
   }
 });
 
@@ -76,7 +82,10 @@ test('feed: followers see every frame in order, from anywhere, and stop at the t
   feed.push({ t: 'd', d: 'after the end' });
   const late: LiveFrame[] = [];
   for await (const f of feed.read(undefined, 2)) late.push(f);
-  assert.deepEqual((await early).map((f) => f.t), ['h', 'd', 'd', 'x']);
+  assert.deepEqual(
+    (await early).map((f) => f.t),
+    ['h', 'd', 'd', 'x'],
+  );
   assert.deepEqual(late, [{ t: 'd', d: '2' }, { t: 'x' }]);
   // A follower whose client left stops waiting.
   const open = new Feed();

@@ -22,6 +22,9 @@ describe('kv-fit scorer', () => {
     assert.equal(kvFit.score(node('a', { kvCapacity: 10_000, kvUsage: 0.95 }), req(1_000)), 0);
   });
   it('prefers the emptier cache', () => {
-    assert.ok(kvFit.score(node('a', { kvCapacity: 10_000, kvUsage: 0.1 }), req(10)) > kvFit.score(node('b', { kvCapacity: 10_000, kvUsage: 0.8 }), req(10)));
+    assert.ok(
+      kvFit.score(node('a', { kvCapacity: 10_000, kvUsage: 0.1 }), req(10)) >
+        kvFit.score(node('b', { kvCapacity: 10_000, kvUsage: 0.8 }), req(10)),
+    );
   });
 });

@@ -16,9 +16,21 @@ describe('prompt prefix', () => {
     assert.deepEqual(a.slice(0, 8), b.slice(0, 8));
     assert.notDeepEqual(prefixHashes('x'.repeat(512)), prefixHashes('y'.repeat(512)));
   });
-  it('reads chat messages (a later turn extends the earlier turn\'s prefix)', () => {
-    const t1 = analysePrompt({ messages: [{ role: 'system', content: system }, { role: 'user', content: 'hi' }] });
-    const t2 = analysePrompt({ messages: [{ role: 'system', content: system }, { role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello! '.repeat(60) }, { role: 'user', content: 'more' }] });
+  it("reads chat messages (a later turn extends the earlier turn's prefix)", () => {
+    const t1 = analysePrompt({
+      messages: [
+        { role: 'system', content: system },
+        { role: 'user', content: 'hi' },
+      ],
+    });
+    const t2 = analysePrompt({
+      messages: [
+        { role: 'system', content: system },
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'hello! '.repeat(60) },
+        { role: 'user', content: 'more' },
+      ],
+    });
     assert.ok(t1.promptTokens > 500);
     assert.deepEqual(t2.prefixHashes.slice(0, t1.prefixHashes.length), t1.prefixHashes);
   });
@@ -29,11 +41,23 @@ describe('prefix index', () => {
     const idx = new PrefixIndex(4);
     idx.record(['h1', 'h2', 'h3'], 'a');
     idx.record(['h1'], 'b');
-    assert.deepEqual([...idx.match(['h1', 'h2', 'h3', 'h4'])], [['a', 3], ['b', 1]]);
+    assert.deepEqual(
+      [...idx.match(['h1', 'h2', 'h3', 'h4'])],
+      [
+        ['a', 3],
+        ['b', 1],
+      ],
+    );
     idx.record(['x1', 'x2'], 'c');
     assert.equal(idx.size, 4);
     // h2 was the least recently used block (h1 was touched again by b's record).
-    assert.deepEqual([...idx.match(['h1', 'h2'])], [['a', 1], ['b', 1]]);
+    assert.deepEqual(
+      [...idx.match(['h1', 'h2'])],
+      [
+        ['a', 1],
+        ['b', 1],
+      ],
+    );
   });
 });
 
@@ -61,7 +85,12 @@ describe('prefix-affinity scorer', () => {
 
   it('one hot prefix spreads over nodes instead of piling onto one (full profile, simulated load)', () => {
     const profile = buildProfile(DEFAULT_PROFILE, 2_000, () => 0);
-    const waiting = new Map<string, number>([['a', 0], ['b', 0], ['c', 0], ['d', 0]]);
+    const waiting = new Map<string, number>([
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['d', 0],
+    ]);
     const picked = new Set<string>();
     for (let i = 0; i < 200; i++) {
       // Each pick adds one waiting request on that node; the nodes drain 1 per 4 arrivals each.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { bestWaitSeconds, DEFAULT_MAX_NUM_SEQS, nodeLoad } from '../../../router/scheduling/saturation.ts';
 import { node } from './helpers.ts';
 
-it('saturation: this router\'s in-flight count has no lag; other routers\' work comes from the status', () => {
+it("saturation: this router's in-flight count has no lag; other routers' work comes from the status", () => {
   // status: 6 running, of which 4 were this router's at status time; 3 more sent since
   const l = nodeLoad(node('a', { running: 6, maxNumSeqs: 8 }, { inFlight: 7, inFlightAtStatus: 4, dispatchedSinceStatus: 3 }));
   assert.equal(l.occupied, 9); // 7 mine + 2 foreign
@@ -28,7 +28,7 @@ it('saturation: drain rate is max_num_seqs over the mean slot time; default slot
   assert.equal(nodeLoad(node('a')).drainPerSecond, undefined);
 });
 
-it('saturation: the pool\'s signal is the best node\'s wait; Infinity with no node', () => {
+it("saturation: the pool's signal is the best node's wait; Infinity with no node", () => {
   const full = node('a', { running: 8, maxNumSeqs: 8 }, { inFlight: 8, serviceSeconds: 4 });
   const free = node('b', { running: 1, maxNumSeqs: 8 }, { inFlight: 1 });
   assert.equal(bestWaitSeconds([full]), 0.5);

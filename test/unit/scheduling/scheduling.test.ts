@@ -8,16 +8,47 @@ import { predictedWait, predictedWaitSeconds } from '../../../router/scheduling/
 import { maxScorePicker } from '../../../router/scheduling/pickers/max-score.ts';
 import { defaultProfile } from '../../../router/scheduling/scheduler.ts';
 
-function node(id: string, over: { running?: number; waiting?: number; ttft?: number; maxNumSeqs?: number; ready?: boolean; draining?: boolean; models?: string[] } = {}, c: Partial<Candidate> = {}): Candidate {
+function node(
+  id: string,
+  over: {
+    running?: number;
+    waiting?: number;
+    ttft?: number;
+    maxNumSeqs?: number;
+    ready?: boolean;
+    draining?: boolean;
+    models?: string[];
+  } = {},
+  c: Partial<Candidate> = {},
+): Candidate {
   return {
     id,
     status: {
-      nodeId: id, seq: '1', timestampMs: '0', ready: over.ready ?? true, notReadyReason: '', draining: over.draining ?? false,
+      nodeId: id,
+      seq: '1',
+      timestampMs: '0',
+      ready: over.ready ?? true,
+      notReadyReason: '',
+      draining: over.draining ?? false,
       models: (over.models ?? ['m']).map((name) => ({ name, engineKind: 'vllm', maxContext: 4096 })),
-      load: { running: over.running ?? 0, waiting: over.waiting ?? 0, kvCacheUsage: 0, ttftRecentSeconds: over.ttft ?? 0.1, prefixCacheHitRate: 0, maxNumSeqs: over.maxNumSeqs ?? 0, kvCacheCapacityTokens: '0' },
-      gpuVerdict: 'HEALTHY', gpus: [], heartbeatIntervalMs: 500,
+      load: {
+        running: over.running ?? 0,
+        waiting: over.waiting ?? 0,
+        kvCacheUsage: 0,
+        ttftRecentSeconds: over.ttft ?? 0.1,
+        prefixCacheHitRate: 0,
+        maxNumSeqs: over.maxNumSeqs ?? 0,
+        kvCacheCapacityTokens: '0',
+      },
+      gpuVerdict: 'HEALTHY',
+      gpus: [],
+      heartbeatIntervalMs: 500,
     },
-    statusAgeMs: 100, connected: true, cordoned: false, inFlight: 0, dispatchedSinceStatus: 0,
+    statusAgeMs: 100,
+    connected: true,
+    cordoned: false,
+    inFlight: 0,
+    dispatchedSinceStatus: 0,
     ...c,
   };
 }
@@ -48,7 +79,10 @@ describe('predicted-wait scorer', () => {
     // full: 8 running, 8 slots, 4 s per sequence -> 2 completions/s; the next request waits for 1
     assert.equal(predictedWaitSeconds(node('a', { running: 8, maxNumSeqs: 8 }, { inFlight: 8, serviceSeconds: 4 })), 0.5);
     // 2 more of this router's dispatches since the status queue ahead of it
-    assert.equal(predictedWaitSeconds(node('a', { running: 8, maxNumSeqs: 8 }, { inFlight: 10, dispatchedSinceStatus: 2, serviceSeconds: 4 })), 1.5);
+    assert.equal(
+      predictedWaitSeconds(node('a', { running: 8, maxNumSeqs: 8 }, { inFlight: 10, dispatchedSinceStatus: 2, serviceSeconds: 4 })),
+      1.5,
+    );
   });
 
   it('scores a free slot above any queue, and a shorter queue above a longer one', () => {
@@ -70,7 +104,13 @@ describe('picker', () => {
     const p = maxScorePicker(() => 0);
     const a = node('a');
     const b = node('b');
-    assert.equal(p.pick([{ candidate: a, score: 0.2 }, { candidate: b, score: 0.9 }])?.id, 'b');
+    assert.equal(
+      p.pick([
+        { candidate: a, score: 0.2 },
+        { candidate: b, score: 0.9 },
+      ])?.id,
+      'b',
+    );
   });
 
   it('breaks exact ties at random, reaching every tied node', () => {
@@ -91,12 +131,10 @@ describe('picker', () => {
 describe('scheduling profile', () => {
   it('filters, scores and picks the least predicted wait, reporting why nodes were dropped', () => {
     const profile = defaultProfile(2_000);
-    const decision = profile.schedule([
-      node('busy', { waiting: 10 }),
-      node('idle', { waiting: 0 }),
-      node('cold', { ready: false }),
-      node('other', { models: ['x'] }),
-    ], req());
+    const decision = profile.schedule(
+      [node('busy', { waiting: 10 }), node('idle', { waiting: 0 }), node('cold', { ready: false }), node('other', { models: ['x'] })],
+      req(),
+    );
     assert.equal(decision.node?.id, 'idle');
     assert.deepEqual(decision.filtered, { 'serves-model': 1, available: 1 });
     assert.equal(decision.scores.length, 2);
@@ -105,7 +143,14 @@ describe('scheduling profile', () => {
   it('weights scorers', () => {
     const prefersB = { name: 'prefers-b', score: (c: Candidate) => (c.id === 'b' ? 1 : 0) };
     const prefersA = { name: 'prefers-a', score: (c: Candidate) => (c.id === 'a' ? 1 : 0) };
-    const profile = new SchedulingProfile([], [{ scorer: prefersA, weight: 1 }, { scorer: prefersB, weight: 3 }], maxScorePicker(() => 0));
+    const profile = new SchedulingProfile(
+      [],
+      [
+        { scorer: prefersA, weight: 1 },
+        { scorer: prefersB, weight: 3 },
+      ],
+      maxScorePicker(() => 0),
+    );
     assert.equal(profile.schedule([node('a'), node('b')], req()).node?.id, 'b');
   });
 });

@@ -46,17 +46,26 @@ describe('constant-time secret comparison', () => {
     const offenders: string[] = [];
     for (const dir of ['router', 'control-plane', 'common', 'node-agent', 'cli']) {
       for (const file of sources(join(REPO_ROOT, dir))) {
-        readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-          if (/^\s*(\/\/|\*)/.test(line)) return;
-          if (PLAIN_COMPARE.test(line)) offenders.push(`${file.slice(REPO_ROOT.length + 1)}:${i + 1}: ${line.trim()}`);
-        });
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .forEach((line, i) => {
+            if (/^\s*(\/\/|\*)/.test(line)) return;
+            if (PLAIN_COMPARE.test(line)) offenders.push(`${file.slice(REPO_ROOT.length + 1)}:${i + 1}: ${line.trim()}`);
+          });
       }
     }
     assert.deepEqual(offenders, []);
   });
 
   it('the scan does catch a plain comparison (so the test above can fail)', () => {
-    for (const line of ['if (token.adminToken === given) {', 'return req.headers.authorization !== expected;', 'if (apiKey == other)', 'ok = provided === cfg.secret;']) assert.ok(PLAIN_COMPARE.test(line), line);
-    for (const line of ['if (apiKey === undefined)', "if (secret !== '')", 'if (tokens === 0)', 'const apiKeyHeader = x;']) assert.ok(!PLAIN_COMPARE.test(line), line);
+    for (const line of [
+      'if (token.adminToken === given) {',
+      'return req.headers.authorization !== expected;',
+      'if (apiKey == other)',
+      'ok = provided === cfg.secret;',
+    ])
+      assert.ok(PLAIN_COMPARE.test(line), line);
+    for (const line of ['if (apiKey === undefined)', "if (secret !== '')", 'if (tokens === 0)', 'const apiKeyHeader = x;'])
+      assert.ok(!PLAIN_COMPARE.test(line), line);
   });
 });

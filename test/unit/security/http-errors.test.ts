@@ -35,7 +35,11 @@ describe('HTTP error mapping', () => {
     const bad = await fetch(`${base}/thing/%ff%fe`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' });
     assert.equal(bad.status, 400);
     assert.equal(JSON.parse(await bad.text()).error.code, 'invalid_url');
-    const long = await fetch(`${base}/thing/${'a'.repeat(500)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' });
+    const long = await fetch(`${base}/thing/${'a'.repeat(500)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"n":1}',
+    });
     assert.equal(long.status, 414);
     assert.ok(isOpenAIError(await long.text()));
   });
@@ -45,7 +49,15 @@ describe('control plane Drain with bad input', () => {
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   const dir = mkdtempSync(join(tmpdir(), 'icp-drain-'));
   before(async () => {
-    cp = await startControlPlane(controlPlaneInputs(parseConfig({ controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { enabled: false, store: { path: join(dir, 'c') } } }, logging: { level: 'silent' } }), {}));
+    cp = await startControlPlane(
+      controlPlaneInputs(
+        parseConfig({
+          controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { enabled: false, store: { path: join(dir, 'c') } } },
+          logging: { level: 'silent' },
+        }),
+        {},
+      ),
+    );
   });
   after(async () => {
     await cp.close();
@@ -53,7 +65,8 @@ describe('control plane Drain with bad input', () => {
   });
 
   it('bad graceMs is a 400 (was a 500); a node whose agent is not there is a 502 agent_unreachable', async () => {
-    const post = (path: string, body: unknown) => fetch(cp.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (path: string, body: unknown) =>
+      fetch(cp.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     assert.equal((await post('/v1/nodes/register', { id: 'odd', address: 'dns:///[::1' })).status, 200);
     const drain = await post('/v1/nodes/odd/drain', {});
     const text = await drain.text();

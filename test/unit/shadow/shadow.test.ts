@@ -58,7 +58,12 @@ describe('daily token budget (memory)', () => {
 function rec(over: Partial<ShadowRecord> & { primaryMs?: number; shadowMs?: number; pTok?: number; sTok?: number } = {}): ShadowRecord {
   const { primaryMs = 100, shadowMs = 200, pTok = 10, sTok = 20, ...rest } = over;
   return {
-    id: `r${Math.random()}`, ts: Date.now(), alias: 'chat', target: 'local:b', outcome: 'ok', error: null,
+    id: `r${Math.random()}`,
+    ts: Date.now(),
+    alias: 'chat',
+    target: 'local:b',
+    outcome: 'ok',
+    error: null,
     primary: { model: 'a', backend: 'node:1', ttftMs: null, latencyMs: primaryMs, promptTokens: 5, completionTokens: pTok },
     shadow: { model: 'b', backend: 'node:2', ttftMs: 50, latencyMs: shadowMs, promptTokens: 5, completionTokens: sTok },
     similarity: 0.5,
@@ -74,7 +79,10 @@ describe('summary', () => {
       rec({ target: 'openai:gpt', similarity: null }),
     ];
     const rows = summarise(records);
-    assert.deepEqual(rows.map((r) => `${r.alias} ${r.target}`), ['chat local:b', 'chat openai:gpt']);
+    assert.deepEqual(
+      rows.map((r) => `${r.alias} ${r.target}`),
+      ['chat local:b', 'chat openai:gpt'],
+    );
     const r = rows[0]!;
     assert.equal(r.count, 21);
     assert.equal(r.errors, 1);
@@ -96,15 +104,27 @@ describe('file store', () => {
     try {
       const s = new FileShadowStore(dir, 5);
       for (let i = 0; i < 12; i++) await s.append([rec({ id: `id${i}`, ts: 1_000 + i })]);
-      assert.deepEqual((await s.list(0, 100)).map((r) => r.id), ['id7', 'id8', 'id9', 'id10', 'id11']);
-      assert.deepEqual((await s.list(1_010, 100)).map((r) => r.id), ['id10', 'id11']);
-      assert.deepEqual((await s.list(0, 2)).map((r) => r.id), ['id10', 'id11']);
+      assert.deepEqual(
+        (await s.list(0, 100)).map((r) => r.id),
+        ['id7', 'id8', 'id9', 'id10', 'id11'],
+      );
+      assert.deepEqual(
+        (await s.list(1_010, 100)).map((r) => r.id),
+        ['id10', 'id11'],
+      );
+      assert.deepEqual(
+        (await s.list(0, 2)).map((r) => r.id),
+        ['id10', 'id11'],
+      );
       await s.close();
       // The file was compacted: at most twice the bound.
       assert.ok(readFileSync(s.file, 'utf8').trim().split('\n').length <= 10);
       const again = new FileShadowStore(dir, 5);
       await again.load();
-      assert.deepEqual((await again.list(0, 100)).map((r) => r.id), ['id7', 'id8', 'id9', 'id10', 'id11']);
+      assert.deepEqual(
+        (await again.list(0, 100)).map((r) => r.id),
+        ['id7', 'id8', 'id9', 'id10', 'id11'],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -114,16 +134,29 @@ describe('file store', () => {
 // A fake GPU pool: answers with the given events, fails, or hangs; records what it was sent.
 function fakePool(mode: 'ok' | 'fail' | 'hang') {
   const sent: DispatchRequest[] = [];
-  const chunk = (text: string) => JSON.stringify({ id: 'x', object: 'chat.completion.chunk', model: 'shadow-m', choices: [{ index: 0, delta: { content: text } }] });
+  const chunk = (text: string) =>
+    JSON.stringify({ id: 'x', object: 'chat.completion.chunk', model: 'shadow-m', choices: [{ index: 0, delta: { content: text } }] });
   return {
     sent,
     nodes: {
       async dispatch(req: DispatchRequest): Promise<UpstreamDispatch> {
         sent.push(req);
         if (mode === 'fail') throw errors.upstream('engine exploded', 'engine_error');
-        if (mode === 'hang') await new Promise<void>((_, reject) => req.signal.addEventListener('abort', () => reject(errors.invalidRequest('client closed the request'))));
-        const events: UpstreamEvent[] = [{ event: 'chunkJson', chunkJson: chunk(' world') }, { event: 'usage', usage: { promptTokens: 7, completionTokens: 2 } } as UpstreamEvent];
-        return { backend: 'node:s', attempts: 1, first: { event: 'chunkJson', chunkJson: chunk('hello') }, rest: events[Symbol.iterator]() as unknown as AsyncIterator<UpstreamEvent>, cancel() {} };
+        if (mode === 'hang')
+          await new Promise<void>((_, reject) =>
+            req.signal.addEventListener('abort', () => reject(errors.invalidRequest('client closed the request'))),
+          );
+        const events: UpstreamEvent[] = [
+          { event: 'chunkJson', chunkJson: chunk(' world') },
+          { event: 'usage', usage: { promptTokens: 7, completionTokens: 2 } } as UpstreamEvent,
+        ];
+        return {
+          backend: 'node:s',
+          attempts: 1,
+          first: { event: 'chunkJson', chunkJson: chunk('hello') },
+          rest: events[Symbol.iterator]() as unknown as AsyncIterator<UpstreamEvent>,
+          cancel() {},
+        };
       },
     },
   };
@@ -132,18 +165,37 @@ function fakePool(mode: 'ok' | 'fail' | 'hang') {
 function service(rules: object[], deps: Partial<ShadowDeps> & Pick<ShadowDeps, 'nodes'>) {
   const written: ShadowRecord[] = [];
   const outcomes: ShadowOutcome[] = [];
-  const sink: ShadowSink = { enabled: true, write: (r) => void written.push(shadowRecordSchema.parse(r)), flush: async () => {}, close: async () => {} };
+  const sink: ShadowSink = {
+    enabled: true,
+    write: (r) => void written.push(shadowRecordSchema.parse(r)),
+    flush: async () => {},
+    close: async () => {},
+  };
   const svc = new ShadowService(shadowConfigSchema.parse({ rules }), {
-    providers: new Map(), aliases: {}, budget: new MemoryShadowBudget(), sink, logger, mayLeave: () => true,
-    onOutcome: (_a, _t, o) => void outcomes.push(o), ...deps,
+    providers: new Map(),
+    aliases: {},
+    budget: new MemoryShadowBudget(),
+    sink,
+    logger,
+    mayLeave: () => true,
+    onOutcome: (_a, _t, o) => void outcomes.push(o),
+    ...deps,
   });
   return { svc, written, outcomes };
 }
 
 const primary = (over: Partial<PrimaryResult> = {}): PrimaryResult => ({
-  requestId: `req_${Math.random()}`, operation: 'CHAT_COMPLETIONS', body: { model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 },
-  model: 'primary-m', backend: 'node:p', status: 200, latencyMs: 12, ttftMs: null, usage: { promptTokens: 7, completionTokens: 3 },
-  content: [JSON.stringify({ choices: [{ message: { content: 'hello world' } }] })], ...over,
+  requestId: `req_${Math.random()}`,
+  operation: 'CHAT_COMPLETIONS',
+  body: { model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 },
+  model: 'primary-m',
+  backend: 'node:p',
+  status: 200,
+  latencyMs: 12,
+  ttftMs: null,
+  usage: { promptTokens: 7, completionTokens: 3 },
+  content: [JSON.stringify({ choices: [{ message: { content: 'hello world' } }] })],
+  ...over,
 });
 
 describe('shadow service', () => {
@@ -182,11 +234,21 @@ describe('shadow service', () => {
 
   it('caps concurrent shadows per rule and keeps provider targets to callers whose data may leave', async () => {
     const pool = fakePool('hang');
-    const provider = { name: 'openai', kind: 'openai', supports: () => true, generate: async () => { throw new Error('not called'); } } as unknown as Provider;
-    const { svc, outcomes } = service([
-      { alias: 'chat', target: 'local:shadow-m', percent: 100, maxConcurrent: 2, timeoutMs: 300 },
-      { alias: 'chat', target: 'openai:gpt-4o-mini', percent: 100 },
-    ], { nodes: pool.nodes, providers: new Map([['openai', provider]]), mayLeave: (r) => r.dataMayLeave !== false });
+    const provider = {
+      name: 'openai',
+      kind: 'openai',
+      supports: () => true,
+      generate: async () => {
+        throw new Error('not called');
+      },
+    } as unknown as Provider;
+    const { svc, outcomes } = service(
+      [
+        { alias: 'chat', target: 'local:shadow-m', percent: 100, maxConcurrent: 2, timeoutMs: 300 },
+        { alias: 'chat', target: 'openai:gpt-4o-mini', percent: 100 },
+      ],
+      { nodes: pool.nodes, providers: new Map([['openai', provider]]), mayLeave: (r) => r.dataMayLeave !== false },
+    );
     for (let i = 0; i < 4; i++) svc.mirror(primary({ dataMayLeave: false }));
     await waitFor(() => outcomes.length === 8, 5_000, 5);
     const count = (o: ShadowOutcome) => outcomes.filter((x) => x === o).length;
@@ -197,6 +259,9 @@ describe('shadow service', () => {
   });
 
   it('refuses a rule naming an unknown provider', () => {
-    assert.throws(() => service([{ alias: 'chat', target: 'nope:model', percent: 10 }], { nodes: fakePool('ok').nodes }), /no provider 'nope'/);
+    assert.throws(
+      () => service([{ alias: 'chat', target: 'nope:model', percent: 10 }], { nodes: fakePool('ok').nodes }),
+      /no provider 'nope'/,
+    );
   });
 });
