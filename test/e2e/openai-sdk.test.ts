@@ -211,12 +211,20 @@ describe('router end to end with the openai SDK', () => {
     assert.ok(
       value(
         new RegExp(
-          `router_requests_total\\{operation="chat",model="${DEFAULT_MODEL}",lane="standard",backend="node",status="200"\\} (\\d+)`,
+          `router_requests_total\\{operation="chat",model="${DEFAULT_MODEL}",lane="standard",backend="node",status="200",outcome="ok"\\} (\\d+)`,
         ),
       ) >= 5,
     );
-    assert.ok(value(/router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="404"\} (\d+)/) >= 1);
-    assert.ok(value(/router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="400"\} (\d+)/) >= 2);
+    assert.ok(
+      value(
+        /router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="404",outcome="error"\} (\d+)/,
+      ) >= 1,
+    );
+    assert.ok(
+      value(
+        /router_requests_total\{operation="chat",model="unknown",lane="standard",backend="none",status="400",outcome="error"\} (\d+)/,
+      ) >= 2,
+    );
     assert.ok(value(new RegExp(`router_time_to_first_token_seconds_count\\{model="${DEFAULT_MODEL}",lane="standard"\\} (\\d+)`)) >= 2);
     assert.ok(value(new RegExp(`router_tokens_total\\{model="${DEFAULT_MODEL}",type="output"\\} (\\d+)`)) > 10);
     assert.ok(
