@@ -4,7 +4,7 @@
 // Baseline Node: ICP_BASELINE_NODE, else /usr/bin/node (Node 20 on these machines).
 // Setup not measured: one simulated engine and one control plane, started once.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -58,11 +58,11 @@ async function untilReady(url: string, child: ChildProcess, limitMs = 120_000): 
 }
 
 async function main(): Promise<void> {
-  // Incremental (~3 s when current): the compiled variant is always today's sources.
-  execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-    cwd: REPO_ROOT,
-    stdio: 'inherit',
-  });
+  if (!existsSync(join(REPO_ROOT, 'dist/cli/main.js')))
+    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: REPO_ROOT,
+      stdio: 'inherit',
+    });
   const dir = mkdtempSync(join(tmpdir(), 'icp-startup-'));
   const [cp, sim] = await Promise.all([freePort(), freePort()]);
   const base = {
