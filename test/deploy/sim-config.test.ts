@@ -1,6 +1,8 @@
 // The laptop compose file runs the same stack as the README's `npm ci && npm start`: the config
-// it mounts (deploy/compose/sim.yaml) equals config/local.yaml except for addresses, and its
-// containers are exactly that config's simulators, agents, control plane and router.
+// it mounts (deploy/compose/sim.yaml) equals config/local.yaml except for addresses and the
+// security a networked deployment needs (credentials, mTLS, auth, the state file: those are
+// checked by compose.test.ts's trust-boundary checks), and its containers are exactly that
+// config's simulators, agents, control plane and router.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../../cli/config.ts';
@@ -9,9 +11,23 @@ import { clone, readText, readYaml, rootPath, type Doc } from './lib.ts';
 
 const SIM_CONFIG = 'deploy/compose/sim.yaml';
 
-/** Drops what legitimately differs between one machine and one container per service: addresses. */
+/** Settings a networked deployment adds to the loopback default (credential files, TLS, auth, state). */
+const DEPLOYMENT_SECURITY = {
+  controlPlane: ['adminTokenFile', 'routerTokenFile', 'nodeSecretFile', 'stateFile', 'agentTls', 'tls'],
+  router: ['controlPlaneTokenFile', 'adminTokenSha256', 'agentTls', 'controlPlaneTls'],
+  auth: ['mode', 'onStoreError'],
+  agent: ['nodeTokenFile', 'tls', 'controlPlaneTls'],
+};
+
+/** Drops what legitimately differs between one machine and one container per service: addresses, deployment security. */
 function withoutAddresses(c: Config): unknown {
   const x = clone(c) as Doc;
+  for (const k of DEPLOYMENT_SECURITY.controlPlane) delete x.controlPlane[k];
+  for (const k of DEPLOYMENT_SECURITY.router) delete x.router[k];
+  for (const k of DEPLOYMENT_SECURITY.auth) delete x.router.auth[k];
+  for (const a of x.agents) for (const k of DEPLOYMENT_SECURITY.agent) delete a[k];
+  // The capacity history lives on the control plane's state volume in a container.
+  delete x.controlPlane.capacity.store.path;
   delete x.controlPlaneUrl;
   delete x.controlPlane.listen.host;
   delete x.router.listen.host;
@@ -111,6 +127,9 @@ test('the comparison fails when the two drift apart', () => {
   const alias = clone(sim);
   alias.router.aliases['chat-default'] = 'other';
   assert.ok(compareSimConfig(local, alias).length > 0, 'a changed alias went unnoticed');
+  const ttl = clone(sim);
+  ttl.controlPlane.nodeTtlMs = 9000;
+  assert.ok(compareSimConfig(local, ttl).length > 0, 'a changed control-plane setting beside the security ones went unnoticed');
   const c = clone(compose);
   c.services['vllm-b'].command[c.services['vllm-b'].command.indexOf('--speed') + 1] = '1.0';
   assert.ok(checkSimCompose(c, sim).some((p) => p.includes('--speed')));

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Dev credentials for docker-compose.sim.yml (the laptop stack): a CA and certificates
+# (scripts/make-certs.sh), tokens and the Redis password (make-secrets.sh), in
+# deploy/compose/dev-secrets/ (git-ignored), one directory per service. Run it once from the
+# repository root before `docker compose -f docker-compose.sim.yml up --build`; node tokens are
+# minted with `npm run credentials` (NODE_TOKEN_CMD to use another command).
+set -eu
+here=$(dirname "$0")
+out=${1:-$here/dev-secrets}
+"$here/../../scripts/make-certs.sh" "$out" \
+  control-plane control-plane DNS:control-plane \
+  router router DNS:router \
+  agent-gpu-a gpu-a DNS:agent-gpu-a \
+  agent-gpu-b gpu-b DNS:agent-gpu-b
+"$here/make-secrets.sh" "$out" agent-gpu-a=gpu-a agent-gpu-b=gpu-b
+# No Hugging Face or Grafana in the sim stack.
+rm -f "$out/hf.env" "$out/grafana.env"
+ADMIN=$(cat "$out/control-plane/admin-token")
+echo "dev-secrets: admin token for the control plane's admin API (create a tenant and key):"
+echo "  export ICP_ADMIN_TOKEN=$ADMIN"
