@@ -49,7 +49,10 @@ COPY --chown=root:root control-plane/ui ./control-plane/ui
 COPY --chown=root:root models ./models
 COPY --chown=root:root config ./config
 COPY --chown=root:root deploy/docker/healthcheck.mjs deploy/docker/render-config.mjs ./deploy/docker/
-# Code is owned by root and read-only to the service user.
+# Code is owned by root and read-only to the service user. /var/lib/icp is the one directory it
+# writes (controlPlane.stateFile, capacity history): a named volume mounted there starts with this
+# owner (docker-compose.gpu.yml); Kubernetes gives the PVC to fsGroup 1000 instead.
+RUN install -d -o node -g node -m 0700 /var/lib/icp
 USER node
 EXPOSE 8080 8081 50051 9101
 # Each service's own liveness endpoint; ICP_HEALTH_URL says which (compose and k8s set it per service).

@@ -369,3 +369,17 @@ function volumeIsReadOnly(svc: Doc, target: string): boolean {
     return t === target && mode.split(',').includes('ro');
   });
 }
+
+/**
+ * A named volume starts with the owner of its mount point in the image (root if the image lacks
+ * it): the control plane, running as `node`, can only write its state file if the image makes
+ * that directory for `node`.
+ */
+export function stateDirProblems(dockerfile: string, mountTarget: string): string[] {
+  const re = new RegExp(
+    `install\\s+-d\\s+(?:-[mog]\\s+\\S+\\s+)*-o\\s+node\\s+(?:-[mog]\\s+\\S+\\s+)*${mountTarget.replace(/[/.]/g, '\\$&')}(\\s|$)`,
+  );
+  return dockerfile.split('\n').some((l) => /^\s*RUN\s/.test(l) && re.test(l))
+    ? []
+    : [`Dockerfile: ${mountTarget} (the control plane's state volume) is not made for the node user: the volume would be root's`];
+}

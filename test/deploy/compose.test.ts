@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { parse as parseYaml } from 'yaml';
-import { checkComposeSecurity, checkGpuCompose } from './compose-checks.ts';
+import { checkComposeSecurity, checkGpuCompose, stateDirProblems } from './compose-checks.ts';
 import { clone, readYaml, rootPath, type Doc } from './lib.ts';
 
 const require = createRequire(import.meta.url);
@@ -294,4 +294,14 @@ test('the resolved checks catch a credential given to the wrong container', () =
       problems.some((p) => re.test(p)),
       `${re}: ${JSON.stringify(problems)}`,
     );
+});
+
+test("the image makes the state volume's mount point for the service user (a named volume takes its owner)", () => {
+  const compose = readYaml('docker-compose.gpu.yml');
+  const target = (compose.services['control-plane'].volumes as string[]).find((v) => v.startsWith('control-plane-state:'))?.split(':')[1];
+  assert.equal(target, '/var/lib/icp');
+  const dockerfile = readFileSync(rootPath('Dockerfile'), 'utf8');
+  assert.deepEqual(stateDirProblems(dockerfile, target), []);
+  assert.equal(stateDirProblems(dockerfile.replace('-o node -g node', '-o root -g root'), target).length, 1);
+  assert.equal(stateDirProblems(dockerfile, '/var/lib/other').length, 1);
 });
