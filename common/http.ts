@@ -10,6 +10,8 @@ export interface HttpServerOptions {
   bodyLimitBytes?: number;
   /** Receive timeouts, header size and JSON depth (common/http-limits.ts). */
   limits?: HttpLimits;
+  /** Serve HTTPS (PEM contents); with `ca` and `requestCert`, clients may present certificates that CA signed (checked by the caller's own auth: unverified ones are not refused at the handshake). */
+  https?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert?: boolean };
 }
 
 export interface RouteEntry {
@@ -28,8 +30,11 @@ export function createHttpServer({
   logger,
   bodyLimitBytes = 4 * 1024 * 1024,
   limits = DEFAULT_HTTP_LIMITS,
+  https,
 }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
+    // An HTTPS server is typed apart in fastify; the handlers see the same request and reply.
+    ...(https ? { https: { ...https, rejectUnauthorized: false } } : {}),
     http: nodeServerOptions(limits),
     // fastify sets the server's requestTimeout itself (0, no limit, unless given).
     requestTimeout: limits.requestTimeoutMs,

@@ -138,6 +138,13 @@ export const routerSchema = z.strictObject({
   shadow: shadowConfigSchema.optional(),
   /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */
   agentTls: agentClientTlsSchema.optional(),
+  /** The router's credential towards the control plane (else env ICP_ROUTER_TOKEN); never the admin token. */
+  controlPlaneTokenFile: z.string().optional(),
+  /** Hex SHA-256 of the admin token (else env ICP_ADMIN_TOKEN_SHA256): the router's operator routes (batch dead letters) check it without holding the token. */
+  adminTokenSha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'a hex SHA-256 (`icp credentials hash-token`)')
+    .optional(),
 });
 
 export type RouterConfig = z.infer<typeof routerSchema>;
@@ -147,6 +154,8 @@ export interface RouterProcessConfig {
   /** How the router reaches the control plane; absent = static nodes only. */
   controlPlaneUrl?: string;
   router: RouterConfig;
+  /** Resolved by cli/config.ts from the files named above or the environment. */
+  credentials?: { controlPlaneToken?: string; adminTokenSha256?: string };
   logging: LoggingConfig;
   telemetry: TelemetryConfig;
   /** The Redis URL of each store, resolved once (common/infrastructure.ts); a role left out = memory or files. */
