@@ -1,0 +1,183 @@
+// Issue 17: watchers that never read plus fast membership churn used to take the control plane to
+// gigabytes and an out-of-memory abort (every change was serialised and queued for every watcher,
+// with no bound). A control plane process, 200 raw-socket watchers that never read, a few hundred
+// registrations changing quickly: its RSS stays under RSS_BOUND_MIB and it keeps serving.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { createParser } from 'eventsource-parser';
+import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
+import { sleep } from '../../common/process.ts';
+
+/** Measured after the fix on a loaded 2-core machine: max ~150-190 MiB (docs/security.md). Before: past 1 GiB in seconds. */
+const RSS_BOUND_MIB = 320;
+const SILENT_WATCHERS = 200;
+const NODES = 300;
+const CHURN_MS = 10_000;
+
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * Membership churn: registers `nodes` agents (each with a few dozen long model names, so one
+ * snapshot is a few hundred KiB), then re-registers them with a moving port, each a visible
+ * change, until `stop()` says so. All churn goes through here so the registration call (after
+ * the node-credential change) is adapted in one place. Returns how many changes it made.
+ */
+async function churnMembership(baseUrl: string, nodes: number, stop: () => boolean, concurrency = 8): Promise<number> {
+  const models = Array.from({ length: 24 }, (_, i) => `org-${i}/a-rather-long-model-name-for-the-snapshot-${i}`);
+  let changes = 0;
+  let next = 0;
+  const worker = async () => {
+    while (!stop()) {
+      const i = next++ % nodes;
+      const round = Math.floor(next / nodes);
+      const res = await fetch(`${baseUrl}/v1/nodes/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: `flood-${i}`, address: `10.9.${i % 250}.${1 + (i % 200)}:${10_000 + (round % 5000)}`, models }),
+      });
+      await res.arrayBuffer();
+      if (res.status === 200) changes++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return changes;
+}
+
+/** A watcher that connects and never reads a byte. */
+function silentWatcher(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.write('GET /v1/nodes/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
+      s.pause();
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** A router-like watcher that reads everything and keeps the latest snapshot. */
+function readingWatcher(baseUrl: string) {
+  const state = { latest: undefined as { version: number; nodes: { id: string }[] } | undefined, events: 0 };
+  const ac = new AbortController();
+  const done = (async () => {
+    const res = await fetch(`${baseUrl}/v1/nodes/watch`, { signal: ac.signal });
+    assert.equal(res.status, 200);
+    const parser = createParser({
+      onEvent: (e) => {
+        if (e.event !== 'snapshot') return;
+        state.events++;
+        state.latest = JSON.parse(e.data) as typeof state.latest;
+      },
+    });
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body!) parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
+  })().catch((err: unknown) => {
+    if ((err as Error).name !== 'AbortError') throw err;
+  });
+  return { state, stop: () => ac.abort(), done };
+}
+
+describe('watch flood (issue 17)', () => {
+  let dir: string;
+  let cp: ServiceProcess;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'icp-watch-flood-'));
+    const configFile = join(dir, 'config.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        controlPlane: {
+          listen: { host: '127.0.0.1', port: 0 },
+          nodeTtlMs: 120_000,
+          capacity: { enabled: false },
+          shadow: { store: { path: join(dir, 'shadow') } },
+        },
+        logging: { level: 'warn' },
+      }),
+    );
+    cp = await spawnService({
+      name: 'control-plane',
+      entry: 'cli/main.ts',
+      args: ['control-plane', '--config', configFile],
+      // A ceiling well above the bound, so the unfixed code fails the assertion (or aborts) instead of taking the machine's memory.
+      env: { NODE_OPTIONS: '--max-old-space-size=1536' },
+    });
+  });
+  after(async () => {
+    await cp?.stop(5_000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('200 watchers that never read + churn: RSS stays bounded, a real watcher stays current, /healthz answers', async () => {
+    const pid = cp.child.pid!;
+    const port = Number(new URL(cp.url).port);
+    const base = rssMiB(pid);
+
+    const real = readingWatcher(cp.url);
+    const silent: Socket[] = [];
+    let dropped = 0;
+    for (let i = 0; i < SILENT_WATCHERS; i++) {
+      const s = await silentWatcher(port);
+      s.on('error', () => {});
+      s.once('close', () => dropped++);
+      silent.push(s);
+    }
+
+    let maxRss = base;
+    let over = false;
+    const sampler = setInterval(() => {
+      const r = rssMiB(pid);
+      if (r > maxRss) maxRss = r;
+      if (r > RSS_BOUND_MIB) over = true;
+    }, 100);
+    const started = Date.now();
+    const exited = () => cp.child.exitCode !== null || cp.child.signalCode !== null;
+    // Stops early once over the bound, so the unfixed code does not take the machine's memory.
+    const changes = await churnMembership(cp.url, NODES, () => over || exited() || Date.now() - started > CHURN_MS);
+    clearInterval(sampler);
+    const elapsedMs = Date.now() - started;
+
+    console.log(
+      JSON.stringify({
+        baseRssMiB: Math.round(base),
+        maxRssMiB: Math.round(maxRss),
+        changes,
+        elapsedMs,
+        silentDropped: dropped,
+        realEvents: real.state.events,
+      }),
+    );
+    assert.equal(exited(), false, 'the control plane must not die');
+    assert.ok(
+      maxRss < RSS_BOUND_MIB,
+      `RSS reached ${Math.round(maxRss)} MiB (bound ${RSS_BOUND_MIB} MiB) after ${changes} changes in ${elapsedMs} ms`,
+    );
+
+    // Still serving: health, and the reading watcher sees a change made after the flood.
+    assert.equal((await fetch(`${cp.url}/healthz`)).status, 200);
+    const marker = await fetch(`${cp.url}/v1/nodes/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'marker', address: '10.0.0.1:1' }),
+    });
+    assert.equal(marker.status, 200);
+    const deadline = Date.now() + 15_000;
+    while (!real.state.latest?.nodes.some((n) => n.id === 'marker')) {
+      assert.ok(Date.now() < deadline, 'the reading watcher must get the current snapshot');
+      await sleep(50);
+    }
+    assert.ok(real.state.latest.nodes.length >= NODES, 'the snapshot it has is the whole membership');
+
+    real.stop();
+    await real.done;
+    for (const s of silent) s.destroy();
+  });
+});
