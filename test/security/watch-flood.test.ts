@@ -10,11 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createParser } from 'eventsource-parser';
+import { EventEmitter } from 'node:events';
+import type { FastifyInstance } from 'fastify';
 import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
 import { sleep } from '../../common/process.ts';
+import { createHttpServer } from '../../common/http.ts';
+import { pino } from 'pino';
+import { snapshotStreamRoute, type WatchLimits } from '../../control-plane/api/snapshot-stream.ts';
 
-/** Measured after the fix on a loaded 2-core machine: max ~150-190 MiB (docs/security.md). Before: past 1 GiB in seconds. */
-const RSS_BOUND_MIB = 320;
+/** Measured after the fix on a loaded 2-core machine: max 234-276 MiB over 1 300-1 950 changes (before: 489 MiB after 85 changes, climbing). */
+const RSS_BOUND_MIB = 384;
 const SILENT_WATCHERS = 200;
 const NODES = 300;
 const CHURN_MS = 10_000;
@@ -181,3 +186,128 @@ describe('watch flood (issue 17)', () => {
     for (const s of silent) s.destroy();
   });
 });
+
+/** A source whose snapshot is `pad` bytes of filler plus a version, to fill socket buffers quickly. */
+class PaddedSource extends EventEmitter {
+  version = 0;
+  constructor(public pad: number) {
+    super();
+  }
+  snapshot() {
+    return { version: this.version, pad: 'x'.repeat(this.pad) };
+  }
+  change() {
+    this.version++;
+    this.emit('change', this.snapshot());
+  }
+}
+
+/** Reads a raw socket's whole SSE stream (after the HTTP head) and returns the snapshot versions seen. */
+function versionsOf(raw: string): number[] {
+  return [...raw.matchAll(/event: snapshot\ndata: \{"version":(\d+)/g)].map((m) => Number(m[1]));
+}
+
+describe('watch stream bounds (control-plane/api/snapshot-stream.ts)', () => {
+  let app: FastifyInstance;
+  let url: string;
+  let port: number;
+  const source = new PaddedSource(64 * 1024);
+  // The server's own word that it dropped a watcher (a paused client socket never sees its close).
+  const drops: { reason: string; unsentBytes: number }[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void drops.push(JSON.parse(line) as (typeof drops)[number]) });
+  const start = async (limits: Partial<WatchLimits>, keepAliveMs = 100) => {
+    drops.length = 0;
+    app = createHttpServer({ logger });
+    snapshotStreamRoute(app, '/watch', source, keepAliveMs, limits);
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    port = Number(new URL(url).port);
+  };
+  const raw = (): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.write('GET /watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+  after(async () => {
+    await app?.close();
+  });
+
+  it('caps the watcher count: the next gets a 503 in OpenAI shape with Retry-After; a freed slot is reused', async () => {
+    await start({ maxWatchers: 2 });
+    const a = new AbortController();
+    const first = await fetch(`${url}/watch`, { signal: a.signal });
+    const second = await fetch(`${url}/watch`);
+    assert.equal(first.status, 200);
+    assert.equal(second.status, 200);
+    const third = await fetch(`${url}/watch`);
+    assert.equal(third.status, 503);
+    assert.equal(third.headers.get('retry-after'), '1');
+    const body = (await third.json()) as { error: { message: string; type: string; param: unknown; code: string } };
+    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
+    assert.equal(body.error.code, 'too_many_watchers');
+    a.abort();
+    await waitUntil(async () => {
+      const again = await fetch(`${url}/watch`);
+      if (again.status === 200) await again.body?.cancel();
+      else await again.arrayBuffer();
+      return again.status === 200;
+    });
+    await second.body?.cancel();
+    await app.close();
+  });
+
+  it('coalesces: a watcher that is not draining gets the latest snapshot on drain, never the backlog', async () => {
+    await start({ stallTimeoutMs: 60_000 }, 60_000);
+    const s = await raw();
+    s.pause();
+    await sleep(100);
+    for (let i = 0; i < 400; i++) source.change(); // 400 x 64 KiB = 25 MiB if queued
+    const last = source.version;
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (text += d));
+    s.resume();
+    await waitUntil(() => versionsOf(text).at(-1) === last);
+    const seen = versionsOf(text);
+    assert.ok(seen.length < 100, `got ${seen.length} of 400 changes: a backlog was queued`);
+    assert.equal(seen.at(-1), last);
+    s.destroy();
+    await app.close();
+  });
+
+  it('drops a watcher that stays undrained past the stall timeout, and one over the unsent-byte limit', async () => {
+    // Changes spaced out, each written whole, until the kernel's socket buffers (MiBs on loopback) are full.
+    const fillUntil = async (dropped: () => boolean) => {
+      for (let i = 0; i < 300 && !dropped(); i++) {
+        source.change();
+        await sleep(5);
+      }
+      await waitUntil(dropped, 10_000);
+    };
+    source.pad = 1024 * 1024;
+    await start({ stallTimeoutMs: 300 });
+    const stalled = await raw();
+    stalled.pause();
+    await fillUntil(() => drops.some((d) => d.reason.includes('stall')));
+    stalled.destroy();
+    await app.close();
+
+    await start({ maxUnsentBytes: 512 * 1024, stallTimeoutMs: 60_000 }, 60_000);
+    const big = await raw();
+    big.pause();
+    await fillUntil(() => drops.some((d) => d.reason.includes('unsent')));
+    assert.ok(drops.find((x) => x.reason.includes('unsent'))!.unsentBytes > 512 * 1024);
+    big.destroy();
+    source.pad = 64 * 1024;
+  });
+});
+
+async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, 'timed out waiting');
+    await sleep(25);
+  }
+}
