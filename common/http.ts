@@ -3,7 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from './logger.ts';
-import { ApiError, errors } from './errors.ts';
+import { ApiError, errors, isLoadShedding } from './errors.ts';
 import { DEFAULT_HTTP_LIMITS, clientErrorHandler, jsonDepthError, nodeServerOptions, type HttpLimits } from './http-limits.ts';
 
 export interface HttpServerOptions {
@@ -125,7 +125,11 @@ export function createHttpServer({
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     const apiError = toApiError(err);
-    if (apiError.status >= 500) req.log.error({ err }, 'request failed');
+    // Shedding is the system working as designed: one quiet line with its code, no stack.
+    if (apiError.status >= 500) {
+      if (isLoadShedding(apiError)) req.log.info({ status: apiError.status, code: apiError.code }, 'request shed');
+      else req.log.error({ err }, 'request failed');
+    }
     if (apiError.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(apiError.retryAfterSeconds))));
     reply.code(apiError.status).send(apiError.toBody());
   });
