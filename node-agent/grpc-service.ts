@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import { grpc, type NodeAgentHandlers, type GenerateEvent } from '../common/grpc.ts';
 import type { Logger } from '../common/logger.ts';
+import { safeRequestId } from '../common/http.ts';
 import { operationSchema } from '../common/contracts.ts';
 import { EngineError, type EngineAdapter } from './engines/engine.ts';
 import type { StatusPublisher } from './status-publisher.ts';
@@ -78,7 +79,7 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
     const headers: Record<string, string> = {};
     for (const key of FORWARDED_METADATA) {
       const v = call.metadata.get(key)[0];
-      if (typeof v === 'string') headers[key] = v;
+      if (typeof v === 'string' && v.length <= 512) headers[key] = key === 'x-request-id' ? safeRequestId(v).id : v;
     }
     // The router's dispatch span is the parent; the engine call is a child, and its context goes
     // to the engine in the request headers (vLLM reads traceparent).

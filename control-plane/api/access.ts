@@ -125,7 +125,6 @@ export function installAccessControl(app: FastifyInstance, opts: AccessOptions):
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const access = CONTROL_PLANE_ACCESS.get(`${method} ${url}`);
     if (access === undefined) throw errors.forbidden('This route has no access rule.', 'no_access_rule');
-    if (STATE_CHANGING.has(req.method)) refuseCrossSite(req);
     if (access === 'public') return;
     const principal = authenticate(req, opts, match);
     if (!principal) {

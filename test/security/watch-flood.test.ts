@@ -13,6 +13,7 @@ import { createParser } from 'eventsource-parser';
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
+import { mintNodeToken } from '../../common/credentials.ts';
 import { sleep } from '../../common/process.ts';
 import { createHttpServer } from '../../common/http.ts';
 import { pino } from 'pino';
@@ -28,6 +29,10 @@ function rssMiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
+
+const ADMIN_TOKEN = 'watch-flood-admin';
+const ROUTER_TOKEN = 'watch-flood-router';
+const NODE_SECRET = 'watch-flood-node-secret';
 
 /**
  * Membership churn: registers `nodes` agents (each with a few dozen long model names, so one
@@ -45,7 +50,7 @@ async function churnMembership(baseUrl: string, nodes: number, stop: () => boole
       const round = Math.floor(next / nodes);
       const res = await fetch(`${baseUrl}/v1/nodes/register`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${mintNodeToken(NODE_SECRET, `flood-${i}`)}` },
         body: JSON.stringify({ id: `flood-${i}`, address: `10.9.${i % 250}.${1 + (i % 200)}:${10_000 + (round % 5000)}`, models }),
       });
       await res.arrayBuffer();
@@ -60,7 +65,9 @@ async function churnMembership(baseUrl: string, nodes: number, stop: () => boole
 function silentWatcher(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port }, () => {
-      s.write('GET /v1/nodes/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
+      s.write(
+        `GET /v1/nodes/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ROUTER_TOKEN}\r\nAccept: text/event-stream\r\n\r\n`,
+      );
       s.pause();
       resolve(s);
     });
@@ -73,7 +80,7 @@ function readingWatcher(baseUrl: string) {
   const state = { latest: undefined as { version: number; nodes: { id: string }[] } | undefined, events: 0 };
   const ac = new AbortController();
   const done = (async () => {
-    const res = await fetch(`${baseUrl}/v1/nodes/watch`, { signal: ac.signal });
+    const res = await fetch(`${baseUrl}/v1/nodes/watch`, { signal: ac.signal, headers: { authorization: `Bearer ${ROUTER_TOKEN}` } });
     assert.equal(res.status, 200);
     const parser = createParser({
       onEvent: (e) => {
@@ -103,6 +110,8 @@ describe('watch flood (issue 17)', () => {
           listen: { host: '127.0.0.1', port: 0 },
           nodeTtlMs: 120_000,
           capacity: { enabled: false },
+          // The churn is the load here, not a finding: the registration rate limit would refuse most of it.
+          nodes: { registrationsPerMinute: 10_000_000, registrationsPerMinutePerNode: 10_000_000 },
           shadow: { store: { path: join(dir, 'shadow') } },
         },
         logging: { level: 'warn' },
@@ -113,7 +122,12 @@ describe('watch flood (issue 17)', () => {
       entry: 'cli/main.ts',
       args: ['control-plane', '--config', configFile],
       // A ceiling well above the bound, so the unfixed code fails the assertion (or aborts) instead of taking the machine's memory.
-      env: { NODE_OPTIONS: '--max-old-space-size=1536' },
+      env: {
+        NODE_OPTIONS: '--max-old-space-size=1536',
+        ICP_ADMIN_TOKEN: ADMIN_TOKEN,
+        ICP_ROUTER_TOKEN: ROUTER_TOKEN,
+        ICP_NODE_SECRET: NODE_SECRET,
+      },
     });
   });
   after(async () => {
@@ -170,7 +184,7 @@ describe('watch flood (issue 17)', () => {
     assert.equal((await fetch(`${cp.url}/healthz`)).status, 200);
     const marker = await fetch(`${cp.url}/v1/nodes/register`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${mintNodeToken(NODE_SECRET, 'marker')}` },
       body: JSON.stringify({ id: 'marker', address: '10.0.0.1:1' }),
     });
     assert.equal(marker.status, 200);
@@ -179,7 +193,9 @@ describe('watch flood (issue 17)', () => {
       assert.ok(Date.now() < deadline, 'the reading watcher must get the current snapshot');
       await sleep(50);
     }
-    const listed = ((await (await fetch(`${cp.url}/v1/nodes`)).json()) as { data: unknown[] }).data.length;
+    const listed = (
+      (await (await fetch(`${cp.url}/v1/nodes`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { data: unknown[] }
+    ).data.length;
     assert.equal(real.state.latest.nodes.length, listed, 'the snapshot it has is the whole current membership');
 
     real.stop();
