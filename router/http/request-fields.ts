@@ -77,9 +77,15 @@ const int = (min: number, max: number) => integer().min(min).max(max);
 const tokenIds = z.array(int(0, 10_000_000)).max(1_024);
 const kwargs = z
   .record(z.string().max(256), z.union([z.string().max(4_096), z.number(), z.boolean(), z.null()]))
-  .refine((o) => Object.keys(o).length <= 64, {
-    message: 'at most 64 entries',
-  });
+  .refine((o) => Object.keys(o).length <= 64, { message: 'at most 64 entries' });
+// Template arguments a client must not set through chat_template_kwargs: vLLM merges these kwargs
+// into the template render, so `chat_template` there would be client Jinja run on the server.
+const RESERVED_TEMPLATE_KWARGS = new Set(['chat_template', 'tokenize', 'messages', 'conversation', 'tools', 'documents']);
+const templateKwargs = kwargs.superRefine((o, ctx) => {
+  for (const k of Object.keys(o))
+    if (RESERVED_TEMPLATE_KWARGS.has(k))
+      ctx.addIssue({ code: 'custom', path: [k], message: `'${k}' may not be set through chat_template_kwargs` });
+});
 
 /**
  * Engine extras this router knows, with their types and bounds (vLLM:
@@ -120,7 +126,7 @@ const EXTRA_TYPES = new Map<string, z.ZodType>([
   ['add_special_tokens', z.boolean()],
   ['documents', z.array(z.record(z.string().max(256), z.string())).max(1_000)],
   ['chat_template', z.string().max(100_000)],
-  ['chat_template_kwargs', kwargs],
+  ['chat_template_kwargs', templateKwargs],
   ['mm_processor_kwargs', kwargs],
   ['include_reasoning', z.boolean()],
   ['return_tokens_as_token_ids', z.boolean()],
@@ -295,6 +301,7 @@ export function allowOnly(body: unknown, allowed: readonly string[]): void {
 
 // Content part types of OpenAI's chat messages, plus vLLM's video_url/audio_url (checked like image_url).
 const PART_TYPES = new Set(['text', 'image_url', 'input_audio', 'file', 'refusal', 'video_url', 'audio_url']);
+const URL_PARTS = ['image_url', 'video_url', 'audio_url'] as const;
 
 /** The request-field policy of one router: built from `router.requestFields` and the pool's view of a model. */
 export class RequestFields {
@@ -363,15 +370,24 @@ export class RequestFields {
         if (typeof type !== 'string' || !PART_TYPES.has(type))
           throw errors.invalidRequest(`${where}.type: unsupported content part type '${String(type)}'.`, `${where}.type`, 'invalid_value');
         const p = part as Record<string, unknown>;
-        const inner = Object.hasOwn(p, type) ? p[type] : undefined;
-        if (type === 'image_url' || type === 'video_url' || type === 'audio_url') {
-          const url = typeof inner === 'string' ? inner : (inner as { url?: unknown } | null | undefined)?.url;
-          const param = typeof inner === 'string' ? `${where}.${type}` : `${where}.${type}.url`;
+        // Every URL-bearing key is checked whatever the part's type: engines differ in which key they read.
+        for (const key of URL_PARTS) {
+          if (!Object.hasOwn(p, key) && type !== key) continue;
+          const inner = Object.hasOwn(p, key) ? p[key] : undefined;
+          const url =
+            typeof inner === 'string'
+              ? inner
+              : typeof inner === 'object' && inner !== null && Object.hasOwn(inner, 'url')
+                ? (inner as { url: unknown }).url
+                : undefined;
+          const param = typeof inner === 'string' ? `${where}.${key}` : `${where}.${key}.url`;
           if (typeof url !== 'string')
             throw errors.invalidRequest(`${param}: expected a string, got ${describe(url)}`, param, 'invalid_type');
           this.checkUrl(url, param);
-        } else if (type === 'file') {
-          const f = (inner ?? {}) as { file_data?: unknown; file_url?: unknown };
+        }
+        const inner = Object.hasOwn(p, type) ? p[type] : undefined;
+        if (type === 'file' && typeof inner === 'object' && inner !== null) {
+          const f = inner as { file_data?: unknown; file_url?: unknown };
           // file_data is base64 or a data: URL; anything with a scheme is a URL the engine would fetch.
           for (const k of ['file_data', 'file_url'] as const) {
             const v = Object.hasOwn(f, k) ? f[k] : undefined;

@@ -56,6 +56,10 @@ describe('request-field policy', () => {
     bare.check('CHAT_COMPLETIONS', chat({ min_p: 0.2 }), 'm', 2);
     assert.equal(refusal(() => bare.check('CHAT_COMPLETIONS', chat({ top_k: 1 }), 'm', 2)).param, 'top_k');
     assert.throws(() => requestFieldsConfigSchema.parse({ extras: { vllm: ['__proto__'] } }));
+    // chat_template_kwargs passes by default, but not as a way to set the template itself.
+    p.check('CHAT_COMPLETIONS', chat({ chat_template_kwargs: { enable_thinking: false } }), 'm', 2);
+    const tpl = refusal(() => p.check('CHAT_COMPLETIONS', chat({ chat_template_kwargs: { chat_template: '{{ 7*7 }}' } }), 'm', 2));
+    assert.equal(tpl.param, 'chat_template_kwargs.chat_template');
     assert.throws(() => requestFieldsConfigSchema.parse({ extras: { sglang: ['x'] } }));
   });
 
@@ -98,6 +102,16 @@ describe('request-field policy', () => {
       assert.equal(e.code, 'invalid_media_url', bad);
       assert.equal(e.param, 'messages[0].content[0].image_url.url', bad);
     }
+    // A URL key on a part of another type is checked too (engines differ in which key they read).
+    const hidden = refusal(() =>
+      p.check(
+        'CHAT_COMPLETIONS',
+        chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x', image_url: { url: 'http://169.254.169.254/' } }] }] }),
+        'm',
+        2,
+      ),
+    );
+    assert.equal(hidden.param, 'messages[0].content[0].image_url.url');
     const s = refusal(() =>
       p.check(
         'CHAT_COMPLETIONS',
