@@ -19,6 +19,7 @@ import { batchConfigSchema } from './batch/config.ts';
 import { cacheConfigSchema } from './cache/config.ts';
 import { idempotencyConfigSchema } from './idempotency/config.ts';
 import { shadowConfigSchema } from './shadow/config.ts';
+import { requestFieldsConfigSchema } from './http/request-fields.ts';
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
   z
@@ -136,6 +137,8 @@ export const routerSchema = z.strictObject({
   idempotency: idempotencyConfigSchema.prefault({}),
   /** Shadow traffic: mirror a share of an alias's requests to another model or provider (docs/shadow.md). */
   shadow: shadowConfigSchema.optional(),
+  /** Request-field allow-list: engine extras per engine kind, n/best_of caps, media domains (docs/request-fields.md). */
+  requestFields: requestFieldsConfigSchema.prefault({}),
   /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */
   agentTls: agentClientTlsSchema.optional(),
   /** The router's credential towards the control plane (else env ICP_ROUTER_TOKEN); never the admin token. */

@@ -13,6 +13,7 @@ import { Scheduler, defaultProfile } from './scheduling/scheduler.ts';
 import { NodeDispatcher } from './upstream/node-dispatch.ts';
 import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
+import { RequestFields } from './http/request-fields.ts';
 import { createShadow } from './shadow/index.ts';
 import { AdmissionController } from './admission/controller.ts';
 import { startLaneReporter } from './admission/lane-report.ts';
@@ -179,6 +180,7 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
       idempotency,
       cache,
       shadow,
+      fields: new RequestFields(cfg.requestFields, (model) => scheduler.modelContext(model)),
     });
   });
 
