@@ -9,7 +9,8 @@ import { ConfigError, describeIssues, loggingSchema, readYamlFile, telemetrySche
 import { resolveRedisUrls, type RedisRole } from '../common/infrastructure.ts';
 import { REPO_ROOT } from '../common/paths.ts';
 import { controlPlaneSchema, type ControlPlaneProcessConfig } from '../control-plane/config.ts';
-import { agentSchema, type AgentConfig } from '../node-agent/config.ts';
+import { agentSchema, type AgentConfig, type AgentProcessConfig } from '../node-agent/config.ts';
+import { readSecret } from '../common/credentials.ts';
 import { routerSchema, type RouterProcessConfig } from '../router/config.ts';
 
 export const simulatorSchema = z.strictObject({
@@ -73,9 +74,14 @@ export function redisUrlsOf(config: Config, env: NodeJS.ProcessEnv = process.env
 }
 
 export function routerInputs(config: Config, env: NodeJS.ProcessEnv = process.env): RouterProcessConfig {
+  const r = config.router;
   return {
     controlPlaneUrl: config.controlPlaneUrl,
-    router: config.router,
+    router: r,
+    credentials: {
+      controlPlaneToken: readSecret(r.controlPlaneTokenFile, env.ICP_ROUTER_TOKEN),
+      adminTokenSha256: r.adminTokenSha256 ?? (env.ICP_ADMIN_TOKEN_SHA256?.trim() || undefined),
+    },
     logging: config.logging,
     telemetry: config.telemetry,
     redis: redisUrlsOf(config, env),
@@ -88,6 +94,20 @@ export function controlPlaneInputs(config: Config, env: NodeJS.ProcessEnv = proc
     logging: config.logging,
     redis: redisUrlsOf(config, env),
     agentMetricsUrls: agentMetricsUrls(config.agents),
+    credentials: {
+      adminToken: readSecret(config.controlPlane.adminTokenFile, env.ICP_ADMIN_TOKEN),
+      routerToken: readSecret(config.controlPlane.routerTokenFile, env.ICP_ROUTER_TOKEN),
+      nodeSecret: readSecret(config.controlPlane.nodeSecretFile, env.ICP_NODE_SECRET),
+    },
+  };
+}
+
+export function agentInputs(config: Config, agent: AgentConfig, env: NodeJS.ProcessEnv = process.env): AgentProcessConfig {
+  return {
+    controlPlaneUrl: config.controlPlaneUrl,
+    logging: config.logging,
+    telemetry: config.telemetry,
+    credentials: { nodeToken: readSecret(agent.nodeTokenFile, env.ICP_NODE_TOKEN) },
   };
 }
 

@@ -2,7 +2,7 @@
 // `control-plane`. Each reads the same YAML config file.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/config.ts';
-import { controlPlaneInputs, DEFAULT_CONFIG_PATH, loadConfig, routerInputs, type Config } from './config.ts';
+import { agentInputs, controlPlaneInputs, DEFAULT_CONFIG_PATH, loadConfig, routerInputs, type Config } from './config.ts';
 
 const USAGE = `usage: icp <command> [--config FILE]
 
@@ -11,6 +11,7 @@ commands:
   router           the OpenAI-compatible router
   node-agent       one node agent (--id ID picks it from the config's agents:, optional when there is one)
   control-plane    the node registry and watch API
+  credentials      generate | node-token --id ID | hash-token: mint credentials (docs/security.md)
   capacity         print the control plane's capacity report (--url URL, --window 1h, --growth 1.5,
                    --slo SECONDS, --add N[:kind], --remove N[:kind], --json)
 
@@ -23,6 +24,7 @@ async function main(argv: string[]): Promise<void> {
     options: {
       config: { type: 'string' },
       id: { type: 'string' },
+      'secret-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       // capacity
       url: { type: 'string' },
@@ -38,6 +40,10 @@ async function main(argv: string[]): Promise<void> {
   if (values.help || !command) {
     console.log(USAGE);
     process.exit(command || values.help ? 0 : 2);
+  }
+  if (command === 'credentials') {
+    const { runCredentials } = await import('./credentials.ts');
+    return runCredentials(positionals.slice(1), values);
   }
   const file = values.config ?? process.env.ICP_CONFIG ?? DEFAULT_CONFIG_PATH;
   let config: Config;
@@ -79,7 +85,7 @@ async function main(argv: string[]): Promise<void> {
         process.exit(2);
       }
       const { runAgent } = await import('../node-agent/main.ts');
-      return runAgent(config, agent);
+      return runAgent(agentInputs(config, agent), agent);
     }
     default:
       console.error(`unknown command '${command}'\n\n${USAGE}`);

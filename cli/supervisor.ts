@@ -4,6 +4,7 @@
 import type { Config } from './config.ts';
 import { spawnService, type ServiceProcess } from './spawn-service.ts';
 import { sleep } from '../common/process.ts';
+import { credentialEnv, localCredentials } from './credentials.ts';
 
 export async function runSupervisor(config: Config, configFile: string): Promise<void> {
   const children: ServiceProcess[] = [];
@@ -28,8 +29,13 @@ export async function runSupervisor(config: Config, configFile: string): Promise
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
-  const start = async (name: string, entry: string, args: string[]) => {
-    const proc = await spawnService({ name, entry, args, env, onLine: onLine(name) });
+  // Secure by default even on a laptop: the control plane, the router and each agent prove
+  // themselves with credentials made on first start (data/credentials, readable by this user only),
+  // each process getting only its own.
+  const creds = localCredentials(process.env.ICP_CREDENTIALS_DIR || 'data/credentials');
+  const roleEnv = credentialEnv(creds);
+  const start = async (name: string, entry: string, args: string[], ownEnv: Record<string, string> = {}) => {
+    const proc = await spawnService({ name, entry, args, env: { ...env, ...ownEnv }, onLine: onLine(name) });
     children.push(proc);
     void proc.exited.then((result) => {
       if (!stopping) process.stdout.write(`[${name}] exited unexpectedly (${result}); the rest keeps running\n`);
@@ -54,9 +60,12 @@ export async function runSupervisor(config: Config, configFile: string): Promise
         ]),
       ),
     );
-    if (config.controlPlaneUrl) await start('control-plane', 'cli/main.ts', ['control-plane', '--config', configFile]);
-    await Promise.all(config.agents.map((a) => start(a.id, 'cli/main.ts', ['node-agent', '--id', a.id, '--config', configFile])));
-    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile]);
+    if (config.controlPlaneUrl)
+      await start('control-plane', 'cli/main.ts', ['control-plane', '--config', configFile], roleEnv.controlPlane);
+    await Promise.all(
+      config.agents.map((a) => start(a.id, 'cli/main.ts', ['node-agent', '--id', a.id, '--config', configFile], roleEnv.agent(a.id))),
+    );
+    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile], roleEnv.router);
     const model = await waitForModels(router.url, 60_000);
     const base = router.url.replace('127.0.0.1', 'localhost');
     process.stdout.write(`
@@ -66,7 +75,17 @@ OpenAI-compatible endpoint: ${base}/v1   (models: ${model.join(', ') || 'none re
     -d '{"model":"${model[0] ?? 'MODEL'}","messages":[{"role":"user","content":"Hello!"}]}'
 
   OpenAI SDK: new OpenAI({ baseURL: '${base}/v1', apiKey: 'unused' })
-
+${
+  creds.created
+    ? `
+Admin token (made now, shown once; kept in ${creds.dir}/admin.token):
+  ${creds.adminToken}
+  export ICP_ADMIN_TOKEN=$(cat ${creds.dir}/admin.token)   # for npm run admin, the dashboard, /v1/nodes
+`
+    : `
+Admin token: ${creds.dir}/admin.token   (npm run admin, the dashboard, /v1/nodes)
+`
+}
 Ctrl-C stops everything.
 `);
   } catch (err) {

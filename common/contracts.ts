@@ -54,6 +54,8 @@ export const memberSchema = z.object({
   cordoned: z.boolean(),
   registeredAt: z.number(),
   lastHeartbeatAt: z.number(),
+  /** The token routers present to this node's gRPC server (common/credentials.ts); absent without node tokens. */
+  callToken: z.string().min(1).max(512).optional(),
 });
 export type MemberRecord = z.infer<typeof memberSchema>;
 

@@ -64,6 +64,15 @@ export const errors = {
     new ApiError(500, message, 'server_error', 'internal_error'),
 };
 
+/**
+ * Load shedding, not a fault: a 503 (or 429) that tells the client when to come back (admission
+ * refusals, `errors.overloaded`: no capacity, shutting down, too many watchers). Logged at info,
+ * without a stack, so real faults stand out.
+ */
+export function isLoadShedding(err: unknown): boolean {
+  return err instanceof ApiError && (err.status === 503 || err.status === 429) && err.retryAfterSeconds !== undefined;
+}
+
 export function isOpenAIErrorBody(v: unknown): v is OpenAIErrorBody {
   if (typeof v !== 'object' || v === null) return false;
   const e = (v as { error?: unknown }).error;

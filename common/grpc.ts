@@ -39,11 +39,27 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
 
-/** Plaintext unless `security` (common/tls.ts agentChannelSecurity) carries TLS credentials. */
-export function createNodeAgentClient(address: string, security?: AgentChannelSecurity): NodeAgentClient {
+/**
+ * Plaintext unless `security` (common/tls.ts agentChannelSecurity) carries TLS credentials. With
+ * `token` (a call or control token, common/credentials.ts) every call carries it as
+ * `authorization: Bearer`; an interceptor, since grpc-js composes call credentials only with TLS.
+ */
+export function createNodeAgentClient(address: string, security?: AgentChannelSecurity, token?: string): NodeAgentClient {
+  const interceptors: grpc.Interceptor[] = token
+    ? [
+        (options, nextCall) =>
+          new grpc.InterceptingCall(nextCall(options), {
+            start(metadata, listener, next) {
+              metadata.set('authorization', `Bearer ${token}`);
+              next(metadata, listener);
+            },
+          }),
+      ]
+    : [];
   return new loaded.inference.v1.NodeAgent(address, security?.credentials ?? grpc.credentials.createInsecure(), {
     ...CHANNEL_OPTIONS,
     ...security?.options,
+    interceptors,
   });
 }
 

@@ -1,8 +1,9 @@
 // The fastify setup every service shares: errors always rendered in OpenAI's shape, a bounded
 // body, JSON only, no stack traces to clients, and no request bodies in logs.
 import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from './logger.ts';
-import { ApiError, errors } from './errors.ts';
+import { ApiError, errors, isLoadShedding } from './errors.ts';
 import { DEFAULT_HTTP_LIMITS, clientErrorHandler, jsonDepthError, nodeServerOptions, type HttpLimits } from './http-limits.ts';
 
 export interface HttpServerOptions {
@@ -10,6 +11,8 @@ export interface HttpServerOptions {
   bodyLimitBytes?: number;
   /** Receive timeouts, header size and JSON depth (common/http-limits.ts). */
   limits?: HttpLimits;
+  /** Serve HTTPS (PEM contents); with `ca` and `requestCert`, clients may present certificates that CA signed (checked by the caller's own auth: unverified ones are not refused at the handshake). */
+  https?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert?: boolean };
 }
 
 export interface RouteEntry {
@@ -18,6 +21,33 @@ export interface RouteEntry {
 }
 
 const routeTables = new WeakMap<FastifyInstance, RouteEntry[]>();
+
+/** Longest client request id kept; longer ones are replaced (log ids, usage-record ids, engine headers). */
+export const MAX_REQUEST_ID_LENGTH = 128;
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]+$/;
+/** How much of a refused id the log notes (before escaping). */
+const NOTED_ID_CHARS = 64;
+
+/**
+ * The id a request is known by: the client's `x-request-id` when it is short and of safe
+ * characters, else a fresh one, with the client's value (truncated, escaped to printable ASCII)
+ * as `clientRequestId` for the log. The only place a request id is taken from a client.
+ */
+export function safeRequestId(header: unknown): { id: string; clientRequestId?: string } {
+  if (typeof header === 'string' && header.length <= MAX_REQUEST_ID_LENGTH && SAFE_REQUEST_ID.test(header)) return { id: header };
+  const id = `req_${crypto.randomUUID().replaceAll('-', '')}`;
+  if (header === undefined || header === '') return { id };
+  const text = typeof header === 'string' ? header : String(header);
+  const escaped = text.slice(0, NOTED_ID_CHARS).replace(/[^\x20-\x7e]|\\/g, (c) => {
+    const code = c.charCodeAt(0);
+    return c === '\\' ? '\\\\' : code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+  const noted = escaped.slice(0, NOTED_ID_CHARS);
+  return { id, clientRequestId: noted.length < escaped.length || text.length > NOTED_ID_CHARS ? `${noted}...` : noted };
+}
+
+/** The client's refused `x-request-id` (truncated, escaped), for a request that was given a fresh id. */
+const clientRequestIds = new WeakMap<IncomingMessage, string>();
 
 /** Every route registered on a server made by createHttpServer (HEAD twins left out): what security tests enumerate. */
 export function routesOf(app: FastifyInstance): readonly RouteEntry[] {
@@ -28,8 +58,11 @@ export function createHttpServer({
   logger,
   bodyLimitBytes = 4 * 1024 * 1024,
   limits = DEFAULT_HTTP_LIMITS,
+  https,
 }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
+    // An HTTPS server is typed apart in fastify; the handlers see the same request and reply.
+    ...(https ? { https: { ...https, rejectUnauthorized: false } } : {}),
     http: nodeServerOptions(limits),
     // fastify sets the server's requestTimeout itself (0, no limit, unless given).
     requestTimeout: limits.requestTimeoutMs,
@@ -51,14 +84,26 @@ export function createHttpServer({
     // fastify's would be `{"error":"Service Unavailable"}`, which clients cannot read as an error.
     return503OnClosing: false,
     forceCloseConnections: false,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
+    // fastify would take any x-request-id as the id; safeRequestId decides instead.
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const { id, clientRequestId } = safeRequestId(raw.headers['x-request-id']);
+      if (clientRequestId !== undefined) clientRequestIds.set(raw, clientRequestId);
+      return id;
+    },
   });
 
   const routes: RouteEntry[] = [];
   routeTables.set(app, routes);
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
+
+  // Every log line of a request whose id was refused notes what the client sent (the request log line included).
+  app.addHook('onRequest', (req, _reply, done) => {
+    const clientRequestId = clientRequestIds.get(req.raw);
+    if (clientRequestId !== undefined) req.log = req.log.child({ clientRequestId });
+    done();
   });
 
   let closing = false;
@@ -85,7 +130,11 @@ export function createHttpServer({
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     const apiError = toApiError(err);
-    if (apiError.status >= 500) req.log.error({ err }, 'request failed');
+    // Shedding is the system working as designed: one quiet line with its code, no stack.
+    if (apiError.status >= 500) {
+      if (isLoadShedding(apiError)) req.log.info({ status: apiError.status, code: apiError.code }, 'request shed');
+      else req.log.error({ err }, 'request failed');
+    }
     if (apiError.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(apiError.retryAfterSeconds))));
     reply.code(apiError.status).send(apiError.toBody());
   });

@@ -25,9 +25,11 @@ export class StatusWatch extends EventEmitter {
     private readonly watcherId: string,
     protected readonly logger: Logger,
     security?: AgentChannelSecurity,
+    /** The call (router) or control (control plane) token the agent checks; common/credentials.ts. */
+    readonly callToken?: string,
   ) {
     super();
-    this.client = createNodeAgentClient(address, security);
+    this.client = createNodeAgentClient(address, security, callToken);
   }
 
   start(): void {

@@ -13,6 +13,10 @@ export const agentServerTlsSchema = z
     caFile: z.string().min(1).optional(),
     /** Refuse a client without a certificate signed by caFile (mutual TLS). */
     requireClientCert: z.boolean().default(true),
+    /** Client certificate CNs that are routers (Generate, WatchStatus). */
+    routerIdentities: z.array(z.string().min(1)).default(['router']),
+    /** Client certificate CNs that are the control plane (Drain, Resume, WatchStatus). */
+    controlPlaneIdentities: z.array(z.string().min(1)).default(['control-plane']),
   })
   .refine((t) => !t.requireClientCert || t.caFile, { message: 'caFile is required when requireClientCert is true', path: ['caFile'] });
 

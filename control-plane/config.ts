@@ -7,6 +7,7 @@ import { listenSchema, type LoggingConfig } from '../common/config.ts';
 import type { RedisUrls } from '../common/infrastructure.ts';
 import { agentClientTlsSchema } from '../common/tls.ts';
 import { httpLimitsSchema } from '../common/http-limits.ts';
+import type { ControlPlaneCredentials } from './api/access.ts';
 
 export const controlPlaneSchema = z.strictObject({
   listen: listenSchema.prefault({ port: 8081 }),
@@ -16,6 +17,32 @@ export const controlPlaneSchema = z.strictObject({
   staticNodes: z.array(z.strictObject({ id: z.string().min(1), address: z.string().min(1) })).default([]),
   /** Admin token file (else env ICP_ADMIN_TOKEN); no default token: without one the admin API is off. */
   adminTokenFile: z.string().optional(),
+  /** The routers' credential (else env ICP_ROUTER_TOKEN): watches, usage, shadow records, lane reports. */
+  routerTokenFile: z.string().optional(),
+  /** The secret node tokens are HMACs under (else env ICP_NODE_SECRET); `icp credentials node-token` mints them. */
+  nodeSecretFile: z.string().optional(),
+  /**
+   * HTTPS on the control plane's own port. With `caFile`, clients may present a certificate that CA
+   * signed: an agent's (CN = its node id) then registers without a node token.
+   */
+  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).optional() }).optional(),
+  /** Host header values this control plane answers to (DNS-rebinding guard); empty = any. Loopback names are added when it listens on loopback. */
+  allowedHosts: z.array(z.string().min(1).max(253)).default([]),
+  /** What a node may register (docs/security.md). */
+  nodes: z
+    .strictObject({
+      /** Addresses a node may register: CIDRs for IP hosts (`10.0.0.0/8`), names or `*.suffix` for DNS hosts; empty = any. */
+      allowedAddresses: z.array(z.string().min(1).max(253)).default([]),
+      /** Ports a node may register (single ports or `from-to`); empty = any. */
+      allowedPorts: z.array(z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}-\d{1,5}$/)])).default([]),
+      maxNodes: z.number().int().positive().default(1_024),
+      maxModelsPerNode: z.number().int().positive().max(1_024).default(64),
+      maxLabelsPerNode: z.number().int().min(0).max(256).default(32),
+      /** Registrations accepted per node id per minute, and in all. */
+      registrationsPerMinutePerNode: z.number().int().positive().default(30),
+      registrationsPerMinute: z.number().int().positive().default(600),
+    })
+    .prefault({}),
   /** Tenants and keys survive a restart in this file (key hashes only); absent = memory only. */
   stateFile: z.string().optional(),
   /** TLS for the Drain call to agents (docs/security.md); absent = plaintext. */
@@ -79,4 +106,6 @@ export interface ControlPlaneProcessConfig {
   redis: RedisUrls;
   /** Agent HTTP base URLs (node id -> url) known from the agents' own config entries; capacity.metricsUrls wins over them. */
   agentMetricsUrls: Record<string, string>;
+  /** Resolved from the files named above or the environment (cli/config.ts); absent = that role cannot call. */
+  credentials: ControlPlaneCredentials;
 }

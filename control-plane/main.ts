@@ -1,10 +1,14 @@
-// Control plane process: node registry API + watch stream. Never on the request path.
+// Control plane process: node registry API + watch stream. Never on the request path. Every
+// route is behind the access table (api/access.ts): who may call it, with which credential.
 import type { ControlPlaneProcessConfig } from './config.ts';
 import { createLogger } from '../common/logger.ts';
 import { createHttpServer, routesOf } from '../common/http.ts';
 import { announceListening, onShutdown } from '../common/process.ts';
 import { NodeRegistry } from './registry/node-registry.ts';
-import { nodesApi } from './api/nodes.ts';
+import { controlTokenFor, nodesApi } from './api/nodes.ts';
+import { installAccessControl } from './api/access.ts';
+import { RegistrationPolicy } from './registry/registration-policy.ts';
+import { assertSecureListen, isLoopbackHost } from '../common/credentials.ts';
 import { agentChannelSecurity } from '../common/tls.ts';
 import { capacityApi } from './api/capacity.ts';
 import { CapacityService, metricsUrlResolver } from './capacity/service.ts';
@@ -25,14 +29,45 @@ export async function startControlPlane(config: ControlPlaneProcessConfig) {
   registry.on('expired', (n: { id: string }) => logger.warn({ node: n.id }, 'node expired: missed heartbeats'));
   registry.start();
 
+  registry.maxNodes = cfg.nodes.maxNodes;
   const tenants = new TenantRegistry(cfg.stateFile);
-  const adminToken = cfg.adminTokenFile ? readFileSync(cfg.adminTokenFile, 'utf8').trim() : process.env.ICP_ADMIN_TOKEN || undefined;
-  if (!adminToken) logger.info('admin API off: no ICP_ADMIN_TOKEN / controlPlane.adminTokenFile');
+  const credentials = config.credentials;
+  const missing = [
+    !credentials.adminToken && 'no admin token',
+    !credentials.routerToken && 'no router token',
+    !credentials.nodeSecret && !cfg.tls?.caFile && 'no node credential (node secret or client CA)',
+  ].filter((m): m is string => typeof m === 'string');
+  for (const m of missing) logger.info(`${m}: the routes of that role refuse every caller (docs/security.md)`);
+  if (!cfg.stateFile) logger.warn('controlPlane.stateFile not set: tenants and keys live in memory and a restart forgets them');
+  // Secure or loopback only: on the network, every role must be able to prove itself.
+  assertSecureListen('control plane', cfg.listen.host, missing, process.env, (m) => logger.warn(m));
 
-  const app = createHttpServer({ logger, limits: cfg.http });
+  const app = createHttpServer({
+    logger,
+    limits: cfg.http,
+    https: cfg.tls
+      ? {
+          cert: readFileSync(cfg.tls.certFile),
+          key: readFileSync(cfg.tls.keyFile),
+          ...(cfg.tls.caFile ? { ca: readFileSync(cfg.tls.caFile), requestCert: true } : {}),
+        }
+      : undefined,
+  });
+  const loopbackNames = isLoopbackHost(cfg.listen.host) ? ['localhost', '127.0.0.1', '[::1]', '::1'] : [];
+  installAccessControl(app, {
+    credentials,
+    clientCertificates: Boolean(cfg.tls?.caFile),
+    allowedHosts: cfg.allowedHosts.length > 0 || loopbackNames.length > 0 ? [...cfg.allowedHosts, ...loopbackNames] : [],
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));
-  await app.register(nodesApi, { registry, agentSecurity: agentChannelSecurity(cfg.agentTls), adminToken });
+  await app.register(nodesApi, {
+    registry,
+    policy: new RegistrationPolicy(cfg.nodes),
+    agentSecurity: agentChannelSecurity(cfg.agentTls),
+    nodeSecret: credentials.nodeSecret,
+    logger,
+  });
   // Routers' lane queues and refusals, for the dashboard (router/admission/lane-report.ts).
   await app.register(routersApi);
   // Node-metric history, capacity report and dashboard (docs/capacity-planning.md).
@@ -43,6 +78,9 @@ export async function startControlPlane(config: ControlPlaneProcessConfig) {
         logger,
         metricsUrl: metricsUrlResolver(cfg.capacity.metricsUrls, config.agentMetricsUrls),
         redisUrl: config.redis.capacityHistory,
+        // The sampler follows each node's WatchStatus as the control plane (its TLS and token).
+        agentSecurity: agentChannelSecurity(cfg.agentTls),
+        controlToken: (id: string) => controlTokenFor(credentials.nodeSecret, id),
       })
     : undefined;
   if (capacity) {
@@ -54,7 +92,7 @@ export async function startControlPlane(config: ControlPlaneProcessConfig) {
   const usage: UsageStore = config.redis.usage ? new RedisUsageStore(config.redis.usage) : new MemoryUsageStore();
   // Shadow-traffic records from the routers (docs/shadow.md).
   const shadow = await createShadowStore(cfg.shadow, config.redis.shadow);
-  await app.register(adminApi, { registry: tenants, adminToken, usage, shadow });
+  await app.register(adminApi, { registry: tenants, usage, shadow });
   const address = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   logger.info({ address }, 'control plane listening');
   return {

@@ -3,7 +3,7 @@
 // is written once, on its field; a section left out is parsed from `{}` (`.prefault({})`).
 import { z } from 'zod';
 import { listenSchema, type LoggingConfig, type TelemetryConfig } from '../common/config.ts';
-import { agentServerTlsSchema } from '../common/tls.ts';
+import { agentClientTlsSchema, agentServerTlsSchema } from '../common/tls.ts';
 import { HealthThresholdsSchema } from './gpu/health-policy.ts';
 
 export const agentSchema = z.strictObject({
@@ -15,6 +15,10 @@ export const agentSchema = z.strictObject({
   httpListen: listenSchema.optional(),
   /** TLS on the gRPC server, client certificates required by default (docs/security.md); absent = plaintext. */
   tls: agentServerTlsSchema.optional(),
+  /** This node's token (else env ICP_NODE_TOKEN): registers with the control plane, and callers' tokens derive from it. */
+  nodeTokenFile: z.string().optional(),
+  /** TLS to an https:// controlPlaneUrl: the CA to trust, and this node's client certificate (CN = node id) to register with instead of a token. */
+  controlPlaneTls: agentClientTlsSchema.optional(),
   engine: z.strictObject({
     kind: z.enum(['vllm', 'tgi']).default('vllm'),
     url: z.url(),
@@ -69,4 +73,6 @@ export interface AgentProcessConfig {
   controlPlaneUrl?: string;
   logging: LoggingConfig;
   telemetry: TelemetryConfig;
+  /** This node's token, resolved from nodeTokenFile or ICP_NODE_TOKEN (cli/config.ts agentInputs). */
+  credentials?: { nodeToken?: string };
 }

@@ -3,9 +3,11 @@
 import { once } from 'node:events';
 import { grpc, type NodeAgentHandlers, type GenerateEvent } from '../common/grpc.ts';
 import type { Logger } from '../common/logger.ts';
+import { safeRequestId } from '../common/http.ts';
 import { operationSchema } from '../common/contracts.ts';
 import { EngineError, type EngineAdapter } from './engines/engine.ts';
 import type { StatusPublisher } from './status-publisher.ts';
+import type { Caller, CallerCheck } from './caller-auth.ts';
 import {
   SpanKind,
   extractContext,
@@ -30,6 +32,10 @@ export interface GrpcServiceDeps {
   state: AgentState;
   logger: Logger;
   onDrain: (graceMs: number) => void;
+  /** Undo a drain: take new work again. */
+  onResume: () => void;
+  /** Who may call what (caller-auth.ts); absent = anyone (tests of the handlers alone). */
+  checkCaller?: CallerCheck;
   onInFlightChange: () => void;
   /** Called once per generation with how it ended and its usage (if any). */
   onFinished?: (outcome: string, usage: { promptTokens: number; completionTokens: number } | undefined) => void;
@@ -39,6 +45,16 @@ const FORWARDED_METADATA = ['x-request-id', 'traceparent', 'tracestate'];
 
 export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandlers {
   const { engine, publisher, state, logger } = deps;
+  // One warning per kind of refusal per minute: a scanner must not flood the log.
+  let lastDenialLogAt = 0;
+  const denied = (call: Parameters<CallerCheck>[0], allowed: readonly Caller[], rpc: string) => {
+    const d = deps.checkCaller?.(call, allowed);
+    if (d && Date.now() - lastDenialLogAt > 60_000) {
+      lastDenialLogAt = Date.now();
+      logger.warn({ rpc, code: grpc.status[d.code], reason: d.details }, 'gRPC call refused: caller not authorized');
+    }
+    return d;
+  };
 
   const generate = async (call: Parameters<NodeAgentHandlers['Generate']>[0]): Promise<void> => {
     const req = call.request;
@@ -63,7 +79,7 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
     const headers: Record<string, string> = {};
     for (const key of FORWARDED_METADATA) {
       const v = call.metadata.get(key)[0];
-      if (typeof v === 'string') headers[key] = v;
+      if (typeof v === 'string' && v.length <= 512) headers[key] = key === 'x-request-id' ? safeRequestId(v).id : v;
     }
     // The router's dispatch span is the parent; the engine call is a child, and its context goes
     // to the engine in the request headers (vLLM reads traceparent).
@@ -152,6 +168,8 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
 
   return {
     Generate(call) {
+      const d = denied(call, ['router'], 'Generate');
+      if (d) return void call.emit('error', d);
       // grpc-js ignores what a handler returns: an error escaping the async body would be an
       // unhandled rejection (the process exits), so it fails this call instead.
       generate(call).catch((err: unknown) => {
@@ -161,6 +179,8 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
     },
 
     WatchStatus(call) {
+      const d = denied(call, ['router', 'control-plane'], 'WatchStatus');
+      if (d) return void call.emit('error', d);
       const unsubscribe = publisher.subscribe(
         (status) => call.write(status),
         () => call.end(),
@@ -172,8 +192,17 @@ export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandler
     },
 
     Drain(call, callback) {
+      const d = denied(call, ['control-plane'], 'Drain');
+      if (d) return callback(d);
       deps.onDrain(call.request.graceMs);
       callback(null, { draining: true, inFlight: state.inFlight });
+    },
+
+    Resume(call, callback) {
+      const d = denied(call, ['control-plane'], 'Resume');
+      if (d) return callback(d);
+      deps.onResume();
+      callback(null, { draining: false, inFlight: state.inFlight });
     },
   };
 }

@@ -7,6 +7,8 @@ import { createHttpServer } from '../common/http.ts';
 import { announceListening, onShutdown, sleep } from '../common/process.ts';
 import { grpc, NodeAgentService, NODE_AGENT_SERVICE_NAME } from '../common/grpc.ts';
 import { agentServerCredentials } from '../common/tls.ts';
+import { assertSecureListen, nodeIdOfToken } from '../common/credentials.ts';
+import { callerAuthorizer } from './caller-auth.ts';
 import { VllmAdapter } from './engines/vllm.ts';
 import { TgiAdapter } from './engines/tgi.ts';
 import type { EngineAdapter } from './engines/engine.ts';
@@ -71,6 +73,19 @@ function createEngine(cfg: AgentConfig): EngineAdapter {
 
 export async function startAgent(config: AgentProcessConfig, cfg: AgentConfig): Promise<RunningAgent> {
   const logger = createLogger(`node-agent`, config.logging.level).child({ node: cfg.id });
+  const nodeToken = config.credentials?.nodeToken;
+  if (nodeToken && nodeIdOfToken(nodeToken) !== cfg.id)
+    throw new Error(
+      `the node token is for node '${nodeIdOfToken(nodeToken) ?? '?'}', not '${cfg.id}': mint one with \`icp credentials node-token --id ${cfg.id}\``,
+    );
+  const callers = callerAuthorizer({ nodeToken, tls: cfg.tls });
+  assertSecureListen(
+    `node agent ${cfg.id}`,
+    cfg.listen.host,
+    callers.open ? ['no caller authentication (no node token, no tls with requireClientCert)'] : [],
+    process.env,
+    (m) => logger.warn(m),
+  );
   const engine = createEngine(cfg);
   const watcher = new EngineWatcher(engine, cfg.scrapeIntervalMs);
   const readiness = new Readiness(engine, watcher, cfg.warmup, cfg.engine.models, logger);
@@ -156,6 +171,14 @@ export async function startAgent(config: AgentProcessConfig, cfg: AgentConfig): 
       state,
       logger,
       onDrain: (g) => void drain(g || cfg.drainGraceMs),
+      onResume: () => {
+        if (!draining) return;
+        draining = false;
+        logger.info('resumed: taking new work again');
+        syncHealth();
+        publisher.changed();
+      },
+      checkCaller: callers.check,
       onInFlightChange,
       onFinished: (outcome, usage) => {
         metrics.generations.inc({ outcome });
@@ -204,6 +227,8 @@ export async function startAgent(config: AgentProcessConfig, cfg: AgentConfig): 
         heartbeatMs: cfg.heartbeatMs,
         models: () => readiness.models.map((m) => m.name),
         logger,
+        nodeToken,
+        tls: cfg.controlPlaneTls,
       })
     : undefined;
   registration?.start();

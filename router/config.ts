@@ -19,6 +19,7 @@ import { batchConfigSchema } from './batch/config.ts';
 import { cacheConfigSchema } from './cache/config.ts';
 import { idempotencyConfigSchema } from './idempotency/config.ts';
 import { shadowConfigSchema } from './shadow/config.ts';
+import { requestFieldsConfigSchema } from './http/request-fields.ts';
 
 const laneSettingsSchema = (d: { maxPredictedWaitSeconds: number; queueTimeoutMs: number; maxQueue: number }) =>
   z
@@ -136,8 +137,17 @@ export const routerSchema = z.strictObject({
   idempotency: idempotencyConfigSchema.prefault({}),
   /** Shadow traffic: mirror a share of an alias's requests to another model or provider (docs/shadow.md). */
   shadow: shadowConfigSchema.optional(),
+  /** Request-field allow-list: engine extras per engine kind, n/best_of caps, media domains (docs/request-fields.md). */
+  requestFields: requestFieldsConfigSchema.prefault({}),
   /** Mutual TLS to the agents' gRPC servers (docs/security.md); absent = plaintext. */
   agentTls: agentClientTlsSchema.optional(),
+  /** The router's credential towards the control plane (else env ICP_ROUTER_TOKEN); never the admin token. */
+  controlPlaneTokenFile: z.string().optional(),
+  /** Hex SHA-256 of the admin token (else env ICP_ADMIN_TOKEN_SHA256): the router's operator routes (batch dead letters) check it without holding the token. */
+  adminTokenSha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'a hex SHA-256 (`icp credentials hash-token`)')
+    .optional(),
 });
 
 export type RouterConfig = z.infer<typeof routerSchema>;
@@ -147,6 +157,8 @@ export interface RouterProcessConfig {
   /** How the router reaches the control plane; absent = static nodes only. */
   controlPlaneUrl?: string;
   router: RouterConfig;
+  /** Resolved by cli/config.ts from the files named above or the environment. */
+  credentials?: { controlPlaneToken?: string; adminTokenSha256?: string };
   logging: LoggingConfig;
   telemetry: TelemetryConfig;
   /** The Redis URL of each store, resolved once (common/infrastructure.ts); a role left out = memory or files. */

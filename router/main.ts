@@ -13,6 +13,7 @@ import { Scheduler, defaultProfile } from './scheduling/scheduler.ts';
 import { NodeDispatcher } from './upstream/node-dispatch.ts';
 import { ModelResolver } from './models/model-resolver.ts';
 import { generationRoutes } from './http/generation.ts';
+import { RequestFields } from './http/request-fields.ts';
 import { createShadow } from './shadow/index.ts';
 import { AdmissionController } from './admission/controller.ts';
 import { startLaneReporter } from './admission/lane-report.ts';
@@ -29,6 +30,8 @@ import { startBatch } from './batch/index.ts';
 import { batchRoutes } from './http/batches.ts';
 import { createIdempotency } from './idempotency/index.ts';
 import { ResponseCache } from './cache/index.ts';
+import { controlPlaneAuthHeaders } from './control-plane-auth.ts';
+import { assertSecureListen } from '../common/credentials.ts';
 
 export interface RunningRouter {
   url: string;
@@ -47,7 +50,14 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
   const pool = new NodePool(routerId, logger, agentChannelSecurity(cfg.agentTls));
   pool.setStatic(cfg.staticNodes.map((n) => ({ ...n, cordoned: false })));
   let membershipSynced = !config.controlPlaneUrl;
-  const watch = config.controlPlaneUrl ? new ControlPlaneWatch(config.controlPlaneUrl, logger) : undefined;
+  const cpAuth = controlPlaneAuthHeaders(config);
+  if (config.controlPlaneUrl && !cpAuth.authorization)
+    logger.warn('no router token (ICP_ROUTER_TOKEN / router.controlPlaneTokenFile): the control plane will refuse this router');
+  // Tenant keys off beyond loopback would serve anyone who can reach the port.
+  assertSecureListen('router', cfg.listen.host, cfg.auth.mode === 'off' ? ['router.auth.mode off (no API keys)'] : [], process.env, (m) =>
+    logger.warn(m),
+  );
+  const watch = config.controlPlaneUrl ? new ControlPlaneWatch(config.controlPlaneUrl, logger, cpAuth) : undefined;
   watch?.on('members', (members) => {
     membershipSynced = true;
     pool.setMembers(members);
@@ -79,7 +89,7 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
   // Lanes and refusals on the operator dashboard.
   const stopLaneReport =
     admission && config.controlPlaneUrl
-      ? startLaneReporter(config.controlPlaneUrl, routerId, admission, logger, cfg.laneReportIntervalMs)
+      ? startLaneReporter(config.controlPlaneUrl, routerId, admission, logger, cfg.laneReportIntervalMs, cpAuth)
       : undefined;
   // Breakers exist with or without fallback configured (defaults then); see docs/fallback.md.
   const fallback = createFallback(cfg, logger, metrics);
@@ -170,6 +180,7 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
       idempotency,
       cache,
       shadow,
+      fields: new RequestFields(cfg.requestFields, (model) => scheduler.modelContext(model)),
     });
   });
 
@@ -179,7 +190,7 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
       service: batch.service,
       maxFileBytes: batch.config.maxFileBytes,
       directory: tenancy?.directory,
-      adminToken: process.env.ICP_ADMIN_TOKEN,
+      adminTokenSha256: config.credentials?.adminTokenSha256,
     });
   const url = await app.listen({ host: cfg.listen.host, port: cfg.listen.port });
   // Items wait until keys and every node's models are known (else a restart would turn them into 404s).

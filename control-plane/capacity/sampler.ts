@@ -3,6 +3,7 @@
 // Request and token rates come from the agent's /metrics counters when the node's agent HTTP
 // address is known (config): the status carries no counters, and the proto stays as it is.
 import { request } from 'undici';
+import type { AgentChannelSecurity } from '../../common/tls.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { NodeStatus__Output } from '../../common/grpc.ts';
 import { StatusWatch } from '../../common/status-watch.ts';
@@ -66,6 +67,8 @@ export interface SamplerOptions {
   metricsUrl: (node: NodeRecord) => string | undefined;
   logger: Logger;
   now?: () => number;
+  agentSecurity?: AgentChannelSecurity;
+  controlToken?: (nodeId: string) => string | undefined;
 }
 
 export class Sampler {
@@ -117,7 +120,14 @@ export class Sampler {
     }
     for (const n of nodes.values()) {
       if (this.connections.has(n.id)) continue;
-      const c = new StatusWatch(n.id, n.address, 'control-plane-capacity', this.opts.logger);
+      const c = new StatusWatch(
+        n.id,
+        n.address,
+        'control-plane-capacity',
+        this.opts.logger,
+        this.opts.agentSecurity,
+        this.opts.controlToken?.(n.id),
+      );
       c.on('error', () => undefined);
       this.connections.set(n.id, c);
       c.start();

@@ -2,6 +2,7 @@
 // over them. control-plane/main.ts creates one when controlPlane.capacity.enabled.
 import { resolve } from 'node:path';
 import type { CapacityConfig } from '../config.ts';
+import type { AgentChannelSecurity } from '../../common/tls.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { NodeRecord, NodeRegistry } from '../registry/node-registry.ts';
 import { History } from './history.ts';
@@ -29,6 +30,9 @@ export interface CapacityServiceOptions {
   redisUrl?: string;
   store?: HistoryStore;
   now?: () => number;
+  /** How the sampler reaches agents: their TLS (controlPlane.agentTls) and each node's control token. */
+  agentSecurity?: AgentChannelSecurity;
+  controlToken?: (nodeId: string) => string | undefined;
 }
 
 export class CapacityService {
@@ -52,6 +56,8 @@ export class CapacityService {
       metricsUrl: opts.metricsUrl,
       logger: opts.logger,
       now: this.now,
+      agentSecurity: opts.agentSecurity,
+      controlToken: opts.controlToken,
     });
   }
 

@@ -2,6 +2,7 @@
 // `ttlMs` expires. Static nodes (from config) never expire. Cordoned nodes stay listed but
 // routers send them nothing new. Every change is published to watchers.
 import { EventEmitter } from 'node:events';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 export interface NodeRecord {
   id: string;
@@ -21,8 +22,16 @@ export interface RegisterInput {
   labels?: Record<string, string>;
 }
 
+export type HeartbeatResult = 'ok' | 'unknown' | 'stale';
+
+export class NodeRegistryFullError extends Error {}
+
 export class NodeRegistry extends EventEmitter {
   private readonly nodes = new Map<string, NodeRecord>();
+  /** Each registration's epoch: heartbeats must carry it, so only the process that registered keeps the entry alive. Never published. */
+  private readonly epochs = new Map<string, Buffer>();
+  /** Nodes registered (static ones are not counted). */
+  maxNodes = Infinity;
   private sweeper: NodeJS.Timeout | undefined;
   private version = 0;
 
@@ -48,9 +57,12 @@ export class NodeRegistry extends EventEmitter {
     this.changed();
   }
 
-  register(input: RegisterInput): NodeRecord {
+  /** Registers (or re-registers) a node; returns the record and the new epoch its heartbeats carry. */
+  register(input: RegisterInput): NodeRecord & { epoch: string } {
     const t = this.now();
     const prev = this.nodes.get(input.id);
+    if (!prev && this.dynamicCount() >= this.maxNodes)
+      throw new NodeRegistryFullError(`the registry holds its maximum of ${this.maxNodes} nodes`);
     const record: NodeRecord = {
       id: input.id,
       address: input.address,
@@ -63,23 +75,37 @@ export class NodeRegistry extends EventEmitter {
       lastHeartbeatAt: t,
     };
     this.nodes.set(input.id, record);
+    const epoch = randomBytes(16);
+    this.epochs.set(input.id, epoch);
     const visible = !prev || prev.address !== record.address || prev.models.join() !== record.models.join();
     if (visible) this.changed();
-    return record;
+    return { ...record, epoch: epoch.toString('base64url') };
   }
 
-  /** False when the node is unknown (expired): the agent must register again. */
-  heartbeat(id: string): boolean {
+  /** `unknown` when the node is not registered (expired): the agent must register again; `stale` when the epoch is not the current registration's. */
+  heartbeat(id: string, epoch?: string): HeartbeatResult {
     const n = this.nodes.get(id);
-    if (!n) return false;
+    if (!n) return 'unknown';
+    const want = this.epochs.get(id);
+    if (want) {
+      const got = Buffer.from(epoch ?? '', 'base64url');
+      if (got.length !== want.length || !timingSafeEqual(got, want)) return 'stale';
+    }
     n.lastHeartbeatAt = this.now();
-    return true;
+    return 'ok';
+  }
+
+  private dynamicCount(): number {
+    let n = 0;
+    for (const r of this.nodes.values()) if (!r.static) n += 1;
+    return n;
   }
 
   deregister(id: string): boolean {
     const n = this.nodes.get(id);
     if (!n || n.static) return false;
     this.nodes.delete(id);
+    this.epochs.delete(id);
     this.changed();
     return true;
   }
@@ -112,6 +138,7 @@ export class NodeRegistry extends EventEmitter {
     for (const n of this.nodes.values()) {
       if (!n.static && n.lastHeartbeatAt < cutoff) {
         this.nodes.delete(n.id);
+        this.epochs.delete(n.id);
         removed = true;
         this.emit('expired', n);
       }

@@ -172,9 +172,7 @@ function renderShadow(summary) {
 async function refreshShadow() {
   const token = sessionStorage.getItem('icp-admin-token');
   if (!token) return;
-  const res = await fetch('/v1/admin/shadow/summary?window=24h', {
-    headers: { accept: 'application/json', authorization: `Bearer ${token}` },
-  });
+  const res = await fetch('/v1/admin/shadow/summary?window=24h', { headers: apiHeaders() });
   if (!res.ok) {
     $('#shadow tbody').replaceChildren(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, `shadow summary: HTTP ${res.status}`)));
     return;
@@ -268,8 +266,16 @@ function renderCapacity(report) {
   $('#capacity').replaceChildren(...pools);
 }
 
+function apiHeaders() {
+  const token = sessionStorage.getItem('icp-admin-token');
+  return token ? { accept: 'application/json', authorization: `Bearer ${token}` } : { accept: 'application/json' };
+}
+
 async function getJson(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
+  // Without the token every call would be a 401: ask for it instead.
+  if (!sessionStorage.getItem('icp-admin-token')) throw new Error('enter the admin token above');
+  const res = await fetch(path, { headers: apiHeaders() });
+  if (res.status === 401 || res.status === 403) throw new Error('enter the admin token above');
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
   return res.json();
 }
@@ -307,10 +313,12 @@ async function refreshSlow() {
 }
 
 $('#capacity-form').addEventListener('change', () => void refreshSlow());
-$('#shadow-form').addEventListener('submit', (e) => e.preventDefault());
-$('#shadow-form').addEventListener('change', () => {
-  // Per tab only; never sent anywhere but this control plane's admin API.
-  sessionStorage.setItem('icp-admin-token', String(new FormData($('#shadow-form')).get('token') ?? ''));
+$('#token-form').addEventListener('submit', (e) => e.preventDefault());
+$('#token-form').addEventListener('change', () => {
+  // Per tab only; never sent anywhere but this control plane's own API.
+  sessionStorage.setItem('icp-admin-token', String(new FormData($('#token-form')).get('token') ?? ''));
+  void refreshCluster();
+  void refreshSlow();
   void refreshShadow().catch(() => undefined);
 });
 void refreshCluster();

@@ -11,6 +11,7 @@ import type { GpuHealth as _inference_v1_GpuHealth, GpuHealth__Output as _infere
 import type { ModelInfo as _inference_v1_ModelInfo, ModelInfo__Output as _inference_v1_ModelInfo__Output } from './inference/v1/ModelInfo';
 import type { NodeAgentClient as _inference_v1_NodeAgentClient, NodeAgentDefinition as _inference_v1_NodeAgentDefinition } from './inference/v1/NodeAgent';
 import type { NodeStatus as _inference_v1_NodeStatus, NodeStatus__Output as _inference_v1_NodeStatus__Output } from './inference/v1/NodeStatus';
+import type { ResumeRequest as _inference_v1_ResumeRequest, ResumeRequest__Output as _inference_v1_ResumeRequest__Output } from './inference/v1/ResumeRequest';
 import type { Usage as _inference_v1_Usage, Usage__Output as _inference_v1_Usage__Output } from './inference/v1/Usage';
 import type { WatchStatusRequest as _inference_v1_WatchStatusRequest, WatchStatusRequest__Output as _inference_v1_WatchStatusRequest__Output } from './inference/v1/WatchStatusRequest';
 
@@ -34,6 +35,7 @@ export interface ProtoGrpcType {
       NodeAgent: SubtypeConstructor<typeof grpc.Client, _inference_v1_NodeAgentClient> & { service: _inference_v1_NodeAgentDefinition }
       NodeStatus: MessageTypeDefinition<_inference_v1_NodeStatus, _inference_v1_NodeStatus__Output>
       Operation: EnumTypeDefinition
+      ResumeRequest: MessageTypeDefinition<_inference_v1_ResumeRequest, _inference_v1_ResumeRequest__Output>
       Usage: MessageTypeDefinition<_inference_v1_Usage, _inference_v1_Usage__Output>
       WatchStatusRequest: MessageTypeDefinition<_inference_v1_WatchStatusRequest, _inference_v1_WatchStatusRequest__Output>
     }

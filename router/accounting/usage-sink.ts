@@ -19,13 +19,13 @@ export interface UsageSink {
 }
 
 export function createUsageSink(
-  config: Pick<RouterProcessConfig, 'controlPlaneUrl'>,
+  config: Pick<RouterProcessConfig, 'controlPlaneUrl' | 'credentials'>,
   redisUrl: string | undefined,
   logger: Logger,
   metrics: RouterMetrics,
 ): UsageSink {
   const redis = redisUrl ? new RedisUsageStore(redisUrl) : undefined;
-  const token = process.env.ICP_ADMIN_TOKEN;
+  const token = config.credentials?.controlPlaneToken;
   const cpUrl = !redis && token ? config.controlPlaneUrl : undefined;
   const kind = redis ? 'redis' : cpUrl ? 'control-plane' : 'none';
   let buffer: UsageRecord[] = [];

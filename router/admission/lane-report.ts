@@ -33,6 +33,8 @@ export function startLaneReporter(
   admission: AdmissionController,
   logger: Logger,
   intervalMs: number,
+  /** The router's credential (control-plane-auth.ts). */
+  auth: Record<string, string> = {},
 ): () => void {
   const url = `${controlPlaneUrl}/v1/routers/${encodeURIComponent(routerId)}/report`;
   let inFlight = false;
@@ -42,7 +44,7 @@ export function startLaneReporter(
     try {
       const res = await request(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...auth },
         body: JSON.stringify(laneReport(admission)),
         headersTimeout: intervalMs,
         bodyTimeout: intervalMs,

@@ -3,7 +3,7 @@
 // dead-letter endpoints (admin token). Each caller sees only its tenant's files and jobs.
 // Handlers translate HTTP; the work is in router/batch/.
 import multipart from '@fastify/multipart';
-import { timingSafeEqual } from 'node:crypto';
+import { bearerToken, sha256Matcher } from '../../common/credentials.ts';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, errors } from '../../common/errors.ts';
@@ -17,8 +17,8 @@ export interface BatchRoutesOptions {
   maxFileBytes: number;
   /** Keys and tenants (router.auth.mode required); without it everything belongs to `anonymous`. */
   directory?: KeyDirectory;
-  /** ICP_ADMIN_TOKEN: the dead-letter endpoints are off without one. */
-  adminToken?: string;
+  /** Hex SHA-256 of the admin token (router.adminTokenSha256): the dead-letter endpoints are off without one. */
+  adminTokenSha256?: string;
 }
 
 const createBatchBody = z.object({
@@ -128,13 +128,14 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
     publicBatch(await svc.cancelBatch(owner(req).tenant, req.params.id)),
   );
 
-  // Operator endpoints: any tenant's job, the admin token only.
+  // Operator endpoints: any tenant's job, the admin token only (checked against its digest: the
+  // router never holds the token itself).
+  const isAdmin = sha256Matcher(opts.adminTokenSha256);
   const admin = (req: FastifyRequest) => {
-    if (!opts.adminToken) throw errors.forbidden('The admin API is off: set ICP_ADMIN_TOKEN.', 'admin_disabled');
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const given = Buffer.from(m?.[1] ?? '');
-    const want = Buffer.from(opts.adminToken);
-    if (given.length !== want.length || !timingSafeEqual(given, want)) throw errors.unauthorized('Invalid admin token.');
+    if (!opts.adminTokenSha256)
+      throw errors.forbidden('The operator routes are off: set router.adminTokenSha256 (or ICP_ADMIN_TOKEN_SHA256).', 'admin_disabled');
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined || !isAdmin(token)) throw errors.unauthorized('Invalid admin token.');
   };
 
   app.get<{ Params: { id: string } }>('/v1/admin/batches/:id/dead_letters', async (req) => {

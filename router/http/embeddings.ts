@@ -14,6 +14,7 @@ import { apiKeyOf } from '../admission/lanes.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { requestOutcome, requestUsage } from '../request-context.ts';
 import { toApiError } from '../../common/http.ts';
+import { OPENAI_EMBEDDING_FIELDS, allowOnly, parseWith } from './request-fields.ts';
 
 export interface EmbeddingRoutesOptions {
   /** The in-process embedders; absent when only fallback chains serve embeddings. */
@@ -66,13 +67,16 @@ function providerBody(raw: unknown): Record<string, unknown> {
   return out;
 }
 
-/** Parses with zod; the first issue becomes a 400 naming its field. */
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const param = issue.path.length ? issue.path.map(String).join('.') : null;
-  throw errors.invalidRequest(param ? `Invalid '${param}': ${issue.message}` : issue.message, param);
+/** Only the route's own fields pass (an unknown one is a 400 naming it); then zod, the first issue a 400 naming its field and type. */
+function parse<T extends z.ZodType>(schema: T, allowed: readonly string[], body: unknown): z.infer<T> {
+  allowOnly(body, allowed);
+  return parseWith(schema, body);
+}
+
+/** A tenant limited to some models gets the same 404 for a model it may not use as for one that does not exist. */
+function checkAllowed(req: FastifyRequest, model: string): void {
+  const allowed = principalOf(req)?.policy.allowedModels;
+  if (allowed && !allowed.includes(model)) throw errors.modelNotFound(model);
 }
 
 const embeddingsBody = z.object({
@@ -85,6 +89,8 @@ const embeddingsBody = z.object({
   input_type: z.enum(['query', 'passage', 'document']).optional(),
   truncate: z.boolean().optional(),
 });
+// OpenAI's fields plus the two extensions above.
+const EMBEDDINGS_FIELDS = [...OPENAI_EMBEDDING_FIELDS, 'input_type', 'truncate'];
 
 /** OpenAI's `input`: a string or a list of strings here; token-id arrays get a clear 400. */
 function parseInput(input: unknown): string[] {
@@ -123,6 +129,7 @@ const rerankBody = z.object({
   top_n: z.number().int().min(1).optional(),
   return_documents: z.boolean().default(false),
 });
+const RERANK_FIELDS = ['model', 'query', 'documents', 'top_n', 'return_documents'];
 
 const teiRerankBody = z.object({
   model: z.string().min(1).optional(),
@@ -132,6 +139,7 @@ const teiRerankBody = z.object({
   return_text: z.boolean().default(false),
   truncate: z.boolean().optional(),
 });
+const TEI_RERANK_FIELDS = ['model', 'query', 'texts', 'raw_scores', 'return_text', 'truncate'];
 
 /** Indices sorted by score, best first; ties keep input order. */
 function ranking(scores: number[]): number[] {
@@ -173,7 +181,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
   };
 
   app.post('/v1/embeddings', (req, reply) => {
-    const body = parse(embeddingsBody, req.body);
+    const body = parse(embeddingsBody, EMBEDDINGS_FIELDS, req.body);
     const inputs = parseInput(body.input);
     return accounted(req, 'embeddings', body.model, async () => {
       if (!maybeService?.hasModel(body.model) && fallback?.servesEmbeddings(body.model)) {
@@ -217,7 +225,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
   });
 
   app.post('/v1/rerank', async (req) => {
-    const body = parse(rerankBody, req.body);
+    const body = parse(rerankBody, RERANK_FIELDS, req.body);
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     if (texts.length === 0) throw errors.invalidRequest("'documents' must not be empty.", 'documents');
     const service = local(body.model);
@@ -240,9 +248,11 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
 
   // Text Embeddings Inference's /rerank: no model field required, a bare array back.
   app.post('/rerank', async (req) => {
-    const body = parse(teiRerankBody, req.body);
+    const body = parse(teiRerankBody, TEI_RERANK_FIELDS, req.body);
     const model = body.model ?? maybeService?.defaultModel('rerank');
     if (!model) throw errors.notFound('No rerank model is configured.');
+    // The tenancy hook checked the body's model, absent here: check the default it resolved to.
+    checkAllowed(req, model);
     if (body.texts.length === 0) throw errors.invalidRequest("'texts' must not be empty.", 'texts');
     const service = local(model);
     const r = await accounted(req, 'rerank', model, async () => {

@@ -12,6 +12,7 @@ import { isAdmissionRefusal, type FallbackHook } from '../admission/fallback.ts'
 import { LANE_HEADER, apiKeyOf, resolveLane, type LanePolicy } from '../admission/lanes.ts';
 import { analysePrompt } from '../scheduling/prompt-prefix.ts';
 import { chatCompletionBody, completionBody, parseBody } from './openai-schemas.ts';
+import { RequestFields, requestFieldsConfigSchema } from './request-fields.ts';
 import type { Operation } from '../../common/contracts.ts';
 import type { DispatchRequest } from '../upstream/node-dispatch.ts';
 import type { Upstream } from '../upstream/fallback-dispatch.ts';
@@ -47,6 +48,8 @@ export interface GenerationRoutesOptions {
   idempotency?: Idempotency;
   /** Shadow traffic (docs/shadow.md): sampled requests are mirrored once they completed. */
   shadow?: ShadowService;
+  /** Allowed fields, engine extras, media URLs, context (docs/request-fields.md); absent = the defaults, context unknown. */
+  fields?: RequestFields;
 }
 
 /**
@@ -77,6 +80,8 @@ interface RequestRecord {
 }
 
 export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = async (app, opts) => {
+  const fields =
+    opts.fields ?? new RequestFields(requestFieldsConfigSchema.parse({}), () => ({ engineKinds: new Set(), maxContext: undefined }));
   const handle = (operation: Operation, schema: z.ZodType) => async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     const rec: RequestRecord = {
@@ -156,6 +161,9 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     rec.idem = idem;
     const model = opts.resolver.resolve(body.model, principalOf(req)?.keyId ?? apiKeyOf(req.headers.authorization));
     rec.model = model;
+    // Before any cache, queue or engine: unknown fields, extras, media URLs, the model's context.
+    const prompt = analysePrompt(body);
+    fields.check(operation, body, model, prompt.promptTokens);
     const stream = body.stream === true;
     const wantsUsage = stream && body.stream_options?.include_usage === true;
     const laneHeader = req.headers[LANE_HEADER];
@@ -197,7 +205,6 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     });
 
     const deadline = Date.now() + opts.requestTimeoutMs;
-    const prompt = analysePrompt(body);
     const dispatchReq: DispatchRequest = {
       requestId: req.id,
       operation,

@@ -14,6 +14,8 @@ export interface Member {
   id: string;
   address: string;
   cordoned: boolean;
+  /** What this router presents to the node (absent: the node checks certificates, or nothing). */
+  callToken?: string;
 }
 
 /** Emits 'snapshot' with each snapshot of `path` that `schema` accepts. */
@@ -117,10 +119,13 @@ export class SnapshotWatch<T> extends EventEmitter {
 
 /** Node membership: emits 'members' (Member[]) on every snapshot of /v1/nodes/watch. */
 export class ControlPlaneWatch extends SnapshotWatch<MembershipSnapshot> {
-  constructor(url: string, logger: Logger) {
-    super(url, logger, '/v1/nodes/watch', membershipSnapshotSchema);
+  constructor(url: string, logger: Logger, headers: Record<string, string> = {}) {
+    super(url, logger, '/v1/nodes/watch', membershipSnapshotSchema, headers);
     this.on('snapshot', (snap: MembershipSnapshot) => {
-      this.emit('members', snap.nodes.map((n) => ({ id: n.id, address: n.address, cordoned: n.cordoned })) satisfies Member[]);
+      this.emit(
+        'members',
+        snap.nodes.map((n) => ({ id: n.id, address: n.address, cordoned: n.cordoned, callToken: n.callToken })) satisfies Member[],
+      );
     });
   }
 }

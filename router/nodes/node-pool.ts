@@ -47,7 +47,8 @@ export class NodePool extends EventEmitter {
     for (const m of [...this.staticMembers, ...this.dynamicMembers]) wanted.set(m.id, m);
     for (const [id, conn] of this.nodes) {
       const m = wanted.get(id);
-      if (!m || m.address !== conn.address) {
+      // A new address or a new call token (node secret rotated) needs a new channel.
+      if (!m || m.address !== conn.address || m.callToken !== conn.callToken) {
         conn.close();
         this.nodes.delete(id);
         this.logger.info({ node: id }, 'node left the pool');
@@ -56,7 +57,7 @@ export class NodePool extends EventEmitter {
     for (const m of wanted.values()) {
       let conn = this.nodes.get(m.id);
       if (!conn) {
-        conn = new NodeConnection(m.id, m.address, this.routerId, this.logger, this.security);
+        conn = new NodeConnection(m.id, m.address, this.routerId, this.logger, this.security, m.callToken);
         conn.on('status', () => this.emit('change'));
         conn.on('lost', () => this.emit('change'));
         this.nodes.set(m.id, conn);

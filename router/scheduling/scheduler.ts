@@ -95,6 +95,25 @@ export class Scheduler {
     return out;
   }
 
+  /**
+   * Engine kinds of the nodes that report `model` (usable or not: a cold node may serve it soon)
+   * and the largest context among them; undefined when none reports it or one reports 0 (unknown),
+   * so a request is only refused for its length when every node's context is known.
+   */
+  modelContext(model: string): { engineKinds: Set<string>; maxContext: number | undefined } {
+    const engineKinds = new Set<string>();
+    let max = 0;
+    let unknown = false;
+    for (const n of this.pool.list())
+      for (const m of n.status?.models ?? []) {
+        if (m.name !== model) continue;
+        if (m.engineKind) engineKinds.add(m.engineKind);
+        if (!(m.maxContext > 0)) unknown = true;
+        else max = Math.max(max, m.maxContext);
+      }
+    return { engineKinds, maxContext: unknown || max === 0 ? undefined : max };
+  }
+
   /** Models any known node reports, usable or not (a cold or draining node's model is known: 503, not 404). */
   knownModels(): Set<string> {
     const out = new Set<string>();

@@ -24,10 +24,11 @@ export function createShadow(
   const fallback = config.router.fallback;
   const redisUrl = config.redis.shadow;
   const budget = redisUrl ? new RedisShadowBudget(redisUrl, config.router.auth.commandTimeoutMs) : new MemoryShadowBudget();
-  const sink = createShadowSink(config.controlPlaneUrl, process.env.ICP_ADMIN_TOKEN, logger, (result, n) =>
+  const sink = createShadowSink(config.controlPlaneUrl, config.credentials?.controlPlaneToken, logger, (result, n) =>
     metrics.shadowRecords.inc({ result }, n),
   );
-  if (!sink.enabled) logger.warn('router.shadow: no control plane or ICP_ADMIN_TOKEN; shadow records are counted, not kept');
+  if (!sink.enabled)
+    logger.warn('router.shadow: no control plane or router token (ICP_ROUTER_TOKEN); shadow records are counted, not kept');
   // Only the providers a rule names: a provider's credential must be there.
   const named = new Set(cfg.rules.map((r) => r.target.slice(0, r.target.indexOf(':'))).filter((k) => k !== 'local'));
   const providers = createProviders(Object.fromEntries(Object.entries(fallback.providers).filter(([name]) => named.has(name))));

@@ -17,11 +17,11 @@ export interface ShadowSink {
 
 export function createShadowSink(
   controlPlaneUrl: string | undefined,
-  adminToken: string | undefined,
+  routerToken: string | undefined,
   logger: Logger,
   counted: (result: 'written' | 'dropped', n: number) => void,
 ): ShadowSink {
-  const enabled = Boolean(controlPlaneUrl && adminToken);
+  const enabled = Boolean(controlPlaneUrl && routerToken);
   let buffer: ShadowRecord[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -32,7 +32,7 @@ export function createShadowSink(
     buffer = [];
     flushing = fetch(`${controlPlaneUrl}/v1/admin/shadow/records`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${routerToken}` },
       body: JSON.stringify({ records: batch }),
       signal: AbortSignal.timeout(5_000),
     })

@@ -10,6 +10,7 @@ import { SnapshotWatch } from '../nodes/membership.ts';
 import { KeyDirectory } from './key-directory.ts';
 import { createTenancyHook, type TenancyOptions } from './enforcement.ts';
 import { budgetCheckKeys } from '../accounting/budgets.ts';
+import { controlPlaneAuthHeaders } from '../control-plane-auth.ts';
 
 export async function startTenancy(
   config: RouterProcessConfig,
@@ -32,13 +33,12 @@ export async function startTenancy(
   }
   const directory = new KeyDirectory();
   const budgetsConfig = config.router.budgets;
-  const token = process.env.ICP_ADMIN_TOKEN;
   const watch = new SnapshotWatch(
     config.controlPlaneUrl,
     logger,
     '/v1/policy/watch',
     policySnapshotSchema,
-    token ? { authorization: `Bearer ${token}` } : {},
+    controlPlaneAuthHeaders(config),
   );
   watch.on('snapshot', (snap: PolicySnapshot) => directory.load(snap));
   watch.start();

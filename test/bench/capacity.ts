@@ -84,6 +84,9 @@ async function poisson(
   return { sent, ok, rps: ok / elapsed, ttftMean: mean, ttftP90: percentile(ttfts, 90) };
 }
 
+const ADMIN_TOKEN = `bench-${Math.random().toString(36).slice(2)}`;
+const OPERATOR = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
+
 export async function benchCapacity(): Promise<Record<string, unknown>> {
   const storeDir = mkdtempSync(join(tmpdir(), 'icp-capacity-bench-'));
   const ids = [...FAST, SLOW];
@@ -91,6 +94,7 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     ids.map(async (id) => ({ id, sim: `sim-${id}`, extra: { httpListen: { host: '127.0.0.1', port: await freePort() } } })),
   );
   const stack = await startStack({
+    controlPlaneEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
     sims: ids.map((id) => ({ id: `sim-${id}`, args: [...SIM_ARGS, '--speed', id === SLOW ? '0.5' : '1'] })),
     agents,
     controlPlane: { capacity: { sampleIntervalMs: 1_000, store: { path: storeDir } } },
@@ -98,13 +102,13 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
   });
   const cp = stack.controlPlane!.url;
   const cordon = async (id: string, on: boolean) => {
-    await fetch(`${cp}/v1/nodes/${id}/${on ? 'cordon' : 'uncordon'}`, { method: 'POST' });
+    await fetch(`${cp}/v1/nodes/${id}/${on ? 'cordon' : 'uncordon'}`, { method: 'POST', ...OPERATOR });
   };
   try {
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 30_000);
     await waitFor(
       async () =>
-        ((await (await fetch(`${cp}/v1/cluster`)).json()) as { nodes: { ready: boolean }[] }).nodes.filter((n) => n.ready).length ===
+        ((await (await fetch(`${cp}/v1/cluster`, OPERATOR)).json()) as { nodes: { ready: boolean }[] }).nodes.filter((n) => n.ready).length ===
         ids.length,
       30_000,
     );
@@ -117,7 +121,7 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     phases.push({ phase: 'high', offered_rps: HIGH_RPS, ...high });
     await new Promise((r) => setTimeout(r, 2_500)); // one more sample after the load
     const windowS = Math.ceil((Date.now() - started) / 1000) + 5;
-    const report = (await (await fetch(`${cp}/v1/capacity?window=${windowS}s&slot=10s&sloTtftSeconds=${SLO_S}`)).json()) as CapacityReport;
+    const report = (await (await fetch(`${cp}/v1/capacity?window=${windowS}s&slot=10s&sloTtftSeconds=${SLO_S}`, OPERATOR)).json()) as CapacityReport;
     const pool = report.pools.find((p) => p.model === DEFAULT_MODEL)!;
     const ref = pool.referenceNodeCapacity ?? NaN;
     const lambda = high.rps;

@@ -175,7 +175,10 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
 
   it('a request TGI refuses (422 validation) reaches the client as the same 400 a vLLM node gives', async () => {
     const tooLong = { messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 1_000_000 };
-    const fromTgi = await client.chat.completions.create({ model: TGI_MODEL, ...tooLong }).then(
+    // The router refuses what cannot fit a node's context itself (docs/request-fields.md); this one
+    // fits its ~4 chars/token estimate of the prompt but not TGI's own count, so TGI validates it.
+    const tgiTooLong = { ...tooLong, max_tokens: 4_093 };
+    const fromTgi = await client.chat.completions.create({ model: TGI_MODEL, ...tgiTooLong }).then(
       () => null,
       (e: unknown) => e,
     );
@@ -189,7 +192,7 @@ describe('TGI-fronting agents end to end with the openai SDK', () => {
     }
     assert.match((fromTgi as InstanceType<typeof OpenAI.BadRequestError>).message, /must be <= 4096/);
     // streaming: TGI reports validation inside a 200 stream; the client still gets a 400
-    const streamed = await client.chat.completions.create({ model: TGI_MODEL, ...tooLong, stream: true }).then(
+    const streamed = await client.chat.completions.create({ model: TGI_MODEL, ...tgiTooLong, stream: true }).then(
       () => null,
       (e: unknown) => e,
     );

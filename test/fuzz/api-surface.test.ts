@@ -13,6 +13,8 @@ import { startStack, type Stack } from '../helpers/stack.ts';
 import { enumerateRoutes } from '../helpers/routes.ts';
 import type { RouteEntry } from '../../common/http.ts';
 import { FUZZ_SEED, fuzzCases, isOpenAIError, makeFuzz, rng, rssBytes, send } from './generators.ts';
+import { CONTROL_PLANE_ACCESS } from '../../control-plane/api/access.ts';
+import { tokenSha256, type Role } from '../../common/credentials.ts';
 
 const CASES = fuzzCases(2000);
 const ADMIN_TOKEN = 'fuzz-admin-token-' + 'x'.repeat(24);
@@ -89,7 +91,7 @@ describe('API surface fuzz: every route of the router and the control plane', ()
       controlPlane: { adminTokenFile: tokenFile },
       // Keys required: the tenancy hook sees every generated Authorization header.
       router: { auth: { mode: 'required' } },
-      routerEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
+      routerEnv: { ICP_ADMIN_TOKEN_SHA256: tokenSha256(ADMIN_TOKEN) },
     });
   });
 
@@ -119,9 +121,14 @@ describe('API surface fuzz: every route of the router and the control plane', ()
       const base = isCp ? stack.controlPlane!.url : stack.routerUrl;
       const proc = isCp ? stack.controlPlane! : stack.router;
       const r = rng(FUZZ_SEED + 1);
+      // Every role's credential and none: the role each case carries, to check the access table.
+      let role: Role | 'none' = 'none';
       const auth = (): Record<string, string> => {
         const x = r();
-        if (isCp && x < 0.5) return { authorization: `Bearer ${ADMIN_TOKEN}` };
+        role = 'none';
+        if (isCp && x < 0.3) return (role = 'operator'), { authorization: `Bearer ${ADMIN_TOKEN}` };
+        if (isCp && x < 0.4) return (role = 'router'), { authorization: `Bearer ${stack.credentials.routerToken}` };
+        if (isCp && x < 0.5) return (role = 'node'), { authorization: `Bearer ${stack.credentials.nodeToken(r() < 0.5 ? 'x' : 'gpu-fuzz')}` };
         if (x < 0.6) return {};
         return {
           authorization: [
@@ -131,7 +138,9 @@ describe('API surface fuzz: every route of the router and the control plane', ()
             `Bearer ${'a'.repeat(8_000)}`,
             'Bearer sk-icp-000000000000-' + 'A'.repeat(43),
             `bearer ${ADMIN_TOKEN} extra`,
-          ][Math.floor(r() * 6)]!,
+            'Bearer constructor',
+            'Bearer __proto__',
+          ][Math.floor(r() * 8)]!,
         };
       };
       const next = caseGenerator(FUZZ_SEED + (isCp ? 7 : 13), isCp ? routes.controlPlane : routes.router, auth);
@@ -143,11 +152,21 @@ describe('API surface fuzz: every route of the router and the control plane', ()
         const c = next();
         const res = await send(base, c.method, c.path, c.body, c.headers);
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-        const bad =
+        let bad =
           res.statusCode >= 500 ? !allowed5xx(c.route, res.statusCode, res.text) : res.statusCode >= 400 && !isOpenAIError(res.text);
+        if (isCp && !bad) {
+          // The access table (control-plane/api/access.ts) holds: a role it does not name is refused
+          // before anything else; one it names is never refused for its role.
+          const access = CONTROL_PLANE_ACCESS.get(`${c.route.method} ${c.route.url}`);
+          const refused = res.statusCode === 401 || (res.statusCode === 403 && /role_not_allowed/.test(res.text));
+          const mayCall = access === 'public' || (role !== 'none' && access !== undefined && access.includes(role));
+          // 400/404/414 before routing (a malformed or over-long path matches no route); 405 none here.
+          const routed = ![400, 404, 414, 431].includes(res.statusCode) || refused;
+          if (routed && refused === mayCall) bad = true;
+        }
         if (bad && failures.length < 8)
           failures.push(
-            `case ${i}: ${c.method} ${c.path.slice(0, 120)} -> ${res.statusCode} ${res.text.slice(0, 200)} (body ${String(c.body.body).slice(0, 80)})`,
+            `case ${i}: ${c.method} ${c.path.slice(0, 120)} as ${role} -> ${res.statusCode} ${res.text.slice(0, 200)} (body ${String(c.body.body).slice(0, 80)})`,
           );
         if (i % 100 === 0) rssMax = Math.max(rssMax, await rssBytes(proc.child.pid!));
       }

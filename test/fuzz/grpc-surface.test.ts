@@ -10,6 +10,7 @@ import { connect as h2connect, constants as h2 } from 'node:http2';
 import { connect as tcpConnect } from 'node:net';
 import { startStack, type Stack, DEFAULT_MODEL } from '../helpers/stack.ts';
 import { createNodeAgentClient, grpc } from '../../common/grpc.ts';
+import { agentCallToken, agentControlToken } from '../../common/credentials.ts';
 import { FUZZ_SEED, fuzzCases, makeFuzz, rng, rssBytes } from './generators.ts';
 import { sleep } from '../../common/process.ts';
 
@@ -88,8 +89,16 @@ describe('gRPC surface fuzz (node agent)', () => {
     await stack?.stop();
   });
 
+  // Calls carry this node's call token (as a router's do), Drain its control token, so the cases
+  // reach the handlers behind the caller check; junk metadata cases sometimes go without.
+  const callToken = () => agentCallToken(stack.credentials.nodeToken('gpu-a'));
+  const withToken = (token: string, md = new grpc.Metadata()) => {
+    md.set('authorization', `Bearer ${token}`);
+    return md;
+  };
+
   async function agentServes(): Promise<boolean> {
-    const client = createNodeAgentClient(address);
+    const client = createNodeAgentClient(address, undefined, callToken());
     try {
       const code = await streamCall(client.WatchStatus({ routerId: 'fuzz-check' }, { deadline: Date.now() + 10_000 }), true);
       return code === grpc.status.CANCELLED;
@@ -102,7 +111,8 @@ describe('gRPC surface fuzz (node agent)', () => {
     const r = rng(FUZZ_SEED + 29);
     const f = makeFuzz(r);
     const raw = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 64 * 1024 * 1024 });
-    const typed = createNodeAgentClient(address);
+    const typed = createNodeAgentClient(address, undefined, callToken());
+    const controlToken = agentControlToken(stack.credentials.nodeToken('gpu-a'));
     const pid = stack.agents.get('gpu-a')!.child.pid!;
     const rss0 = await rssBytes(pid);
     let rssMax = rss0;
@@ -141,7 +151,7 @@ describe('gRPC surface fuzz (node agent)', () => {
         if (k < 0.35) {
           const size = f.pick([0, 1, 5, 64, 1_000, 20_000, 5 * 1024 * 1024]);
           count(
-            `generate-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, size), new grpc.Metadata(), deadline()))}`,
+            `generate-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, size), withToken(callToken()), deadline()))}`,
           );
         } else if (k < 0.6) {
           const req = {
@@ -153,7 +163,7 @@ describe('gRPC surface fuzz (node agent)', () => {
           count(`generate-fields:${await streamCall(typed.Generate(req, deadline()))}`);
         } else if (k < 0.7) {
           count(
-            `watch-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'WatchStatus', identity, identity, randomBytes(r, f.pick([0, 3, 100, 10_000])), new grpc.Metadata(), deadline()), true)}`,
+            `watch-bytes:${await streamCall(raw.makeServerStreamRequest(SVC + 'WatchStatus', identity, identity, randomBytes(r, f.pick([0, 3, 100, 10_000])), withToken(callToken()), deadline()), true)}`,
           );
         } else if (k < 0.8) {
           const md = new grpc.Metadata();
@@ -163,7 +173,7 @@ describe('gRPC surface fuzz (node agent)', () => {
               f.pick(['', 'critical', 'zzz', '-1', '00-xyz-01', 'a'.repeat(8_000)]),
             );
           count(
-            `generate-metadata:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, 50), md, deadline()))}`,
+            `generate-metadata:${await streamCall(raw.makeServerStreamRequest(SVC + 'Generate', identity, identity, randomBytes(r, 50), r() < 0.5 ? withToken(callToken(), md) : md, deadline()))}`,
           );
         } else if (k < 0.93) {
           const payload = randomBytes(r, f.pick([0, 10, 1_000]));
@@ -206,6 +216,7 @@ describe('gRPC surface fuzz (node agent)', () => {
             identity,
             identity,
             randomBytes(r, f.pick([0, 2, 7, 100, 5 * 1024 * 1024])),
+            withToken(controlToken),
             deadline(),
             (err) => resolve(err?.code ?? 0),
           ),

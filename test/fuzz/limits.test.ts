@@ -68,9 +68,15 @@ const deepJson = (depth: number) => '{"model":"m","messages":' + '['.repeat(dept
 
 describe('request limits (router and control plane)', () => {
   let stack: Stack;
-  const surfaces: { name: string; url: () => string; post: string }[] = [
-    { name: 'router', url: () => stack.routerUrl, post: '/v1/chat/completions' },
-    { name: 'control plane', url: () => stack.controlPlane!.url, post: '/v1/nodes/register' },
+  // The control plane authenticates before it reads a body: the limits are a node's.
+  const surfaces: { name: string; url: () => string; post: string; auth: () => Record<string, string> }[] = [
+    { name: 'router', url: () => stack.routerUrl, post: '/v1/chat/completions', auth: () => ({}) },
+    {
+      name: 'control plane',
+      url: () => stack.controlPlane!.url,
+      post: '/v1/nodes/register',
+      auth: () => ({ authorization: `Bearer ${stack.credentials.nodeToken('gpu-a')}` }),
+    },
   ];
 
   before(async () => {
@@ -112,7 +118,10 @@ describe('request limits (router and control plane)', () => {
 
     it(`${s.name}: a client trickling its body gets 408 and the socket closed`, async () => {
       const a = await raw(s.url(), async (send, closed) => {
-        send(`POST ${s.post} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{`);
+        const auth = Object.entries(s.auth())
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('');
+        send(`POST ${s.post} HTTP/1.1\r\nhost: 127.0.0.1\r\n${auth}content-type: application/json\r\ncontent-length: 1000\r\n\r\n{`);
         for (let i = 0; i < 999 && !closed(); i++) {
           send(' ');
           await sleep(100);
@@ -124,7 +133,7 @@ describe('request limits (router and control plane)', () => {
     });
 
     it(`${s.name}: JSON deeper than maxJsonDepth is a 400; at the limit it is parsed`, async () => {
-      const post = (body: string) => fetch(s.url() + s.post, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const post = (body: string) => fetch(s.url() + s.post, { method: 'POST', headers: { 'content-type': 'application/json', ...s.auth() }, body });
       const deep = await post(deepJson(LIMITS.maxJsonDepth + 1));
       assert.equal(deep.status, 400);
       assertOpenAIError(await deep.text(), 'json_too_deep');
@@ -144,7 +153,7 @@ describe('request limits (router and control plane)', () => {
     it(`${s.name}: a body over the size limit is refused with 413`, async () => {
       const res = await fetch(s.url() + s.post, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...s.auth() },
         body: JSON.stringify({ x: 'y'.repeat(4 * 1024 * 1024 + 10) }),
       }).catch((err: Error) => err);
       // The server may answer from Content-Length and close while the client still writes.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
 import { sleep } from '../../common/process.ts';
+import { generateSecret, mintNodeToken, tokenSha256 } from '../../common/credentials.ts';
 
 export interface SimSpec {
   id: string;
@@ -44,6 +45,8 @@ export interface StackSpec {
   providerSims?: ProviderSimSpec[];
   /** Extra environment for the router process (provider credentials). */
   routerEnv?: Record<string, string>;
+  /** Extra environment for the control plane process. */
+  controlPlaneEnv?: Record<string, string>;
   /** Output lines kept in `logs` (default 2000). */
   maxLogLines?: number;
   controlPlane?: Record<string, unknown>;
@@ -54,6 +57,8 @@ export interface StackSpec {
 
 export interface Stack {
   dir: string;
+  /** This stack's own credentials (made per stack): what its router and agents prove themselves with. */
+  credentials: { routerToken: string; nodeSecret: string; nodeToken(id: string): string };
   configFile: string;
   sims: Map<string, ServiceProcess>;
   providerSims: Map<string, ServiceProcess>;
@@ -79,6 +84,14 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     logs.push(`[${name}] ${line}`);
     if (logs.length > (spec.maxLogLines ?? 2_000)) logs.shift();
   };
+  // Every stack has its own router token and node secret, each process only its own credential
+  // (as `npm start` does); the admin token is the test's (ICP_ADMIN_TOKEN in its environment).
+  const credentials = {
+    routerToken: generateSecret('icpr'),
+    nodeSecret: generateSecret('icps'),
+    nodeToken: (id: string) => mintNodeToken(credentials.nodeSecret, id),
+  };
+  const adminToken = spec.routerEnv?.ICP_ADMIN_TOKEN ?? process.env.ICP_ADMIN_TOKEN;
   const start = async (name: string, entry: string, args: string[], extraEnv: Record<string, string> = {}) => {
     const p = await spawnService({ name, entry, args, env: { ...env, ...extraEnv }, onLine: onLine(name) });
     started.push(p);
@@ -143,18 +156,20 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     let controlPlane: ServiceProcess | undefined;
     if (spec.withControlPlane !== false) {
       write();
-      controlPlane = await start('control-plane', 'cli/main.ts', ['control-plane', '--config', configFile]);
+      controlPlane = await start('control-plane', 'cli/main.ts', ['control-plane', '--config', configFile], {
+        ICP_ROUTER_TOKEN: credentials.routerToken,
+        ICP_NODE_SECRET: credentials.nodeSecret,
+        ...spec.controlPlaneEnv,
+      });
       config.controlPlaneUrl = controlPlane.url;
     }
     write();
     const agents = new Map<string, ServiceProcess>();
     const startAgent = async (id: string) => {
-      const p = await start(
-        id,
-        'cli/main.ts',
-        ['node-agent', '--id', id, '--config', configFile],
-        spec.agents.find((a) => a.id === id)?.env,
-      );
+      const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile], {
+        ICP_NODE_TOKEN: credentials.nodeToken(id),
+        ...spec.agents.find((a) => a.id === id)?.env,
+      });
       agents.set(id, p);
       return p;
     };
@@ -163,10 +178,15 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
       (config.router as Record<string, unknown>).staticNodes = spec.agents.map((a) => ({ id: a.id, address: agents.get(a.id)!.url }));
       write();
     }
-    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile], spec.routerEnv);
+    const router = await start('router', 'cli/main.ts', ['router', '--config', configFile], {
+      ICP_ROUTER_TOKEN: credentials.routerToken,
+      ...(adminToken ? { ICP_ADMIN_TOKEN_SHA256: tokenSha256(adminToken) } : {}),
+      ...spec.routerEnv,
+    });
 
     return {
       dir,
+      credentials,
       configFile,
       sims,
       providerSims,

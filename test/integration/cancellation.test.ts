@@ -14,6 +14,8 @@ describe('a client that leaves mid-request', () => {
       sims: [{ id: 'sim', args: ['--decode-step-ms', '20', '--decode-step-ms-per-seq', '0'] }],
       agents: [{ id: 'gpu', sim: 'sim' }],
       withControlPlane: false,
+      // ignore_eos is opt-in (docs/request-fields.md).
+      router: { requestFields: { extras: { vllm: ['ignore_eos'] } } },
     });
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
   });

@@ -24,7 +24,8 @@ describe('a stream reader that stops reading', () => {
       ],
       agents: [{ id: 'gpu', sim: 'sim' }],
       withControlPlane: false,
-      router: { requestTimeoutMs: DEADLINE_MS },
+      // ignore_eos is opt-in (docs/request-fields.md).
+      router: { requestTimeoutMs: DEADLINE_MS, requestFields: { extras: { vllm: ['ignore_eos'] } } },
     });
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
   });

@@ -104,7 +104,13 @@ export const slowClients: Scenario = {
         routerEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
         logLevel: 'info',
         maxLogLines: MAX_LOG_LINES,
-        router: { requestTimeoutMs: DEADLINE_MS, auth: { mode: 'required' }, lanes: { defaultMaxLane: 'standard' } },
+        // ignore_eos is opt-in (docs/request-fields.md).
+        router: {
+          requestTimeoutMs: DEADLINE_MS,
+          auth: { mode: 'required' },
+          lanes: { defaultMaxLane: 'standard' },
+          requestFields: { extras: { vllm: ['ignore_eos'] } },
+        },
       });
       crashes.watchStack(stack);
       const s = stack;

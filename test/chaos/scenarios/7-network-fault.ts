@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { spawnService, type ServiceProcess } from '../../../cli/spawn-service.ts';
+import { INSECURE_OVERRIDE_ENV } from '../../../common/credentials.ts';
 import { sleep } from '../../../common/process.ts';
 import { DEFAULT_MODEL, waitFor } from '../../helpers/stack.ts';
 import { CrashWatch, waitServing } from '../harness.ts';
@@ -160,7 +161,9 @@ export const networkFault: Scenario = {
           name,
           entry,
           args,
-          env: { LOG_LEVEL: 'info' },
+          // The far agent listens on the namespace's private address, reachable only from this
+          // machine; the router dials it as a static node (no control plane to hand out call tokens).
+          env: { LOG_LEVEL: 'info', ...(inNs ? { [INSECURE_OVERRIDE_ENV]: '1' } : {}) },
           prefix: inNs ? ['ip', 'netns', 'exec', net.ns] : undefined,
           onLine: (line) => {
             logs.push(`[${name}] ${line}`);

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack, waitFor, listModels, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
 
+const ADMIN_TOKEN = 'drain-test-admin-token';
+
 describe('agent drain on SIGTERM', () => {
   let stack: Stack;
   let client: OpenAI;
@@ -22,6 +24,7 @@ describe('agent drain on SIGTERM', () => {
         { id: 'gpu-a', sim: 'sim-a' },
         { id: 'gpu-b', sim: 'sim-b' },
       ],
+      controlPlaneEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
     });
     client = new OpenAI({ baseURL: `${stack.routerUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 20_000);
@@ -90,7 +93,7 @@ describe('agent drain on SIGTERM', () => {
   it('a drain from the control plane cordons the node and the agent reports draining', async () => {
     const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-b/drain`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
       body: JSON.stringify({ graceMs: 5_000 }),
     });
     assert.equal(res.status, 200);
@@ -103,7 +106,7 @@ describe('agent drain on SIGTERM', () => {
       client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
       (e: unknown) => e instanceof OpenAI.APIError && e.status === 503 && e.headers?.get('retry-after') !== null,
     );
-    const unknown = await fetch(`${stack.controlPlane!.url}/v1/nodes/nope/drain`, { method: 'POST' });
+    const unknown = await fetch(`${stack.controlPlane!.url}/v1/nodes/nope/drain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     assert.equal(unknown.status, 404);
   });
 });

@@ -25,6 +25,9 @@ const CHROMIUM_ARGS = [
   '--disable-quic',
 ];
 
+const ADMIN_TOKEN = 'capacity-dashboard-admin-token';
+const OPERATOR = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
+
 describe('capacity history, report and dashboard on a live stack', () => {
   let stack: Stack;
   let smiA: FakeNvidiaSmi;
@@ -48,6 +51,7 @@ describe('capacity history, report and dashboard on a live stack', () => {
       // A fixed port so the control plane (reading the same config) can scrape the agent's /metrics.
       httpListen: { host: '127.0.0.1', port: await freePort() },
     });
+    process.env.ICP_ADMIN_TOKEN = ADMIN_TOKEN;
     stack = await startStack({
       sims: [{ id: 'sim-a' }, { id: 'sim-b' }],
       agents: [
@@ -61,6 +65,7 @@ describe('capacity history, report and dashboard on a live stack', () => {
   });
 
   after(async () => {
+    delete process.env.ICP_ADMIN_TOKEN;
     await stack?.stop();
     smiA?.cleanup();
     smiB?.cleanup();
@@ -79,7 +84,7 @@ describe('capacity history, report and dashboard on a live stack', () => {
     const report = await waitFor(
       async () => {
         const r = (await (
-          await fetch(`${cpUrl}/v1/capacity?window=5m&slot=1s&growth=2&sloTtftSeconds=1&add=1&remove=1`)
+          await fetch(`${cpUrl}/v1/capacity?window=5m&slot=1s&growth=2&sloTtftSeconds=1&add=1&remove=1`, OPERATOR)
         ).json()) as CapacityReport;
         const pool = r.pools.find((p) => p.model === DEFAULT_MODEL);
         return pool && pool.demand.peak > 0 && pool.nodes.length === 2 ? r : undefined;
@@ -99,9 +104,9 @@ describe('capacity history, report and dashboard on a live stack', () => {
       JSON.stringify(pool.nodes.map((n) => [n.kind, n.state])),
     );
     assert.ok(pool.nodesNeeded && pool.nodesNeeded.growth === 2 && pool.whatIf.length === 2);
-    const bad = await fetch(`${cpUrl}/v1/capacity?window=soon`);
+    const bad = await fetch(`${cpUrl}/v1/capacity?window=soon`, OPERATOR);
     assert.equal(bad.status, 400);
-    const hist = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m&node=gpu-a`)).json()) as {
+    const hist = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m&node=gpu-a`, OPERATOR)).json()) as {
       resolution: string;
       data: { node: string; gpus: { temperatureC?: number }[] }[];
     };
@@ -124,6 +129,9 @@ describe('capacity history, report and dashboard on a live stack', () => {
       page.on('requestfailed', (r) => problems.push(`requestfailed: ${r.url()}`));
       const res = await page.goto(`${cpUrl}/dashboard`);
       assert.equal(res?.status(), 200);
+      // Every API the page reads needs the operator's token (control-plane/api/access.ts).
+      await page.locator('[data-testid="admin-token"]').fill(ADMIN_TOKEN);
+      await page.locator('[data-testid="admin-token"]').dispatchEvent('change');
       await page.locator('[data-testid="node-gpu-a"]').waitFor({ timeout: 5_000 });
       await page.locator('[data-testid="node-gpu-b"]').waitFor({ timeout: 5_000 });
       assert.match(await page.locator('[data-testid="gpu-gpu-a"]').innerText(), /HEALTHY/);
@@ -164,17 +172,17 @@ describe('capacity history, report and dashboard on a live stack', () => {
   });
 
   it('a restarted control plane keeps the history (file store)', async () => {
-    const before = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m`)).json()) as { data: { t: number }[] };
+    const before = (await (await fetch(`${cpUrl}/v1/capacity/history?window=5m`, OPERATOR)).json()) as { data: { t: number }[] };
     assert.ok(before.data.length > 0);
     await stack.controlPlane!.stop(5_000);
     const cp2 = await spawnService({
       name: 'control-plane-2',
       entry: 'cli/main.ts',
       args: ['control-plane', '--config', stack.configFile],
-      env: { LOG_LEVEL: 'warn' },
+      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken, ICP_NODE_SECRET: stack.credentials.nodeSecret },
     });
     try {
-      const after = (await (await fetch(`${cp2.url}/v1/capacity/history?window=5m`)).json()) as { data: { t: number }[] };
+      const after = (await (await fetch(`${cp2.url}/v1/capacity/history?window=5m`, OPERATOR)).json()) as { data: { t: number }[] };
       const oldest = Math.min(...before.data.map((s) => s.t));
       assert.ok(
         after.data.some((s) => s.t === oldest),

@@ -4,15 +4,23 @@ import { createParser } from 'eventsource-parser';
 import { NodeRegistry } from '../../../control-plane/registry/node-registry.ts';
 import { startControlPlane } from '../../../control-plane/main.ts';
 import { controlPlaneInputs, parseConfig } from '../../../cli/config.ts';
+import { mintNodeToken } from '../../../common/credentials.ts';
+
+const ADMIN = 'registry-test-admin-token';
+const NODE_SECRET = 'registry-test-node-secret';
+const ROUTER = 'registry-test-router-token';
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+const node = (id: string) => bearer(mintNodeToken(NODE_SECRET, id));
 
 describe('node registry', () => {
   it('registers, heartbeats, expires after the TTL, keeps static nodes', () => {
     let now = 1_000;
     const r = new NodeRegistry(3_000, () => now);
     r.addStatic('static-1', '10.0.0.1:50051');
-    r.register({ id: 'a', address: '127.0.0.1:1', models: ['m'] });
+    const { epoch } = r.register({ id: 'a', address: '127.0.0.1:1', models: ['m'] });
     now += 2_000;
-    assert.equal(r.heartbeat('a'), true);
+    assert.equal(r.heartbeat('a', epoch), 'ok');
+    assert.equal(r.heartbeat('a'), 'stale', 'a heartbeat without the registration epoch does not keep the entry alive');
     now += 2_500;
     r.sweep();
     assert.deepEqual(
@@ -25,7 +33,7 @@ describe('node registry', () => {
       r.list().map((n) => n.id),
       ['static-1'],
     );
-    assert.equal(r.heartbeat('a'), false, 'an expired node must register again');
+    assert.equal(r.heartbeat('a', epoch), 'unknown', 'an expired node must register again');
   });
 
   it('cordon survives re-registration and publishes a change', () => {
@@ -58,7 +66,7 @@ describe('control plane API over HTTP', () => {
           },
           logging: { level: 'silent' },
         }),
-        {},
+        { ICP_ADMIN_TOKEN: ADMIN, ICP_NODE_SECRET: NODE_SECRET, ICP_ROUTER_TOKEN: ROUTER },
       ),
     );
   });
@@ -66,16 +74,20 @@ describe('control plane API over HTTP', () => {
     await cp?.close();
   });
 
-  const post = (path: string, body?: unknown) =>
+  const post = (path: string, body?: unknown, headers: Record<string, string> = bearer(ADMIN)) =>
     fetch(cp.url + path, {
       method: 'POST',
-      headers: body ? { 'content-type': 'application/json' } : {},
+      headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
 
   it('register / list / cordon / uncordon / heartbeat / deregister', async () => {
-    assert.equal((await post('/v1/nodes/register', { id: 'gpu-1', address: '127.0.0.1:50051', models: ['m'] })).status, 200);
-    const list = (await (await fetch(cp.url + '/v1/nodes')).json()) as { data: { id: string; static: boolean }[] };
+    const reg = await post('/v1/nodes/register', { id: 'gpu-1', address: '127.0.0.1:50051', models: ['m'] }, node('gpu-1'));
+    assert.equal(reg.status, 200);
+    const { epoch } = (await reg.json()) as { epoch: string };
+    const list = (await (await fetch(cp.url + '/v1/nodes', { headers: bearer(ADMIN) })).json()) as {
+      data: { id: string; static: boolean }[];
+    };
     assert.deepEqual(
       list.data.map((n) => [n.id, n.static]),
       [
@@ -86,15 +98,17 @@ describe('control plane API over HTTP', () => {
     const cordoned = (await (await post('/v1/nodes/gpu-1/cordon')).json()) as { node: { cordoned: boolean } };
     assert.equal(cordoned.node.cordoned, true);
     assert.equal(((await (await post('/v1/nodes/gpu-1/uncordon')).json()) as { node: { cordoned: boolean } }).node.cordoned, false);
-    assert.equal((await post('/v1/nodes/gpu-1/heartbeat')).status, 204);
-    assert.equal((await fetch(cp.url + '/v1/nodes/gpu-1', { method: 'DELETE' })).status, 204);
-    const missing = await post('/v1/nodes/gpu-1/heartbeat');
+    const beat = { ...node('gpu-1'), 'x-icp-node-epoch': epoch };
+    assert.equal((await post('/v1/nodes/gpu-1/heartbeat', undefined, beat)).status, 204);
+    assert.equal((await post('/v1/nodes/gpu-1/heartbeat', undefined, node('gpu-1'))).status, 409, 'no epoch: a stale registration');
+    assert.equal((await fetch(cp.url + '/v1/nodes/gpu-1', { method: 'DELETE', headers: node('gpu-1') })).status, 204);
+    const missing = await post('/v1/nodes/gpu-1/heartbeat', undefined, beat);
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { error: { type: string } }).error.type, 'invalid_request_error');
   });
 
   it('rejects a bad registration in OpenAI error shape', async () => {
-    const res = await post('/v1/nodes/register', { id: 'bad id!', address: '' });
+    const res = await post('/v1/nodes/register', { id: 'bad id!', address: '' }, node('gpu-1'));
     assert.equal(res.status, 400);
     const body = (await res.json()) as { error: { message: string } };
     assert.match(body.error.message, /id/);
@@ -102,7 +116,7 @@ describe('control plane API over HTTP', () => {
 
   it('the watch stream sends a snapshot, then one per change, and expiry shows up', async () => {
     const ac = new AbortController();
-    const res = await fetch(cp.url + '/v1/nodes/watch', { signal: ac.signal });
+    const res = await fetch(cp.url + '/v1/nodes/watch', { signal: ac.signal, headers: bearer(ROUTER) });
     const snapshots: { nodes: { id: string }[] }[] = [];
     const parser = createParser({ onEvent: (e) => snapshots.push(JSON.parse(e.data)) });
     const reader = (async () => {
@@ -121,7 +135,7 @@ describe('control plane API over HTTP', () => {
       snapshots[0]!.nodes.map((n) => n.id),
       ['s'],
     );
-    await post('/v1/nodes/register', { id: 'gpu-2', address: '127.0.0.1:50052' });
+    await post('/v1/nodes/register', { id: 'gpu-2', address: '127.0.0.1:50052' }, node('gpu-2'));
     await until(() => snapshots.at(-1)!.nodes.some((n) => n.id === 'gpu-2'));
     // No heartbeats: gone after the 400 ms TTL.
     await until(() => !snapshots.at(-1)!.nodes.some((n) => n.id === 'gpu-2'));

@@ -39,7 +39,12 @@ describe('idempotency keys (one router, memory store)', () => {
       // 25 ms per decode step: a generation takes long enough for repeats to arrive while it runs.
       sims: [{ id: 'a', args: ['--max-num-seqs', '256', '--decode-step-ms', '25', '--decode-step-ms-per-seq', '0'] }],
       agents: [{ id: 'gpu-a', sim: 'a' }],
-      router: { admission: { enabled: false }, idempotency: { ttlMs: TTL_MS, disconnectGraceMs: GRACE_MS } },
+      // ignore_eos is opt-in (docs/request-fields.md).
+      router: {
+        admission: { enabled: false },
+        idempotency: { ttlMs: TTL_MS, disconnectGraceMs: GRACE_MS },
+        requestFields: { extras: { vllm: ['ignore_eos'] } },
+      },
     });
     await waitFor(
       async () => ((await (await fetch(`${stack.routerUrl}/v1/models`)).json()) as { data: unknown[] }).data.length >= 1,

@@ -1,8 +1,8 @@
 // Authentication and tenant isolation on real processes:
-// - every admin route (control plane /v1/admin/*, the policy watch that carries key hashes, node
-//   cordon/uncordon/drain/deregister, and any /v1/admin/* the router has), enumerated from
-//   fastify's route table, refuses a missing,
-//   wrong or tenant credential; the right token passes (the control);
+// - every control-plane route, enumerated from fastify's route table, has a rule in the access
+//   table (control-plane/api/access.ts), and takes exactly the roles the rule names: operator,
+//   router, node, with every other credential (none, wrong, tenant key, malformed) refused;
+//   the router's own operator routes take only the admin token;
 // - a tenant's key cannot use another tenant's models, and one tenant exhausting its limit does
 //   not touch another's;
 // - a revoked key fails on the router (which keeps a local copy of the keys from the control
@@ -15,19 +15,13 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
 import { enumerateRoutes } from '../../helpers/routes.ts';
-import type { RouteEntry } from '../../../common/http.ts';
 import { send } from '../../fuzz/generators.ts';
+import { CONTROL_PLANE_ACCESS } from '../../../control-plane/api/access.ts';
+import { mintNodeToken, tokenSha256, type Role } from '../../../common/credentials.ts';
 
 const ADMIN_TOKEN = 'auth-test-admin-' + 'k'.repeat(32);
 /** The documented bound on revocation reaching a connected router (docs/security.md). */
 const REVOCATION_BOUND_MS = 3_000;
-
-/** Admin routes: the admin API, the policy watch, and the operator actions on nodes. */
-const isAdminRoute = (r: RouteEntry) =>
-  r.url.startsWith('/v1/admin/') ||
-  r.url === '/v1/policy/watch' ||
-  (r.method === 'DELETE' && r.url === '/v1/nodes/:id') ||
-  /^\/v1\/nodes\/:id\/(cordon|uncordon|drain)$/.test(r.url);
 
 describe('authentication and tenant isolation', () => {
   let stack: Stack;
@@ -63,7 +57,8 @@ describe('authentication and tenant isolation', () => {
       agents: [{ id: 'gpu-a', sim: 'sim-a' }],
       controlPlane: { adminTokenFile: tokenFile },
       router: { auth: { mode: 'required' } },
-      routerEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
+      // The router checks operator calls against the digest; it never holds the admin token.
+      routerEnv: { ICP_ADMIN_TOKEN_SHA256: tokenSha256(ADMIN_TOKEN) },
     });
     for (const [name, policy] of [
       ['alpha', { rpm: 3 }],
@@ -83,38 +78,99 @@ describe('authentication and tenant isolation', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('every admin route refuses a missing, wrong or tenant credential; the admin token passes', async () => {
-    const targets = [
-      ...routes.controlPlane.filter(isAdminRoute).map((r) => ({ r, base: stack.controlPlane!.url })),
-      ...routes.router.filter(isAdminRoute).map((r) => ({ r, base: stack.routerUrl })),
-    ];
-    assert.ok(
-      targets.some((t) => t.r.url === '/v1/nodes/:id/drain'),
-      'node operator actions are admin routes',
+  it('the access table covers every control-plane route, and each route takes exactly the roles it declares', async () => {
+    // Both ways: no route without a rule (a new route fails here and at start), no stale rule.
+    const registered = new Set(routes.controlPlane.map((r) => `${r.method} ${r.url}`));
+    assert.deepEqual(
+      [...registered].filter((k) => !CONTROL_PLANE_ACCESS.has(k)),
+      [],
+      'routes without an access rule',
     );
-    assert.ok(targets.length >= 12, `admin routes found: ${targets.map((t) => t.r.url).join(', ')}`);
+    assert.deepEqual(
+      [...CONTROL_PLANE_ACCESS.keys()].filter((k) => !registered.has(k)),
+      [],
+      'rules for routes that do not exist',
+    );
+    const cp = stack.controlPlane!.url;
+    // The node credential is node x's own: path ids are x, so "self" routes pass the role check.
+    const credentials: [string, string | undefined, Role | 'none'][] = [
+      ['none', undefined, 'none'],
+      ['wrong token', 'Bearer wrong-token', 'none'],
+      ['tenant key', `Bearer ${keys.alpha!.key}`, 'none'],
+      ['admin token with a suffix', `Bearer ${ADMIN_TOKEN}x`, 'none'],
+      ['Basic auth', `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`, 'none'],
+      ['bare admin token', ADMIN_TOKEN, 'none'],
+      ['a node token under another secret', `Bearer ${mintNodeToken('not-the-secret', 'x')}`, 'none'],
+      ['constructor', 'Bearer constructor', 'none'],
+      ['operator', `Bearer ${ADMIN_TOKEN}`, 'operator'],
+      ['router', `Bearer ${stack.credentials.routerToken}`, 'router'],
+      ['node x', `Bearer ${stack.credentials.nodeToken('x')}`, 'node'],
+    ];
     const problems: string[] = [];
-    for (const { r, base } of targets) {
+    for (const r of routes.controlPlane) {
+      const access = CONTROL_PLANE_ACCESS.get(`${r.method} ${r.url}`)!;
+      if (access === 'public' || r.url === '/v1/nodes/:id/drain' || r.url === '/v1/nodes/:id/resume') continue;
       const path = r.url.replace(/:[A-Za-z]+/g, 'x');
-      const body = { contentType: 'application/json', body: '{}' };
+      // Watches stream forever: a bounded read of the status is enough.
+      for (const [name, authorization, role] of credentials) {
+        const res = await send(cp, r.method, path, { contentType: 'application/json', body: '{}' }, authorization ? { authorization } : {});
+        const refused = res.statusCode === 401 || (res.statusCode === 403 && /role_not_allowed/.test(res.text));
+        const shouldPass = role !== 'none' && access.includes(role);
+        if (refused === shouldPass) problems.push(`${r.method} ${r.url} with ${name}: ${res.statusCode} ${res.text.slice(0, 120)}`);
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('the router credential cannot create a tenant, list nodes or cordon; a node credential cannot register another node', async () => {
+    const asRouter = { authorization: `Bearer ${stack.credentials.routerToken}`, 'content-type': 'application/json' };
+    const create = await fetch(`${stack.controlPlane!.url}/v1/admin/tenants`, {
+      method: 'POST',
+      headers: asRouter,
+      body: '{"name":"evil"}',
+    });
+    assert.equal(create.status, 403);
+    assert.equal(((await create.json()) as { error: { code: string } }).error.code, 'role_not_allowed');
+    assert.equal((await fetch(`${stack.controlPlane!.url}/v1/nodes`, { headers: asRouter })).status, 403);
+    assert.equal((await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-a/cordon`, { method: 'POST', headers: asRouter })).status, 403);
+    const takeover = await fetch(`${stack.controlPlane!.url}/v1/nodes/register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.credentials.nodeToken('gpu-b')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'gpu-a', address: '127.0.0.1:59999' }),
+    });
+    assert.equal(takeover.status, 403);
+    assert.equal(((await takeover.json()) as { error: { code: string } }).error.code, 'node_identity_mismatch');
+  });
+
+  it("the router's own operator routes take only the admin token (checked by digest)", async () => {
+    const problems: string[] = [];
+    for (const r of routes.router.filter((x) => x.url.startsWith('/v1/admin/'))) {
+      const path = r.url.replace(/:[A-Za-z]+/g, 'x');
       for (const authorization of [
         undefined,
-        'Bearer wrong-token',
+        'Bearer wrong',
         `Bearer ${keys.alpha!.key}`,
-        `Bearer ${ADMIN_TOKEN}x`,
-        `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`,
+        `Bearer ${stack.credentials.routerToken}`,
         ADMIN_TOKEN,
       ]) {
-        const res = await send(base, r.method, path, body, authorization ? { authorization } : {});
+        const res = await send(
+          stack.routerUrl,
+          r.method,
+          path,
+          { contentType: 'application/json', body: '{}' },
+          authorization ? { authorization } : {},
+        );
         if (res.statusCode !== 401 && res.statusCode !== 403)
-          problems.push(
-            `${r.method} ${base === stack.routerUrl ? 'router' : 'cp'} ${r.url} with ${authorization?.slice(0, 12) ?? 'nothing'}: ${res.statusCode}`,
-          );
+          problems.push(`${r.method} ${r.url} with ${authorization?.slice(0, 12)}: ${res.statusCode}`);
       }
-      if (base !== stack.routerUrl) {
-        const ok = await send(base, r.method, path, body, { authorization: `Bearer ${ADMIN_TOKEN}` });
-        if (ok.statusCode === 401 || ok.statusCode === 403) problems.push(`${r.method} ${r.url} refused the admin token`);
-      }
+      const ok = await send(
+        stack.routerUrl,
+        r.method,
+        path,
+        { contentType: 'application/json', body: '{}' },
+        { authorization: `Bearer ${ADMIN_TOKEN}` },
+      );
+      if (ok.statusCode === 401 || ok.statusCode === 403) problems.push(`${r.method} ${r.url} refused the admin token`);
     }
     assert.deepEqual(problems, []);
   });

@@ -1,7 +1,8 @@
 // Mutual TLS between router and agent, with certificates this test makes (test/helpers/certs.ts):
 // a chat completion flows router -> agent over mTLS; the agent refuses a plaintext client, a
 // client without a certificate and a client whose certificate another CA signed; the control
-// plane's Drain call reaches the agent over mTLS too.
+// plane's Drain call reaches the agent over mTLS too; the certificate's CN is the caller's role
+// (a router's certificate cannot Drain; another node's cannot even watch), and Resume undoes a drain.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -30,18 +31,23 @@ async function firstStatus(
   }
 }
 
+const ADMIN_TOKEN = 'mtls-test-admin-token';
+
 describe('mutual TLS router <-> agent', () => {
   let certs: CertDir;
   let ca: TestCa;
   let routerCert: CertFiles;
+  let cpCert: CertFiles;
   let stack: Stack;
   let agentAddress: string;
 
   before(async () => {
+    process.env.ICP_ADMIN_TOKEN = ADMIN_TOKEN;
     certs = makeCertDir();
     ca = certs.ca('cluster-ca');
     const agentCert = ca.issue('agent');
     routerCert = ca.issue('router');
+    cpCert = ca.issue('control-plane');
     const clientTls = { caFile: ca.certFile, certFile: routerCert.certFile, keyFile: routerCert.keyFile };
     stack = await startStack({
       sims: [{ id: 'sim-a' }],
@@ -53,13 +59,14 @@ describe('mutual TLS router <-> agent', () => {
         },
       ],
       router: { agentTls: clientTls },
-      controlPlane: { agentTls: clientTls },
+      controlPlane: { agentTls: { caFile: ca.certFile, certFile: cpCert.certFile, keyFile: cpCert.keyFile } },
     });
     agentAddress = stack.agents.get('gpu-a')!.url;
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 30_000);
   });
 
   after(async () => {
+    delete process.env.ICP_ADMIN_TOKEN;
     await stack?.stop();
     certs?.remove();
   });
@@ -107,14 +114,35 @@ describe('mutual TLS router <-> agent', () => {
     assert.equal(r.ok, false);
   });
 
-  it("the control plane's Drain reaches the agent over mTLS", async () => {
-    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-a/drain`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{}',
-    });
+  it("a certificate's CN is its role: a router's cannot Drain, another node's cannot watch", async () => {
+    const drainWith = async (cert: CertFiles) => {
+      const client = createNodeAgentClient(agentAddress, agentChannelSecurity({ caFile: ca.certFile, ...cert }));
+      try {
+        return await new Promise<number>((resolve) =>
+          client.Drain({ graceMs: 1 }, { deadline: Date.now() + 5_000 }, (err) => resolve(err ? err.code : grpc.status.OK)),
+        );
+      } finally {
+        client.close();
+      }
+    };
+    assert.equal(await drainWith(routerCert), grpc.status.PERMISSION_DENIED);
+    const otherNode = ca.issue('gpu-b');
+    const r = await firstStatus(agentAddress, { caFile: ca.certFile, certFile: otherNode.certFile, keyFile: otherNode.keyFile });
+    assert.equal((r as { code?: number }).code, grpc.status.PERMISSION_DENIED, JSON.stringify(r));
+  });
+
+  it("the control plane's Drain reaches the agent over mTLS, and Resume undoes it", async () => {
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+    const res = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-a/drain`, { method: 'POST', headers: admin, body: '{}' });
     const body = await res.text();
     assert.equal(res.status, 200, body);
     assert.equal((JSON.parse(body) as { agent: { draining: boolean } }).agent.draining, true);
+    await waitFor(async () => !(await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 10_000);
+    const resumed = await fetch(`${stack.controlPlane!.url}/v1/nodes/gpu-a/resume`, { method: 'POST', headers: admin, body: '{}' });
+    const rbody = (await resumed.json()) as { agent: { draining: boolean }; node: { cordoned: boolean } };
+    assert.equal(resumed.status, 200, JSON.stringify(rbody));
+    assert.equal(rbody.agent.draining, false);
+    assert.equal(rbody.node.cordoned, false);
+    await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 10_000);
   });
 });

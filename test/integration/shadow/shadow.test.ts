@@ -67,6 +67,8 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
         { id: 'gpu-h', sim: 'h' },
       ],
       router: {
+        // ignore_eos is opt-in (docs/request-fields.md).
+        requestFields: { extras: { vllm: ['ignore_eos'] } },
         aliases: {
           chat: DEFAULT_MODEL,
           'chat-half': DEFAULT_MODEL,

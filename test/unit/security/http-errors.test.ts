@@ -9,6 +9,7 @@ import { createHttpServer } from '../../../common/http.ts';
 import { createLogger } from '../../../common/logger.ts';
 import { controlPlaneInputs, parseConfig } from '../../../cli/config.ts';
 import { startControlPlane } from '../../../control-plane/main.ts';
+import { mintNodeToken } from '../../../common/credentials.ts';
 import { isOpenAIError } from '../../fuzz/generators.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,7 +56,7 @@ describe('control plane Drain with bad input', () => {
           controlPlane: { listen: { host: '127.0.0.1', port: 0 }, capacity: { enabled: false, store: { path: join(dir, 'c') } } },
           logging: { level: 'silent' },
         }),
-        {},
+        { ICP_ADMIN_TOKEN: 'http-errors-admin', ICP_NODE_SECRET: 'http-errors-node-secret' },
       ),
     );
   });
@@ -65,9 +66,19 @@ describe('control plane Drain with bad input', () => {
   });
 
   it('bad graceMs is a 400 (was a 500); a node whose agent is not there is a 502 agent_unreachable', async () => {
-    const post = (path: string, body: unknown) =>
-      fetch(cp.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    assert.equal((await post('/v1/nodes/register', { id: 'odd', address: 'dns:///[::1' })).status, 200);
+    const post = (path: string, body: unknown, token = 'http-errors-admin') =>
+      fetch(cp.url + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
+    const nodeToken = mintNodeToken('http-errors-node-secret', 'odd');
+    // An address that is not host:port is refused at registration (it once crashed Drain's dial).
+    const odd = await post('/v1/nodes/register', { id: 'odd', address: 'dns:///[::1' }, nodeToken);
+    assert.equal(odd.status, 400);
+    assert.ok(isOpenAIError(await odd.text()));
+    // Nothing listens on port 1.
+    assert.equal((await post('/v1/nodes/register', { id: 'odd', address: '127.0.0.1:1' }, nodeToken)).status, 200);
     const drain = await post('/v1/nodes/odd/drain', {});
     const text = await drain.text();
     assert.equal(drain.status, 502, text);

@@ -7,6 +7,7 @@ import type { DrainResponse as _inference_v1_DrainResponse, DrainResponse__Outpu
 import type { GenerateEvent as _inference_v1_GenerateEvent, GenerateEvent__Output as _inference_v1_GenerateEvent__Output } from '../../inference/v1/GenerateEvent';
 import type { GenerateRequest as _inference_v1_GenerateRequest, GenerateRequest__Output as _inference_v1_GenerateRequest__Output } from '../../inference/v1/GenerateRequest';
 import type { NodeStatus as _inference_v1_NodeStatus, NodeStatus__Output as _inference_v1_NodeStatus__Output } from '../../inference/v1/NodeStatus';
+import type { ResumeRequest as _inference_v1_ResumeRequest, ResumeRequest__Output as _inference_v1_ResumeRequest__Output } from '../../inference/v1/ResumeRequest';
 import type { WatchStatusRequest as _inference_v1_WatchStatusRequest, WatchStatusRequest__Output as _inference_v1_WatchStatusRequest__Output } from '../../inference/v1/WatchStatusRequest';
 
 export interface NodeAgentClient extends grpc.Client {
@@ -24,6 +25,15 @@ export interface NodeAgentClient extends grpc.Client {
   generate(argument: _inference_v1_GenerateRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_inference_v1_GenerateEvent__Output>;
   generate(argument: _inference_v1_GenerateRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_inference_v1_GenerateEvent__Output>;
   
+  Resume(argument: _inference_v1_ResumeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  Resume(argument: _inference_v1_ResumeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  Resume(argument: _inference_v1_ResumeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  Resume(argument: _inference_v1_ResumeRequest, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  resume(argument: _inference_v1_ResumeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  resume(argument: _inference_v1_ResumeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  resume(argument: _inference_v1_ResumeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  resume(argument: _inference_v1_ResumeRequest, callback: grpc.requestCallback<_inference_v1_DrainResponse__Output>): grpc.ClientUnaryCall;
+  
   WatchStatus(argument: _inference_v1_WatchStatusRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_inference_v1_NodeStatus__Output>;
   WatchStatus(argument: _inference_v1_WatchStatusRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_inference_v1_NodeStatus__Output>;
   watchStatus(argument: _inference_v1_WatchStatusRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_inference_v1_NodeStatus__Output>;
@@ -36,6 +46,8 @@ export interface NodeAgentHandlers extends grpc.UntypedServiceImplementation {
   
   Generate: grpc.handleServerStreamingCall<_inference_v1_GenerateRequest__Output, _inference_v1_GenerateEvent>;
   
+  Resume: grpc.handleUnaryCall<_inference_v1_ResumeRequest__Output, _inference_v1_DrainResponse>;
+  
   WatchStatus: grpc.handleServerStreamingCall<_inference_v1_WatchStatusRequest__Output, _inference_v1_NodeStatus>;
   
 }
@@ -43,5 +55,6 @@ export interface NodeAgentHandlers extends grpc.UntypedServiceImplementation {
 export interface NodeAgentDefinition extends grpc.ServiceDefinition {
   Drain: MethodDefinition<_inference_v1_DrainRequest, _inference_v1_DrainResponse, _inference_v1_DrainRequest__Output, _inference_v1_DrainResponse__Output>
   Generate: MethodDefinition<_inference_v1_GenerateRequest, _inference_v1_GenerateEvent, _inference_v1_GenerateRequest__Output, _inference_v1_GenerateEvent__Output>
+  Resume: MethodDefinition<_inference_v1_ResumeRequest, _inference_v1_DrainResponse, _inference_v1_ResumeRequest__Output, _inference_v1_DrainResponse__Output>
   WatchStatus: MethodDefinition<_inference_v1_WatchStatusRequest, _inference_v1_NodeStatus, _inference_v1_WatchStatusRequest__Output, _inference_v1_NodeStatus__Output>
 }
