@@ -26,8 +26,9 @@ function withoutAddresses(c: Config): unknown {
   for (const k of DEPLOYMENT_SECURITY.router) delete x.router[k];
   for (const k of DEPLOYMENT_SECURITY.auth) delete x.router.auth[k];
   for (const a of x.agents) for (const k of DEPLOYMENT_SECURITY.agent) delete a[k];
-  // The capacity history lives on the control plane's state volume in a container.
+  // The capacity history and shadow records live on the control plane's state volume in a container.
   delete x.controlPlane.capacity.store.path;
+  delete x.controlPlane.shadow.store.path;
   delete x.controlPlaneUrl;
   delete x.controlPlane.listen.host;
   delete x.router.listen.host;
