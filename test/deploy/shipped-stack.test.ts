@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseYaml, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/stack.ts';
