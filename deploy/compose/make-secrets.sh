@@ -13,8 +13,8 @@
 #   OUT_DIR/grafana.env                   GF_SECURITY_ADMIN_PASSWORD
 # Default agents: agent-vllm=gpu-host-1-vllm agent-tgi=gpu-host-1-tgi. Existing files are kept.
 # Node tokens: NODE_TOKEN_CMD (default `npm run --silent credentials -- node-token`, run in the
-# repository, or `docker compose run --rm --no-deps control-plane credentials node-token`) is run
-# with `--id NODE_ID` and ICP_NODE_SECRET in its environment; it prints the token.
+# repository; on a host without Node: `docker run --rm -e ICP_NODE_SECRET icp:0.1.0 credentials
+# node-token`) is run with `--id NODE_ID` and ICP_NODE_SECRET in its environment; it prints the token.
 # Run as root, the files for the icp services go to ICP_UID:ICP_GID (default 1000:1000).
 set -eu
 [ $# -ge 1 ] || { sed -n '5p' "$0" >&2; exit 2; }
