@@ -68,7 +68,15 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   constructor(
     private readonly url: string,
-    private readonly opts: { ttlMs: number; leaseMs: number; keyPrefix: string; commandTimeoutMs: number; onError?: (err: Error) => void },
+    private readonly opts: {
+      ttlMs: number;
+      leaseMs: number;
+      keyPrefix: string;
+      commandTimeoutMs: number;
+      /** A record whose JSON is longer than this is not stored (the key is released). */
+      maxEntryBytes?: number;
+      onError?: (err: Error) => void;
+    },
   ) {
     const redis = connectRedis(url, opts.commandTimeoutMs);
     redis.defineCommand('icpIdemClaim', { numberOfKeys: 1, lua: CLAIM });
@@ -118,16 +126,20 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return (await this.redis.icpIdemRenew(this.meta(id), attempt, Date.now() + this.opts.leaseMs)) === 1;
   }
 
-  async complete(id: string, attempt: string, record: RecordedResponse): Promise<void> {
+  async complete(id: string, attempt: string, record: RecordedResponse): Promise<boolean> {
+    const json = JSON.stringify(record);
+    // Too big to keep: followers still get the end of the frames; the key is released ('' record).
+    const keep = Buffer.byteLength(json) <= (this.opts.maxEntryBytes ?? 8 * 1024 * 1024);
     await this.redis.icpIdemFinish(
       this.meta(id),
       this.frames(id, attempt),
       attempt,
       JSON.stringify({ t: 'x' }),
       FRAMES_AFTER_END_MS,
-      JSON.stringify(record),
+      keep ? json : '',
       this.opts.ttlMs,
     );
+    return keep;
   }
 
   async release(id: string, attempt: string, last?: LiveFrame): Promise<void> {
