@@ -95,7 +95,7 @@ export function budgetScopesOf(p: BudgetPrincipal, config: Pick<BudgetsConfig, '
   return [
     { scope: `t:${p.tenantId}`, budget: budgetOfPolicy(p.tenantPolicy) },
     { scope: `k:${p.keyId}`, budget: budgetOfPolicy(p.keyPolicy) },
-    ...Object.entries(p.tags).map(([k, v]) => ({ scope: `g:${k}=${v}`, budget: config.tags[`${k}=${v}`] ?? {} })),
+    ...Object.entries(p.tags).map(([k, v]) => ({ scope: `g:${k}=${v}`, budget: ownValue(config.tags, `${k}=${v}`) ?? {} })),
   ];
 }
 
@@ -115,13 +115,28 @@ export interface PrefetchedSpend {
   spend: Spend[];
 }
 
+/** `obj[key]` only when it is obj's own property: client input never reaches Object.prototype. */
+function ownValue<T>(obj: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
 export class Budgets {
+  /** requested model -> cheaper alias; a Map, so `"model":"constructor"` is just not in it. */
+  private readonly downgrades: ReadonlyMap<string, string>;
+
   constructor(
     private readonly store: BudgetStore,
     readonly config: BudgetsConfig,
     private readonly logger: Logger,
     private readonly onEvent: (level: 'warning' | 'exhausted', r: Reading) => void = () => undefined,
-  ) {}
+  ) {
+    this.downgrades = new Map(Object.entries(config.downgrade));
+  }
+
+  /** The alias an exhausted budget sends `model` to, if one is configured. */
+  downgradeOf(model: string): string | undefined {
+    return this.downgrades.get(model);
+  }
 
   /** The scopes of a principal: tenant, key, and each tag; with their budgets (maybe none). */
   scopesOf(p: BudgetPrincipal): BudgetScope[] {

@@ -1,10 +1,18 @@
 // Issue 17: usage records copied the raw `model` of a request (a 3.9 MB name was stored whole),
 // a failed usage send was retried for ever as one buffer, and after a burst of such requests other
 // tenants' usage stopped being recorded. Real control plane, router, agent and simulated engine,
-// auth required, usage records shipped to the control plane over HTTP (the embedded default).
+// auth required, usage records shipped to the control plane over HTTP (the embedded default);
+// and the router's usage sink against a loopback receiver: byte-bounded chunks, a refused chunk
+// set aside, transient failures retried, the buffer bounded.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { createUsageSink, type UsageSink } from '../../router/accounting/usage-sink.ts';
+import { createRouterMetrics } from '../../router/metrics.ts';
+import { silentLogger } from '../../common/logger.ts';
+import type { UsageRecord } from '../../common/store/usage.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 /** The router's default body limit is 4 MiB: a model name just under it. */
@@ -112,5 +120,120 @@ describe('usage records: bounded fields, and one tenant cannot stop another tena
     const metrics = await (await fetch(`${stack.routerUrl}/metrics`)).text();
     assert.match(metrics, /router_usage_records_total\{result="written"\} (\d+)/);
     assert.doesNotMatch(metrics, /router_usage_records_total\{result="(refused|dropped)"\}/);
+  });
+});
+
+describe('usage sink: chunks, refusals, retries and a bounded buffer', () => {
+  type Post = { bytes: number; ids: string[] };
+  const posts: Post[] = [];
+  /** Statuses to answer, in order; 204 once they run out. */
+  let answers: number[] = [];
+  let server: Server;
+  let url = '';
+  const sinks: UsageSink[] = [];
+  const record = (id: string, wide = false): UsageRecord => ({
+    id,
+    ts: Date.now(),
+    tenantId: 't',
+    keyId: 'k',
+    requestedModel: 'm',
+    model: 'm',
+    backend: 'node:a',
+    lane: 'standard',
+    // 32 tags of 256 characters: about 10 KB, the largest record the caps allow.
+    tags: wide ? Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`tag${i}`, 'v'.repeat(256)])) : {},
+    promptTokens: 1,
+    completionTokens: 1,
+    costUsd: 0,
+    ttftMs: null,
+    latencyMs: 1,
+    outcome: 'ok',
+    status: 200,
+  });
+  const sinkWith = (limits: object) => {
+    const metrics = createRouterMetrics();
+    const sink = createUsageSink({ controlPlaneUrl: url }, undefined, silentLogger, metrics, { flushMs: 20, baseBackoffMs: 20, ...limits });
+    sinks.push(sink);
+    const count = async (result: string) => (await metrics.usageRecords.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    return { sink, count };
+  };
+
+  before(async () => {
+    process.env.ICP_ADMIN_TOKEN = 'sink-test-token';
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const status = answers.shift() ?? 204;
+        posts.push({
+          bytes: body.length,
+          ids: status < 300 ? (JSON.parse(body.toString()) as { records: UsageRecord[] }).records.map((r) => r.id) : [],
+        });
+        if (status >= 400)
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `no (${status})` } }));
+        else res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    for (const s of sinks) await s.close();
+    delete process.env.ICP_ADMIN_TOKEN;
+    await new Promise((r) => server.close(r));
+  });
+
+  it('sends at most 1 MiB per POST, oldest first, every record once', async () => {
+    posts.length = 0;
+    const { sink, count } = sinkWith({});
+    for (let i = 0; i < 400; i++) sink.write(record(`w${i}`, true));
+    await waitFor(async () => (await count('written')) === 400, 10_000);
+    assert.ok(posts.length >= 4, `${posts.length} POSTs for ~4 MB`);
+    assert.ok(
+      posts.every((p) => p.bytes <= 1024 * 1024 + 64),
+      `POST sizes ${posts.map((p) => p.bytes).join(',')}`,
+    );
+    assert.deepEqual(
+      posts.flatMap((p) => p.ids),
+      Array.from({ length: 400 }, (_, i) => `w${i}`),
+    );
+  });
+
+  it('a refused chunk (4xx) is set aside and counted, not retried; a 5xx is retried; the rest get through', async () => {
+    posts.length = 0;
+    const { sink, count } = sinkWith({ chunkRecords: 10 });
+    answers = [413];
+    for (let i = 0; i < 10; i++) sink.write(record(`r${i}`));
+    await waitFor(async () => (await count('refused')) === 10, 10_000);
+    answers = [503, 500];
+    for (let i = 0; i < 10; i++) sink.write(record(`ok${i}`));
+    await waitFor(async () => (await count('written')) === 10, 10_000);
+    assert.deepEqual(
+      posts.map((p) => p.ids.length),
+      [0, 0, 0, 10],
+      'refused once, then two transient failures and the retry',
+    );
+    assert.deepEqual(
+      posts[3]!.ids,
+      Array.from({ length: 10 }, (_, i) => `ok${i}`),
+    );
+    assert.equal(await count('dropped'), 0);
+  });
+
+  it('transient failures are bounded: retries give up, and the buffer is bounded by count and bytes', async () => {
+    posts.length = 0;
+    const { sink, count } = sinkWith({ chunkRecords: 5, maxAttempts: 3, bufferRecords: 50, bufferBytes: 200 * 1024 });
+    answers = Array.from({ length: 1_000 }, () => 503);
+    for (let i = 0; i < 200; i++) sink.write(record(`d${i}`));
+    assert.ok((await count('dropped')) >= 150, 'beyond 50 records the oldest are dropped');
+    for (let i = 0; i < 100; i++) sink.write(record(`b${i}`, true));
+    // ~10 KB each: 200 KiB hold about 20.
+    assert.ok((await count('dropped')) >= 150 + 70, `dropped ${await count('dropped')}`);
+    // Each chunk is tried maxAttempts times, then dropped: the buffer empties although nothing is accepted.
+    await waitFor(async () => (await count('dropped')) === 300, 20_000);
+    assert.equal(await count('written'), 0);
+    answers = [];
   });
 });
