@@ -1,7 +1,10 @@
 // Issue 17: the memory idempotency store kept every full answer for 24 h with no cap. Now it is
 // bounded by bytes (least recently used evicted first), per tenant (a tenant evicts its own
 // answers before anyone else's), and an answer over the per-entry cap is served but not kept.
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
 import { MemoryIdempotencyStore } from '../../../router/idempotency/memory-store.ts';
 import { ResponseRecorder, recordSize } from '../../../router/http/recorded-response.ts';
@@ -9,9 +12,19 @@ import type { EvictionReason } from '../../../router/idempotency/store.ts';
 
 const answer = (chars: number) => new ResponseRecorder('chat.completion').json(`{"x":"${'a'.repeat(chars)}"}`).finish();
 
-async function put(store: MemoryIdempotencyStore, id: string, scope: string, chars: number): Promise<boolean> {
+async function put(store: MemoryIdempotencyStore, id: string, scope: string, chars: number, flat = false): Promise<boolean> {
   assert.equal((await store.claim(id, 'h', `a-${id}`, scope)).kind, 'owner');
-  return store.complete(id, `a-${id}`, answer(chars));
+  // `flat`: text that really takes its size in memory ('a'.repeat is a shared rope in V8).
+  const rec = flat
+    ? new ResponseRecorder('chat.completion')
+        .json(
+          randomBytes(Math.ceil(chars / 2))
+            .toString('hex')
+            .slice(0, chars),
+        )
+        .finish()
+    : answer(chars);
+  return store.complete(id, `a-${id}`, rec);
 }
 
 test('stored answers stay within maxBytes: least recently used evicted first, bytes accounted exactly', async () => {
@@ -75,6 +88,35 @@ test('an answer over maxEntryBytes is not stored and its key is released; expiry
     assert.equal((await store.claim('small', 'h', 'z', 't:1')).kind, 'owner');
     assert.equal(store.bytes(), 0);
     assert.equal(store.bytes('t:1'), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test('memory stays bounded: 512 MiB of answers offered to a 32 MiB store', async () => {
+  const store = new MemoryIdempotencyStore({ ttlMs: 60_000, leaseMs: 5_000, maxBytes: 32 * 1024 * 1024, maxTenantShare: 1 });
+  try {
+    // A collection before each sample, so RSS shows what is retained, not garbage not yet collected.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    for (let i = 0; i < 2_048; i++) {
+      // 256 KiB each, a distinct string per answer (as generated text is).
+      await put(store, `big${i}`, `t:${i % 4}`, 256 * 1024 - 256, true);
+      if (i % 64 === 63) {
+        gc();
+        peak = Math.max(peak, process.memoryUsage().rss);
+      }
+    }
+    const grown = (peak - rss0) / 2 ** 20;
+    assert.ok(store.bytes() <= 32 * 1024 * 1024);
+    // Unbounded, this would hold all 512 MiB; bounded, about the stored 32 MiB.
+    assert.ok(grown < 128, `RSS grew ${grown.toFixed(0)} MiB`);
+    console.log(
+      `# rss ${(rss0 / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB; stored ${(store.bytes() / 2 ** 20).toFixed(1)} MiB in ${store.size} answers`,
+    );
   } finally {
     await store.close();
   }
