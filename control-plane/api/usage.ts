@@ -47,7 +47,7 @@ export const usageApi: FastifyPluginAsync<UsageApiOptions> = async (app, { store
     const r = ingestBody.safeParse(req.body);
     if (!r.success) {
       const i = r.error.issues[0]!;
-      const path = ['records', ...i.path].join('.');
+      const path = i.path.length ? i.path.join('.') : 'records';
       throw errors.invalidRequest(`${path}: ${i.message}`, path);
     }
     await store.append(r.data.records as UsageRecord[]);

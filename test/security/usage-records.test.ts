@@ -12,7 +12,7 @@ import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack
 import { createUsageSink, type UsageSink } from '../../router/accounting/usage-sink.ts';
 import { createRouterMetrics } from '../../router/metrics.ts';
 import { silentLogger } from '../../common/logger.ts';
-import type { UsageRecord } from '../../common/store/usage.ts';
+import { boundUsageRecord, matches, usageQuerySchema, type UsageRecord } from '../../common/store/usage.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
 /** The router's default body limit is 4 MiB: a model name just under it. */
@@ -121,17 +121,23 @@ describe('usage records: bounded fields, and one tenant cannot stop another tena
     assert.match(metrics, /router_usage_records_total\{result="written"\} (\d+)/);
     assert.doesNotMatch(metrics, /router_usage_records_total\{result="(refused|dropped)"\}/);
   });
+
+  it('the control plane refuses a posted record over a cap with a 400 naming the field', async () => {
+    const rec = { ...sample('x'), model: 'm'.repeat(257) };
+    const res = await fetch(`${stack.controlPlane!.url}/v1/admin/usage/records`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ records: [sample('ok'), rec] }),
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { error: { param: string; type: string } };
+    assert.equal(body.error.param, 'records.1.model');
+    assert.equal(body.error.type, 'invalid_request_error');
+  });
 });
 
-describe('usage sink: chunks, refusals, retries and a bounded buffer', () => {
-  type Post = { bytes: number; ids: string[] };
-  const posts: Post[] = [];
-  /** Statuses to answer, in order; 204 once they run out. */
-  let answers: number[] = [];
-  let server: Server;
-  let url = '';
-  const sinks: UsageSink[] = [];
-  const record = (id: string, wide = false): UsageRecord => ({
+function sample(id: string, wide = false): UsageRecord {
+  return {
     id,
     ts: Date.now(),
     tenantId: 't',
@@ -149,7 +155,43 @@ describe('usage sink: chunks, refusals, retries and a bounded buffer', () => {
     latencyMs: 1,
     outcome: 'ok',
     status: 200,
+  };
+}
+
+describe('usage record bounds (no processes)', () => {
+  it('caps and cleans every client-derived string, flags what changed, keeps clean records as they are', () => {
+    const clean = sample('req-1', true);
+    assert.deepEqual(boundUsageRecord(clean), clean);
+    const dirty = boundUsageRecord({
+      ...sample('i'.repeat(16 * 1024)),
+      requestedModel: `evil\u0000\n\u202e${'x'.repeat(300)}`,
+      tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, 'v'])),
+    });
+    assert.equal(dirty.id.length, 128);
+    assert.equal(dirty.requestedModel.length, 256);
+    assert.ok(dirty.requestedModel.startsWith('evil\ufffd\ufffd\ufffd'), 'control and format characters replaced');
+    assert.equal(Object.keys(dirty.tags).length, 32);
+    assert.deepEqual(dirty.truncated, ['id', 'requestedModel', 'tags']);
+    assert.ok(JSON.stringify(dirty).length < 12_000);
   });
+
+  it('a tag query never matches a prototype property ("constructor", "__proto__")', () => {
+    const r = sample('q');
+    for (const tag of ['constructor', '__proto__', 'toString=x', 'hasOwnProperty'])
+      assert.equal(matches(r, usageQuerySchema.parse({ tag })), false, tag);
+    assert.equal(matches({ ...r, tags: { team: 'a' } }, usageQuerySchema.parse({ tag: 'team=a' })), true);
+  });
+});
+
+describe('usage sink: chunks, refusals, retries and a bounded buffer', () => {
+  type Post = { bytes: number; ids: string[] };
+  const posts: Post[] = [];
+  /** Statuses to answer, in order; 204 once they run out. */
+  let answers: number[] = [];
+  let server: Server;
+  let url = '';
+  const sinks: UsageSink[] = [];
+  const record = sample;
   const sinkWith = (limits: object) => {
     const metrics = createRouterMetrics();
     const sink = createUsageSink({ controlPlaneUrl: url }, undefined, silentLogger, metrics, { flushMs: 20, baseBackoffMs: 20, ...limits });
