@@ -58,12 +58,12 @@ export class Idempotency {
 
   /** An answer over `maxEntryBytes` is served but not stored: said in a header (JSON answers) and a log line. */
   tooLarge(bytes: number): boolean {
-    return bytes > this.cfg.maxEntryBytes;
+    return bytes > this.store.maxEntryBytes;
   }
 
   notStored(bytes: number): void {
     this.evictions?.inc({ reason: 'too_large' });
-    this.logger.warn({ bytes, maxEntryBytes: this.cfg.maxEntryBytes }, 'idempotent answer too large to store; a repeat runs again');
+    this.logger.warn({ bytes, maxEntryBytes: this.store.maxEntryBytes }, 'idempotent answer too large to store; a repeat runs again');
   }
 
   warn(msg: string, err: Error): void {
@@ -263,7 +263,8 @@ export class Execution {
     this.push({ t: 'j', body });
     const record = this.recorder.finish(200);
     // The headers are still unsent here (the handler sends the body next): say it was not stored.
-    if (this.idem.tooLarge(recordSize(record)) && this.reply && !this.reply.sent) this.reply.header(NOT_STORED_HEADER, 'too_large');
+    if (this.idem.tooLarge(recordSize(record)) && this.reply && !this.reply.raw.headersSent)
+      this.reply.header(NOT_STORED_HEADER, 'too_large');
     this.complete(record);
   }
 

@@ -38,7 +38,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private totalBytes = 0;
   private readonly maxBytes: number;
   private readonly maxTenantBytes: number;
-  private readonly maxEntryBytes: number;
+  readonly maxEntryBytes: number;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(

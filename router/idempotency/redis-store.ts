@@ -5,7 +5,7 @@
 // two replicas never both own a key. Keys share a hash tag (Redis Cluster: one slot per key).
 import type { Redis } from 'ioredis';
 import { connectRedis, redisReady } from '../../common/store/redis-connection.ts';
-import { parseRecord, type RecordedResponse } from '../http/recorded-response.ts';
+import { parseRecord, recordSize, type RecordedResponse } from '../http/recorded-response.ts';
 import { Feed, type LiveFrame } from './feed.ts';
 import type { Claim, IdempotencyStore } from './store.ts';
 
@@ -65,6 +65,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly followed = new Map<string, Feed>();
   private readonly readers = new Set<Redis>();
   private closed = false;
+  readonly maxEntryBytes: number;
 
   constructor(
     private readonly url: string,
@@ -73,7 +74,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       leaseMs: number;
       keyPrefix: string;
       commandTimeoutMs: number;
-      /** A record whose JSON is longer than this is not stored (the key is released). */
+      /** A record bigger than this (recordSize) is not stored (the key is released). */
       maxEntryBytes?: number;
       onError?: (err: Error) => void;
     },
@@ -84,6 +85,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     redis.defineCommand('icpIdemFinish', { numberOfKeys: 2, lua: FINISH });
     redis.defineCommand('icpIdemWatch', { numberOfKeys: 1, lua: WATCH });
     this.redis = redis as Redis & Scripts;
+    this.maxEntryBytes = opts.maxEntryBytes ?? 8 * 1024 * 1024;
   }
 
   ready(timeoutMs = 3_000): Promise<void> {
@@ -129,7 +131,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   async complete(id: string, attempt: string, record: RecordedResponse): Promise<boolean> {
     const json = JSON.stringify(record);
     // Too big to keep: followers still get the end of the frames; the key is released ('' record).
-    const keep = Buffer.byteLength(json) <= (this.opts.maxEntryBytes ?? 8 * 1024 * 1024);
+    // Measured as the memory store measures it, so both stores keep the same answers.
+    const keep = recordSize(record) <= this.maxEntryBytes;
     await this.redis.icpIdemFinish(
       this.meta(id),
       this.frames(id, attempt),

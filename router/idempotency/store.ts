@@ -17,6 +17,8 @@ export type Claim =
 export type EvictionReason = 'lru' | 'tenant_cap' | 'too_large';
 
 export interface IdempotencyStore {
+  /** The largest answer `complete` keeps (bytes, as recordSize counts them). */
+  readonly maxEntryBytes: number;
   /** `scope` (the tenant) is what the memory store's per-tenant byte cap counts against. */
   claim(id: string, hash: string, attempt: string, scope?: string): Promise<Claim>;
   /** Appends a frame of a running attempt (where other replicas can read it). */

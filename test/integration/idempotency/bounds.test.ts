@@ -2,11 +2,14 @@
 // with no cap): with a small `maxBytes`, older answers are evicted (counted in
 // router_idempotency_evictions_total) and their keys run again, the newest still replay; an answer
 // over `maxEntryBytes` is served, marked `idempotency-not-stored: too_large`, and not kept.
-// Real simulator, agent, control plane and router processes.
+// Real simulator, agent, control plane and router processes; the Redis store against a real Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startStack, simState, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
+import { startRedis, type RedisProcess } from '../../helpers/redis.ts';
+import { RedisIdempotencyStore } from '../../../router/idempotency/redis-store.ts';
+import { ResponseRecorder } from '../../../router/http/recorded-response.ts';
 
 describe('idempotency store bounds (one router, memory store)', () => {
   const stacks: Stack[] = [];
@@ -73,5 +76,38 @@ describe('idempotency store bounds (one router, memory store)', () => {
     const again = await chat(stack, key, 40);
     assert.equal(again.headers.get('idempotent-replayed'), null, 'a repeat runs again');
     await again.text();
+  });
+});
+
+describe('idempotency store bounds (Redis store)', () => {
+  let redis: RedisProcess;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it('an answer over maxEntryBytes is not stored and its key is released; one within it is kept for the TTL', async () => {
+    const store = new RedisIdempotencyStore(redis.url, {
+      ttlMs: 60_000,
+      leaseMs: 5_000,
+      keyPrefix: `t:${randomUUID()}:`,
+      commandTimeoutMs: 2_000,
+      maxEntryBytes: 2_000,
+    });
+    try {
+      await store.ready();
+      const big = new ResponseRecorder('chat.completion').json(`{"x":"${'a'.repeat(5_000)}"}`).finish();
+      assert.equal((await store.claim('big', 'h', 'a1')).kind, 'owner');
+      assert.equal(await store.complete('big', 'a1', big), false);
+      assert.equal((await store.claim('big', 'h', 'a2')).kind, 'owner', 'released: a repeat runs again');
+      const small = new ResponseRecorder('chat.completion').json('{"x":"ok"}').finish();
+      assert.equal((await store.claim('small', 'h', 'b1')).kind, 'owner');
+      assert.equal(await store.complete('small', 'b1', small), true);
+      assert.deepEqual(await store.claim('small', 'h', 'b2'), { kind: 'done', record: small });
+    } finally {
+      await store.close();
+    }
   });
 });
