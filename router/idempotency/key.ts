@@ -10,6 +10,8 @@ import { principalOf } from '../tenancy/enforcement.ts';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 /** Set on every answer that was not generated for this request (joined or replayed). */
 export const REPLAYED_HEADER = 'idempotent-replayed';
+/** Set on a JSON answer too large to store (`too_large`): a repeat of its key runs again. */
+export const NOT_STORED_HEADER = 'idempotency-not-stored';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
