@@ -188,7 +188,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
           body: providerBody(req.body),
           deadline: new Date(Date.now() + requestTimeoutMs),
           signal: clientGone.signal,
-          apiKey: apiKeyOf(req.headers.authorization),
+          caller: principalOf(req),
           dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
         });
         reply.header('x-backend', r.backend);

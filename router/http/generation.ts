@@ -128,7 +128,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null,
           usage: rec.usage,
           content: rec.content,
-          apiKey: apiKeyOf(req.headers.authorization),
+          caller: principalOf(req),
           dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
         });
     }
@@ -162,7 +162,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const apiKey = apiKeyOf(req.headers.authorization);
     const { lane } = resolveLane(
       typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined,
-      apiKey,
+      principalOf(req),
       opts.lanePolicy,
       opts.defaultLane,
       principalOf(req)?.policy.maxLane,
@@ -209,7 +209,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       prefixHashes: prompt.prefixHashes,
       traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
       signal: clientGone.signal,
-      apiKey,
+      caller: principalOf(req),
       dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
     };
     // Queued requests start from the admission pump: keep them in this request's trace.

@@ -163,14 +163,14 @@ describe('prototype member names as client input', () => {
     );
     const file = await client.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'proto.jsonl'), purpose: 'batch' });
     const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    const done = await waitFor(
+    const done = (await waitFor(
       async () => {
         const b = await client.batches.retrieve(created.id);
         return b.status === 'completed' || b.status === 'failed' || b.status === 'expired' ? b : undefined;
       },
       60_000,
       200,
-    );
+    ))!;
     assert.equal(done.status, 'completed');
     assert.equal(done.request_counts?.failed, PROTOTYPE_KEYS.length, JSON.stringify(done.request_counts));
     const text = await (await client.files.content(done.error_file_id!)).text();
