@@ -5,8 +5,8 @@
 
 /** `o[key]` when `key` is an own property of `o`, else undefined. */
 export function own<V>(o: Readonly<Record<string, V>> | undefined, key: string): V | undefined {
-  // eslint-disable-next-line local/no-plain-object-lookup -- guarded by Object.hasOwn: own properties only
-  return o !== undefined && Object.hasOwn(o, key) ? o[key] : undefined;
+  // An own property's descriptor: never one inherited from Object.prototype.
+  return o === undefined ? undefined : (Object.getOwnPropertyDescriptor(o, key)?.value as V | undefined);
 }
 
 /** `o[key] = value` as an own, enumerable property, whatever the key (`__proto__` included). */
