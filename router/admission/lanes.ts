@@ -42,7 +42,7 @@ export function keyIdRecord<V extends z.ZodType>(value: V) {
         code: 'custom',
         path: [k.startsWith('sk-') ? '<raw API key>' : k],
         message: k.startsWith('sk-')
-          ? `${shown} looks like a raw API key: refer to it by its key id (the <id> of sk-icp-<id>-<secret>, as \`icp admin keys list\` shows), never the key itself`
+          ? `${shown} looks like a raw API key: refer to it by its key id (the <id> of sk-icp-<id>-<secret>, as \`npm run admin -- keys list\` shows), never the key itself`
           : `${shown} is not a key id (12 hex digits, the <id> of sk-icp-<id>-<secret>)`,
       });
     }
