@@ -13,7 +13,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
+import { parse, stringify } from 'yaml';
+import { readFileSync } from 'node:fs';
 import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { spawnService } from '../../cli/spawn-service.ts';
 import { PROTOTYPE_KEYS } from '../fuzz/generators.ts';
 
 const ADMIN_TOKEN = 'proto-keys-admin-' + 'p'.repeat(32);
@@ -143,6 +146,47 @@ describe('prototype member names as client input', () => {
           wrong.push(`${path} Bearer ${name}: ${a.status} ${JSON.stringify(a.body).slice(0, 160)}`);
       }
     assert.deepEqual(wrong, []);
+  });
+
+  it('with auth off, such bearer tokens are just strings: served at the default lane cap, never a 500', async () => {
+    // The same config, keys off: the token is never verified, so it must not be looked up anywhere either.
+    const all = parse(readFileSync(stack.configFile, 'utf8')) as { router: Record<string, unknown> };
+    const file = join(dir, 'auth-off.yaml');
+    writeFileSync(file, stringify({ ...all, router: { ...all.router, auth: { mode: 'off' }, lanes: { defaultMaxLane: 'standard' } } }));
+    const open = await spawnService({
+      name: 'router-auth-off',
+      entry: 'cli/main.ts',
+      args: ['router', '--config', file],
+      onLine: () => undefined,
+    });
+    try {
+      // The canary split: with auth off its sticky key is the bearer token itself.
+      const ask = (name: string) =>
+        fetch(`${open.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${name}`, 'x-priority-lane': 'critical' },
+          body: JSON.stringify(chatBody('canary')),
+        });
+      await waitFor(
+        async () => {
+          const r = await ask('warm-up');
+          await r.arrayBuffer();
+          return r.status === 200;
+        },
+        30_000,
+        100,
+      );
+      const wrong: string[] = [];
+      for (const name of PROTOTYPE_KEYS) {
+        const res = await ask(name);
+        const text = await res.text();
+        if (res.status !== 200 || res.headers.get('x-priority-lane') !== 'standard')
+          wrong.push(`Bearer ${name}: ${res.status} lane ${res.headers.get('x-priority-lane')} ${text.slice(0, 160)}`);
+      }
+      assert.deepEqual(wrong, []);
+    } finally {
+      await open.stop(5_000);
+    }
   });
 
   it('answers each prototype member name as a lane with 400 naming the header', async () => {
