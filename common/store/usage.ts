@@ -3,6 +3,7 @@
 // the control plane's memory store; the control plane answers queries by tenant, key, tag, model
 // and UTC day, as JSON or CSV.
 import { z } from 'zod';
+import { own } from '../own.ts';
 
 export interface UsageRecord {
   id: string;
@@ -145,7 +146,7 @@ export function matches(r: UsageRecord, q: UsageQuery): boolean {
     const i = q.tag.indexOf('=');
     const [name, value] = i < 0 ? [q.tag, undefined] : [q.tag.slice(0, i), q.tag.slice(i + 1)];
     // Own properties only: a tag query named `constructor` must not match every record.
-    if (!Object.hasOwn(r.tags, name) || (value !== undefined && r.tags[name] !== value)) return false;
+    if (!Object.hasOwn(r.tags, name) || (value !== undefined && own(r.tags, name) !== value)) return false;
   }
   if (q.day) {
     const [a, b] = dayRange(q.day);
