@@ -12,6 +12,7 @@
 //   name{label="value",...} value [timestamp]
 // Never throws: lines it cannot read (the "..." lines of trimmed doc excerpts, garbage) are
 // skipped; `*_created` families (prometheus_client's creation timestamps) are dropped.
+import { setOwn } from './own.ts';
 
 export interface Sample {
   name: string;
@@ -62,7 +63,8 @@ function parseSampleLine(line: string): Sample | null {
         v += c;
         i++;
       }
-      labels[lm[0]] = v;
+      // A label named `__proto__` from a scraped endpoint stays an ordinary label.
+      setOwn(labels, lm[0], v);
     }
   }
   const rest = line.slice(i).trim().split(/\s+/);

@@ -90,7 +90,7 @@ export function traceHeaders(ctx: Context = context.active()): Record<string, st
 /** The context a caller sent (`traceparent` / `tracestate` headers or metadata values). */
 export function extractContext(get: (key: string) => string | undefined): Context {
   const carrier: Record<string, string> = {};
-  for (const k of ['traceparent', 'tracestate']) {
+  for (const k of ['traceparent', 'tracestate'] as const) {
     const v = get(k);
     if (v) carrier[k] = v;
   }

@@ -41,7 +41,7 @@ export interface GrpcServiceDeps {
   onFinished?: (outcome: string, usage: { promptTokens: number; completionTokens: number } | undefined) => void;
 }
 
-const FORWARDED_METADATA = ['x-request-id', 'traceparent', 'tracestate'];
+const FORWARDED_METADATA = ['x-request-id', 'traceparent', 'tracestate'] as const;
 
 export function createNodeAgentHandlers(deps: GrpcServiceDeps): NodeAgentHandlers {
   const { engine, publisher, state, logger } = deps;

@@ -12,6 +12,7 @@ import { httpLimitsSchema } from '../common/http-limits.ts';
 import { embeddingsConfigSchema } from './embed/config.ts';
 import { DEFAULT_PROFILE, SCORER_NAMES } from './scheduling/plugins.ts';
 import { DEFAULT_ADMISSION } from './admission/controller.ts';
+import { lanePolicySchema } from './admission/lanes.ts';
 import { fallbackConfigSchema } from './upstream/fallback-config.ts';
 import { catalogConfigSchema } from './models/catalog.ts';
 import { budgetsConfigSchema } from './accounting/budgets.ts';
@@ -89,13 +90,8 @@ export const routerSchema = z.strictObject({
   /** Receive timeouts, header size, JSON depth of the router's HTTP API (docs/security.md). */
   http: httpLimitsSchema.prefault({}),
   defaultLane: laneSchema.default('standard'),
-  /** Lane caps: API key -> highest lane it may ask for; other keys get `defaultMaxLane`. */
-  lanes: z
-    .strictObject({
-      keys: z.record(z.string().min(1), laneSchema).default({}),
-      defaultMaxLane: laneSchema.default('standard'),
-    })
-    .prefault({}),
+  /** Lane caps by key id and tenant id (never raw API keys); others, and all when auth is off, get `defaultMaxLane`. */
+  lanes: lanePolicySchema,
   admission: admissionSchema.prefault({}),
   /** How often this router sends its lane queues and refusal counts to the control plane (dashboard). */
   laneReportIntervalMs: z.number().int().min(100).default(2_000),

@@ -133,7 +133,7 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
   // Batch jobs (docs/batch.md): files and job state in Redis or under router.batch.dataDir.
   const batch = await startBatch(config, logger, metrics, routerId);
   // Idempotency-Key: the outermost check of the generation routes (docs/idempotency-and-cache.md).
-  const idempotency = await createIdempotency(config, logger, metrics.idempotent);
+  const idempotency = await createIdempotency(config, logger, metrics.idempotent, metrics.idempotencyEvictions);
   // Response cache (docs/idempotency-and-cache.md): its semantic side uses the embedder above.
   const cache = cfg.cache
     ? await ResponseCache.create(cfg.cache, { redisUrl: config.redis.cache, embeddings, metrics, logger })

@@ -113,7 +113,7 @@ export function createRouterMetrics(
     }),
     usageRecords: new Counter({
       name: 'router_usage_records_total',
-      help: 'Usage records by result (written to the stream or control plane, dropped when the buffer overflowed).',
+      help: 'Usage records by result (written to the stream or control plane, refused: the control plane answered 4xx, set aside; dropped: buffer overflow or retries spent).',
       labelNames: ['result'],
       registers: [registry],
     }),
@@ -121,6 +121,12 @@ export function createRouterMetrics(
       name: 'router_idempotent_requests_total',
       help: "Requests with an Idempotency-Key by outcome: executed (generated here), taken_over (the previous owner's lease had expired), joined (followed a running generation), replayed (served the stored answer), conflict (409: same key, other body).",
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    idempotencyEvictions: new Counter({
+      name: 'router_idempotency_evictions_total',
+      help: 'Idempotent answers not kept by reason: lru (the memory store was at maxBytes), tenant_cap (the tenant was at its share), too_large (over maxEntryBytes: served, not stored).',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     batchItems: new Counter({

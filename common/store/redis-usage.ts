@@ -1,9 +1,10 @@
 // Usage records in one Redis stream (`icp:usage`), one entry per request with the record as JSON
 // in field `r`; entry ids are Redis's own ms timestamps, so a day query is one XRANGE window.
-// The stream is capped (MAXLEN ~) at `maxLen` entries.
+// The stream is capped (MAXLEN ~) at `maxLen` entries, and each entry is small: records are
+// capped on the way in (boundUsageRecord), so the stream's bytes are bounded by its length.
 import type { Redis } from 'ioredis';
 import { connectRedis } from './redis-connection.ts';
-import { dayRange, matches, type UsageQuery, type UsageRecord, type UsageStore } from './usage.ts';
+import { boundUsageRecord, dayRange, matches, type UsageQuery, type UsageRecord, type UsageStore } from './usage.ts';
 
 export const USAGE_STREAM = 'icp:usage';
 
@@ -21,7 +22,8 @@ export class RedisUsageStore implements UsageStore {
   async append(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
     const p = this.redis.pipeline();
-    for (const r of records) p.xadd(USAGE_STREAM, 'MAXLEN', '~', this.opts.maxLen ?? 1_000_000, '*', 'r', JSON.stringify(r));
+    for (const r of records)
+      p.xadd(USAGE_STREAM, 'MAXLEN', '~', this.opts.maxLen ?? 1_000_000, '*', 'r', JSON.stringify(boundUsageRecord(r)));
     const res = await p.exec();
     const failed = res?.find(([err]) => err);
     if (failed) throw failed[0]!;
@@ -37,8 +39,8 @@ export class RedisUsageStore implements UsageStore {
     for (;;) {
       const batch = await this.redis.xrange(USAGE_STREAM, from, q.day ? String(end) : '+', 'COUNT', 1_000);
       for (const [, fields] of batch) {
-        const r = JSON.parse(fields[1]!) as UsageRecord;
-        if (matches(r, q)) out.push(r);
+        const r = parseEntry(fields[1]);
+        if (r && matches(r, q)) out.push(r);
         if (out.length >= q.limit) return out;
       }
       if (batch.length < 1_000) return out;
@@ -48,5 +50,15 @@ export class RedisUsageStore implements UsageStore {
 
   async close(): Promise<void> {
     this.redis.disconnect();
+  }
+}
+
+/** A stream entry as a record; undefined for one that is not (written by something else). */
+function parseEntry(text: string | undefined): UsageRecord | undefined {
+  try {
+    const r = JSON.parse(text ?? '') as UsageRecord;
+    return r !== null && typeof r === 'object' && typeof r.tags === 'object' && r.tags !== null ? r : undefined;
+  } catch {
+    return undefined;
   }
 }

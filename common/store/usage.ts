@@ -3,6 +3,7 @@
 // the control plane's memory store; the control plane answers queries by tenant, key, tag, model
 // and UTC day, as JSON or CSV.
 import { z } from 'zod';
+import { own } from '../own.ts';
 
 export interface UsageRecord {
   id: string;
@@ -24,7 +25,88 @@ export interface UsageRecord {
   latencyMs: number;
   outcome: 'ok' | 'error' | 'cancelled';
   status: number;
+  /** Fields whose value was over its cap or had unsafe characters, and was cut or cleaned (absent: none). */
+  truncated?: string[];
 }
+
+/** Caps on a record's strings (characters) and tags: a record is small whatever a client sent. */
+export const USAGE_LIMITS = {
+  id: 128,
+  tenantId: 64,
+  keyId: 64,
+  requestedModel: 256,
+  model: 256,
+  backend: 256,
+  lane: 32,
+  tags: 32,
+  tagName: 64,
+  tagValue: 256,
+} as const;
+
+/** Control characters, format characters, lone surrogates and unassigned code points. */
+const UNSAFE = /\p{C}/gu;
+
+/** `s` within `max` code points, unsafe characters replaced; `cut` when it changed. */
+export function boundedString(s: string, max: number): { value: string; cut: boolean } {
+  // Slicing by UTF-16 units first bounds the work for a megabyte-long value.
+  const head = s.length > max * 2 ? s.slice(0, max * 2) : s;
+  const value = Array.from(head.replace(UNSAFE, '\uFFFD')).slice(0, max).join('');
+  return { value, cut: value !== s };
+}
+
+/**
+ * The record with every string capped and cleaned (see USAGE_LIMITS) and the changed fields named
+ * in `truncated`: a record built from an over-long client value never carries it whole.
+ */
+export function boundUsageRecord(r: UsageRecord): UsageRecord {
+  const truncated = new Set<string>(r.truncated ?? []);
+  const str = <K extends 'id' | 'requestedModel' | 'model' | 'backend' | 'lane'>(k: K): string => {
+    const b = boundedString(String(r[k]), USAGE_LIMITS[k]);
+    if (b.cut) truncated.add(k);
+    return b.value;
+  };
+  const nullable = (k: 'tenantId' | 'keyId'): string | null => {
+    const v = r[k];
+    if (v === null) return null;
+    const b = boundedString(String(v), USAGE_LIMITS[k]);
+    if (b.cut) truncated.add(k);
+    return b.value;
+  };
+  const tags = new Map<string, string>();
+  for (const [name, value] of Object.entries(r.tags)) {
+    if (tags.size >= USAGE_LIMITS.tags) {
+      truncated.add('tags');
+      break;
+    }
+    const n = boundedString(name, USAGE_LIMITS.tagName);
+    const v = boundedString(String(value), USAGE_LIMITS.tagValue);
+    if (n.cut || v.cut) truncated.add('tags');
+    tags.set(n.value, v.value);
+  }
+  const out: UsageRecord = {
+    id: str('id'),
+    ts: r.ts,
+    tenantId: nullable('tenantId'),
+    keyId: nullable('keyId'),
+    requestedModel: str('requestedModel'),
+    model: str('model'),
+    backend: str('backend'),
+    lane: str('lane'),
+    tags: Object.fromEntries(tags),
+    promptTokens: r.promptTokens,
+    completionTokens: r.completionTokens,
+    costUsd: r.costUsd,
+    ttftMs: r.ttftMs,
+    latencyMs: r.latencyMs,
+    outcome: r.outcome,
+    status: r.status,
+  };
+  if (truncated.size) out.truncated = [...truncated].sort();
+  return out;
+}
+
+/** JSON size of a record in bytes (what it costs in a POST body, a stream entry, memory). */
+export const usageRecordBytes = (r: UsageRecord): number => Buffer.byteLength(JSON.stringify(r));
 
 export const usageQuerySchema = z.strictObject({
   tenant: z.string().max(64).optional(),
@@ -63,7 +145,8 @@ export function matches(r: UsageRecord, q: UsageQuery): boolean {
   if (q.tag) {
     const i = q.tag.indexOf('=');
     const [name, value] = i < 0 ? [q.tag, undefined] : [q.tag.slice(0, i), q.tag.slice(i + 1)];
-    if (!(name in r.tags) || (value !== undefined && r.tags[name] !== value)) return false;
+    // Own properties only: a tag query named `constructor` must not match every record.
+    if (!Object.hasOwn(r.tags, name) || (value !== undefined && own(r.tags, name) !== value)) return false;
   }
   if (q.day) {
     const [a, b] = dayRange(q.day);
@@ -89,6 +172,7 @@ export const CSV_COLUMNS = [
   'latencyMs',
   'outcome',
   'status',
+  'truncated',
 ] as const;
 
 const csvCell = (v: unknown): string => {
@@ -96,9 +180,11 @@ const csvCell = (v: unknown): string => {
     v === null || v === undefined
       ? ''
       : typeof v === 'object'
-        ? Object.entries(v)
-            .map(([k, x]) => `${k}=${String(x)}`)
-            .join(';')
+        ? Array.isArray(v)
+          ? v.join(';')
+          : Object.entries(v)
+              .map(([k, x]) => `${k}=${String(x)}`)
+              .join(';')
         : String(v);
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };

@@ -133,6 +133,8 @@ export function installAccessControl(app: FastifyInstance, opts: AccessOptions):
     }
     if (!access.includes(principal.role))
       throw errors.forbidden(`The ${principal.role} credential may not call ${method} ${url}.`, 'role_not_allowed');
+    // After the credential: a caller learns nothing about a route it may not call.
+    if (STATE_CHANGING.has(req.method)) refuseCrossSite(req);
     req.principal = principal;
   });
 }

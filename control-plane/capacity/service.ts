@@ -10,6 +10,7 @@ import { buildCapacityReport, type CapacityReport, type ReportParams } from './r
 import { Sampler } from './sampler.ts';
 import { FileHistoryStore, type HistoryStore } from './store.ts';
 import { RedisHistoryStore } from './redis-store.ts';
+import { own } from '../../common/own.ts';
 
 export type { CapacityConfig } from '../config.ts';
 
@@ -18,7 +19,7 @@ export function metricsUrlResolver(
   explicit: Record<string, string>,
   fromAgents: Record<string, string>,
 ): (node: NodeRecord) => string | undefined {
-  return (node) => explicit[node.id] ?? fromAgents[node.id];
+  return (node) => own(explicit, node.id) ?? own(fromAgents, node.id);
 }
 
 export interface CapacityServiceOptions {

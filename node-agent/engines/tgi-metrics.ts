@@ -33,6 +33,7 @@
 // Policy as in vllm-metrics.ts: never throws; unreadable input yields zeros.
 import { parseSamples, type Sample } from '../../common/prometheus-text.ts';
 import type { EngineMetricsSnapshot, HistogramSummary } from './vllm-metrics.ts';
+import { own } from '../../common/own.ts';
 
 /** The TGI series this parser reads, in one place (the simulator exports the same names). */
 export const TGI_METRICS = {
@@ -53,7 +54,7 @@ function sum(samples: Sample[] | undefined, labels: Record<string, string> = {})
   let total = 0;
   for (const s of samples) {
     if (!Number.isFinite(s.value)) continue;
-    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
+    if (Object.entries(labels).every(([k, v]) => own(s.labels, k) === v)) total += s.value;
   }
   return total;
 }

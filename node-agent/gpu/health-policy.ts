@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { GpuReading } from './types.ts';
 import type { XidEvent } from './kernel-log.ts';
+import { own } from '../../common/own.ts';
 
 export type HealthVerdictName = 'HEALTHY' | 'DEGRADED' | 'UNHEALTHY';
 
@@ -130,7 +131,7 @@ export class HealthPolicy {
       reasons.push('memory_temperature_high');
 
     let verdict: HealthVerdictName = 'HEALTHY';
-    for (const reason of reasons) verdict = worst(verdict, REASON_SEVERITY[reason] ?? 'DEGRADED');
+    for (const reason of reasons) verdict = worst(verdict, own(REASON_SEVERITY, reason) ?? 'DEGRADED');
 
     for (const x of xids) {
       if (x.severity !== 'unhealthy' && x.severity !== 'degraded') continue; // informational/unknown: not a GPU fault
@@ -154,7 +155,7 @@ export function nodeVerdict(gpus: readonly Verdict[], nodeReasons: readonly stri
   let verdict: HealthVerdictName = 'HEALTHY';
   const reasons: string[] = [];
   for (const r of nodeReasons) {
-    verdict = worst(verdict, REASON_SEVERITY[r] ?? 'DEGRADED');
+    verdict = worst(verdict, own(REASON_SEVERITY, r) ?? 'DEGRADED');
     if (!reasons.includes(r)) reasons.push(r);
   }
   for (const g of gpus) {

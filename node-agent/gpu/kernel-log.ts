@@ -4,6 +4,7 @@
 // no journal mounted): then `readKernelLog` returns `{ available: false, reason }` and Xid
 // coverage is simply absent; nvidia-smi based rules still apply.
 import { execa } from 'execa';
+import { setOwn } from '../../common/own.ts';
 
 /**
  * Well-known Xids. Source: NVIDIA "Xid Errors" documentation and its Xid catalog
@@ -156,7 +157,7 @@ export function parseKernelLog(text: string): KernelLogParse {
     m = GPU_AT_RE.exec(msg);
     if (m) {
       const pci = canonicalPciAddress(m[1]!);
-      if (pci) out.uuidByPci[pci] = m[2]!;
+      if (pci) setOwn(out.uuidByPci, pci, m[2]!);
       continue;
     }
     // 570+ open kernel module: "NVRM: The NVIDIA GPU 0000:b3:00.0 (PCI ID: ...) installed in

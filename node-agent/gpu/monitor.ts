@@ -11,6 +11,7 @@ import { canonicalPciAddress, parseKernelLog, readKernelLog, type XidEvent } fro
 import { HealthPolicy, nodeVerdict, type HealthThresholds, type HealthVerdictName, type Verdict } from './health-policy.ts';
 import { mergeReadings, type GpuReading } from './types.ts';
 import { parseNvidiaSmiError, type SmiErrorKind } from './errors.ts';
+import { setOwn } from '../../common/own.ts';
 
 export type { HealthVerdictName } from './health-policy.ts';
 
@@ -276,7 +277,7 @@ export class GpuMonitor extends EventEmitter {
 export function readingsRecord(r: GpuReading): Record<string, string> {
   const out: Record<string, string> = {};
   const put = (k: string, v: number | string | boolean | null): void => {
-    if (v !== null) out[k] = String(v);
+    if (v !== null) setOwn(out, k, String(v));
   };
   put('pci_bus_id', r.pciBusId);
   put('temperature_gpu_c', r.temperatureGpuC);

@@ -3,6 +3,7 @@
 // captured fixtures hold). Pure: text in, typed readings out.
 import { cleanText, parseFlag, parseNumber } from './values.ts';
 import { emptyReading, THROTTLE_REASONS, type GpuReading } from './types.ts';
+import { own, setOwn } from '../../common/own.ts';
 
 /**
  * Fields the monitor asks for. `clocks_throttle_reasons.*` is used (not `clocks_event_reasons.*`)
@@ -60,7 +61,7 @@ export function normaliseFieldName(header: string): string {
     'remapped_rows.sbe': 'remapped_rows.correctable',
     'remapped_rows.dbe': 'remapped_rows.uncorrectable',
   };
-  return aliases[f] ?? f;
+  return own(aliases, f) ?? f;
 }
 
 /** Split one CSV line. nvidia-smi never quotes; the values we read never contain commas. */
@@ -97,7 +98,7 @@ export function parseQueryGpuCsv(text: string, fields: readonly string[] = QUERY
     if (cells.length !== names.length) continue;
     const row: Record<string, string> = {};
     names.forEach((n, i) => {
-      row[n] = cells[i] ?? '';
+      setOwn(row, n, cells[i] ?? '');
     });
     rows.push(row);
   }
@@ -109,7 +110,7 @@ function looksLikeHeader(cells: string[]): boolean {
 }
 
 function num(row: Record<string, string>, k: string): number | null {
-  return parseNumber(row[k]);
+  return parseNumber(own(row, k));
 }
 
 export function rowToReading(row: Record<string, string>): GpuReading {
@@ -128,7 +129,7 @@ export function rowToReading(row: Record<string, string>): GpuReading {
   r.memoryTotalMiB = num(row, 'memory.total');
   for (const reason of THROTTLE_REASONS) {
     const k = `clocks_event_reasons.${reason}`;
-    if (k in row) r.throttle[reason] = parseFlag(row[k]);
+    if (Object.hasOwn(row, k)) r.throttle[reason] = parseFlag(own(row, k));
   }
   r.ecc.correctedVolatile = num(row, 'ecc.errors.corrected.volatile.total');
   r.ecc.correctedAggregate = num(row, 'ecc.errors.corrected.aggregate.total');

@@ -6,6 +6,7 @@
 import { XMLParser } from 'fast-xml-parser';
 import { cleanText, parseFlag, parseNumber } from './values.ts';
 import { emptyReading, THROTTLE_REASONS, type GpuReading } from './types.ts';
+import { own } from '../../common/own.ts';
 
 export const QUERY_XML_ARGS: readonly string[] = ['-q', '-x'];
 
@@ -39,7 +40,7 @@ function at(root: unknown, ...path: string[]): unknown {
   for (const p of path) {
     const o = obj(cur);
     if (!o) return undefined;
-    cur = o[p];
+    cur = own(o, p);
   }
   return cur;
 }

@@ -1,6 +1,7 @@
 // The one reading shape every nvidia-smi parser produces, so the health policy does not care
 // whether a value came from the CSV poll, the XML detail read or a plain `-q` capture.
 // Every field is nullable: older drivers, consumer cards, MIG mode and vGPU guests leave gaps.
+import { setOwn } from '../../common/own.ts';
 
 /** Clock-event ("throttle") reasons, named as in nvidia-smi's CSV fields after the prefix. */
 export const THROTTLE_REASONS = [
@@ -101,7 +102,7 @@ export function mergeReadings(fresh: GpuReading, detail: GpuReading | undefined)
     const b = detail[k];
     if (a !== null && typeof a === 'object') {
       const merged: Record<string, unknown> = { ...(b as object) };
-      for (const [kk, vv] of Object.entries(a)) if (vv !== null && vv !== undefined) merged[kk] = vv;
+      for (const [kk, vv] of Object.entries(a)) if (vv !== null && vv !== undefined) setOwn(merged, kk, vv);
       (out as unknown as Record<string, unknown>)[k] = merged;
     } else {
       (out as unknown as Record<string, unknown>)[k] = pick(a, b as typeof a);

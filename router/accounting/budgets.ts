@@ -4,11 +4,14 @@
 // `insufficient_quota`, or sent to a cheaper alias (`budgets.downgrade`), as configured. Spend
 // is added when the request ends; the replica whose addition crosses 80% or 100% reports it once
 // (log line, metric, optional webhook with retries).
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ApiError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { periodsOf, type BudgetStore, type Spend } from '../../common/store/budgets.ts';
 import type { Policy } from '../../common/contracts.ts';
+import { outboundPolicyShape, postWebhook, webhookHeaders } from '../webhooks/delivery.ts';
 
 const budgetSchema = z.strictObject({
   dailyCostUsd: z.number().positive().optional(),
@@ -27,12 +30,19 @@ export const budgetsConfigSchema = z.strictObject({
   downgrade: z.record(z.string().min(1), z.string().min(1)).default({}),
   /** Budgets per tag, keyed `name=value` (tags are the tenant's attribution tags). */
   tags: z.record(z.string().min(1), budgetSchema).default({}),
-  /** Events are also POSTed here as JSON, retried with backoff. */
+  /**
+   * Events are also POSTed here as JSON, retried with backoff, signed as batch webhooks are
+   * (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) with `secret` (or the
+   * contents of `secretFile`). No redirects followed; internal targets refused unless allowed.
+   */
   webhook: z
     .strictObject({
       url: z.url(),
       retries: z.number().int().min(0).max(10).default(3),
       timeoutMs: z.number().int().positive().default(2_000),
+      secret: z.string().min(1).optional(),
+      secretFile: z.string().min(1).optional(),
+      ...outboundPolicyShape,
     })
     .optional(),
 });
@@ -95,7 +105,7 @@ export function budgetScopesOf(p: BudgetPrincipal, config: Pick<BudgetsConfig, '
   return [
     { scope: `t:${p.tenantId}`, budget: budgetOfPolicy(p.tenantPolicy) },
     { scope: `k:${p.keyId}`, budget: budgetOfPolicy(p.keyPolicy) },
-    ...Object.entries(p.tags).map(([k, v]) => ({ scope: `g:${k}=${v}`, budget: config.tags[`${k}=${v}`] ?? {} })),
+    ...Object.entries(p.tags).map(([k, v]) => ({ scope: `g:${k}=${v}`, budget: ownValue(config.tags, `${k}=${v}`) ?? {} })),
   ];
 }
 
@@ -115,13 +125,33 @@ export interface PrefetchedSpend {
   spend: Spend[];
 }
 
+/** `obj[key]` only when it is obj's own property: client input never reaches Object.prototype. */
+function ownValue<T>(obj: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
 export class Budgets {
+  /** requested model -> cheaper alias; a Map, so `"model":"constructor"` is just not in it. */
+  private readonly downgrades: ReadonlyMap<string, string>;
+
   constructor(
     private readonly store: BudgetStore,
     readonly config: BudgetsConfig,
     private readonly logger: Logger,
     private readonly onEvent: (level: 'warning' | 'exhausted', r: Reading) => void = () => undefined,
-  ) {}
+  ) {
+    this.downgrades = new Map(Object.entries(config.downgrade));
+    const hook = config.webhook;
+    this.secret = hook?.secret ?? (hook?.secretFile ? readFileSync(hook.secretFile, 'utf8').trim() : undefined);
+    if (hook && !this.secret) logger.warn('router.budgets.webhook has no secret: budget events go out unsigned');
+  }
+
+  private readonly secret: string | undefined;
+
+  /** The alias an exhausted budget sends `model` to, if one is configured. */
+  downgradeOf(model: string): string | undefined {
+    return this.downgrades.get(model);
+  }
 
   /** The scopes of a principal: tenant, key, and each tag; with their budgets (maybe none). */
   scopesOf(p: BudgetPrincipal): BudgetScope[] {
@@ -165,21 +195,24 @@ export class Budgets {
   async notify(event: object): Promise<boolean> {
     const hook = this.config.webhook;
     if (!hook) return true;
+    const body = JSON.stringify(event);
+    // One id for every attempt: receivers deduplicate retries by webhook-id.
+    const id = `evt_${randomUUID().replace(/-/g, '')}`;
+    let last = '';
     for (let attempt = 0; attempt <= hook.retries; attempt++) {
-      try {
-        const res = await fetch(hook.url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(event),
-          signal: AbortSignal.timeout(hook.timeoutMs),
-        });
-        if (res.ok) return true;
-      } catch {
-        // retried below
-      }
+      const res = await postWebhook(hook.url, body, {
+        timeoutMs: hook.timeoutMs,
+        policy: hook,
+        headers: webhookHeaders(this.secret, id, body),
+      });
+      if (res.ok) return true;
+      last = res.message;
+      // A refused target stays refused: retrying would only repeat the refusal.
+      if (res.reason === 'refused_target' || res.reason === 'bad_url') break;
       if (attempt < hook.retries) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
-    this.logger.warn({ url: hook.url }, 'budget webhook failed after retries');
+    // The origin only: a URL's path or query may carry a token.
+    this.logger.warn({ target: new URL(hook.url).origin, reason: last }, 'budget webhook failed');
     return false;
   }
 }

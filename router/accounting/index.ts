@@ -6,6 +6,7 @@ import type { RouterProcessConfig } from '../config.ts';
 import { errors } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { BudgetStore } from '../../common/store/budgets.ts';
+import { boundUsageRecord } from '../../common/store/usage.ts';
 import { MemoryBudgetStore } from '../../common/store/memory-budgets.ts';
 import { RedisBudgetStore } from '../../common/store/redis-budgets.ts';
 import type { RouterMetrics } from '../metrics.ts';
@@ -73,7 +74,7 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
     }
     if (fullest && fullest.ratio >= 1) {
       const action = principal?.policy.onBudgetExhausted ?? budgetsConfig.onExhausted;
-      const cheaper = budgetsConfig.downgrade[requested];
+      const cheaper = budgets.downgradeOf(requested);
       if (action === 'downgrade' && cheaper) {
         (body as { model: string }).model = cheaper;
         reply.header(BUDGET_DOWNGRADE_HEADER, `${requested} -> ${cheaper}`);
@@ -103,24 +104,27 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
           .record(scopes, { costUsd, tokens })
           .catch((err: Error) => logger.warn({ err: err.message }, 'budget spend not recorded'));
       const s = started.get(req)!;
-      sink.write({
-        id: req.id,
-        ts: Date.now(),
-        tenantId: principal?.tenantId ?? null,
-        keyId: principal?.keyId ?? null,
-        requestedModel: s.requested,
-        model: outcome.model,
-        backend: outcome.backend,
-        lane: outcome.lane,
-        tags: principal?.tags ?? {},
-        promptTokens: usage.promptTokens,
-        completionTokens: usage.completionTokens,
-        costUsd,
-        ttftMs: outcome.ttftMs === null ? null : Math.round(outcome.ttftMs),
-        latencyMs: Math.round(performance.now() - s.at),
-        outcome: !reply.raw.writableFinished ? 'cancelled' : outcome.status >= 400 || !requestUsage.get(req) ? 'error' : 'ok',
-        status: outcome.status,
-      });
+      // Client values (model names, request id) are capped and cleaned here: never stored whole.
+      sink.write(
+        boundUsageRecord({
+          id: req.id,
+          ts: Date.now(),
+          tenantId: principal?.tenantId ?? null,
+          keyId: principal?.keyId ?? null,
+          requestedModel: s.requested,
+          model: outcome.model,
+          backend: outcome.backend,
+          lane: outcome.lane,
+          tags: principal?.tags ?? {},
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          costUsd,
+          ttftMs: outcome.ttftMs === null ? null : Math.round(outcome.ttftMs),
+          latencyMs: Math.round(performance.now() - s.at),
+          outcome: !reply.raw.writableFinished ? 'cancelled' : outcome.status >= 400 || !requestUsage.get(req) ? 'error' : 'ok',
+          status: outcome.status,
+        }),
+      );
     };
     reply.raw.once('close', () => {
       const pending = requestSettled.get(req);

@@ -74,7 +74,8 @@ export class AdmissionController {
   private readonly queues: Record<Lane, FairQueue<Entry>>;
   readonly stats = {
     admitted: { critical: 0, standard: 0, sheddable: 0 } as Record<Lane, number>,
-    refused: {} as Record<string, number>,
+    /** `lane:reason` -> count; keys are built from the two closed sets only. */
+    refused: {} as Partial<Record<`${Lane}:${RefusalReason}`, number>>,
   };
 
   constructor(
@@ -233,7 +234,7 @@ export class AdmissionController {
 
   /** 429 for sheddable (come back later, politely), 503 for the others (the pool is full). */
   private refusal(req: AdmissionRequest, reason: RefusalReason): ApiError {
-    const key = `${req.lane}:${reason}`;
+    const key = `${req.lane}:${reason}` as const;
     this.stats.refused[key] = (this.stats.refused[key] ?? 0) + 1;
     this.observer.onRefused?.(req.lane, reason);
     const wait = this.probe(req.model);

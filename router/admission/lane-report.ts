@@ -4,7 +4,7 @@
 import { request } from 'undici';
 import type { Logger } from 'pino';
 import { LANES, type Lane } from '../../common/contracts.ts';
-import type { AdmissionController } from './controller.ts';
+import type { AdmissionController, RefusalReason } from './controller.ts';
 
 export interface LaneState {
   queued: number;
@@ -20,7 +20,7 @@ export function laneReport(admission: AdmissionController): LaneReport {
   const lanes = {} as Record<Lane, LaneState>;
   for (const lane of LANES) lanes[lane] = { queued: admission.queueDepth(lane), admitted: admission.stats.admitted[lane], refused: {} };
   for (const [key, n] of Object.entries(admission.stats.refused)) {
-    const [lane, reason] = key.split(':') as [Lane, string];
+    const [lane, reason] = key.split(':') as [Lane, RefusalReason];
     lanes[lane].refused[reason] = n;
   }
   return { lanes };

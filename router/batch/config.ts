@@ -1,5 +1,6 @@
 // Batch jobs (OpenAI's Batch API shape): the router section `router.batch` (docs/batch.md).
 import { z } from 'zod';
+import { outboundPolicyShape } from '../webhooks/delivery.ts';
 
 export const batchConfigSchema = z.strictObject({
   /** Off: no /v1/files, /v1/batches and no batch worker. */
@@ -38,6 +39,8 @@ export const batchConfigSchema = z.strictObject({
       maxAttempts: z.number().int().positive().default(8),
       baseDelayMs: z.number().int().positive().default(1_000),
       timeoutMs: z.number().int().positive().default(10_000),
+      /** allowPrivateTargets / allowTargets: internal receivers are refused unless allowed (router/webhooks/delivery.ts). */
+      ...outboundPolicyShape,
     })
     .prefault({}),
 });

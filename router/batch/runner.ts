@@ -266,7 +266,7 @@ export class BatchRunner {
       const b = await this.store.getBatch(seen.id);
       if (!b?.webhook || b.webhook.state !== 'pending' || b.webhook.nextAt > Date.now()) return;
       const event = eventFor(b.webhook.eventId, b.id, b.status, b.finalizing_at ?? Math.floor(Date.now() / 1000));
-      const delivered = await deliver(this.cfg.webhook.url, this.webhookSecret, event, this.cfg.webhook.timeoutMs);
+      const delivered = await deliver(this.cfg.webhook.url, this.webhookSecret, event, this.cfg.webhook.timeoutMs, this.cfg.webhook);
       b.webhook.attempts += 1;
       if (delivered) b.webhook.state = 'delivered';
       else if (b.webhook.attempts >= this.cfg.webhook.maxAttempts) b.webhook.state = 'failed';

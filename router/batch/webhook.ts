@@ -1,9 +1,11 @@
 // Completion announcements, signed as OpenAI's own webhooks are (the Standard Webhooks scheme):
-// headers `webhook-id`, `webhook-timestamp` (unix seconds) and `webhook-signature: v1,<base64>`,
-// the HMAC-SHA256 of `<id>.<timestamp>.<body>` keyed with the secret (a `whsec_` secret is
-// base64-decoded first). The openai SDK's `client.webhooks.unwrap(body, headers, secret)` verifies it.
-import { createHmac } from 'node:crypto';
+// headers `webhook-id`, `webhook-timestamp` (unix seconds) and `webhook-signature: v1,<base64>`.
+// Delivery (no redirects, internal targets refused unless allowed, pinned address) and signing
+// are router/webhooks/delivery.ts, shared with the budget webhook.
+import { postWebhook, webhookHeaders, type OutboundPolicy } from '../webhooks/delivery.ts';
 import type { BatchStatus } from './types.ts';
+
+export { signWebhook } from '../webhooks/delivery.ts';
 
 export interface BatchEvent {
   id: string;
@@ -18,22 +20,21 @@ export function eventFor(eventId: string, batchId: string, status: BatchStatus, 
   return { id: eventId, object: 'event', type: `batch.${type}`, created_at: at, data: { id: batchId } };
 }
 
-export function signWebhook(secret: string, id: string, timestamp: number, body: string): string {
-  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : Buffer.from(secret, 'utf8');
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
-}
+const NO_INTERNAL: OutboundPolicy = { allowPrivateTargets: false, allowTargets: [] };
 
-/** One delivery attempt; true on a 2xx. */
-export async function deliver(url: string, secret: string | undefined, event: BatchEvent, timeoutMs: number): Promise<boolean> {
+/** One delivery attempt; true on a 2xx (a 3xx is a failure: redirects are not followed). */
+export async function deliver(
+  url: string,
+  secret: string | undefined,
+  event: BatchEvent,
+  timeoutMs: number,
+  policy: Partial<OutboundPolicy> = {},
+): Promise<boolean> {
   const body = JSON.stringify(event);
-  const ts = Math.floor(Date.now() / 1000);
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'webhook-id': event.id, 'webhook-timestamp': String(ts) };
-  if (secret) headers['webhook-signature'] = signWebhook(secret, event.id, ts, body);
-  try {
-    const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer().catch(() => undefined);
-    return res.ok;
-  } catch {
-    return false;
-  }
+  const res = await postWebhook(url, body, {
+    timeoutMs,
+    policy: { ...NO_INTERNAL, ...policy },
+    headers: webhookHeaders(secret, event.id, body),
+  });
+  return res.ok;
 }

@@ -13,6 +13,7 @@ import type { CacheConfig } from './config.ts';
 import { cacheControl, eligibility, exactKey, semanticParts, sha256, type Body, type Scope } from './key.ts';
 import { SemanticIndex } from './semantic-index.ts';
 import { MemoryResponseStore, RedisResponseStore, type ResponseStore } from './store.ts';
+import { own } from '../../common/own.ts';
 
 export { cacheConfigSchema, type CacheConfig } from './config.ts';
 
@@ -95,7 +96,7 @@ export class ResponseCache {
    */
   async begin(req: FastifyRequest, reply: FastifyReply, r: CacheRequest): Promise<CacheTurn | undefined> {
     const policy = principalOf(req)?.policy.cache;
-    const alias = this.cfg.aliases[r.requestedModel] ?? this.cfg.aliases[r.model];
+    const alias = own(this.cfg.aliases, r.requestedModel) ?? own(this.cfg.aliases, r.model);
     if (!this.cfg.enabled || policy?.enabled === false) return undefined;
     const exactOn = this.cfg.exact.enabled && alias?.exact !== false;
     const semanticOn = this.index !== undefined && alias?.semantic !== false && policy?.semantic !== false;

@@ -2,6 +2,7 @@
 // keys) of the scope (tenant, served model, operation) and the request minus the fields that do
 // not change the answer (stream, stream_options, user, model as the client spelt it).
 import { createHash } from 'node:crypto';
+import { setOwn } from '../../common/own.ts';
 
 export type Body = Record<string, unknown>;
 
@@ -12,11 +13,10 @@ const DELIVERY_FIELDS = new Set(['stream', 'stream_options', 'user', 'model']);
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+  return `{${Object.entries(value)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
     .join(',')}}`;
 }
 
@@ -32,7 +32,7 @@ export interface Scope {
 
 function answerFields(body: Body): Body {
   const out: Body = {};
-  for (const [k, v] of Object.entries(body)) if (!DELIVERY_FIELDS.has(k) && v !== null && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(body)) if (!DELIVERY_FIELDS.has(k) && v !== null && v !== undefined) setOwn<unknown>(out, k, v);
   return out;
 }
 

@@ -8,6 +8,7 @@ import { buildBatchInput, groupByLength, type BatchInput } from './batch-input.t
 import { clsPool, l2NormalizeRows, meanPool } from './pooling.ts';
 import { TextTokenizer, TooLongError, type Encoded } from './tokenizer.ts';
 import type { FromWorker, ItemFailure, RunInput, RunOutput, ToWorker, WorkerInit } from './worker-protocol.ts';
+import { own } from '../../common/own.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
     if (inputNames.has('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', mask, dims);
     if (inputNames.has('token_type_ids')) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(b.tokenTypeIds), dims);
     const result = await session.run(feeds, [output]);
-    const t = result[output]!;
+    const t = own(result, output)!;
     const data = t.data as Float32Array;
     try {
       if (init.kind === 'rerank') {

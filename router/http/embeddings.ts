@@ -10,7 +10,6 @@ import type { EmbeddingService } from '../embed/service.ts';
 import { context, failSpan, setAttrs, trace, withSpan } from '../../common/telemetry.ts';
 import { finishServerSpan, logRequest, startServerSpan, type RequestFacts } from './request-log.ts';
 import type { EmbeddingFallbackRequest, EmbeddingFallbackResult } from '../upstream/fallback-dispatch.ts';
-import { apiKeyOf } from '../admission/lanes.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { requestOutcome, requestUsage } from '../request-context.ts';
 import { toApiError } from '../../common/http.ts';
@@ -63,7 +62,7 @@ async function accounted<T>(
 function providerBody(raw: unknown): Record<string, unknown> {
   const b = (raw ?? {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of ['input', 'encoding_format', 'dimensions', 'user']) if (b[k] !== undefined) out[k] = b[k];
+  for (const k of ['input', 'encoding_format', 'dimensions', 'user'] as const) if (b[k] !== undefined) out[k] = b[k];
   return out;
 }
 
@@ -196,7 +195,7 @@ export const embeddingRoutes: FastifyPluginAsync<EmbeddingRoutesOptions> = async
           body: providerBody(req.body),
           deadline: new Date(Date.now() + requestTimeoutMs),
           signal: clientGone.signal,
-          apiKey: apiKeyOf(req.headers.authorization),
+          caller: principalOf(req),
           dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
         });
         reply.header('x-backend', r.backend);

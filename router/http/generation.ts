@@ -133,7 +133,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           ttftMs: rec.firstTokenAt ? rec.firstTokenAt - started : null,
           usage: rec.usage,
           content: rec.content,
-          apiKey: apiKeyOf(req.headers.authorization),
+          caller: principalOf(req),
           dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
         });
     }
@@ -170,7 +170,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     const apiKey = apiKeyOf(req.headers.authorization);
     const { lane } = resolveLane(
       typeof laneHeader === 'string' ? laneHeader.trim().toLowerCase() : undefined,
-      apiKey,
+      principalOf(req),
       opts.lanePolicy,
       opts.defaultLane,
       principalOf(req)?.policy.maxLane,
@@ -216,7 +216,7 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       prefixHashes: prompt.prefixHashes,
       traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
       signal: clientGone.signal,
-      apiKey,
+      caller: principalOf(req),
       dataMayLeave: principalOf(req)?.policy.allowHostedFallback,
     };
     // Queued requests start from the admission pump: keep them in this request's trace.

@@ -6,6 +6,7 @@
 // into chunks); where that cannot be done faithfully (logprobs) `canReplay` says no.
 import type { FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
+import { setOwn } from '../../common/own.ts';
 
 export type Usage = { promptTokens: number; completionTokens: number };
 
@@ -36,7 +37,7 @@ export class ResponseRecorder {
   constructor(private readonly object: RecordedResponse['object']) {}
 
   header(name: string, value: string): this {
-    this.headers[name.toLowerCase()] = value;
+    setOwn(this.headers, name.toLowerCase(), value);
     return this;
   }
 

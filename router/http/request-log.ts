@@ -4,6 +4,7 @@
 import type { FastifyRequest } from 'fastify';
 import { SpanKind, SpanStatusCode, extractContext, setAttrs, tracer, type Span } from '../../common/telemetry.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
+import { own } from '../../common/own.ts';
 
 /** What the generation routes learnt about one request (a subset of their RequestRecord). */
 export interface RequestFacts {
@@ -20,7 +21,7 @@ export interface RequestFacts {
 }
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
-  const v = req.headers[name];
+  const v = own(req.headers, name);
   return typeof v === 'string' ? v : undefined;
 };
 

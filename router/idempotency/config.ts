@@ -17,6 +17,23 @@ export const idempotencyConfigSchema = z.strictObject({
   disconnectGraceMs: z.number().int().min(0).default(30_000),
   /** Owner lease: a router that stops renewing it (crashed) loses the key to the next repeat. */
   leaseMs: z.number().int().min(500).default(10_000),
+  /**
+   * Memory store (no Redis): stored answers are kept within this many bytes (approximate: the
+   * characters of bodies and frames plus a fixed overhead each), least recently used evicted first.
+   */
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
+  /** One tenant's answers may take at most this share of `maxBytes`: it evicts its own first, never everyone's. */
+  maxTenantShare: z.number().gt(0).max(1).default(0.25),
+  /** An answer bigger than this (either store) is served but not stored: a repeat runs again. */
+  maxEntryBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
   /** Redis key prefix (Redis when one is configured: common/infrastructure.ts). */
   keyPrefix: z.string().min(1).default('icp:idem:'),
 });

@@ -15,6 +15,7 @@ import type { Logger } from '../../common/logger.ts';
 import {
   ResponseRecorder,
   isUsageOnlyChunk,
+  recordSize,
   replay,
   toBody,
   toFrames,
@@ -24,10 +25,10 @@ import {
 } from '../http/recorded-response.ts';
 import type { IdempotencyConfig } from './config.ts';
 import { Feed, type LiveFrame } from './feed.ts';
-import { REPLAYED_HEADER, bodyHash, idempotencyKeyOf, recordId, scopeOf } from './key.ts';
+import { NOT_STORED_HEADER, REPLAYED_HEADER, bodyHash, idempotencyKeyOf, recordId, scopeOf } from './key.ts';
 import { MemoryIdempotencyStore } from './memory-store.ts';
 import { RedisIdempotencyStore } from './redis-store.ts';
-import type { IdempotencyStore } from './store.ts';
+import type { EvictionReason, IdempotencyStore } from './store.ts';
 
 export type IdempotentOutcome = 'executed' | 'taken_over' | 'joined' | 'replayed' | 'conflict';
 
@@ -48,10 +49,21 @@ export class Idempotency {
     readonly cfg: IdempotencyConfig,
     private readonly logger: Logger,
     private readonly counter?: Counter<'outcome'>,
+    private readonly evictions?: Counter<'reason'>,
   ) {}
 
   count(outcome: IdempotentOutcome): void {
     this.counter?.inc({ outcome });
+  }
+
+  /** An answer over `maxEntryBytes` is served but not stored: said in a header (JSON answers) and a log line. */
+  tooLarge(bytes: number): boolean {
+    return bytes > this.store.maxEntryBytes;
+  }
+
+  notStored(bytes: number): void {
+    this.evictions?.inc({ reason: 'too_large' });
+    this.logger.warn({ bytes, maxEntryBytes: this.store.maxEntryBytes }, 'idempotent answer too large to store; a repeat runs again');
   }
 
   warn(msg: string, err: Error): void {
@@ -66,11 +78,12 @@ export class Idempotency {
   async begin(req: FastifyRequest, reply: FastifyReply, shape: RequestShape): Promise<Execution | 'served' | undefined> {
     const key = idempotencyKeyOf(req);
     if (key === undefined) return undefined;
-    const id = recordId(scopeOf(req), key);
+    const scope = scopeOf(req);
+    const id = recordId(scope, key);
     const hash = bodyHash(shape.route, req.body);
     const lastEventId = lastEventIdOf(req);
     for (let tries = 0; tries < 5; tries++) {
-      const claim = await this.store.claim(id, hash, randomUUID()).catch((err: Error) => {
+      const claim = await this.store.claim(id, hash, randomUUID(), scope).catch((err: Error) => {
         this.logger.warn({ err: err.message }, 'idempotency store unavailable');
         // The client asked for at-most-once: without the store that cannot be promised.
         throw errors.overloaded('Idempotency keys cannot be checked right now; retry shortly.', 1, 'idempotency_unavailable');
@@ -100,7 +113,7 @@ export class Idempotency {
         const feed = new Feed();
         const localKey = `${id}:${claim.attempt}`;
         this.local.set(localKey, feed);
-        return new Execution(this, id, claim.attempt, feed, shape, () => this.local.delete(localKey));
+        return new Execution(this, id, claim.attempt, feed, shape, () => this.local.delete(localKey), reply);
       }
       const feed = this.local.get(`${id}:${claim.attempt}`) ?? this.store.follow(id, claim.attempt);
       if (feed && (await this.follow(reply, id, feed, shape, lastEventId)) === 'served') {
@@ -202,6 +215,7 @@ export class Execution {
     private readonly feed: Feed,
     private readonly shape: RequestShape,
     private readonly forget: () => void,
+    private readonly reply?: FastifyReply,
   ) {
     this.recorder = new ResponseRecorder(shape.object);
     this.renewer = setInterval(
@@ -247,7 +261,11 @@ export class Execution {
     this.head(false, headers);
     this.recorder.json(body);
     this.push({ t: 'j', body });
-    this.complete();
+    const record = this.recorder.finish(200);
+    // The headers are still unsent here (the handler sends the body next): say it was not stored.
+    if (this.idem.tooLarge(recordSize(record)) && this.reply && !this.reply.raw.headersSent)
+      this.reply.header(NOT_STORED_HEADER, 'too_large');
+    this.complete(record);
   }
 
   /** This request was answered with an existing record (a cache hit): repeats get the same. */
@@ -267,8 +285,12 @@ export class Execution {
     this.completed = true;
     this.stopTimers();
     this.feed.push({ t: 'x' });
+    const bytes = recordSize(record);
     this.idem.store
       .complete(this.id, this.attempt, record)
+      .then((kept) => {
+        if (!kept && this.idem.tooLarge(bytes)) this.idem.notStored(bytes);
+      })
       .catch((err: Error) => this.idem.warn('idempotent answer not stored', err))
       .finally(this.forget);
   }
@@ -352,6 +374,7 @@ export async function createIdempotency(
   config: RouterProcessConfig,
   logger: Logger,
   counter?: Counter<'outcome'>,
+  evictions?: Counter<'reason'>,
 ): Promise<Idempotency | undefined> {
   const cfg = config.router.idempotency;
   if (!cfg.enabled) return undefined;
@@ -366,7 +389,7 @@ export async function createIdempotency(
     await redis.ready().catch(() => logger.warn('Redis not reachable at start; idempotent requests get 503 until it is'));
     store = redis;
   } else {
-    store = new MemoryIdempotencyStore(cfg);
+    store = new MemoryIdempotencyStore({ ...cfg, onEvict: (reason: EvictionReason) => evictions?.inc({ reason }) });
   }
-  return new Idempotency(store, cfg, logger, counter);
+  return new Idempotency(store, cfg, logger, counter, evictions);
 }

@@ -10,6 +10,8 @@ import { principalOf } from '../tenancy/enforcement.ts';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 /** Set on every answer that was not generated for this request (joined or replayed). */
 export const REPLAYED_HEADER = 'idempotent-replayed';
+/** Set on a JSON answer too large to store (`too_large`): a repeat of its key runs again. */
+export const NOT_STORED_HEADER = 'idempotency-not-stored';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -49,10 +51,10 @@ export function bodyHash(route: string, body: unknown): string {
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .sort()
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+    return `{${Object.entries(v)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .filter(([, x]) => x !== undefined)
+      .map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`)
       .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';

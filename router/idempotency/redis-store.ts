@@ -5,7 +5,7 @@
 // two replicas never both own a key. Keys share a hash tag (Redis Cluster: one slot per key).
 import type { Redis } from 'ioredis';
 import { connectRedis, redisReady } from '../../common/store/redis-connection.ts';
-import { parseRecord, type RecordedResponse } from '../http/recorded-response.ts';
+import { parseRecord, recordSize, type RecordedResponse } from '../http/recorded-response.ts';
 import { Feed, type LiveFrame } from './feed.ts';
 import type { Claim, IdempotencyStore } from './store.ts';
 
@@ -65,10 +65,19 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly followed = new Map<string, Feed>();
   private readonly readers = new Set<Redis>();
   private closed = false;
+  readonly maxEntryBytes: number;
 
   constructor(
     private readonly url: string,
-    private readonly opts: { ttlMs: number; leaseMs: number; keyPrefix: string; commandTimeoutMs: number; onError?: (err: Error) => void },
+    private readonly opts: {
+      ttlMs: number;
+      leaseMs: number;
+      keyPrefix: string;
+      commandTimeoutMs: number;
+      /** A record bigger than this (recordSize) is not stored (the key is released). */
+      maxEntryBytes?: number;
+      onError?: (err: Error) => void;
+    },
   ) {
     const redis = connectRedis(url, opts.commandTimeoutMs);
     redis.defineCommand('icpIdemClaim', { numberOfKeys: 1, lua: CLAIM });
@@ -76,6 +85,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     redis.defineCommand('icpIdemFinish', { numberOfKeys: 2, lua: FINISH });
     redis.defineCommand('icpIdemWatch', { numberOfKeys: 1, lua: WATCH });
     this.redis = redis as Redis & Scripts;
+    this.maxEntryBytes = opts.maxEntryBytes ?? 8 * 1024 * 1024;
   }
 
   ready(timeoutMs = 3_000): Promise<void> {
@@ -118,16 +128,21 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return (await this.redis.icpIdemRenew(this.meta(id), attempt, Date.now() + this.opts.leaseMs)) === 1;
   }
 
-  async complete(id: string, attempt: string, record: RecordedResponse): Promise<void> {
+  async complete(id: string, attempt: string, record: RecordedResponse): Promise<boolean> {
+    const json = JSON.stringify(record);
+    // Too big to keep: followers still get the end of the frames; the key is released ('' record).
+    // Measured as the memory store measures it, so both stores keep the same answers.
+    const keep = recordSize(record) <= this.maxEntryBytes;
     await this.redis.icpIdemFinish(
       this.meta(id),
       this.frames(id, attempt),
       attempt,
       JSON.stringify({ t: 'x' }),
       FRAMES_AFTER_END_MS,
-      JSON.stringify(record),
+      keep ? json : '',
       this.opts.ttlMs,
     );
+    return keep;
   }
 
   async release(id: string, attempt: string, last?: LiveFrame): Promise<void> {

@@ -13,14 +13,23 @@ export type Claim =
   | { kind: 'running'; attempt: string }
   | { kind: 'done'; record: RecordedResponse };
 
+/** Why a stored answer left the memory store early (or was never kept). */
+export type EvictionReason = 'lru' | 'tenant_cap' | 'too_large';
+
 export interface IdempotencyStore {
-  claim(id: string, hash: string, attempt: string): Promise<Claim>;
+  /** The largest answer `complete` keeps (bytes, as recordSize counts them). */
+  readonly maxEntryBytes: number;
+  /** `scope` (the tenant) is what the memory store's per-tenant byte cap counts against. */
+  claim(id: string, hash: string, attempt: string, scope?: string): Promise<Claim>;
   /** Appends a frame of a running attempt (where other replicas can read it). */
   append(id: string, attempt: string, frame: LiveFrame): void;
   /** The owner is alive: extend its lease. False when the attempt is no longer the key's. */
   renew(id: string, attempt: string): Promise<boolean>;
-  /** Stores the completed response for the TTL. */
-  complete(id: string, attempt: string, record: RecordedResponse): Promise<void>;
+  /**
+   * Stores the completed response for the TTL; false when it was not kept (over the per-entry
+   * cap: the key is released so a repeat runs again; or the attempt is no longer the key's).
+   */
+  complete(id: string, attempt: string, record: RecordedResponse): Promise<boolean>;
   /** Forgets the key (the attempt failed) so that a repeat runs again; followers get `last`. */
   release(id: string, attempt: string, last?: LiveFrame): Promise<void>;
   /** A client is following the attempt: keep the generation going at least until `until`. */

@@ -4,6 +4,7 @@
 // local GPU cost per token for self-hosted models without a list price).
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { own } from '../../common/own.ts';
 
 const priceSchema = z.strictObject({
   /** USD per million prompt tokens. */
@@ -45,7 +46,8 @@ export function pickTarget(alias: string, targets: readonly { model: string; wei
 /** Cost in USD of one request: backend price, else the model's, else local GPU cost for our nodes. */
 export function costOf(catalog: CatalogConfig | undefined, model: string, backend: string, promptTokens: number, completionTokens: number): number {
   if (!catalog) return 0;
-  const price = catalog.backendPrices[backend] ?? catalog.prices[model];
+  // The model name is the client's (own properties only: `constructor` has no price).
+  const price = own(catalog.backendPrices, backend) ?? own(catalog.prices, model);
   if (price) return (promptTokens * price.inputPerMTok + completionTokens * price.outputPerMTok) / 1e6;
   return backend.startsWith('node:') ? (promptTokens + completionTokens) * catalog.localGpuCostPerToken : 0;
 }

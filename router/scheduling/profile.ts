@@ -1,6 +1,7 @@
 // A scheduling profile: run the filters, sum the weighted scores, pick. The only place that
 // knows which filters and scorers are in play; nothing here knows a scorer's internals.
 import type { Candidate, Filter, Picker, PickObserver, Scorer, SchedulingRequest } from './types.ts';
+import { setOwn } from '../../common/own.ts';
 
 export interface WeightedScorer {
   scorer: Scorer;
@@ -35,7 +36,7 @@ export class SchedulingProfile {
     let kept = candidates;
     for (const f of this.filters) {
       const next = kept.filter((c) => f.keep(c, req));
-      if (next.length !== kept.length) filtered[f.name] = kept.length - next.length;
+      if (next.length !== kept.length) setOwn(filtered, f.name, kept.length - next.length);
       kept = next;
     }
     return { kept, filtered };

@@ -4,6 +4,8 @@
 // the sheddable lane (refused first, only on idle capacity) within its rule's daily token budget
 // and concurrency cap. Each finished shadow becomes one record (latency, tokens, error, and the
 // embedding similarity of the two answers) for the control plane.
+import type { Caller } from '../admission/lanes.ts';
+import { own } from '../../common/own.ts';
 import { errors, ApiError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { ShadowRecord, ShadowSide } from '../../common/shadow-record.ts';
@@ -37,8 +39,8 @@ export interface PrimaryResult {
   usage: { promptTokens: number; completionTokens: number } | undefined;
   /** The response (non-streaming) or the stream's chunks, as JSON strings. */
   content: string[] | undefined;
-  /** The caller's API key and its tenant's hosted-fallback permission (residency of provider targets). */
-  apiKey?: string;
+  /** The verified caller and its tenant's hosted-fallback permission (residency of provider targets). */
+  caller?: Caller;
   dataMayLeave?: boolean;
 }
 
@@ -53,7 +55,7 @@ export interface ShadowDeps {
   sink: ShadowSink;
   logger: Logger;
   /** Residency (router.fallback.residency and the tenant's policy): may this caller's data go to a provider? */
-  mayLeave(req: { apiKey?: string; dataMayLeave?: boolean }): boolean;
+  mayLeave(req: { caller?: Caller; dataMayLeave?: boolean }): boolean;
   onOutcome?(alias: string, target: string, outcome: ShadowOutcome): void;
 }
 
@@ -81,7 +83,7 @@ export class ShadowService {
       const model = r.target.slice(sep + 1);
       let to: Target;
       if (kind === 'local') {
-        to = { local: true, model: deps.aliases[model] ?? model };
+        to = { local: true, model: own(deps.aliases, model) ?? model };
       } else {
         const provider = deps.providers.get(kind);
         if (!provider) throw new Error(`router.shadow: rule ${r.alias} -> ${r.target}: no provider '${kind}' in router.fallback.providers`);

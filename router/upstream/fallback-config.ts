@@ -1,8 +1,12 @@
 // `router.fallback` in the config file: hosted providers, the fallback chain per model or alias,
-// what triggers it, who may use it (lanes, data residency per API key), breaker and retry
+// what triggers it, who may use it (lanes, data residency per key id or tenant), breaker and retry
 // settings. docs/fallback.md is the reference.
 import { z } from 'zod';
 import { laneSchema } from '../../common/contracts.ts';
+import { own } from '../../common/own.ts';
+import { keyIdRecord, tenantIdRecord } from '../admission/lanes.ts';
+
+const residencySchema = z.enum(['cluster', 'any']);
 
 const credential = {
   /** Name of the environment variable holding the API key. */
@@ -71,11 +75,15 @@ export const fallbackConfigSchema = z
     triggers: z.array(z.enum(TRIGGERS)).default([...TRIGGERS]),
     /** Lanes whose requests may leave the cluster. */
     lanes: z.array(laneSchema).default(['critical', 'standard']),
-    /** Data residency: API key -> `cluster` (never sent to a hosted provider) or `any`. */
+    /**
+     * Data residency: `cluster` (never sent to a hosted provider) or `any`, by key id, then tenant
+     * id (never raw API keys), else `default`; with auth off there are no key ids: `default` only.
+     */
     residency: z
       .strictObject({
-        keys: z.record(z.string().min(1), z.enum(['cluster', 'any'])).default({}),
-        default: z.enum(['cluster', 'any']).default('any'),
+        keys: keyIdRecord(residencySchema).default({}),
+        tenants: tenantIdRecord(residencySchema).default({}),
+        default: residencySchema.default('any'),
       })
       .prefault({}),
     breaker: breakerConfigSchema.prefault({}),
@@ -86,7 +94,8 @@ export const fallbackConfigSchema = z
       chain.forEach((step, i) => {
         if (step === 'local') return;
         const provider = step.slice(0, step.indexOf(':'));
-        if (!f.providers[provider]) ctx.addIssue({ code: 'custom', path: ['chains', model, i], message: `unknown provider '${provider}'` });
+        if (!own(f.providers, provider))
+          ctx.addIssue({ code: 'custom', path: ['chains', model, i], message: `unknown provider '${provider}'` });
       });
     }
   });

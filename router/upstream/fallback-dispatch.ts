@@ -1,7 +1,7 @@
 // The fallback chain: for a model with a chain in `router.fallback.chains`, try its backends in
 // order (`local` = the GPU pool through NodeDispatcher, then hosted providers), moving on only
 // for the configured triggers and only when policy allows the request to leave the cluster
-// (lane, residency of the API key). Per provider: breaker, shared Retry-After pause, retries
+// (lane, residency of the caller's key id or tenant). Per provider: breaker, shared Retry-After pause, retries
 // with full-jitter backoff within the request's deadline. Everything happens before the first
 // byte reached the client; after that, generation.ts ends a broken stream with an error event.
 import { isAdmissionRefusal } from '../admission/refusal.ts';
@@ -13,6 +13,7 @@ import { ProviderError } from './providers/types.ts';
 import { SpanKind, withSpan } from '../../common/telemetry.ts';
 import type { BreakerSet, Permit } from './circuit-breaker.ts';
 import { judgeAtEnd } from './judged-stream.ts';
+import { own } from '../../common/own.ts';
 import { backoffMs, sleepUnlessAborted, type ProviderPauses, type RetryOptions } from './retry.ts';
 import type { FallbackConfig, Trigger } from './fallback-config.ts';
 
@@ -30,7 +31,7 @@ export interface Upstream {
 /** An /v1/embeddings request no local embedder serves, for the model's chain. */
 export interface EmbeddingFallbackRequest extends Pick<
   DispatchRequest,
-  'requestId' | 'model' | 'deadline' | 'signal' | 'apiKey' | 'dataMayLeave'
+  'requestId' | 'model' | 'deadline' | 'signal' | 'caller' | 'dataMayLeave'
 > {
   /** The client's OpenAI embeddings body (router-only fields removed). */
   body: Record<string, unknown>;
@@ -65,7 +66,7 @@ export class FallbackDispatcher implements Upstream {
         s === 'local' ? { local: true } : { local: false, provider: s.slice(0, s.indexOf(':')), model: s.slice(s.indexOf(':') + 1) },
       );
       // A chain may be keyed by alias or by served model; requests arrive resolved.
-      this.chains.set(aliases[key] ?? key, steps);
+      this.chains.set(own(aliases, key) ?? key, steps);
       this.chains.set(key, steps);
       const hosted = steps.find((x) => !x.local);
       if (hosted && !hosted.local) this.listing.push({ id: key, ownedBy: `${hosted.provider}:${hosted.model}` });
@@ -343,11 +344,13 @@ function honest(last: ApiError | undefined, why: string): ApiError {
 
 /**
  * Residency: a tenant whose policy forbids hosted fallback (`allowHostedFallback: false`, from
- * the control plane) never leaves the cluster, whatever the config's per-key map says; otherwise
- * the key's entry in `residency.keys`, else `residency.default`.
+ * the control plane) never leaves the cluster, whatever the config says; otherwise the caller's
+ * key id in `residency.keys`, else its tenant id in `residency.tenants`, else `residency.default`.
+ * No caller (auth off: nobody is verified) means `residency.default`.
  */
-export function dataMayLeave(cfg: Pick<FallbackConfig, 'residency'>, req: Pick<DispatchRequest, 'apiKey' | 'dataMayLeave'>): boolean {
+export function dataMayLeave(cfg: Pick<FallbackConfig, 'residency'>, req: Pick<DispatchRequest, 'caller' | 'dataMayLeave'>): boolean {
   if (req.dataMayLeave === false) return false;
-  const residency = (req.apiKey !== undefined ? cfg.residency.keys[req.apiKey] : undefined) ?? cfg.residency.default;
+  const c = req.caller;
+  const residency = (c ? (own(cfg.residency.keys, c.keyId) ?? own(cfg.residency.tenants, c.tenantId)) : undefined) ?? cfg.residency.default;
   return residency === 'any';
 }

@@ -1,6 +1,7 @@
 // Dispatches one generation to the GPU pool: schedule, call Generate, and wait for the first
 // event. A failure before the first token goes to another node (up to `maxAttempts`); after
 // that the caller owns the stream. Nothing here touches HTTP.
+import type { Caller } from '../admission/lanes.ts';
 import { grpc, type GenerateEvent__Output } from '../../common/grpc.ts';
 import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -28,8 +29,8 @@ export interface DispatchRequest {
   traceparent?: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
-  /** The caller's API key (fallback residency); absent for anonymous requests. */
-  apiKey?: string;
+  /** The verified caller (fallback residency by key id or tenant); absent when auth is off. */
+  caller?: Caller;
   /** False when the caller's tenant forbids data leaving the cluster (no hosted fallback). */
   dataMayLeave?: boolean;
 }

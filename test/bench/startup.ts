@@ -11,6 +11,8 @@ import { stringify } from 'yaml';
 import { REPO_ROOT, spawnService } from '../../cli/spawn-service.ts';
 import { freePort } from '../helpers/ports.ts';
 import { percentile, printTable, writeResults } from './report.ts';
+import { credentialEnv } from '../../cli/credentials.ts';
+import { generateSecret } from '../../common/credentials.ts';
 
 const RUNS = Number(process.env.STARTUP_RUNS ?? 5);
 const IDLE_MS = 3_000;
@@ -76,11 +78,14 @@ async function main(): Promise<void> {
     entry: 'test/sim/vllm/main.ts',
     args: ['--port', String(sim), '--model', 'sim-startup'],
   });
+  // Each process with only its own credential, as `npm start` gives them.
+  const creds = credentialEnv({ adminToken: generateSecret(), routerToken: generateSecret(), nodeSecret: generateSecret() });
   const plane = await spawnService({
     name: 'control-plane',
     entry: 'cli/main.ts',
     args: ['control-plane', '--config', baseFile],
     compiled: true,
+    env: creds.controlPlane,
   });
   const samples = new Map<string, { readyMs: number[]; rssMiB: number[] }>();
   try {
@@ -103,7 +108,12 @@ async function main(): Promise<void> {
           const child = spawn(v.node, [...v.argv, ...args], {
             cwd: REPO_ROOT,
             stdio: 'ignore',
-            env: { ...process.env, LOG_LEVEL: 'warn', ...(tmp ? { TMPDIR: tmp } : {}) },
+            env: {
+              ...process.env,
+              LOG_LEVEL: 'warn',
+              ...(service === 'router' ? creds.router : creds.agent(id)),
+              ...(tmp ? { TMPDIR: tmp } : {}),
+            },
           });
           try {
             const readyMs = await untilReady(`http://127.0.0.1:${service === 'router' ? port : http}/readyz`, child);

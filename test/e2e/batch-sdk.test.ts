@@ -100,7 +100,8 @@ describe('batch jobs with the official openai SDK', () => {
           retryMaxMs: 100,
           maxAttempts: 3,
           yieldMs: 20,
-          webhook: { url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`, baseDelayMs: 100 },
+          // A loopback receiver: internal targets are refused unless allowed.
+          webhook: { url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`, baseDelayMs: 100, allowPrivateTargets: true },
         },
       },
     });

@@ -13,6 +13,28 @@ export const fuzzCases = (ciDefault: number) => Number(process.env.FUZZ_CASES ??
 
 export type Rng = () => number;
 
+/**
+ * Names that exist on every plain object (Object.prototype's members, and `prototype`): client
+ * input used as a key of a plain object finds these instead of nothing. Used below as values,
+ * object keys, path parameters, query keys, header values and bearer tokens, and by
+ * test/security/prototype-keys.test.ts as model names, lane names and bearer tokens.
+ */
+export const PROTOTYPE_KEYS = [
+  'constructor',
+  '__proto__',
+  'prototype',
+  'toString',
+  'toLocaleString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+] as const;
+
 export interface BodyCase {
   contentType: string | undefined;
   body: string | Buffer;
@@ -39,11 +61,22 @@ export function makeFuzz(r: Rng) {
       'a'.repeat(1 + Math.floor(r() * 5000)),
       [],
       {},
+      ...PROTOTYPE_KEYS,
     ]);
+  /** A prototype member name, a tenth of the time, else one of `keys`: object keys that find Object.prototype. */
+  const key = (keys: readonly string[]): string => (r() < 0.1 ? pick(PROTOTYPE_KEYS) : pick(keys));
   const value = (depth = 0, keys: readonly string[] = ['role', 'content', 'model', 'x', 'stream', 'n']): unknown => {
     if (depth > 3 || r() < 0.5) return scalar();
     if (r() < 0.5) return Array.from({ length: Math.floor(r() * 4) }, () => value(depth + 1, keys));
-    return Object.fromEntries(Array.from({ length: Math.floor(r() * 4) }, () => [pick(keys), value(depth + 1, keys)]));
+    // JSON.parse makes `__proto__` an own key (an object literal or fromEntries would not): the wire form is what a client sends.
+    return JSON.parse(
+      '{' +
+        Array.from(
+          { length: Math.floor(r() * 4) },
+          () => `${JSON.stringify(key(keys))}:${JSON.stringify(value(depth + 1, keys)) ?? 'null'}`,
+        ).join(',') +
+        '}',
+    ) as unknown;
   };
   const deep = (n: number) => '{"model":"m","messages":' + '['.repeat(n) + ']'.repeat(n) + '}';
 
@@ -119,8 +152,7 @@ export function makeFuzz(r: Rng) {
       '0',
       'null',
       'undefined',
-      '__proto__',
-      'constructor',
+      ...PROTOTYPE_KEYS,
       ' ',
       '%20',
       '%00%ED%A0%80',
@@ -133,12 +165,28 @@ export function makeFuzz(r: Rng) {
     const parts = Array.from(
       { length: 1 + Math.floor(r() * 4) },
       () =>
-        `${encodeURIComponent(pick([...keys, 'x', '__proto__', '']))}=${pick(['', '1', '-5', '1e309', 'abc', 'a'.repeat(3_000), '%ff', '[]', '{}', 'true', String(Date.now())])}`,
+        `${encodeURIComponent(pick([...keys, 'x', ...PROTOTYPE_KEYS, '']))}=${pick(['', '1', '-5', '1e309', 'abc', 'a'.repeat(3_000), '%ff', '[]', '{}', 'true', String(Date.now()), ...PROTOTYPE_KEYS])}`,
     );
     return '?' + parts.join('&');
   };
 
-  return { pick, scalar, value, body, param, query };
+  /** A header value (lane, idempotency key, request id, ...): plausible, empty, huge, or a prototype member name. */
+  const headerValue = (plausible: readonly string[] = []): string =>
+    pick([...plausible, '', ' ', 'x', 'a'.repeat(1 + Math.floor(r() * 4000)), ...PROTOTYPE_KEYS]);
+
+  /** An Authorization header: no scheme, the wrong scheme, an empty, huge or malformed key, or a prototype member name as the key. */
+  const bearer = (): string =>
+    pick([
+      'Bearer wrong',
+      'Basic eDp5',
+      'Bearer ',
+      `Bearer ${'a'.repeat(8_000)}`,
+      'Bearer sk-icp-000000000000-' + 'A'.repeat(43),
+      ...PROTOTYPE_KEYS.map((k) => `Bearer ${k}`),
+      'Bearer sk-icp-constructor-' + 'A'.repeat(43),
+    ]);
+
+  return { pick, key, scalar, value, body, param, query, headerValue, bearer };
 }
 
 /**

@@ -4,15 +4,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { startStack, type Stack } from '../helpers/stack.ts';
-import { FUZZ_SEED as SEED, fuzzCases, isOpenAIError, makeFuzz, rng, send } from './generators.ts';
+import { FUZZ_SEED as SEED, PROTOTYPE_KEYS, fuzzCases, isOpenAIError, makeFuzz, rng, send } from './generators.ts';
 
 const CASES = fuzzCases(3000);
 
 function generator(r: () => number) {
-  const { pick, value, body } = makeFuzz(r);
+  const { pick, value, body, headerValue, bearer } = makeFuzz(r);
   const chatLike = () => {
     const b: Record<string, unknown> = {
-      model: pick(['no-such-model', 7, null, '', 'x'.repeat(300)]),
+      model: pick(['no-such-model', 7, null, '', 'x'.repeat(300), ...PROTOTYPE_KEYS]),
       messages: pick([[{ role: 'user', content: 'hi' }], [], 'hi', [{ role: 'wizard', content: 'x' }], [{ content: 5 }], value(0)]),
     };
     for (const k of ['temperature', 'max_tokens', 'stream', 'stop', 'top_p', 'n', 'stream_options', 'seed', 'prompt'])
@@ -20,7 +20,12 @@ function generator(r: () => number) {
     if (r() < 0.2) delete b.model;
     return b;
   };
-  return () => ({ path: pick(['/v1/chat/completions', '/v1/completions']), ...body(chatLike) });
+  // Lane and bearer headers too: a lane or key name used as an object key must still be a plain 4xx.
+  const headers = (): Record<string, string> => ({
+    ...(r() < 0.3 ? { 'x-priority-lane': headerValue(['critical', 'standard', 'sheddable']) } : {}),
+    ...(r() < 0.3 ? { authorization: bearer() } : {}),
+  });
+  return () => ({ path: pick(['/v1/chat/completions', '/v1/completions']), ...body(chatLike), headers: headers() });
 }
 
 describe('HTTP surface fuzz', () => {
@@ -39,7 +44,7 @@ describe('HTTP surface fuzz', () => {
     const failures: string[] = [];
     for (let i = 0; i < CASES; i++) {
       const c = next();
-      const res = await send(stack.routerUrl, 'POST', c.path, c);
+      const res = await send(stack.routerUrl, 'POST', c.path, c, c.headers);
       const text = res.text;
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
       const ok = res.statusCode >= 400 && res.statusCode < 500 && isOpenAIError(text);

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import OpenAI from 'openai';
 import { REPO_ROOT, spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
+import { credentialEnv } from '../../cli/credentials.ts';
+import { generateSecret } from '../../common/credentials.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/stack.ts';
 
@@ -52,11 +54,13 @@ describe('compiled services on plain node', () => {
     procs.push(
       await spawnService({ name: 'sim', entry: 'test/sim/vllm/main.ts', args: ['--port', String(sim), '--model', 'sim-compiled'] }),
     );
-    const start = (name: string, args: string[]) =>
-      spawnService({ name, entry: 'cli/main.ts', args: [...args, '--config', file], compiled: true });
-    procs.push(await start('control-plane', ['control-plane']));
-    procs.push(await start('node-agent', ['node-agent', '--id', 'gpu-c']));
-    procs.push(await start('router', ['router']));
+    // Each process with only its own credential, as `npm start` gives them.
+    const env = credentialEnv({ adminToken: generateSecret(), routerToken: generateSecret(), nodeSecret: generateSecret() });
+    const start = (name: string, args: string[], own: Record<string, string>) =>
+      spawnService({ name, entry: 'cli/main.ts', args: [...args, '--config', file], compiled: true, env: own });
+    procs.push(await start('control-plane', ['control-plane'], env.controlPlane));
+    procs.push(await start('node-agent', ['node-agent', '--id', 'gpu-c'], env.agent('gpu-c')));
+    procs.push(await start('router', ['router'], env.router));
     routerUrl = `http://127.0.0.1:${router}`;
     agentHttp = `http://127.0.0.1:${http}`;
   });

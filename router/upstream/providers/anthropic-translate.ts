@@ -5,6 +5,7 @@
 // user turn; the stream is message_start, content_block_start/delta/stop (text_delta,
 // input_json_delta), message_delta (stop_reason + cumulative usage), message_stop, ping, error.
 import { ApiError, errors } from '../../../common/errors.ts';
+import { own } from '../../../common/own.ts';
 
 type Json = Record<string, unknown>;
 
@@ -137,7 +138,7 @@ const FINISH: Record<string, string> = {
 
 export function finishReason(stop: string | null | undefined): string | null {
   if (stop === null || stop === undefined) return null;
-  return FINISH[stop] ?? 'stop';
+  return own(FINISH, stop) ?? 'stop';
 }
 
 interface AnthropicUsage {
@@ -212,7 +213,7 @@ export function anthropicErrorToOpenAI(status: number, text: string): { message:
     overloaded_error: ['server_error', 'overloaded'],
     api_error: ['server_error', null],
   };
-  const [oType, code] = map[type] ?? ['server_error', null];
+  const [oType, code] = own(map, type) ?? ['server_error', null];
   return { message, type: oType, code, param: null };
 }
 

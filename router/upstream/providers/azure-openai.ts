@@ -5,6 +5,7 @@
 import { OpenAIProvider } from './openai.ts';
 import type { Credential } from './credentials.ts';
 import type { Provider } from './types.ts';
+import { own } from '../../../common/own.ts';
 
 export interface AzureOpenAIOptions {
   name: string;
@@ -25,7 +26,7 @@ export class AzureOpenAIProvider extends OpenAIProvider {
       {
         url: (op, model) => {
           const path = op === 'COMPLETIONS' ? 'completions' : op === 'EMBEDDINGS' ? 'embeddings' : 'chat/completions';
-          const dep = encodeURIComponent(o.deployments[model] ?? model);
+          const dep = encodeURIComponent(own(o.deployments, model) ?? model);
           return `${base}/openai/deployments/${dep}/${path}?api-version=${encodeURIComponent(o.apiVersion)}`;
         },
         authHeaders: () => ({ 'api-key': o.credential.reveal() }),

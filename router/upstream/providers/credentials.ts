@@ -2,6 +2,7 @@
 // the config file itself, so the YAML can be committed and logged. The value is read once at
 // start and kept only inside the provider; `scrub` strips it from any text that leaves.
 import { readFileSync } from 'node:fs';
+import { own } from '../../../common/own.ts';
 
 export interface CredentialSource {
   apiKeyEnv?: string | undefined;
@@ -23,7 +24,7 @@ export class Credential {
         );
       }
     } else if (src.apiKeyEnv) {
-      value = env[src.apiKeyEnv];
+      value = own(env, src.apiKeyEnv);
       if (!value) throw new Error(`provider ${provider}: environment variable ${src.apiKeyEnv} is not set`);
     }
     if (!value) throw new Error(`provider ${provider}: set apiKeyEnv or apiKeyFile`);

@@ -126,7 +126,7 @@ function classify(
 
 /** `retry-after-ms`, or `retry-after` as seconds or an HTTP date. */
 export function retryAfterMs(headers: Record<string, string | string[] | undefined>, now = Date.now()): number | undefined {
-  const one = (k: string) => {
+  const one = (k: 'retry-after-ms' | 'retry-after') => {
     const v = headers[k];
     return Array.isArray(v) ? v[0] : v;
   };

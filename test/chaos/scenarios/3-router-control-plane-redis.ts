@@ -96,7 +96,7 @@ export const routerControlPlaneRedis: Scenario = {
           name: `router-${i}`,
           entry: 'cli/main.ts',
           args: ['router', '--config', configs[i]!],
-          env: { LOG_LEVEL: 'warn' },
+          env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: s.credentials.routerToken },
           timeoutMs: 120_000,
           onLine: keep(`router-${i}`),
         });
@@ -207,7 +207,7 @@ export const routerControlPlaneRedis: Scenario = {
               name: 'control-plane',
               entry: 'cli/main.ts',
               args: ['control-plane', '--config', s.configFile],
-              env: { LOG_LEVEL: 'warn' },
+              env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: s.credentials.routerToken, ICP_NODE_SECRET: s.credentials.nodeSecret },
               timeoutMs: 120_000,
               onLine: keep('control-plane'),
             });

@@ -84,7 +84,8 @@ export const hostedProviders: Scenario = {
         maxLogLines: MAX_LOG_LINES,
         router: ({ providerSims }) => ({
           requestTimeoutMs: 8_000,
-          lanes: { keys: { [TENANTS[0]!.apiKey!]: 'critical' }, defaultMaxLane: 'standard' },
+          // Auth is off: no key ids to cap by (lane caps name key ids, never raw keys), so the header decides.
+          lanes: { defaultMaxLane: 'critical' },
           fallback: {
             providers: {
               openai: {

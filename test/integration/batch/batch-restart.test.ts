@@ -69,7 +69,7 @@ describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly onc
       name,
       entry: 'cli/main.ts',
       args: ['router', '--config', configFile],
-      env: { LOG_LEVEL: 'warn' },
+      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken },
       onLine: (l) => stack.logs.push(`[${name}] ${l}`),
     });
     extra.push(p);

@@ -36,7 +36,7 @@ describe('idempotency keys across two routers sharing Redis', () => {
       name: 'router-2',
       entry: 'cli/main.ts',
       args: ['router', '--config', stack.configFile],
-      env: { LOG_LEVEL: 'warn' },
+      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken },
     });
     await waitFor(() => served(stack.routerUrl), 20_000);
     await waitFor(() => served(second.url), 20_000);

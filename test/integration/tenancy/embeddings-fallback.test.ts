@@ -90,7 +90,8 @@ describe('embeddings: hosted fallback, model listing, usage records, tokenizer T
       routerEnv: { ICP_TEST_PROVIDER_KEY: PROVIDER_KEY },
       router: ({ providerSims }) => ({
         auth: { mode: 'required' },
-        budgets: { webhook: { url: hookUrl, retries: 3, timeoutMs: 2_000 } },
+        // A loopback receiver: internal targets are refused unless allowed.
+        budgets: { webhook: { url: hookUrl, retries: 3, timeoutMs: 2_000, allowPrivateTargets: true } },
         embeddings: {
           models: [
             {

@@ -63,7 +63,7 @@ describe('Redis killed under routers with limits in it: the configured policy, /
       name: 'router-closed',
       entry: 'cli/main.ts',
       args: ['router', '--config', closedFile],
-      env: { LOG_LEVEL: 'warn' },
+      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken },
       onLine: (l) => stack.logs.push(`[router-closed] ${l}`),
     });
 

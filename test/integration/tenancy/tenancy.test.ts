@@ -83,7 +83,7 @@ describe('tenancy across three routers sharing Redis', () => {
           name: `router-${i + 2}`,
           entry: 'cli/main.ts',
           args: ['router', '--config', stack.configFile],
-          env: { LOG_LEVEL: 'info' },
+          env: { LOG_LEVEL: 'info', ICP_ROUTER_TOKEN: stack.credentials.routerToken },
           onLine: (l) => extraLogs.push(l),
         }),
       );

@@ -102,7 +102,7 @@ describe('config defaults are written once', () => {
       leaseTtlMs: 30_000,
       defaultMaxTokens: 256,
     });
-    assert.deepEqual(c.router.lanes, { keys: {}, defaultMaxLane: 'standard' });
+    assert.deepEqual(c.router.lanes, { keys: {}, tenants: {}, defaultMaxLane: 'standard' });
     assert.deepEqual(c.router.scheduling.affinity, { yieldFactor: 1, yieldSlackSeconds: 0.5 });
     assert.deepEqual(c.controlPlane.capacity.store, { kind: 'file', path: 'data/capacity', key: 'icp:capacity:history' });
     assert.deepEqual(c.controlPlane.shadow, { maxRecords: 50_000, store: { path: 'data/shadow' } });

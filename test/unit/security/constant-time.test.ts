@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashSecret, issueKey, parseKey, secretMatches } from '../../../common/api-keys.ts';
 import { REPO_ROOT } from '../../../cli/spawn-service.ts';
+import { mintNodeToken, sha256Matcher, tokenMatcher, tokenSha256, verifyNodeToken } from '../../../common/credentials.ts';
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
@@ -36,10 +37,30 @@ describe('constant-time secret comparison', () => {
   it('the key and admin-token checks go through crypto.timingSafeEqual', () => {
     const apiKeys = readFileSync(join(REPO_ROOT, 'common/api-keys.ts'), 'utf8');
     assert.match(apiKeys, /export function secretMatches[\s\S]*?timingSafeEqual\(/);
-    const admin = readFileSync(join(REPO_ROOT, 'control-plane/api/admin.ts'), 'utf8');
-    assert.match(admin, /export function adminAuthorizer[\s\S]*?timingSafeEqual\(digest\(/);
+    const credentials = readFileSync(join(REPO_ROOT, 'common/credentials.ts'), 'utf8');
+    assert.match(credentials, /function digestMatcher[\s\S]*?timingSafeEqual\(digest\(/);
+    const access = readFileSync(join(REPO_ROOT, 'control-plane/api/access.ts'), 'utf8');
+    assert.match(access, /tokenMatcher\(c\.adminToken\)/, 'the control plane checks tokens through tokenMatcher');
+    assert.match(access, /verifyNodeToken\(/);
     const router = readFileSync(join(REPO_ROOT, 'router/tenancy/key-directory.ts'), 'utf8');
     assert.match(router, /secretMatches\(/, 'the router verifies keys with secretMatches');
+  });
+
+  it('token, digest and node-token checks accept the right value and refuse near misses', () => {
+    const admin = tokenMatcher('the-admin-token');
+    assert.equal(admin('the-admin-token'), true);
+    for (const wrong of ['the-admin-token ', 'the-admin-toke', '', 'x'.repeat(5_000)]) assert.equal(admin(wrong), false);
+    assert.equal(tokenMatcher(undefined)('anything'), false, 'no token configured: nothing matches');
+    const byDigest = sha256Matcher(tokenSha256('the-admin-token'));
+    assert.equal(byDigest('the-admin-token'), true);
+    assert.equal(byDigest('the-admin-tokenx'), false);
+    assert.equal(sha256Matcher('not-hex')('the-admin-token'), false);
+    const t = mintNodeToken('secret', 'gpu-a');
+    assert.equal(verifyNodeToken('secret', t), 'gpu-a');
+    assert.equal(verifyNodeToken('other-secret', t), undefined);
+    assert.equal(verifyNodeToken('secret', t.replace('gpu-a', 'gpu-b')), undefined, 'the id is bound to the mac');
+    assert.equal(verifyNodeToken('secret', `${t.slice(0, -1)}${t.endsWith('A') ? 'B' : 'A'}`), undefined);
+    assert.equal(verifyNodeToken(undefined, t), undefined);
   });
 
   it('no service source compares a secret with === or !==', () => {
