@@ -12,6 +12,7 @@ import type { Logger } from '../../common/logger.ts';
 import { periodsOf, type BudgetStore, type Spend } from '../../common/store/budgets.ts';
 import type { Policy } from '../../common/contracts.ts';
 import { outboundPolicyShape, postWebhook, webhookHeaders } from '../webhooks/delivery.ts';
+import { own } from '../../common/own.ts';
 
 const budgetSchema = z.strictObject({
   dailyCostUsd: z.number().positive().optional(),
@@ -126,9 +127,7 @@ export interface PrefetchedSpend {
 }
 
 /** `obj[key]` only when it is obj's own property: client input never reaches Object.prototype. */
-function ownValue<T>(obj: Record<string, T>, key: string): T | undefined {
-  return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
+const ownValue = <T>(obj: Record<string, T>, key: string): T | undefined => own(obj, key);
 
 export class Budgets {
   /** requested model -> cheaper alias; a Map, so `"model":"constructor"` is just not in it. */

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { ApiError, errors } from '../../common/errors.ts';
 import type { Operation } from '../../common/contracts.ts';
+import { own } from '../../common/own.ts';
 
 // OpenAI's request fields, from openai/openai-openapi (openapi.json, components.schemas).
 export const OPENAI_CHAT_FIELDS: readonly string[] = [
@@ -235,7 +236,7 @@ function at(body: unknown, path: PropertyKey[]): { present: boolean; value: unkn
   let cur: unknown = body;
   for (const k of path) {
     if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, k)) return { present: false, value: undefined };
-    cur = (cur as Record<PropertyKey, unknown>)[k];
+    cur = Object.getOwnPropertyDescriptor(cur, k)?.value;
   }
   return { present: true, value: cur };
 }
@@ -385,7 +386,7 @@ export class RequestFields {
             throw errors.invalidRequest(`${param}: expected a string, got ${describe(url)}`, param, 'invalid_type');
           this.checkUrl(url, param);
         }
-        const inner = Object.hasOwn(p, type) ? p[type] : undefined;
+        const inner = own(p, type);
         if (type === 'file' && typeof inner === 'object' && inner !== null) {
           const f = inner as { file_data?: unknown; file_url?: unknown };
           // file_data is base64 or a data: URL; anything with a scheme is a URL the engine would fetch.
