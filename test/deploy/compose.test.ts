@@ -269,6 +269,14 @@ test('the trust-boundary checks fail on a broken copy of each setting', () => {
       /vllm: router shares network engine-vllm/,
     ],
     ['control plane published', (d) => (d.services['control-plane'].ports = ['8081:8081']), /published beyond 127.0.0.1/],
+    ['agent runs an unknown node', (d) => (d.services['agent-tgi'].command[2] = 'gpu-host-9'), /agent-tgi: its --id is not an agent/],
+    ['Redis password not from its env file', (d) => delete d.services.redis.env_file, /redis: password not from its env file/],
+    ['no router token for the control plane', (_d, c) => delete c.controlPlane.routerTokenFile, /routerTokenFile: not set/],
+    ['no node secret', (_d, c) => delete c.controlPlane.nodeSecretFile, /nodeSecretFile: not set/],
+    ['control plane plaintext to agents', (_d, c) => delete c.controlPlane.agentTls, /controlPlane.agentTls: not set/],
+    ['Redis password in the config', (_d, c) => (c.router.auth.redisUrl = 'redis://:pw@redis:6379/0'), /auth.redisUrl: a password written/],
+    ['relative key path', (_d, c) => (c.agents[0].tls.keyFile = 'tls.key'), /tls.keyFile: not an absolute file path/],
+    ['no Redis at all', (d) => delete d.services.redis, /no redis service/],
   ];
   for (const [what, mutate, expected] of broken) {
     const d = clone(doc);

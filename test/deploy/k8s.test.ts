@@ -372,6 +372,43 @@ test('the trust-boundary checks fail on a broken copy of each setting', () => {
       (d) => (container(d, 'icp-engine-vllm-1', 'vllm').resources.limits.memory = '64Gi'),
       /icp-engine-vllm-1: differs from icp-engine-vllm-0/,
     ],
+    [
+      'router certificate not a client one',
+      (d) => (byName(d, 'Certificate', 'icp-router').spec.usages = ['server auth']),
+      /icp-router: usages lack client auth/,
+    ],
+    ['agent without a node id', (d) => pod(d, 'icp-engine-vllm-0').initContainers[0].env.shift(), /icp-engine-vllm-0: no NODE_ID/],
+    ['routers check the Pod IP', (d) => config(d, (c) => delete c.router.agentTls.serverName), /need agentTls.serverName/],
+    [
+      'vLLM reads files',
+      (d) => container(d, 'icp-engine-vllm-0', 'vllm').args.push('--allowed-local-media-path=/'),
+      /--allowed-local-media-path/,
+    ],
+    ['state PVC missing', (d) => drop(d, 'PersistentVolumeClaim', 'icp-control-plane-state'), /PVC icp-control-plane-state missing/],
+    [
+      'two control planes on one state file',
+      (d) => (byName(d, 'Deployment', 'icp-control-plane').spec.replicas = 2),
+      /more than one replica/,
+    ],
+    [
+      'Redis password inline',
+      (d) => (container(d, 'icp-redis', 'redis').env = [{ name: 'REDISCLI_AUTH', value: 'pw' }]),
+      /REDISCLI_AUTH \(its password\) not from a Secret|REDISCLI_AUTH written in the manifest/,
+    ],
+    [
+      'router uses another Redis password',
+      (d) =>
+        (container(d, 'icp-router', 'router').env.find((e: Doc) => e.name === 'REDIS_PASSWORD').valueFrom.secretKeyRef.name =
+          'icp-router-token'),
+      /its Redis password is not the Secret Redis uses/,
+    ],
+    [
+      'REDIS_URL before its password variable',
+      (d) => container(d, 'icp-router', 'router').env.reverse(),
+      /REDIS_PASSWORD defined after REDIS_URL/,
+    ],
+    ['control plane every port', (d) => delete policy(d, 'icp-control-plane-ingress').ingress[0].ports, /opens every control-plane port/],
+    ['engine egress every port', (d) => delete policy(d, 'icp-engine-egress').egress[1].ports, /an egress rule opens every port/],
   ];
   for (const [what, mutate, expected] of broken) {
     const d = clone(docs);
