@@ -210,6 +210,15 @@ test(
       assert.match(res.headers.get('x-backend') ?? '', /^node:gpu-[ab]$/);
       const body = (await res.json()) as { choices: unknown[] };
       assert.equal(body.choices.length, 1);
+      // Drain and Resume reach the agent over mTLS as CN control-plane (the identity agents accept them from).
+      const drained = await admin('POST', '/v1/nodes/gpu-a/drain', {});
+      assert.equal(drained.status, 200, await drained.clone().text());
+      assert.equal(((await drained.json()) as { agent: { draining: boolean } }).agent.draining, true);
+      const resumed = await admin('POST', '/v1/nodes/gpu-a/resume', {});
+      assert.equal(resumed.status, 200, await resumed.clone().text());
+      assert.equal(((await resumed.json()) as { agent: { draining: boolean } }).agent.draining, false);
+      // ... and the router's credential cannot drain (operators only).
+      assert.ok([401, 403].includes((await admin('POST', '/v1/nodes/gpu-b/drain', {}, routerToken)).status));
       // The router's credential is not an operator's.
       assert.ok([401, 403].includes((await admin('GET', '/v1/admin/tenants', undefined, routerToken)).status));
       // Tenants are in the state file (the compose named volume / k8s PVC).
