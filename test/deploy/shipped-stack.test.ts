@@ -176,7 +176,7 @@ const chat = (key?: string) =>
 test(
   'the shipped sim config serves with tenant keys, node tokens and mutual TLS (credentials from the shipped scripts)',
   { skip, timeout: 180_000 },
-  async () => {
+  async (t) => {
     try {
       // Agents registered with their node tokens (the control plane knows both).
       await waitFor(
@@ -220,7 +220,9 @@ test(
       // ... and the router's credential cannot drain (operators only).
       assert.ok([401, 403].includes((await admin('POST', '/v1/nodes/gpu-b/drain', {}, routerToken)).status));
       // The router's credential is not an operator's.
-      assert.ok([401, 403].includes((await admin('GET', '/v1/admin/tenants', undefined, routerToken)).status));
+      const asRouter = (await admin('GET', '/v1/admin/tenants', undefined, routerToken)).status;
+      assert.ok([401, 403].includes(asRouter), String(asRouter));
+      t.diagnostic(`no key -> ${anon.status}; router token on the admin API -> ${asRouter}`);
       // Tenants are in the state file (the compose named volume / k8s PVC).
       const stateFile = join(dir, 'state/state.json');
       assert.ok(existsSync(stateFile), 'controlPlane.stateFile written');
@@ -230,6 +232,7 @@ test(
       // (a tenant with limits: one without any never consults the store).
       redis!.kill('SIGKILL');
       await once(redis!, 'exit');
+      const killedAt = Date.now();
       const answers: string[] = [];
       const closed = await waitFor(
         async () => {
@@ -243,6 +246,9 @@ test(
         throw new Error(`${err.message}; answers: ${[...new Set(answers)].slice(0, 4).join(' | ')}`);
       });
       assert.equal(closed?.status, 503, answers.at(-1));
+      t.diagnostic(
+        `Redis down -> first 503 after ${Date.now() - killedAt} ms (${answers.length} requests): ${answers.at(-1)?.slice(0, 160)}`,
+      );
     } catch (err) {
       console.error(logs.slice(-60).join('\n'));
       throw err;
