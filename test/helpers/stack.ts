@@ -167,7 +167,8 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     const agents = new Map<string, ServiceProcess>();
     const startAgent = async (id: string) => {
       const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile], {
-        ICP_NODE_TOKEN: credentials.nodeToken(id),
+        // Static nodes (no control plane) get no call tokens: those agents check nothing, on loopback.
+        ...(spec.withControlPlane !== false ? { ICP_NODE_TOKEN: credentials.nodeToken(id) } : {}),
         ...spec.agents.find((a) => a.id === id)?.env,
       });
       agents.set(id, p);
