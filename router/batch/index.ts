@@ -13,7 +13,7 @@ import type { BatchConfig } from './config.ts';
 import { FileBatchStore } from './file-store.ts';
 import { RedisBatchStore } from './redis-store.ts';
 import { BatchRunner, type ItemExecutor } from './runner.ts';
-import { BatchService } from './service.ts';
+import { BatchService, longestWindowMs } from './service.ts';
 import type { BatchStore } from './store.ts';
 import { newId } from './lines.ts';
 
@@ -37,7 +37,9 @@ export async function startBatch(
   const redisUrl = config.redis.batch;
   let store: BatchStore;
   if (redisUrl) {
-    const redis = new RedisBatchStore(redisUrl);
+    // Metadata and item state only; the bytes stay under dataDir (a volume the replicas share).
+    const retentionMs = cfg.batchRetentionSeconds * 1000;
+    const redis = new RedisBatchStore(redisUrl, cfg.dataDir, { itemTtlMs: longestWindowMs(cfg) + retentionMs, retentionMs });
     await redis.ready(5_000).catch(() => logger.warn('Redis not reachable at start; batch jobs wait for it'));
     store = redis;
   } else {
@@ -48,6 +50,15 @@ export async function startBatch(
   if (cfg.webhook.url && !secret) logger.warn('router.batch.webhook.url is set without a secret: webhooks go out unsigned');
   const service = new BatchService(store, cfg);
   let runner: BatchRunner | undefined;
+  // Expired files (records and bytes) and jobs past their retention go; every replica sweeps (deletes are idempotent).
+  const sweep = () =>
+    void service
+      .sweep()
+      .then((n) => n && logger.info({ files: n }, 'expired batch files deleted'))
+      .catch((err: Error) => logger.warn({ err: err.message }, 'batch sweep failed'));
+  const sweeper = setInterval(sweep, cfg.sweepMs);
+  sweeper.unref();
+  sweep();
   // A lease owner unique to this process, so a restarted router never mistakes an old lease for its own.
   const owner = `${routerId}:${randomBytes(4).toString('hex')}`;
 
@@ -103,6 +114,7 @@ export async function startBatch(
       runner.start();
     },
     async close(graceMs) {
+      clearInterval(sweeper);
       await runner?.close(graceMs);
       await store.close();
     },
