@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { BlobStore } from './blobs.ts';
 import { ItemFiles } from './item-file.ts';
 import type { BatchStore } from './store.ts';
-import { TERMINAL, type BatchRecord, type Claim, type DeadLetter, type ItemCounts, type StoredFile } from './types.ts';
+import { TERMINAL, type BatchRecord, type Claim, type DeadLetter, type ItemCounts, type ItemSpec, type StoredFile } from './types.ts';
 
 interface ItemState {
   /** index -> time from which it may be claimed (unfinished items only). */
@@ -86,6 +86,11 @@ export class FileBatchStore implements BatchStore {
 
   /** A job's item state from its items file and journal (after a restart, or for a finished job needed again). */
   private loadState(id: string): ItemState | undefined {
+    const legacy = join(this.batchesDir, `${id}.items.json`);
+    if (!this.itemFiles.count(id) && existsSync(legacy)) {
+      this.itemFiles.writeAllSync(id, JSON.parse(readFileSync(legacy, 'utf8')) as ItemSpec[]);
+      rmSync(legacy, { force: true });
+    }
     const count = this.itemFiles.count(id);
     const journal = join(this.batchesDir, `${id}.journal.jsonl`);
     if (!count && !existsSync(journal)) return undefined;
@@ -232,8 +237,10 @@ export class FileBatchStore implements BatchStore {
     return s;
   }
 
-  private holds(s: ItemState, c: Claim): boolean {
-    return s.leases.get(c.index) === c.token && s.ready.has(c.index);
+  /** Leases live in memory only: a job released (finished, cancelled) or reloaded holds none, so a straggler's answer is refused. */
+  private holds(batchId: string, c: Claim): ItemState | undefined {
+    const s = this.state.get(batchId);
+    return s && s.leases.get(c.index) === c.token && s.ready.has(c.index) ? s : undefined;
   }
 
   async claim(batchId: string, max: number, now: number, leaseMs: number, owner: string): Promise<Claim[]> {
@@ -251,28 +258,26 @@ export class FileBatchStore implements BatchStore {
   }
 
   async renew(batchId: string, claim: Claim, until: number): Promise<boolean> {
-    const s = this.st(batchId);
-    if (!this.holds(s, claim)) return false;
+    const s = this.holds(batchId, claim);
+    if (!s) return false;
     s.ready.set(claim.index, until);
     return true;
   }
 
   async finish(batchId: string, claim: Claim, to: 'output' | 'errors', line: string): Promise<boolean> {
-    const s = this.st(batchId);
-    if (!this.holds(s, claim)) return false;
+    if (!this.holds(batchId, claim)) return false;
     this.record(batchId, { o: 'f', i: claim.index, to, l: line });
     return true;
   }
 
   async retry(batchId: string, claim: Claim, at: number, countAttempt: boolean): Promise<boolean> {
-    const s = this.st(batchId);
-    if (!this.holds(s, claim)) return false;
+    if (!this.holds(batchId, claim)) return false;
     this.record(batchId, { o: 'r', i: claim.index, at, c: countAttempt });
     return true;
   }
 
   async deadLetter(batchId: string, claim: Claim, line: string, dead: DeadLetter): Promise<boolean> {
-    if (!this.holds(this.st(batchId), claim)) return false;
+    if (!this.holds(batchId, claim)) return false;
     this.record(batchId, { o: 'd', i: claim.index, l: line, d: dead });
     return true;
   }

@@ -2,7 +2,7 @@
 // `<batch>.idx`, the byte offset of every line): the worker reads the one item it runs, so a
 // running job holds 8 bytes per item in memory, not its whole input, and a finished job nothing.
 // Next to the file bytes (blobs.ts), never in Redis.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ItemSpec } from './types.ts';
@@ -58,6 +58,16 @@ export class ItemFiles {
         await this.delete(batchId);
       },
     };
+  }
+
+  /** All at once (a job from a data dir written before items files existed). */
+  writeAllSync(batchId: string, items: ItemSpec[]): void {
+    const p = this.paths(batchId);
+    const offsets: number[] = [0];
+    const bufs = items.map((it) => Buffer.from(`${JSON.stringify(it)}\n`));
+    for (const b of bufs) offsets.push(offsets.at(-1)! + b.length);
+    writeFileSync(p.data, Buffer.concat(bufs));
+    writeFileSync(p.idx, Buffer.from(Float64Array.from(offsets).buffer));
   }
 
   private offsets(batchId: string): Float64Array | undefined {

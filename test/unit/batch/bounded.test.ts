@@ -3,7 +3,7 @@
 // a finished job leaves the file store's memory (read back from its journal when needed again).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInputStream, readLines } from '../../../router/batch/lines.ts';
@@ -121,6 +121,25 @@ describe('a finished job leaves memory', () => {
       // Past its retention the job is deleted whole.
       await s.deleteBatch('batch_m');
       assert.equal(await s.getItem('batch_m', 1), undefined);
+      await s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a data dir from before items files', () => {
+  it("moves a job's items.json into an items file when the job is next worked on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'icp-batch-legacy-'));
+    try {
+      mkdirSync(join(dir, 'batches'), { recursive: true });
+      const items = ['a', 'b', 'c'].map((id, index) => ({ index, custom_id: id, method: 'POST', url: '/v1/chat/completions', body: {} }));
+      writeFileSync(join(dir, 'batches', 'batch_old.items.json'), JSON.stringify(items));
+      writeFileSync(join(dir, 'batches', 'batch_old.journal.jsonl'), `${JSON.stringify({ o: 'f', i: 0, to: 'output', l: 'done' })}\n`);
+      const s = new FileBatchStore(dir, 10);
+      assert.deepEqual(await s.counts('batch_old'), { pending: 2, output: 1, errors: 0, dead: 0 });
+      assert.equal((await s.getItem('batch_old', 2))!.custom_id, 'c');
+      assert.equal(existsSync(join(dir, 'batches', 'batch_old.items.json')), false);
       await s.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
