@@ -2,7 +2,7 @@
 // the API service and the worker. Items run through the router's own HTTP path (fastify inject)
 // as the key that created the job, in the sheddable lane: tenancy, budgets, admission, dispatch
 // and usage records apply to each item exactly as to an interactive request.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { RouterProcessConfig } from '../config.ts';
@@ -35,6 +35,18 @@ export async function startBatch(
   const cfg = config.router.batch;
   if (!cfg.enabled) return undefined;
   const redisUrl = config.redis.batch;
+  // File bytes always live under dataDir, with Redis too: where it cannot be written (a read-only
+  // root file system without a volume for it) batch jobs are off, and the router still serves.
+  try {
+    mkdirSync(cfg.dataDir, { recursive: true });
+    accessSync(cfg.dataDir, constants.W_OK);
+  } catch (err) {
+    logger.error(
+      { dataDir: cfg.dataDir, err: (err as Error).message },
+      'router.batch.dataDir is not writable: /v1/files and /v1/batches are off (mount a volume there; replicas on one Redis share it)',
+    );
+    return undefined;
+  }
   let store: BatchStore;
   if (redisUrl) {
     // Metadata and item state only; the bytes stay under dataDir (a volume the replicas share).
