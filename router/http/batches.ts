@@ -122,8 +122,10 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
       } catch (err) {
         if (err instanceof ApiError) throw err;
         const e = err as { statusCode?: number; message: string; code?: string };
-        if (e.statusCode === 413 || e.code === 'FST_REQ_FILE_TOO_LARGE')
-          throw errors.payloadTooLarge(`The file is larger than ${opts.maxFileBytes} bytes.`);
+        if (e.code === 'FST_REQ_FILE_TOO_LARGE') throw errors.payloadTooLarge(`The file is larger than ${opts.maxFileBytes} bytes.`);
+        // busboy's part, file and field caps.
+        if (e.statusCode === 413)
+          throw errors.payloadTooLarge('Too many parts in the form: send one `file`, `purpose` and optionally `expires_after`.');
         throw errors.invalidRequest(`Could not read the upload: ${e.message}`, 'file');
       }
       if (!purpose) throw errors.invalidRequest('Missing the `purpose` field.', 'purpose');
