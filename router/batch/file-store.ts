@@ -5,10 +5,16 @@
 // after a crash the items finished in that window run again, and their lines are still written
 // once, because the lost journal lines lost them too. Claims are not journaled: after a restart
 // every leased item is claimable at once.
+//
+// Memory: file and job records (small) stay loaded; a job's item state is loaded from its journal
+// when the job is worked on and dropped again when it ends (`release`); items are read from disk
+// one at a time (item-file.ts), file bytes never enter memory (blobs.ts).
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BlobStore } from './blobs.ts';
+import { ItemFiles } from './item-file.ts';
 import type { BatchStore } from './store.ts';
-import type { BatchRecord, Claim, DeadLetter, ItemCounts, ItemSpec, StoredFile } from './types.ts';
+import { TERMINAL, type BatchRecord, type Claim, type DeadLetter, type ItemCounts, type ItemSpec, type StoredFile } from './types.ts';
 
 interface ItemState {
   /** index -> time from which it may be claimed (unfinished items only). */
@@ -36,9 +42,10 @@ function writeAtomic(path: string, data: string | Buffer): void {
 
 export class FileBatchStore implements BatchStore {
   readonly kind = 'file' as const;
+  readonly blobs: BlobStore;
+  readonly itemFiles: ItemFiles;
   private files = new Map<string, StoredFile>();
   private batches = new Map<string, BatchRecord>();
-  private items = new Map<string, ItemSpec[]>();
   private state = new Map<string, ItemState>();
   private active = new Set<string>();
   private locks = new Map<string, { owner: string; until: number }>();
@@ -55,6 +62,8 @@ export class FileBatchStore implements BatchStore {
     this.batchesDir = join(dir, 'batches');
     mkdirSync(this.filesDir, { recursive: true });
     mkdirSync(this.batchesDir, { recursive: true });
+    this.blobs = new BlobStore(dir);
+    this.itemFiles = new ItemFiles(dir);
     this.load();
   }
 
@@ -63,40 +72,45 @@ export class FileBatchStore implements BatchStore {
       if (!name.endsWith('.json')) continue;
       const f = JSON.parse(readFileSync(join(this.filesDir, name), 'utf8')) as StoredFile;
       this.files.set(f.id, f);
+      // Bytes of a data dir from before blobs/ existed move there.
+      const legacy = join(this.filesDir, `${f.id}.bin`);
+      if (existsSync(legacy)) renameSync(legacy, this.blobs.path(f.id));
     }
-    const now = Date.now();
     for (const name of readdirSync(this.batchesDir)) {
-      const m = /^(.+)\.(batch|items)\.json$/.exec(name);
-      if (!m) continue;
-      const id = m[1]!;
-      if (m[2] === 'batch') {
-        this.batches.set(id, JSON.parse(readFileSync(join(this.batchesDir, name), 'utf8')) as BatchRecord);
-        continue;
-      }
-      const itemsPath = join(this.batchesDir, `${id}.items.json`);
-      if (existsSync(itemsPath)) this.items.set(id, JSON.parse(readFileSync(itemsPath, 'utf8')) as ItemSpec[]);
-      const items = this.items.get(id) ?? [];
-      const st = this.fresh(items, now);
-      const journal = join(this.batchesDir, `${id}.journal.jsonl`);
-      if (existsSync(journal)) {
-        for (const text of readFileSync(journal, 'utf8').split('\n')) {
-          if (!text) continue;
-          try {
-            apply(st, JSON.parse(text) as Op);
-          } catch {
-            break; // a torn last line from a crash mid-append: everything before it holds
-          }
-        }
-      }
-      this.state.set(id, st);
+      const m = /^(.+)\.batch\.json$/.exec(name);
+      if (m) this.batches.set(m[1]!, JSON.parse(readFileSync(join(this.batchesDir, name), 'utf8')) as BatchRecord);
     }
     const activePath = join(this.dir, 'active.json');
     if (existsSync(activePath)) for (const id of JSON.parse(readFileSync(activePath, 'utf8')) as string[]) this.active.add(id);
   }
 
-  private fresh(items: ItemSpec[], now: number): ItemState {
+  /** A job's item state from its items file and journal (after a restart, or for a finished job needed again). */
+  private loadState(id: string): ItemState | undefined {
+    const legacy = join(this.batchesDir, `${id}.items.json`);
+    if (!this.itemFiles.count(id) && existsSync(legacy)) {
+      this.itemFiles.writeAllSync(id, JSON.parse(readFileSync(legacy, 'utf8')) as ItemSpec[]);
+      rmSync(legacy, { force: true });
+    }
+    const count = this.itemFiles.count(id);
+    const journal = join(this.batchesDir, `${id}.journal.jsonl`);
+    if (!count && !existsSync(journal)) return undefined;
+    const st = this.fresh(count, Date.now());
+    if (existsSync(journal)) {
+      for (const text of readFileSync(journal, 'utf8').split('\n')) {
+        if (!text) continue;
+        try {
+          apply(st, JSON.parse(text) as Op);
+        } catch {
+          break; // a torn last line from a crash mid-append: everything before it holds
+        }
+      }
+    }
+    return st;
+  }
+
+  private fresh(count: number, now: number): ItemState {
     return {
-      ready: new Map(items.map((i) => [i.index, now])),
+      ready: new Map(Array.from({ length: count }, (_, i) => [i, now])),
       leases: new Map(),
       attempts: new Map(),
       output: new Map(),
@@ -121,23 +135,13 @@ export class FileBatchStore implements BatchStore {
     this.pending.clear();
   }
 
-  async putFile(file: StoredFile, content: Buffer): Promise<void> {
-    writeFileSync(join(this.filesDir, `${file.id}.bin`), content);
+  async putFile(file: StoredFile): Promise<void> {
     writeAtomic(join(this.filesDir, `${file.id}.json`), JSON.stringify(file));
     this.files.set(file.id, file);
   }
 
   async getFile(id: string) {
     return this.files.get(id);
-  }
-
-  async getFileContent(id: string): Promise<Buffer | undefined> {
-    if (!this.files.has(id)) return undefined;
-    try {
-      return readFileSync(join(this.filesDir, `${id}.bin`));
-    } catch {
-      return undefined;
-    }
   }
 
   async listFiles(tenant: string) {
@@ -149,8 +153,17 @@ export class FileBatchStore implements BatchStore {
   async deleteFile(id: string): Promise<boolean> {
     if (!this.files.delete(id)) return false;
     rmSync(join(this.filesDir, `${id}.json`), { force: true });
-    rmSync(join(this.filesDir, `${id}.bin`), { force: true });
+    await this.blobs.delete(id);
     return true;
+  }
+
+  async expiredFiles(nowSec: number, max: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const f of this.files.values()) {
+      if (out.length >= max) break;
+      if (typeof f.expires_at === 'number' && f.expires_at <= nowSec) out.push(f.id);
+    }
+    return out;
   }
 
   async putBatch(batch: BatchRecord): Promise<void> {
@@ -180,25 +193,54 @@ export class FileBatchStore implements BatchStore {
     writeAtomic(join(this.dir, 'active.json'), JSON.stringify([...this.active]));
   }
 
-  async initItems(batchId: string, items: ItemSpec[], now: number): Promise<void> {
-    writeAtomic(join(this.batchesDir, `${batchId}.items.json`), JSON.stringify(items));
-    writeFileSync(join(this.batchesDir, `${batchId}.journal.jsonl`), '');
-    this.items.set(batchId, items);
-    this.state.set(batchId, this.fresh(items, now));
+  async expiredBatches(cutoffMs: number, max: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const b of this.batches.values()) {
+      if (out.length >= max) break;
+      if (TERMINAL.has(b.status) && b.expiresAtMs < cutoffMs && !this.active.has(b.id)) out.push(b.id);
+    }
+    return out;
   }
 
-  async getItems(batchId: string) {
-    return this.items.get(batchId) ?? [];
+  async deleteBatch(id: string): Promise<void> {
+    this.flush();
+    this.batches.delete(id);
+    this.state.delete(id);
+    rmSync(join(this.batchesDir, `${id}.batch.json`), { force: true });
+    rmSync(join(this.batchesDir, `${id}.journal.jsonl`), { force: true });
+    await this.itemFiles.delete(id);
+  }
+
+  async initItems(batchId: string, count: number, now: number): Promise<void> {
+    writeFileSync(join(this.batchesDir, `${batchId}.journal.jsonl`), '');
+    this.state.set(batchId, this.fresh(count, now));
+  }
+
+  async getItem(batchId: string, index: number) {
+    return this.itemFiles.get(batchId, index);
+  }
+
+  release(batchId: string): void {
+    // Written first: the journal is what a later load reads back.
+    this.flush();
+    this.state.delete(batchId);
+    this.itemFiles.release(batchId);
   }
 
   private st(batchId: string): ItemState {
-    const s = this.state.get(batchId);
-    if (!s) throw new Error(`no items for batch ${batchId}`);
+    let s = this.state.get(batchId);
+    if (!s) {
+      s = this.loadState(batchId);
+      if (!s) throw new Error(`no items for batch ${batchId}`);
+      this.state.set(batchId, s);
+    }
     return s;
   }
 
-  private holds(s: ItemState, c: Claim): boolean {
-    return s.leases.get(c.index) === c.token && s.ready.has(c.index);
+  /** Leases live in memory only: a job released (finished, cancelled) or reloaded holds none, so a straggler's answer is refused. */
+  private holds(batchId: string, c: Claim): ItemState | undefined {
+    const s = this.state.get(batchId);
+    return s && s.leases.get(c.index) === c.token && s.ready.has(c.index) ? s : undefined;
   }
 
   async claim(batchId: string, max: number, now: number, leaseMs: number, owner: string): Promise<Claim[]> {
@@ -216,36 +258,39 @@ export class FileBatchStore implements BatchStore {
   }
 
   async renew(batchId: string, claim: Claim, until: number): Promise<boolean> {
-    const s = this.st(batchId);
-    if (!this.holds(s, claim)) return false;
+    const s = this.holds(batchId, claim);
+    if (!s) return false;
     s.ready.set(claim.index, until);
     return true;
   }
 
   async finish(batchId: string, claim: Claim, to: 'output' | 'errors', line: string): Promise<boolean> {
-    const s = this.st(batchId);
-    if (!this.holds(s, claim)) return false;
+    if (!this.holds(batchId, claim)) return false;
     this.record(batchId, { o: 'f', i: claim.index, to, l: line });
     return true;
   }
 
   async retry(batchId: string, claim: Claim, at: number, countAttempt: boolean): Promise<boolean> {
-    const s = this.st(batchId);
-    if (!this.holds(s, claim)) return false;
+    if (!this.holds(batchId, claim)) return false;
     this.record(batchId, { o: 'r', i: claim.index, at, c: countAttempt });
     return true;
   }
 
   async deadLetter(batchId: string, claim: Claim, line: string, dead: DeadLetter): Promise<boolean> {
-    if (!this.holds(this.st(batchId), claim)) return false;
+    if (!this.holds(batchId, claim)) return false;
     this.record(batchId, { o: 'd', i: claim.index, l: line, d: dead });
     return true;
   }
 
-  async closeRemaining(batchId: string, lineFor: (index: number) => string): Promise<number> {
+  async closeRemaining(batchId: string, lineFor: (index: number) => Promise<string>): Promise<number> {
     const s = this.st(batchId);
-    const n = s.ready.size;
-    for (const idx of [...s.ready.keys()]) this.record(batchId, { o: 'f', i: idx, to: 'errors', l: lineFor(idx) });
+    let n = 0;
+    for (const idx of [...s.ready.keys()]) {
+      const l = await lineFor(idx);
+      if (!s.ready.has(idx)) continue;
+      this.record(batchId, { o: 'f', i: idx, to: 'errors', l });
+      n += 1;
+    }
     return n;
   }
 

@@ -2,7 +2,7 @@
 // the API service and the worker. Items run through the router's own HTTP path (fastify inject)
 // as the key that created the job, in the sheddable lane: tenancy, budgets, admission, dispatch
 // and usage records apply to each item exactly as to an interactive request.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { RouterProcessConfig } from '../config.ts';
@@ -13,7 +13,7 @@ import type { BatchConfig } from './config.ts';
 import { FileBatchStore } from './file-store.ts';
 import { RedisBatchStore } from './redis-store.ts';
 import { BatchRunner, type ItemExecutor } from './runner.ts';
-import { BatchService } from './service.ts';
+import { BatchService, longestWindowMs } from './service.ts';
 import type { BatchStore } from './store.ts';
 import { newId } from './lines.ts';
 
@@ -35,9 +35,23 @@ export async function startBatch(
   const cfg = config.router.batch;
   if (!cfg.enabled) return undefined;
   const redisUrl = config.redis.batch;
+  // File bytes always live under dataDir, with Redis too: where it cannot be written (a read-only
+  // root file system without a volume for it) batch jobs are off, and the router still serves.
+  try {
+    mkdirSync(cfg.dataDir, { recursive: true });
+    accessSync(cfg.dataDir, constants.W_OK);
+  } catch (err) {
+    logger.error(
+      { dataDir: cfg.dataDir, err: (err as Error).message },
+      'router.batch.dataDir is not writable: /v1/files and /v1/batches are off (mount a volume there; replicas on one Redis share it)',
+    );
+    return undefined;
+  }
   let store: BatchStore;
   if (redisUrl) {
-    const redis = new RedisBatchStore(redisUrl);
+    // Metadata and item state only; the bytes stay under dataDir (a volume the replicas share).
+    const retentionMs = cfg.batchRetentionSeconds * 1000;
+    const redis = new RedisBatchStore(redisUrl, cfg.dataDir, { itemTtlMs: longestWindowMs(cfg) + retentionMs, retentionMs });
     await redis.ready(5_000).catch(() => logger.warn('Redis not reachable at start; batch jobs wait for it'));
     store = redis;
   } else {
@@ -48,6 +62,15 @@ export async function startBatch(
   if (cfg.webhook.url && !secret) logger.warn('router.batch.webhook.url is set without a secret: webhooks go out unsigned');
   const service = new BatchService(store, cfg);
   let runner: BatchRunner | undefined;
+  // Expired files (records and bytes) and jobs past their retention go; every replica sweeps (deletes are idempotent).
+  const sweep = () =>
+    void service
+      .sweep()
+      .then((n) => n && logger.info({ files: n }, 'expired batch files deleted'))
+      .catch((err: Error) => logger.warn({ err: err.message }, 'batch sweep failed'));
+  const sweeper = setInterval(sweep, cfg.sweepMs);
+  sweeper.unref();
+  sweep();
   // A lease owner unique to this process, so a restarted router never mistakes an old lease for its own.
   const owner = `${routerId}:${randomBytes(4).toString('hex')}`;
 
@@ -103,6 +126,7 @@ export async function startBatch(
       runner.start();
     },
     async close(graceMs) {
+      clearInterval(sweeper);
       await runner?.close(graceMs);
       await store.close();
     },

@@ -1,20 +1,31 @@
-// Files, jobs and item state in Redis: shared by every router replica and kept across restarts.
-// Each item transition is one Lua script, so "the lease holder writes the line and removes the
-// item from the scheduling set" is atomic (see store.ts).
+// File metadata, jobs and item state in Redis: shared by every router replica and kept across
+// restarts. Each item transition is one Lua script, so "the lease holder writes the line and
+// removes the item from the scheduling set" is atomic (see store.ts).
+//
+// Bounded: no file bytes and no parsed items here (they are on disk under dataDir, a volume the
+// replicas share: blobs.ts, item-file.ts), only records and result lines, all under `icp:batch:`,
+// and every key has a TTL: a file's record its expires_at (+1 day; the sweeper deletes it first),
+// a job's record and item state its completion window plus the retention, the indexes the
+// longest of those, refreshed on every write. Quotas (per-tenant files and bytes, items per
+// batch) bound what the TTLs let live at once.
 import type { Redis } from 'ioredis';
 import { connectRedis, redisReady } from '../../common/store/redis-connection.ts';
+import { BlobStore } from './blobs.ts';
+import { ItemFiles } from './item-file.ts';
 import type { BatchStore } from './store.ts';
 import type { BatchRecord, Claim, DeadLetter, ItemCounts, ItemSpec, StoredFile } from './types.ts';
 
 const P = 'icp:batch:';
 const k = {
   file: (id: string) => `${P}f:${id}`,
-  content: (id: string) => `${P}fc:${id}`,
   tenantFiles: (t: string) => `${P}tf:${t}`,
+  /** Every file by expires_at (unix s): what the sweeper deletes. */
+  fileExpiry: `${P}fexp`,
   batch: (id: string) => `${P}b:${id}`,
   tenantBatches: (t: string) => `${P}tb:${t}`,
+  /** Every job by the end of its completion window (ms): its items file is deleted after the retention. */
+  batchExpiry: `${P}bexp`,
   active: `${P}active`,
-  items: (id: string) => `${P}b:${id}:items`,
   ready: (id: string) => `${P}b:${id}:ready`,
   leases: (id: string) => `${P}b:${id}:leases`,
   attempts: (id: string) => `${P}b:${id}:att`,
@@ -23,6 +34,9 @@ const k = {
   dead: (id: string) => `${P}b:${id}:dead`,
   lock: (name: string) => `${P}lock:${name}`,
 };
+
+// Keys a script may create get the item TTL (the script's last argument) unless they have one.
+const KEEP = `local function keep(key) if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ARGV[#ARGV]) end end\n`;
 
 const SCRIPTS = {
   batchClaim: {
@@ -34,6 +48,7 @@ const SCRIPTS = {
       local token = ARGV[4] .. ':' .. idx .. ':' .. ARGV[1]
       redis.call('ZADD', KEYS[1], ARGV[3], idx)
       redis.call('HSET', KEYS[2], idx, token)
+      keep(KEYS[2])
       out[#out + 1] = idx
       out[#out + 1] = token
       out[#out + 1] = redis.call('HGET', KEYS[3], idx) or '0'
@@ -54,7 +69,8 @@ const SCRIPTS = {
     redis.call('ZREM', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
     redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-    if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]) end
+    keep(KEYS[3])
+    if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]); keep(KEYS[4]) end
     return 1`,
   },
   batchRetry: {
@@ -64,7 +80,7 @@ const SCRIPTS = {
     if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
     redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
-    if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
+    if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], ARGV[1], 1); keep(KEYS[3]) end
     return 1`,
   },
   batchCloseOne: {
@@ -73,6 +89,7 @@ const SCRIPTS = {
     if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
     redis.call('HDEL', KEYS[2], ARGV[1])
     redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+    keep(KEYS[3])
     return 1`,
   },
   batchRequeue: {
@@ -82,6 +99,7 @@ const SCRIPTS = {
     redis.call('HDEL', KEYS[2], ARGV[1])
     redis.call('HDEL', KEYS[3], ARGV[1])
     redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+    keep(KEYS[4])
     return 1`,
   },
   batchUnlock: {
@@ -96,25 +114,41 @@ type Scripted = Redis & { [name in keyof typeof SCRIPTS]: (...args: (string | nu
 
 export class RedisBatchStore implements BatchStore {
   readonly kind = 'redis' as const;
+  readonly blobs: BlobStore;
+  readonly itemFiles: ItemFiles;
   private readonly redis: Scripted;
-  /** Item specs never change once stored: read once per process. */
-  private readonly itemCache = new Map<string, ItemSpec[]>();
+  /** A job's item keys live this long (the longest completion window plus the retention). */
+  private readonly itemTtlMs: number;
+  /** A finished job's record is kept this long after its completion window ends. */
+  private readonly retentionMs: number;
+  /** Index keys (tenant lists, expiry sets, the active set): longer than anything they index. */
+  private readonly indexTtlMs: number;
 
-  constructor(url: string, commandTimeoutMs = 5_000) {
+  constructor(url: string, dataDir: string, ttl: { itemTtlMs: number; retentionMs: number }, commandTimeoutMs = 5_000) {
+    this.blobs = new BlobStore(dataDir);
+    this.itemFiles = new ItemFiles(dataDir);
+    this.itemTtlMs = ttl.itemTtlMs;
+    this.retentionMs = ttl.retentionMs;
+    this.indexTtlMs = Math.max(ttl.itemTtlMs, 31 * 86_400_000) + 86_400_000;
     this.redis = connectRedis(url, commandTimeoutMs) as Scripted;
-    for (const [name, s] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+    for (const [name, s] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: KEEP + s.lua });
   }
 
   ready(timeoutMs: number): Promise<void> {
     return redisReady(this.redis, timeoutMs);
   }
 
-  async putFile(file: StoredFile, content: Buffer): Promise<void> {
+  async putFile(file: StoredFile): Promise<void> {
+    const nowMs = Date.now();
+    // The sweeper deletes an expired file (bytes too) through fileExpiry; the TTL is the backstop.
+    const ttl = file.expires_at ? Math.max(60_000, file.expires_at * 1000 - nowMs + 86_400_000) : this.indexTtlMs;
     await this.redis
       .multi()
-      .set(k.content(file.id), content)
-      .set(k.file(file.id), JSON.stringify(file))
+      .set(k.file(file.id), JSON.stringify(file), 'PX', ttl)
       .zadd(k.tenantFiles(file.tenant), file.created_at, file.id)
+      .pexpire(k.tenantFiles(file.tenant), this.indexTtlMs)
+      .zadd(k.fileExpiry, file.expires_at ?? Math.floor((nowMs + this.indexTtlMs) / 1000), file.id)
+      .pexpire(k.fileExpiry, this.indexTtlMs)
       .exec();
   }
 
@@ -123,29 +157,37 @@ export class RedisBatchStore implements BatchStore {
     return v ? (JSON.parse(v) as StoredFile) : undefined;
   }
 
-  async getFileContent(id: string): Promise<Buffer | undefined> {
-    return (await this.redis.getBuffer(k.content(id))) ?? undefined;
-  }
-
   async listFiles(tenant: string): Promise<StoredFile[]> {
     const ids = await this.redis.zrevrange(k.tenantFiles(tenant), 0, -1);
     if (!ids.length) return [];
     const vals = await this.redis.mget(ids.map(k.file));
+    const gone = ids.filter((_, i) => vals[i] === null);
+    if (gone.length) await this.redis.zrem(k.tenantFiles(tenant), ...gone);
     return vals.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as StoredFile);
   }
 
   async deleteFile(id: string): Promise<boolean> {
     const f = await this.getFile(id);
-    if (!f) return false;
-    await this.redis.multi().del(k.file(id), k.content(id)).zrem(k.tenantFiles(f.tenant), id).exec();
-    return true;
+    const m = this.redis.multi().del(k.file(id)).zrem(k.fileExpiry, id);
+    if (f) m.zrem(k.tenantFiles(f.tenant), id);
+    const r = (await m.exec()) ?? [];
+    await this.blobs.delete(id);
+    return Boolean(f) || r.some(([, v]) => Number(v) > 0);
+  }
+
+  expiredFiles(nowSec: number, max: number): Promise<string[]> {
+    return this.redis.zrangebyscore(k.fileExpiry, '-inf', nowSec, 'LIMIT', 0, max);
   }
 
   async putBatch(batch: BatchRecord): Promise<void> {
+    const ttl = Math.max(3_600_000, batch.expiresAtMs + this.retentionMs - Date.now());
     await this.redis
       .multi()
-      .set(k.batch(batch.id), JSON.stringify(batch))
+      .set(k.batch(batch.id), JSON.stringify(batch), 'PX', ttl)
       .zadd(k.tenantBatches(batch.tenant), batch.created_at, batch.id)
+      .pexpire(k.tenantBatches(batch.tenant), this.indexTtlMs)
+      .zadd(k.batchExpiry, batch.expiresAtMs, batch.id)
+      .pexpire(k.batchExpiry, this.indexTtlMs)
       .exec();
   }
 
@@ -158,6 +200,8 @@ export class RedisBatchStore implements BatchStore {
     const ids = await this.redis.zrevrange(k.tenantBatches(tenant), 0, -1);
     if (!ids.length) return [];
     const vals = await this.redis.mget(ids.map(k.batch));
+    const gone = ids.filter((_, i) => vals[i] === null);
+    if (gone.length) await this.redis.zrem(k.tenantBatches(tenant), ...gone);
     return vals.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as BatchRecord);
   }
 
@@ -166,27 +210,42 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async setActive(id: string, active: boolean): Promise<void> {
-    if (active) await this.redis.sadd(k.active, id);
+    if (active) await this.redis.multi().sadd(k.active, id).pexpire(k.active, this.indexTtlMs).exec();
     else await this.redis.srem(k.active, id);
   }
 
-  async initItems(batchId: string, items: ItemSpec[], now: number): Promise<void> {
-    const m = this.redis.multi().set(k.items(batchId), JSON.stringify(items));
-    for (let i = 0; i < items.length; i += 1_000) {
-      m.zadd(k.ready(batchId), ...items.slice(i, i + 1_000).flatMap((it) => [now, String(it.index)]));
-    }
-    await m.exec();
-    this.itemCache.set(batchId, items);
+  expiredBatches(cutoffMs: number, max: number): Promise<string[]> {
+    return this.redis.zrangebyscore(k.batchExpiry, '-inf', cutoffMs, 'LIMIT', 0, max);
   }
 
-  async getItems(batchId: string): Promise<ItemSpec[]> {
-    let items = this.itemCache.get(batchId);
-    if (!items) {
-      const v = await this.redis.get(k.items(batchId));
-      items = v ? (JSON.parse(v) as ItemSpec[]) : [];
-      this.itemCache.set(batchId, items);
+  async deleteBatch(id: string): Promise<void> {
+    const b = await this.getBatch(id);
+    const m = this.redis
+      .multi()
+      .del(k.batch(id), k.ready(id), k.leases(id), k.attempts(id), k.output(id), k.errors(id), k.dead(id))
+      .zrem(k.batchExpiry, id)
+      .srem(k.active, id);
+    if (b) m.zrem(k.tenantBatches(b.tenant), id);
+    await m.exec();
+    await this.itemFiles.delete(id);
+  }
+
+  async initItems(batchId: string, count: number, now: number): Promise<void> {
+    const m = this.redis.multi();
+    for (let i = 0; i < count; i += 1_000) {
+      const n = Math.min(1_000, count - i);
+      m.zadd(k.ready(batchId), ...Array.from({ length: n }, (_, j) => [now, String(i + j)]).flat());
     }
-    return items;
+    m.pexpire(k.ready(batchId), this.itemTtlMs);
+    await m.exec();
+  }
+
+  getItem(batchId: string, index: number): Promise<ItemSpec | undefined> {
+    return this.itemFiles.get(batchId, index);
+  }
+
+  release(batchId: string): void {
+    this.itemFiles.release(batchId);
   }
 
   async claim(batchId: string, max: number, now: number, leaseMs: number, owner: string): Promise<Claim[]> {
@@ -198,6 +257,7 @@ export class RedisBatchStore implements BatchStore {
       max,
       now + leaseMs,
       owner,
+      this.itemTtlMs,
     )) as string[];
     const out: Claim[] = [];
     for (let i = 0; i < r.length; i += 3) out.push({ index: Number(r[i]), token: r[i + 1]!, attempts: Number(r[i + 2]) });
@@ -205,7 +265,7 @@ export class RedisBatchStore implements BatchStore {
   }
 
   async renew(batchId: string, claim: Claim, until: number): Promise<boolean> {
-    return (await this.redis.batchRenew(k.ready(batchId), k.leases(batchId), claim.index, claim.token, until)) === 1;
+    return (await this.redis.batchRenew(k.ready(batchId), k.leases(batchId), claim.index, claim.token, until, this.itemTtlMs)) === 1;
   }
 
   async finish(batchId: string, claim: Claim, to: 'output' | 'errors', line: string): Promise<boolean> {
@@ -219,6 +279,7 @@ export class RedisBatchStore implements BatchStore {
         claim.token,
         line,
         '',
+        this.itemTtlMs,
       )) === 1
     );
   }
@@ -233,6 +294,7 @@ export class RedisBatchStore implements BatchStore {
         claim.token,
         at,
         countAttempt ? '1' : '0',
+        this.itemTtlMs,
       )) === 1
     );
   }
@@ -248,19 +310,34 @@ export class RedisBatchStore implements BatchStore {
         claim.token,
         line,
         JSON.stringify(dead),
+        this.itemTtlMs,
       )) === 1
     );
   }
 
-  async closeRemaining(batchId: string, lineFor: (index: number) => string): Promise<number> {
+  async closeRemaining(batchId: string, lineFor: (index: number) => Promise<string>): Promise<number> {
     const ids = await this.redis.zrange(k.ready(batchId), '0', '-1');
-    if (!ids.length) return 0;
-    const p = this.redis.pipeline();
-    // Queued on the pipeline: each command's result comes back from exec() below.
-    for (const id of ids)
-      void (p as unknown as Scripted).batchCloseOne(k.ready(batchId), k.leases(batchId), k.errors(batchId), id, lineFor(Number(id)));
-    const res = (await p.exec()) ?? [];
-    return res.filter(([err, v]) => !err && v === 1).length;
+    let n = 0;
+    // In slices, so the lines held at once stay few.
+    for (let i = 0; i < ids.length; i += 500) {
+      const slice = ids.slice(i, i + 500);
+      const lines = await Promise.all(slice.map((id) => lineFor(Number(id))));
+      const p = this.redis.pipeline();
+      // Queued on the pipeline: each command's result comes back from exec() below.
+      slice.forEach((id, j) => {
+        void (p as unknown as Scripted).batchCloseOne(
+          k.ready(batchId),
+          k.leases(batchId),
+          k.errors(batchId),
+          id,
+          lines[j]!,
+          this.itemTtlMs,
+        );
+      });
+      const res = (await p.exec()) ?? [];
+      n += res.filter(([err, v]) => !err && v === 1).length;
+    }
+    return n;
   }
 
   async dropRemaining(batchId: string): Promise<number> {
@@ -293,7 +370,9 @@ export class RedisBatchStore implements BatchStore {
     const which = indexes ?? (await this.redis.hkeys(k.dead(batchId))).map(Number);
     let n = 0;
     for (const idx of which)
-      n += Number(await this.redis.batchRequeue(k.dead(batchId), k.errors(batchId), k.attempts(batchId), k.ready(batchId), idx, now));
+      n += Number(
+        await this.redis.batchRequeue(k.dead(batchId), k.errors(batchId), k.attempts(batchId), k.ready(batchId), idx, now, this.itemTtlMs),
+      );
     return n;
   }
 

@@ -10,7 +10,7 @@ import { isRefusalCode } from '../admission/refusal.ts';
 import type { Logger } from '../../common/logger.ts';
 import { backoffMs } from '../upstream/retry.ts';
 import type { BatchConfig } from './config.ts';
-import { errorLine, responseLine, toJsonl } from './lines.ts';
+import { errorLine, responseLine } from './lines.ts';
 import type { BatchStore } from './store.ts';
 import { TERMINAL, type BatchRecord, type BatchStatus, type Claim, type ItemSpec, type StoredFile } from './types.ts';
 import { deliver, eventFor } from './webhook.ts';
@@ -111,8 +111,8 @@ export class BatchRunner {
       if (room <= 0) return;
       const claims = await this.store.claim(id, room, now, this.cfg.leaseMs, this.owner);
       if (!claims.length) return;
-      const items = await this.store.getItems(id);
-      for (const c of claims) this.launch(b, items[c.index]!, c);
+      // One item at a time from disk (item-file.ts), not the whole input.
+      for (const c of claims) this.launch(b, (await this.store.getItem(id, c.index)) ?? missingItem(c.index), c);
     } else if (b.status === 'cancelling') {
       // Items still running anywhere lose their leases: their answers are dropped.
       await this.store.dropRemaining(id);
@@ -198,9 +198,12 @@ export class BatchRunner {
   }
 
   private async expire(b: BatchRecord): Promise<void> {
-    const items = await this.store.getItems(b.id);
-    const n = await this.store.closeRemaining(b.id, (i) =>
-      errorLine(items[i]!, 'batch_expired', 'This request could not be executed before the completion window expired.'),
+    const n = await this.store.closeRemaining(b.id, async (i) =>
+      errorLine(
+        (await this.store.getItem(b.id, i)) ?? missingItem(i),
+        'batch_expired',
+        'This request could not be executed before the completion window expired.',
+      ),
     );
     if (n) this.observer.item?.('expired', n);
     await this.finalize(b, 'expired');
@@ -231,6 +234,8 @@ export class BatchRunner {
       await this.store.putBatch(b);
       this.observer.job?.(to);
       this.pausedUntil.delete(b.id);
+      // Done: its item state and offsets leave memory (a requeue reads them back).
+      this.store.release(b.id);
       if (!this.cfg.webhook.url) await this.store.setActive(b.id, false);
       else await this.announce(b);
     } finally {
@@ -239,19 +244,27 @@ export class BatchRunner {
   }
 
   private async putResultFile(b: BatchRecord, id: string, lines: Map<number, string>): Promise<string> {
-    const content = Buffer.from(toJsonl(lines));
+    const sorted = [...lines.keys()].sort((x, y) => x - y);
+    // Streamed to disk line by line, never one string.
+    const bytes = await this.store.blobs.writeLines(
+      id,
+      (function* () {
+        for (const i of sorted) yield lines.get(i)!;
+      })(),
+    );
+    const createdAt = Math.floor(Date.now() / 1000);
     const file: StoredFile = {
       id,
       object: 'file',
-      bytes: content.length,
-      created_at: Math.floor(Date.now() / 1000),
+      bytes,
+      created_at: createdAt,
       filename: `${b.id}_${id.startsWith('file-out') ? 'output' : 'error'}.jsonl`,
       purpose: 'batch_output',
       status: 'processed',
-      expires_at: null,
+      expires_at: createdAt + (b.outputExpiresAfterSeconds ?? this.cfg.outputExpiresAfterSeconds),
       tenant: b.tenant,
     };
-    await this.store.putFile(file, content);
+    await this.store.putFile(file);
     return id;
   }
 
@@ -302,4 +315,9 @@ function usageOf(output: Map<number, string>): NonNullable<BatchRecord['usage']>
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: input + out,
   };
+}
+
+/** An item whose line could not be read back (its items file is gone): still gets its line. */
+function missingItem(index: number): ItemSpec {
+  return { index, custom_id: `item-${index}`, method: 'POST', url: '', body: {} };
 }

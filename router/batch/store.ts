@@ -7,15 +7,25 @@
 // holder can finish, retry or renew the item, and finishing removes it from the set in the same
 // atomic step that writes its result line. So an item's line is written exactly once, even when a
 // crashed replica's lease expired and another replica ran the item again.
+//
+// Bytes (files, parsed items) are on disk under dataDir in both cases (blobs.ts, item-file.ts);
+// a store holds metadata and item state only.
+import type { BlobStore } from './blobs.ts';
+import type { ItemFiles } from './item-file.ts';
 import type { BatchRecord, Claim, DeadLetter, ItemCounts, ItemSpec, StoredFile } from './types.ts';
 
 export interface BatchStore {
   readonly kind: 'redis' | 'file';
-  putFile(file: StoredFile, content: Buffer): Promise<void>;
+  readonly blobs: BlobStore;
+  readonly itemFiles: ItemFiles;
+  /** The file's record; its bytes are already in `blobs` under its id. */
+  putFile(file: StoredFile): Promise<void>;
   getFile(id: string): Promise<StoredFile | undefined>;
-  getFileContent(id: string): Promise<Buffer | undefined>;
   listFiles(tenant: string): Promise<StoredFile[]>;
+  /** The record and the bytes. */
   deleteFile(id: string): Promise<boolean>;
+  /** Files whose expires_at (unix seconds) is at or before `nowSec`, at most `max`. */
+  expiredFiles(nowSec: number, max: number): Promise<string[]>;
 
   putBatch(batch: BatchRecord): Promise<void>;
   getBatch(id: string): Promise<BatchRecord | undefined>;
@@ -23,10 +33,16 @@ export interface BatchStore {
   /** Jobs the worker still has business with (running, finishing, or a webhook to deliver). */
   activeBatches(): Promise<string[]>;
   setActive(id: string, active: boolean): Promise<void>;
+  /** Finished jobs whose completion window ended before `cutoffMs` (their retention is over), at most `max`. */
+  expiredBatches(cutoffMs: number, max: number): Promise<string[]>;
+  /** The job's record, item state and items file. */
+  deleteBatch(id: string): Promise<void>;
 
-  /** Stores the items and makes every one claimable now. */
-  initItems(batchId: string, items: ItemSpec[], now: number): Promise<void>;
-  getItems(batchId: string): Promise<ItemSpec[]>;
+  /** Makes `count` items (already in `itemFiles`) claimable now. */
+  initItems(batchId: string, count: number, now: number): Promise<void>;
+  getItem(batchId: string, index: number): Promise<ItemSpec | undefined>;
+  /** A finished job leaves this process's memory (read back from disk or Redis if it is needed again). */
+  release(batchId: string): void;
   claim(batchId: string, max: number, now: number, leaseMs: number, owner: string): Promise<Claim[]>;
   renew(batchId: string, claim: Claim, until: number): Promise<boolean>;
   /** Writes the item's line to the output (`output`) or error (`errors`) list; false when the lease was lost. */
@@ -36,7 +52,7 @@ export interface BatchStore {
   /** Error line plus an entry in the dead-letter list. */
   deadLetter(batchId: string, claim: Claim, line: string, dead: DeadLetter): Promise<boolean>;
   /** Ends every unfinished item with the line `lineFor` gives it (expiry); returns how many. */
-  closeRemaining(batchId: string, lineFor: (index: number) => string): Promise<number>;
+  closeRemaining(batchId: string, lineFor: (index: number) => Promise<string>): Promise<number>;
   /** Drops every unfinished item without a line (cancel). */
   dropRemaining(batchId: string): Promise<number>;
   counts(batchId: string): Promise<ItemCounts>;

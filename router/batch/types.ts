@@ -64,11 +64,13 @@ export interface BatchRecord extends Batch {
   keyId: string | null;
   /** ms since epoch; the completion window's end. */
   expiresAtMs: number;
+  /** The batch's `output_expires_after.seconds`: its output and error files expire this long after they are written. */
+  outputExpiresAfterSeconds?: number;
   webhook?: { state: 'pending' | 'delivered' | 'failed'; attempts: number; nextAt: number; eventId: string };
 }
 
 export function publicBatch(r: BatchRecord): Batch {
-  const { tenant: _t, keyId: _k, expiresAtMs: _e, webhook: _w, ...pub } = r;
+  const { tenant: _t, keyId: _k, expiresAtMs: _e, webhook: _w, outputExpiresAfterSeconds: _o, ...pub } = r;
   return pub;
 }
 

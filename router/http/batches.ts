@@ -2,12 +2,21 @@
 // files.content, batches.create/retrieve/list/cancel work unchanged; plus the operator's
 // dead-letter endpoints (admin token). Each caller sees only its tenant's files and jobs.
 // Handlers translate HTTP; the work is in router/batch/.
+//
+// POST /v1/files streams: the multipart body is parsed as it arrives (@fastify/multipart over
+// busboy), `purpose` is checked the moment its field arrives, the file part goes straight to a
+// temp file on disk with its size counted. OpenAI's SDK sends the fields in the order the caller
+// wrote them (`{file, purpose}` puts the file first), so a file before `purpose` is accepted: it
+// streams to disk (bounded by the size cap and the byte quota, never memory) and `purpose` is
+// checked when the form ends, the temp file deleted if it is wrong. Sent first, a wrong purpose
+// is refused before a byte of the file is read. The upload slot and the quotas are checked
+// before any of the body is read.
 import multipart from '@fastify/multipart';
 import { bearerToken, sha256Matcher } from '../../common/credentials.ts';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError, errors } from '../../common/errors.ts';
-import type { BatchService } from '../batch/service.ts';
+import { checkExpiresAfter, type BatchService } from '../batch/service.ts';
 import { publicBatch, publicFile } from '../batch/types.ts';
 import type { KeyDirectory } from '../tenancy/key-directory.ts';
 import { parseBody } from './openai-schemas.ts';
@@ -30,8 +39,11 @@ const createBatchBody = z.object({
     .refine((m) => Object.keys(m).length <= 16, 'at most 16 pairs')
     .nullable()
     .optional(),
-  output_expires_after: z.unknown().optional(),
+  output_expires_after: z.strictObject({ anchor: z.literal('created_at'), seconds: z.number().int().min(3_600).max(2_592_000) }).optional(),
 });
+
+/** Multipart framing around the file (boundaries, part headers, small fields): a Content-Length past maxFileBytes plus this is refused unread. */
+const FORM_OVERHEAD_BYTES = 64 * 1024;
 
 const listQuery = z.object({
   after: z.string().min(1).optional(),
@@ -52,7 +64,10 @@ function parseQuery<T>(schema: z.ZodType<T>, q: unknown): T {
 }
 
 export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, opts) => {
-  await app.register(multipart, { limits: { fileSize: opts.maxFileBytes, files: 1, fields: 10 } });
+  // busboy's own caps are the backstop; the service counts the file's bytes against the tenant's allowance.
+  await app.register(multipart, {
+    limits: { fileSize: opts.maxFileBytes + 1, files: 1, fields: 8, fieldSize: 1024, parts: 10, headerPairs: 20 },
+  });
   const svc = opts.service;
 
   const owner = (req: FastifyRequest): { tenant: string; keyId: string | null } => {
@@ -61,31 +76,70 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
     return { tenant: p.tenantId, keyId: p.keyId };
   };
 
-  app.post('/v1/files', async (req) => {
+  app.post('/v1/files', async (req, reply) => {
+    try {
+      return await upload(req);
+    } catch (err) {
+      // Refused with the body still arriving (a wrong purpose, a cap, a quota, too large): the rest
+      // is never read, so this connection cannot carry another request.
+      if (!req.raw.complete) reply.header('connection', 'close');
+      throw err;
+    }
+  });
+
+  const upload = async (req: FastifyRequest) => {
     const { tenant } = owner(req);
     if (!req.isMultipart()) throw errors.invalidRequest('Upload the file as multipart/form-data with fields `file` and `purpose`.', 'file');
-    let content: Buffer | undefined;
-    let filename = 'upload.jsonl';
-    let purpose: string | undefined;
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > opts.maxFileBytes + FORM_OVERHEAD_BYTES)
+      throw errors.payloadTooLarge(`The file is larger than ${opts.maxFileBytes} bytes.`);
+    const release = svc.acquireUpload(tenant);
+    let received: { tmp: string; bytes: number } | undefined;
     try {
-      for await (const part of req.parts()) {
-        if (part.type === 'file') {
-          content = await part.toBuffer();
-          filename = part.filename || filename;
-        } else if (part.fieldname === 'purpose') {
-          purpose = String(part.value);
+      const allowance = await svc.uploadAllowance(tenant);
+      let filename = 'upload.jsonl';
+      let purpose: string | undefined;
+      // Client field names only ever compared, never used as keys.
+      let anchor: string | undefined;
+      let seconds: string | undefined;
+      try {
+        for await (const part of req.parts()) {
+          if (part.type === 'file') {
+            if (part.fieldname !== 'file')
+              throw errors.invalidRequest(`Unexpected file field '${part.fieldname}': send it as 'file'.`, 'file');
+            filename = part.filename || filename;
+            received = await svc.receiveFile(part.file, allowance);
+            continue;
+          }
+          const value = String(part.value);
+          if (part.fieldname === 'purpose') {
+            purpose = value;
+            // Before the file when the client sent purpose first: a wrong one stops here, the file unread.
+            svc.checkPurpose(purpose);
+          } else if (part.fieldname === 'expires_after[anchor]') anchor = value;
+          else if (part.fieldname === 'expires_after[seconds]') seconds = value;
         }
+      } catch (err) {
+        if (err instanceof ApiError) throw err;
+        const e = err as { statusCode?: number; message: string; code?: string };
+        if (e.code === 'FST_REQ_FILE_TOO_LARGE') throw errors.payloadTooLarge(`The file is larger than ${opts.maxFileBytes} bytes.`);
+        // busboy's part, file and field caps.
+        if (e.statusCode === 413)
+          throw errors.payloadTooLarge('Too many parts in the form: send one `file`, `purpose` and optionally `expires_after`.');
+        throw errors.invalidRequest(`Could not read the upload: ${e.message}`, 'file');
       }
-    } catch (err) {
-      if (err instanceof ApiError) throw err;
-      const e = err as { statusCode?: number; message: string };
-      if (e.statusCode === 413) throw errors.payloadTooLarge(`The file is larger than ${opts.maxFileBytes} bytes.`);
-      throw errors.invalidRequest(`Could not read the upload: ${e.message}`, 'file');
+      if (!purpose) throw errors.invalidRequest('Missing the `purpose` field.', 'purpose');
+      svc.checkPurpose(purpose);
+      const expiresAfter = checkExpiresAfter(anchor, seconds);
+      if (!received) throw errors.invalidRequest('Missing the `file` field.', 'file');
+      const r = received;
+      received = undefined;
+      return publicFile(await svc.commitUpload(tenant, r, { filename, purpose, expiresAfter }));
+    } finally {
+      release();
+      if (received) await svc.discardUpload(received);
     }
-    if (!content) throw errors.invalidRequest('Missing the `file` field.', 'file');
-    if (!purpose) throw errors.invalidRequest('Missing the `purpose` field.', 'purpose');
-    return publicFile(await svc.uploadFile(tenant, filename, purpose, content));
-  });
+  };
 
   app.get('/v1/files', async (req) => {
     const q = parseQuery(listQuery, req.query);
@@ -101,6 +155,7 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
   app.get<{ Params: { id: string } }>('/v1/files/:id', async (req) => publicFile(await svc.getFile(owner(req).tenant, req.params.id)));
 
   app.get<{ Params: { id: string } }>('/v1/files/:id/content', async (req, reply) => {
+    // Streamed from disk.
     const content = await svc.fileContent(owner(req).tenant, req.params.id);
     reply.header('content-type', 'application/octet-stream');
     return reply.send(content);

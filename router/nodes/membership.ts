@@ -124,7 +124,12 @@ export class ControlPlaneWatch extends SnapshotWatch<MembershipSnapshot> {
     this.on('snapshot', (snap: MembershipSnapshot) => {
       this.emit(
         'members',
-        snap.nodes.map((n) => ({ id: n.id, address: n.address, cordoned: n.cordoned, callToken: n.callToken })) satisfies Member[],
+        snap.nodes.map((n) => ({
+          id: n.id,
+          address: n.address,
+          cordoned: n.cordoned,
+          ...(n.callToken !== undefined ? { callToken: n.callToken } : {}),
+        })) satisfies Member[],
       );
     });
   }

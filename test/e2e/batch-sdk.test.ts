@@ -145,6 +145,7 @@ describe('batch jobs with the official openai SDK', () => {
       endpoint: '/v1/chat/completions',
       completion_window: '24h',
       metadata: { job: 'nightly' },
+      output_expires_after: { anchor: 'created_at', seconds: 7_200 },
     });
     assert.equal(created.object, 'batch');
     assert.equal(created.status, 'in_progress');
@@ -181,7 +182,18 @@ describe('batch jobs with the official openai SDK', () => {
     assert.equal(bad.response!.status_code, 404);
     assert.equal((bad.response!.body.error as { code: string }).code, 'model_not_found');
     assert.equal(errs.find((l) => l.custom_id === 'req-7')!.response!.status_code, 502);
-    assert.equal((await a.files.retrieve(done.output_file_id)).purpose, 'batch_output');
+    const outFile = await a.files.retrieve(done.output_file_id);
+    assert.equal(outFile.purpose, 'batch_output');
+    assert.equal(outFile.expires_at! - outFile.created_at, 7_200, 'output_expires_after');
+    // Input files expire too: 30 days by default (as OpenAI's), or as expires_after says (the SDK's form fields).
+    assert.equal(file.expires_at! - file.created_at, 30 * 86_400);
+    const short = await a.files.create({
+      file: await toFile(Buffer.from(jsonl(1)), 'short.jsonl'),
+      purpose: 'batch',
+      expires_after: { anchor: 'created_at', seconds: 3_600 },
+    });
+    assert.equal(short.expires_at! - short.created_at, 3_600);
+    await a.files.delete(short.id);
 
     // The operator: one dead letter (the 5xx item after 3 attempts), not the 4xx one.
     const dead = await admin('GET', `/v1/admin/batches/${created.id}/dead_letters`, undefined, stack.routerUrl);

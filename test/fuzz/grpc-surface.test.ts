@@ -81,7 +81,12 @@ describe('gRPC surface fuzz (node agent)', () => {
   let address: string;
 
   before(async () => {
-    stack = await startStack({ sims: [{ id: 'sim-a' }], agents: [{ id: 'gpu-a', sim: 'sim-a' }], withControlPlane: false });
+    stack = await startStack({
+      sims: [{ id: 'sim-a' }],
+      agents: [{ id: 'gpu-a', sim: 'sim-a' }],
+      withControlPlane: false,
+      agentTokens: true,
+    });
     address = stack.agents.get('gpu-a')!.url;
   });
 

@@ -45,6 +45,8 @@ export interface StackSpec {
   providerSims?: ProviderSimSpec[];
   /** Extra environment for the router process (provider credentials). */
   routerEnv?: Record<string, string>;
+  /** Agents get node tokens (and so check their callers' tokens); default: when there is a control plane. */
+  agentTokens?: boolean;
   /** Extra environment for the control plane process. */
   controlPlaneEnv?: Record<string, string>;
   /** Output lines kept in `logs` (default 2000). */
@@ -167,7 +169,8 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     const agents = new Map<string, ServiceProcess>();
     const startAgent = async (id: string) => {
       const p = await start(id, 'cli/main.ts', ['node-agent', '--id', id, '--config', configFile], {
-        ICP_NODE_TOKEN: credentials.nodeToken(id),
+        // Static nodes (no control plane) get no call tokens: those agents check nothing, on loopback.
+        ...((spec.agentTokens ?? spec.withControlPlane !== false) ? { ICP_NODE_TOKEN: credentials.nodeToken(id) } : {}),
         ...spec.agents.find((a) => a.id === id)?.env,
       });
       agents.set(id, p);

@@ -5,6 +5,7 @@
 //   and a rogue agent on the stolen port receives no prompt;
 // - the agent's gRPC Generate and Drain refuse a caller without a credential, and a router's call
 //   token cannot Drain;
+// - the router's credential cannot create a tenant (nor issue keys, list or drain nodes);
 // - cordon without a credential is refused; a cross-origin text/plain POST carrying the admin token
 //   is refused (no state change);
 // - a service on a non-loopback address with authentication off refuses to start, unless the
@@ -124,6 +125,23 @@ describe('identities: nodes, agents and operators prove who they are', () => {
     // The control: the router's call token may generate.
     assert.equal(await generate(routerToken), grpc.status.OK);
     assert.ok((await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 'the node is still serving (not drained)');
+  });
+
+  it("the router's credential cannot create a tenant, issue a key, list nodes or drain one", async () => {
+    const asRouter = { ...bearer(stack.credentials.routerToken), ...json };
+    const cp = stack.controlPlane!.url;
+    for (const [method, path, body] of [
+      ['POST', '/v1/admin/tenants', '{"name":"evil"}'],
+      ['POST', '/v1/admin/tenants/ten_x/keys', '{}'],
+      ['GET', '/v1/nodes', undefined],
+      ['POST', '/v1/nodes/gpu-a/drain', '{}'],
+    ] as const) {
+      const res = await fetch(cp + path, { method, headers: asRouter, body });
+      assert.equal(res.status, 403, `${method} ${path}`);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'role_not_allowed');
+    }
+    const tenants = (await (await fetch(`${cp}/v1/admin/tenants`, { headers: bearer(ADMIN_TOKEN) })).json()) as { data: unknown[] };
+    assert.equal(tenants.data.length, 0, 'no tenant was created');
   });
 
   it('refuses cordon without a credential, and a cross-origin text/plain POST even with the admin token', async () => {

@@ -14,6 +14,7 @@ import OpenAI, { toFile } from 'openai';
 import { startStack, waitFor, setSimFaults, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
 import { startRedis, type RedisProcess } from '../../helpers/redis.ts';
 import { spawnService, type ServiceProcess } from '../../../cli/spawn-service.ts';
+import { tokenSha256 } from '../../../common/credentials.ts';
 
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}`;
 const FAULT = 'FAIL-WITH-500';
@@ -69,7 +70,7 @@ describe('batch: 1,000 items, a router SIGKILLed mid-run, every item exactly onc
       name,
       entry: 'cli/main.ts',
       args: ['router', '--config', configFile],
-      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken },
+      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken, ICP_ADMIN_TOKEN_SHA256: tokenSha256(ADMIN_TOKEN) },
       onLine: (l) => stack.logs.push(`[${name}] ${l}`),
     });
     extra.push(p);

@@ -176,8 +176,8 @@ describe('shadow traffic (router + control plane + simulated engines)', () => {
       const problems: string[] = [];
       page.on('pageerror', (e) => problems.push(e.message));
       await page.goto(`${stack.controlPlane!.url}/dashboard`);
-      await page.fill('#shadow-form input[name="token"]', ADMIN_TOKEN);
-      await page.dispatchEvent('#shadow-form input[name="token"]', 'change');
+      await page.fill('[data-testid="admin-token"]', ADMIN_TOKEN);
+      await page.dispatchEvent('[data-testid="admin-token"]', 'change');
       const row = page.locator(`[data-testid="shadow-chat-local:${SHADOW_MODEL}"]`);
       await row.waitFor({ timeout: 10_000 });
       const text = await row.innerText();

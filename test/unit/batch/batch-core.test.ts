@@ -76,7 +76,11 @@ describe('batch file store leases', () => {
     try {
       const items = parseInput([line('a'), line('b'), line('c')].join('\n'), '/v1/chat/completions', 10).items;
       const s = new FileBatchStore(dir, 10);
-      await s.initItems('batch_1', items, 1_000);
+      const w = await s.itemFiles.writer('batch_1');
+      for (const it of items) await w.add(it);
+      assert.equal(await w.done(), 3);
+      await s.initItems('batch_1', items.length, 1_000);
+      assert.equal((await s.getItem('batch_1', 2))!.custom_id, 'c');
       const [c0, c1, c2] = await s.claim('batch_1', 10, 1_000, 500, 'r1');
       assert.ok(c0 && c1 && c2);
       assert.deepEqual(await s.claim('batch_1', 10, 1_200, 500, 'r2'), [], 'leased items are not claimable');
