@@ -185,6 +185,8 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
       ICP_ROUTER_TOKEN: credentials.routerToken,
       ...(adminToken ? { ICP_ADMIN_TOKEN_SHA256: tokenSha256(adminToken) } : {}),
       ...spec.routerEnv,
+      // Never the admin token, even when the test's own environment has it: the router works without.
+      ICP_ADMIN_TOKEN: '',
     });
 
     return {

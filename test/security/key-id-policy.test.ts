@@ -97,7 +97,7 @@ describe('lane caps and residency by key id and tenant id', () => {
       name: 'router-by-id',
       entry: 'cli/main.ts',
       args: ['router', '--config', file],
-      env: { LOG_LEVEL: 'warn', ICP_ADMIN_TOKEN: ADMIN_TOKEN, ICP_TEST_OPENAI_KEY: OPENAI_KEY },
+      env: { LOG_LEVEL: 'warn', ICP_ROUTER_TOKEN: stack.credentials.routerToken, ICP_TEST_OPENAI_KEY: OPENAI_KEY },
       onLine: () => undefined,
     });
     await waitFor(async () => (await chat(keys.c.key, DEFAULT_MODEL)).status === 200, 30_000, 100);
@@ -137,7 +137,7 @@ describe('lane caps and residency by key id and tenant id', () => {
           name: `router-${name}`,
           entry: 'cli/main.ts',
           args: ['router', '--config', file],
-          env: { LOG_LEVEL: 'info', ICP_ADMIN_TOKEN: ADMIN_TOKEN, ICP_TEST_OPENAI_KEY: OPENAI_KEY },
+          env: { LOG_LEVEL: 'info', ICP_ROUTER_TOKEN: stack.credentials.routerToken, ICP_TEST_OPENAI_KEY: OPENAI_KEY },
           onLine: (l) => lines.push(l),
           timeoutMs: 30_000,
         }),

@@ -157,6 +157,7 @@ describe('prototype member names as client input', () => {
       name: 'router-auth-off',
       entry: 'cli/main.ts',
       args: ['router', '--config', file],
+      env: { ICP_ROUTER_TOKEN: stack.credentials.routerToken },
       onLine: () => undefined,
     });
     try {

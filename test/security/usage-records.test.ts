@@ -121,9 +121,10 @@ describe('usage records: bounded fields, and one tenant cannot stop another tena
 
   it('the control plane refuses a posted record over a cap with a 400 naming the field', async () => {
     const rec = { ...sample('x'), model: 'm'.repeat(257) };
+    // Routers post usage records (their own credential; the admin token may not).
     const res = await fetch(`${stack.controlPlane!.url}/v1/admin/usage/records`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${stack.credentials.routerToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ records: [sample('ok'), rec] }),
     });
     assert.equal(res.status, 400);
@@ -191,14 +192,23 @@ describe('usage sink: chunks, refusals, retries and a bounded buffer', () => {
   const record = sample;
   const sinkWith = (limits: object) => {
     const metrics = createRouterMetrics();
-    const sink = createUsageSink({ controlPlaneUrl: url }, undefined, silentLogger, metrics, { flushMs: 20, baseBackoffMs: 20, ...limits });
+    const sink = createUsageSink(
+      { controlPlaneUrl: url, credentials: { controlPlaneToken: 'sink-test-token' } },
+      undefined,
+      silentLogger,
+      metrics,
+      {
+        flushMs: 20,
+        baseBackoffMs: 20,
+        ...limits,
+      },
+    );
     sinks.push(sink);
     const count = async (result: string) => (await metrics.usageRecords.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
     return { sink, count };
   };
 
   before(async () => {
-    process.env.ICP_ADMIN_TOKEN = 'sink-test-token';
     server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -220,7 +230,6 @@ describe('usage sink: chunks, refusals, retries and a bounded buffer', () => {
 
   after(async () => {
     for (const s of sinks) await s.close();
-    delete process.env.ICP_ADMIN_TOKEN;
     await new Promise((r) => server.close(r));
   });
 
