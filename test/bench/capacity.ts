@@ -108,8 +108,8 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     await waitFor(async () => (await listModels(stack.routerUrl)).includes(DEFAULT_MODEL), 30_000);
     await waitFor(
       async () =>
-        ((await (await fetch(`${cp}/v1/cluster`, OPERATOR)).json()) as { nodes: { ready: boolean }[] }).nodes.filter((n) => n.ready).length ===
-        ids.length,
+        ((await (await fetch(`${cp}/v1/cluster`, OPERATOR)).json()) as { nodes: { ready: boolean }[] }).nodes.filter((n) => n.ready)
+          .length === ids.length,
       30_000,
     );
     await cordon(SPARE, true);
@@ -121,7 +121,9 @@ export async function benchCapacity(): Promise<Record<string, unknown>> {
     phases.push({ phase: 'high', offered_rps: HIGH_RPS, ...high });
     await new Promise((r) => setTimeout(r, 2_500)); // one more sample after the load
     const windowS = Math.ceil((Date.now() - started) / 1000) + 5;
-    const report = (await (await fetch(`${cp}/v1/capacity?window=${windowS}s&slot=10s&sloTtftSeconds=${SLO_S}`, OPERATOR)).json()) as CapacityReport;
+    const report = (await (
+      await fetch(`${cp}/v1/capacity?window=${windowS}s&slot=10s&sloTtftSeconds=${SLO_S}`, OPERATOR)
+    ).json()) as CapacityReport;
     const pool = report.pools.find((p) => p.model === DEFAULT_MODEL)!;
     const ref = pool.referenceNodeCapacity ?? NaN;
     const lambda = high.rps;

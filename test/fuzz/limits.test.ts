@@ -133,7 +133,8 @@ describe('request limits (router and control plane)', () => {
     });
 
     it(`${s.name}: JSON deeper than maxJsonDepth is a 400; at the limit it is parsed`, async () => {
-      const post = (body: string) => fetch(s.url() + s.post, { method: 'POST', headers: { 'content-type': 'application/json', ...s.auth() }, body });
+      const post = (body: string) =>
+        fetch(s.url() + s.post, { method: 'POST', headers: { 'content-type': 'application/json', ...s.auth() }, body });
       const deep = await post(deepJson(LIMITS.maxJsonDepth + 1));
       assert.equal(deep.status, 400);
       assertOpenAIError(await deep.text(), 'json_too_deep');

@@ -106,7 +106,10 @@ describe('agent drain on SIGTERM', () => {
       client.chat.completions.create({ model: DEFAULT_MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
       (e: unknown) => e instanceof OpenAI.APIError && e.status === 503 && e.headers?.get('retry-after') !== null,
     );
-    const unknown = await fetch(`${stack.controlPlane!.url}/v1/nodes/nope/drain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const unknown = await fetch(`${stack.controlPlane!.url}/v1/nodes/nope/drain`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     assert.equal(unknown.status, 404);
   });
 });
