@@ -14,6 +14,7 @@
 import multipart from '@fastify/multipart';
 import { bearerToken, sha256Matcher } from '../../common/credentials.ts';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ApiError, errors } from '../../common/errors.ts';
 import { checkExpiresAfter, type BatchService } from '../batch/service.ts';
@@ -63,6 +64,31 @@ function parseQuery<T>(schema: z.ZodType<T>, q: unknown): T {
   return r.data;
 }
 
+/** What a refused upload may still send, read and thrown away, before its connection is cut. */
+const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 10_000;
+
+/**
+ * The answer goes out at once; the rest of the body is read and discarded (bounded), so the client
+ * reads the answer instead of a connection reset (closing with unread data makes the kernel send
+ * RST: EPIPE while it still writes), and the connection can carry the next request. Past the bound
+ * the connection is cut.
+ */
+function discardRest(raw: IncomingMessage): void {
+  let bytes = 0;
+  const cut = () => raw.socket.destroy();
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  raw.unpipe();
+  raw.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > LINGER_BYTES) cut();
+  });
+  raw.once('end', () => clearTimeout(timer));
+  raw.once('close', () => clearTimeout(timer));
+  raw.resume();
+}
+
 export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, opts) => {
   // busboy's own caps are the backstop; the service counts the file's bytes against the tenant's allowance.
   await app.register(multipart, {
@@ -80,9 +106,8 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
     try {
       return await upload(req);
     } catch (err) {
-      // Refused with the body still arriving (a wrong purpose, a cap, a quota, too large): the rest
-      // is never read, so this connection cannot carry another request.
-      if (!req.raw.complete) reply.header('connection', 'close');
+      // Refused with the body still arriving (a wrong purpose, a cap, a quota, too large).
+      if (!req.raw.complete) discardRest(req.raw);
       throw err;
     }
   });
