@@ -102,7 +102,7 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, o
     return { tenant: p.tenantId, keyId: p.keyId };
   };
 
-  app.post('/v1/files', async (req, reply) => {
+  app.post('/v1/files', async (req) => {
     try {
       return await upload(req);
     } catch (err) {
