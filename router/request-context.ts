@@ -27,10 +27,37 @@ export interface Outcome {
 }
 
 const outcomes = new WeakMap<FastifyRequest, Outcome>();
+const outcomeWaiters = new WeakMap<FastifyRequest, ((o: Outcome) => void)[]>();
 
 export const requestOutcome = {
-  set: (req: FastifyRequest, o: Outcome) => outcomes.set(req, o),
+  set: (req: FastifyRequest, o: Outcome) => {
+    outcomes.set(req, o);
+    const waiting = outcomeWaiters.get(req);
+    outcomeWaiters.delete(req);
+    for (const fn of waiting ?? []) fn(o);
+  },
   get: (req: FastifyRequest): Outcome | undefined => outcomes.get(req),
+  /**
+   * Calls fn with the outcome now if it is known, else when the route records it: a response can
+   * close (client gone) before the handler's finally records how it ended. Never called for a
+   * request that records none (replays, non-generation routes).
+   */
+  whenKnown: (req: FastifyRequest, fn: (o: Outcome) => void) => {
+    const o = outcomes.get(req);
+    if (o) return fn(o);
+    const waiting = outcomeWaiters.get(req);
+    if (waiting) waiting.push(fn);
+    else outcomeWaiters.set(req, [fn]);
+  },
+};
+
+// What the client sent as `model`, before any rewrite (budget downgrade): idempotency hashes this.
+const requestedModels = new WeakMap<FastifyRequest, unknown>();
+
+export const requestedModel = {
+  set: (req: FastifyRequest, model: unknown) => requestedModels.set(req, model),
+  has: (req: FastifyRequest) => requestedModels.has(req),
+  get: (req: FastifyRequest): unknown => requestedModels.get(req),
 };
 
 // A generation that outlives its client (idempotency's disconnect grace) settles later than the

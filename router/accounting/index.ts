@@ -11,7 +11,7 @@ import { MemoryBudgetStore } from '../../common/store/memory-budgets.ts';
 import { RedisBudgetStore } from '../../common/store/redis-budgets.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import { costOf } from '../models/catalog.ts';
-import { requestOutcome, requestSettled, requestUsage } from '../request-context.ts';
+import { requestedModel, requestOutcome, requestSettled, requestUsage, type Outcome } from '../request-context.ts';
 import { prefetchedSpendOf, principalOf } from '../tenancy/enforcement.ts';
 import { Budgets, describeScope, insufficientQuota, type Reading } from './budgets.ts';
 import { createUsageSink, type UsageSink } from './usage-sink.ts';
@@ -76,6 +76,8 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
       const action = principal?.policy.onBudgetExhausted ?? budgetsConfig.onExhausted;
       const cheaper = budgets.downgradeOf(requested);
       if (action === 'downgrade' && cheaper) {
+        // Idempotency hashes what the client sent, not this rewrite (a retry after the budget resets replays).
+        requestedModel.set(req, body.model);
         (body as { model: string }).model = cheaper;
         reply.header(BUDGET_DOWNGRADE_HEADER, `${requested} -> ${cheaper}`);
         metrics.budgetActions.inc({ action: 'downgraded' });
@@ -92,9 +94,10 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
       );
     }
 
-    const settle = () => {
-      const outcome = requestOutcome.get(req);
-      if (!outcome) return; // not a generation request
+    let settledOnce = false;
+    const settle = (outcome: Outcome) => {
+      if (settledOnce) return;
+      settledOnce = true;
       const usage = requestUsage.get(req) ?? { promptTokens: 0, completionTokens: 0 };
       const costUsd = costOf(cfg.catalog, outcome.model, outcome.backend, usage.promptTokens, usage.completionTokens);
       const tokens = usage.promptTokens + usage.completionTokens;
@@ -126,10 +129,13 @@ export async function startAccounting(config: RouterProcessConfig, logger: Logge
         }),
       );
     };
+    // Settle once both happened, in either order: the response closed and the route recorded its
+    // outcome (an abandoned stream closes first; without idempotency nothing else waits for the end).
     reply.raw.once('close', () => {
       const pending = requestSettled.get(req);
-      if (pending) void pending.then(settle);
-      else settle();
+      const whenKnown = () => requestOutcome.whenKnown(req, settle);
+      if (pending) void pending.then(whenKnown);
+      else whenKnown();
     });
   };
 

@@ -316,12 +316,14 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
     );
     res.once('close', () => clearTimeout(cutoff));
     let completed = false;
+    let streamed = 0;
     try {
       let ev: GenerateEvent__Output | undefined = dispatch.first;
       while (ev) {
         if (clientGone.signal.aborted) return;
         if (ev.event === 'chunkJson' && ev.chunkJson) {
           if (rec.firstTokenAt === 0) rec.firstTokenAt = performance.now();
+          streamed++;
           rec.content?.push(ev.chunkJson);
           cached?.recorder?.frame(ev.chunkJson);
           const frame = rec.idem ? rec.idem.sse(ev.chunkJson) : `data: ${ev.chunkJson}\n\n`;
@@ -358,6 +360,8 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       // HTTP/2 rapid-reset guard closes a channel that sees one reset per request.
       if (completed) void readToEnd(dispatch.rest, 1_000).finally(() => dispatch.cancel());
       else dispatch.cancel();
+      // Cancelled before the final usage event: charge an estimate (prompt estimate, a token per chunk sent) rather than nothing.
+      if (!rec.usage && streamed > 0) rec.usage = { promptTokens: prompt.promptTokens, completionTokens: streamed };
       if (!res.writableEnded) res.end();
     }
   };

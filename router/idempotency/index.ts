@@ -11,6 +11,7 @@ import type { Counter } from 'prom-client';
 import type { RouterProcessConfig } from '../config.ts';
 import { ApiError, errors, isOpenAIErrorBody } from '../../common/errors.ts';
 import { toApiError } from '../../common/http.ts';
+import { requestedModel } from '../request-context.ts';
 import type { Logger } from '../../common/logger.ts';
 import {
   ResponseRecorder,
@@ -80,7 +81,12 @@ export class Idempotency {
     if (key === undefined) return undefined;
     const scope = scopeOf(req);
     const id = recordId(scope, key);
-    const hash = bodyHash(shape.route, req.body);
+    // What the client sent: a budget downgrade may have rewritten `model` since (docs/idempotency-and-cache.md).
+    const sent =
+      requestedModel.has(req) && req.body !== null && typeof req.body === 'object'
+        ? { ...(req.body as Record<string, unknown>), model: requestedModel.get(req) }
+        : req.body;
+    const hash = bodyHash(shape.route, sent);
     const lastEventId = lastEventIdOf(req);
     for (let tries = 0; tries < 5; tries++) {
       const claim = await this.store.claim(id, hash, randomUUID(), scope).catch((err: Error) => {

@@ -5,8 +5,8 @@
 //    Idempotency-Key after the budget was raised replays the first answer instead of a 409.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../../helpers/stack.ts';
-import { startRedis, type RedisProcess } from '../../helpers/redis.ts';
+import { startStack, waitFor, DEFAULT_MODEL } from '../../helpers/stack.ts';
+import { startRedis } from '../../helpers/redis.ts';
 
 const CHEAP_MODEL = 'sim-cheap-model';
 const PRICE = { inputPerMTok: 1_000, outputPerMTok: 3_000 };
@@ -104,8 +104,10 @@ describe('lifecycle: an abandoned stream is settled once with idempotency off', 
       15_000,
       100,
     );
-    assert.equal(records[0]!.outcome, 'cancelled');
-    assert.ok(records[0]!.costUsd > 0, `spend recorded: ${records[0]!.costUsd}`);
+    const record = records?.[0];
+    assert.ok(record);
+    assert.equal(record.outcome, 'cancelled');
+    assert.ok(record.completionTokens > 0 && record.costUsd > 0, `tokens and spend recorded: ${JSON.stringify(record)}`);
     // No second record from the other of close / the handler's end.
     await new Promise((r) => setTimeout(r, 1_500));
     const again = (await s.admin('GET', `/v1/admin/usage?tenant=${tenantId}`)) as { data: UsageRec[] };
