@@ -3,6 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHttpServer } from '../../../common/http.ts';
+import { errors } from '../../../common/errors.ts';
 import { createLogger } from '../../../common/logger.ts';
 import { modelsRoutes } from '../../../router/http/models.ts';
 import { omitDisallowedNulls, withNullUsage } from '../../../router/http/recorded-response.ts';
@@ -87,6 +88,43 @@ describe('GET /v1/models and /v1/models/{model}', () => {
     assert.deepEqual(list.data.map((m) => m.id).sort(), ['hosted-1', 'model-b']);
     assert.equal((await a.inject({ url: '/v1/models/model-b' })).statusCode, 200);
     assert.equal((await a.inject({ url: '/v1/models/org/model-a' })).statusCode, 404);
+    await a.close();
+  });
+});
+
+describe('x-request-id on every answer of createHttpServer', () => {
+  it('JSON, a thrown error, a hijacked stream, an unknown route and a framework error all carry it', async () => {
+    const a = createHttpServer({ logger: createLogger('test', 'silent') });
+    a.get('/json', async () => ({ ok: true }));
+    a.get('/fail/:id', async () => {
+      throw errors.invalidRequest('bad', 'field');
+    });
+    a.get('/stream', (_req, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream' });
+      reply.raw.end('data: [DONE]\n\n');
+    });
+    a.post('/body', async () => ({ ok: true }));
+    const cases = [
+      { url: '/json', status: 200 },
+      { url: '/fail/1', status: 400 },
+      { url: '/stream', status: 200 },
+      { url: '/nowhere', status: 404 },
+      { url: '/fail/%E0%A4%A', status: 400 },
+    ];
+    for (const c of cases) {
+      const res = await a.inject({ url: c.url });
+      assert.equal(res.statusCode, c.status, c.url);
+      assert.match(String(res.headers['x-request-id']), /^req_[0-9a-f]{32}$/, c.url);
+    }
+    const bad = await a.inject({
+      method: 'POST',
+      url: '/body',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'mine-1' },
+      payload: '{',
+    });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.headers['x-request-id'], 'mine-1');
     await a.close();
   });
 });
