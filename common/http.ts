@@ -68,9 +68,9 @@ export function createHttpServer({
     requestTimeout: limits.requestTimeoutMs,
     clientErrorHandler,
     // Errors fastify raises before routing (a malformed URL, an over-long path parameter) in OpenAI's shape too.
-    frameworkErrors: (err, _req, reply) => {
+    frameworkErrors: (err, req, reply) => {
       const e = toApiError(err);
-      void (reply as FastifyReply).code(e.status).send(e.toBody());
+      void (reply as FastifyReply).code(e.status).header('x-request-id', req.id).send(e.toBody());
     },
     loggerInstance: logger as FastifyBaseLogger,
     // The request log line is written by the service itself (with what it decided), not fastify.
@@ -100,7 +100,10 @@ export function createHttpServer({
   });
 
   // Every log line of a request whose id was refused notes what the client sent (the request log line included).
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
+    // Every answer names its request id (the SDKs expose it as `_request_id`): set on the raw
+    // response, so JSON, errors and hijacked streams (which call writeHead themselves) all carry it.
+    reply.raw.setHeader('x-request-id', req.id);
     const clientRequestId = clientRequestIds.get(req.raw);
     if (clientRequestId !== undefined) req.log = req.log.child({ clientRequestId });
     done();

@@ -160,6 +160,16 @@ export async function startRouter(config: RouterProcessConfig): Promise<RunningR
     statusStaleMs: cfg.statusStaleMs,
     localModels: () => embeddings?.listModels() ?? [],
     fallbackModels: () => upstream.chains?.chainListing() ?? [],
+    // The list stays open; a key limited to some models sees only those (no key or a bad one: the open list).
+    allowedModelsOf: tenancy
+      ? (req) => {
+          try {
+            return tenancy.directory.authenticate(req.headers.authorization).policy.allowedModels;
+          } catch {
+            return undefined;
+          }
+        }
+      : undefined,
   });
   // Keys and limits (when on) guard every route that spends GPU or CPU: one encapsulated scope.
   await app.register(async (guarded) => {

@@ -25,7 +25,7 @@ import { requestOutcome, requestSettled, requestUsage } from '../request-context
 import type { Execution, Idempotency } from '../idempotency/index.ts';
 import { principalOf } from '../tenancy/enforcement.ts';
 import { toApiError } from '../../common/http.ts';
-import { isUsageOnlyChunk, writeWithBackpressure } from './recorded-response.ts';
+import { isUsageOnlyChunk, omitDisallowedNulls, withNullUsage, writeWithBackpressure } from './recorded-response.ts';
 import { logRequest, startServerSpan, finishServerSpan } from './request-log.ts';
 import { context, failSpan, responseModel, setAttrs, trace, tracer, type Span } from '../../common/telemetry.ts';
 
@@ -272,23 +272,25 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
       try {
         const ev = dispatch.first;
         if (ev.event !== 'responseJson') throw errors.upstream(`${dispatch.backend} answered a non-streaming request with a stream`);
+        // What the client, the cache and idempotency repeats get: the body without nulls the spec does not allow.
+        const body = ev.responseJson ? omitDisallowedNulls(ev.responseJson) : ev.responseJson;
         // Read to the final event: it carries the usage that settlement charges, and the call ends cleanly.
         for (let r = await dispatch.rest.next(); !r.done; r = await dispatch.rest.next()) {
           if (r.value.event === 'error') throw errors.upstream(`${dispatch.backend} failed: ${r.value.error?.message ?? 'unknown error'}`);
           if (r.value.event === 'usage' && r.value.usage) rec.usage = r.value.usage;
         }
-        if (ev.responseJson) rec.content?.push(ev.responseJson);
-        if (ev.responseJson && cached?.recorder) {
-          cached.recorder.json(ev.responseJson);
+        if (body) rec.content?.push(body);
+        if (body && cached?.recorder) {
+          cached.recorder.json(body);
           if (rec.usage) cached.recorder.usage(rec.usage);
           cached.commit();
         }
-        if (rec.idem && ev.responseJson) {
+        if (rec.idem && body) {
           if (rec.usage) rec.idem.usage(rec.usage);
-          rec.idem.json({ 'x-backend': dispatch.backend }, ev.responseJson);
+          rec.idem.json({ 'x-backend': dispatch.backend }, body);
         }
         reply.header('content-type', 'application/json');
-        return reply.send(ev.responseJson);
+        return reply.send(body);
       } finally {
         dispatch.cancel();
       }
@@ -326,7 +328,9 @@ export const generationRoutes: FastifyPluginAsync<GenerationRoutesOptions> = asy
           streamed++;
           rec.content?.push(ev.chunkJson);
           cached?.recorder?.frame(ev.chunkJson);
-          const frame = rec.idem ? rec.idem.sse(ev.chunkJson) : `data: ${ev.chunkJson}\n\n`;
+          // include_usage: every chunk before the usage-only one says `"usage": null`, as OpenAI's do.
+          const chunk = wantsUsage ? withNullUsage(ev.chunkJson) : ev.chunkJson;
+          const frame = rec.idem ? rec.idem.sse(chunk) : `data: ${chunk}\n\n`;
           if (wantsUsage || !isUsageOnlyChunk(ev.chunkJson)) await writeWithBackpressure(res, frame);
         } else if (ev.event === 'error' && ev.error) {
           writeStreamError(res, errors.upstream(`${dispatch.backend} failed mid-stream: ${ev.error.message}`, 'stream_interrupted'));

@@ -198,6 +198,34 @@ export function isUsageOnlyChunk(json: string): boolean {
   }
 }
 
+/** A top-level-or-nested `"usage":` key (a quote inside a JSON string is escaped, so this is always a key). */
+const USAGE_KEY = /(?<!\\)"usage"\s*:/;
+
+/**
+ * With `stream_options.include_usage`, OpenAI sends `"usage": null` on every chunk before the
+ * usage-only one: added at the string level (no parse) to a chunk that has no usage key.
+ */
+export function withNullUsage(json: string): string {
+  if (json.charCodeAt(0) !== 0x7b /* { */ || USAGE_KEY.test(json)) return json;
+  return /^\{\s*\}$/.test(json) ? '{"usage":null}' : `{"usage":null,${json.slice(1)}`;
+}
+
+/**
+ * Fields vLLM writes as null where OpenAI's schema has them either set or absent (the spec gives
+ * them no null): dropped from a JSON body at the string level. A quote that opens a key is never
+ * escaped, so these patterns never match inside a string value.
+ */
+const DISALLOWED_NULLS =
+  /,"(?:annotations|function_call|system_fingerprint|prompt_tokens_details|completion_tokens_details)":null(?=[,}])/g;
+const DISALLOWED_FIRST_NULLS =
+  /\{"(?:annotations|function_call|system_fingerprint|prompt_tokens_details|completion_tokens_details)":null(,|(?=\}))/g;
+
+/** A response body without the nulls OpenAI's schema does not allow (see DISALLOWED_NULLS). */
+export function omitDisallowedNulls(json: string): string {
+  if (!json.includes('":null')) return json;
+  return json.replace(DISALLOWED_NULLS, '').replace(DISALLOWED_FIRST_NULLS, '{');
+}
+
 export interface ReplayOptions {
   stream: boolean;
   /** stream_options.include_usage: keep the usage-only chunk. */
@@ -237,7 +265,8 @@ export async function replay(reply: FastifyReply, rec: RecordedResponse, opts: R
   for (let i = opts.fromFrame ?? 0; i < frames.length; i++) {
     const f = frames[i]!;
     if (!opts.includeUsage && isUsageOnlyChunk(f)) continue;
-    out += withIds ? `id: ${i + 1}\ndata: ${f}\n\n` : `data: ${f}\n\n`;
+    const data = opts.includeUsage ? withNullUsage(f) : f;
+    out += withIds ? `id: ${i + 1}\ndata: ${data}\n\n` : `data: ${data}\n\n`;
   }
   res.end(`${out}data: [DONE]\n\n`);
 }
