@@ -71,17 +71,16 @@ export function mintNodeToken(nodeSecret: string, nodeId: string): string {
 
 /** The node id a node token proves, or undefined when it does not verify. */
 export function verifyNodeToken(nodeSecret: string | undefined, token: string): string | undefined {
-  if (!nodeSecret || !token.startsWith(NODE_TOKEN_PREFIX)) return undefined;
-  const dot = token.lastIndexOf('.');
-  const nodeId = token.slice(NODE_TOKEN_PREFIX.length, dot);
-  if (dot <= NODE_TOKEN_PREFIX.length || !NODE_ID_PATTERN.test(nodeId)) return undefined;
-  return tokenMatcher(mintNodeToken(nodeSecret, nodeId))(token) ? nodeId : undefined;
+  if (!nodeSecret) return undefined;
+  const nodeId = nodeIdOfToken(token);
+  return nodeId !== undefined && tokenMatcher(mintNodeToken(nodeSecret, nodeId))(token) ? nodeId : undefined;
 }
 
-/** The node id a node token names (unverified: for the agent's own use). */
+/** The node id a node token names, unverified (verifyNodeToken checks it; the agent checks its own token names it). */
 export function nodeIdOfToken(token: string): string | undefined {
-  if (!token.startsWith(NODE_TOKEN_PREFIX)) return undefined;
-  const id = token.slice(NODE_TOKEN_PREFIX.length, token.lastIndexOf('.'));
+  const dot = token.lastIndexOf('.');
+  if (!token.startsWith(NODE_TOKEN_PREFIX) || dot <= NODE_TOKEN_PREFIX.length) return undefined;
+  const id = token.slice(NODE_TOKEN_PREFIX.length, dot);
   return NODE_ID_PATTERN.test(id) ? id : undefined;
 }
 

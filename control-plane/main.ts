@@ -57,7 +57,7 @@ export async function startControlPlane(config: ControlPlaneProcessConfig) {
   installAccessControl(app, {
     credentials,
     clientCertificates: Boolean(cfg.tls?.caFile),
-    allowedHosts: cfg.allowedHosts.length > 0 || loopbackNames.length > 0 ? [...cfg.allowedHosts, ...loopbackNames] : [],
+    allowedHosts: [...cfg.allowedHosts, ...loopbackNames],
   });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ok' }));

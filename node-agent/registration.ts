@@ -101,12 +101,15 @@ export class Registration {
       bodyTimeout: 2_000,
       ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
     });
-    // Small answers only (the registry's record or an error): read at most 64 KiB.
-    const text = res.statusCode === 204 ? '' : (await res.body.text()).slice(0, 65_536);
-    if (res.statusCode === 204) await res.body.dump();
+    if (res.statusCode === 204) {
+      await res.body.dump();
+      return { status: 204, body: {} };
+    }
+    // The registry's record or an error in OpenAI's shape.
+    const text = await res.body.text();
     let parsed: unknown = {};
     try {
-      parsed = text ? JSON.parse(text) : {};
+      parsed = JSON.parse(text);
     } catch {
       // not JSON: keep {}
     }

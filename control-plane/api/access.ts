@@ -77,7 +77,7 @@ declare module 'fastify' {
 }
 
 /** The principal a request's credential proves, or undefined (no or a wrong credential). */
-export function authenticate(req: FastifyRequest, opts: AccessOptions, match = matchers(opts.credentials)): Principal | undefined {
+function authenticate(req: FastifyRequest, opts: AccessOptions, match: ReturnType<typeof matchers>): Principal | undefined {
   const token = bearerToken(req.headers.authorization);
   if (token !== undefined) {
     if (match.admin(token)) return { role: 'operator', via: 'token' };
