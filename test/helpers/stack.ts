@@ -1,6 +1,7 @@
 // Starts the real processes on loopback with random ports (simulated vLLM engines, control
 // plane, agents, router) from a generated config file, and tears them all down. Integration,
 // e2e and bench code build on this.
+import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,6 +212,19 @@ export async function startStack(spec: StackSpec): Promise<Stack> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The control plane's admin API as tests call it: the operator's token, JSON in and out; a non-2xx fails the test. */
+export function adminApi(controlPlaneUrl: () => string, token: string) {
+  return async (method: string, path: string, body?: object): Promise<Record<string, unknown>> => {
+    const res = await fetch(`${controlPlaneUrl()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    assert.ok(res.ok, `${method} ${path}: ${res.status}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
 }
 
 /** Polls until `check` returns a truthy value or the time is up; returns the value. */

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { adminApi, startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
 import { spawnService, type ServiceProcess } from '../../cli/spawn-service.ts';
 
 const ADMIN_TOKEN = 'key-id-policy-admin-' + 'q'.repeat(32);
@@ -71,15 +71,8 @@ describe('lane caps and residency by key id and tenant id', () => {
         },
       }),
     });
-    const admin = async (path: string, body: unknown) => {
-      const res = await fetch(stack.controlPlane!.url + path, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      assert.ok(res.ok, `${path}: ${res.status}`);
-      return (await res.json()) as Record<string, unknown>;
-    };
+    const adminCall = adminApi(() => stack.controlPlane!.url, ADMIN_TOKEN);
+    const admin = (path: string, body: object) => adminCall('POST', path, body);
     for (const name of ['a', 'b', 'c'] as const) {
       const t = await admin('/v1/admin/tenants', { name: `tenant-${name}`, policy: {} });
       const k = await admin(`/v1/admin/tenants/${t.id as string}/keys`, { name: `key-${name}` });

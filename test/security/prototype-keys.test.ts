@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { parse, stringify } from 'yaml';
 import { readFileSync } from 'node:fs';
-import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { adminApi, startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
 import { spawnService } from '../../cli/spawn-service.ts';
 import { PROTOTYPE_KEYS } from '../fuzz/generators.ts';
 
@@ -95,15 +95,8 @@ describe('prototype member names as client input', () => {
       },
       routerEnv: { ICP_ADMIN_TOKEN: ADMIN_TOKEN },
     });
-    const admin = async (path: string, body: unknown) => {
-      const res = await fetch(stack.controlPlane!.url + path, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      assert.ok(res.ok, `${path}: ${res.status}`);
-      return (await res.json()) as Record<string, unknown>;
-    };
+    const adminCall = adminApi(() => stack.controlPlane!.url, ADMIN_TOKEN);
+    const admin = (path: string, body: object) => adminCall('POST', path, body);
     const tenant = await admin('/v1/admin/tenants', { name: 'proto', policy: {} });
     const issued = await admin(`/v1/admin/tenants/${tenant.id as string}/keys`, { name: 'proto-key' });
     key = issued.key as string;

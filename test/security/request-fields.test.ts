@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startStack, waitFor, modelOwner, simState, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { adminApi, startStack, waitFor, modelOwner, simState, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
 
 const OPENAI_KEY = 'sk-test-fields-openai-5e2a7c';
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-secret`;
@@ -21,15 +21,7 @@ describe('request fields: allow-list, types, context, rerank tenancy, media URLs
   let keyAll = '';
   let keyLimited = '';
 
-  const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    assert.ok(res.ok, `${method} ${path}: ${res.status}`);
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const admin = adminApi(() => stack.controlPlane!.url, ADMIN_TOKEN);
   const newKey = async (name: string, policy: object) => {
     const tenant = (await admin('POST', '/v1/admin/tenants', { name, policy })) as { id: string };
     return ((await admin('POST', `/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })) as { key: string }).key;

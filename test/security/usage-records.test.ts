@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
+import { adminApi, startStack, waitFor, DEFAULT_MODEL, type Stack } from '../helpers/stack.ts';
 import { createUsageSink, type UsageSink } from '../../router/accounting/usage-sink.ts';
 import { createRouterMetrics } from '../../router/metrics.ts';
 import { silentLogger } from '../../common/logger.ts';
@@ -22,15 +22,7 @@ type Rec = { id: string; tenantId: string; requestedModel: string; model: string
 
 describe('usage records: bounded fields, and one tenant cannot stop another tenant being recorded', () => {
   let stack: Stack;
-  const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    assert.ok(res.ok, `${method} ${path}: ${res.status}`);
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const admin = adminApi(() => stack.controlPlane!.url, ADMIN_TOKEN);
   let keysIssued = 0;
   const newTenant = async (name: string) => {
     const tenant = (await admin('POST', '/v1/admin/tenants', { name, policy: {} })) as { id: string };

@@ -5,7 +5,7 @@
 //    Idempotency-Key after the budget was raised replays the first answer instead of a 409.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, waitFor, DEFAULT_MODEL } from '../../helpers/stack.ts';
+import { adminApi, startStack, waitFor, DEFAULT_MODEL } from '../../helpers/stack.ts';
 import { startRedis } from '../../helpers/redis.ts';
 
 const CHEAP_MODEL = 'sim-cheap-model';
@@ -35,15 +35,7 @@ async function lifecycleStack(idempotency: boolean) {
       budgets: { downgrade: { 'chat-premium': 'chat-cheap' } },
     },
   });
-  const admin = async (method: string, path: string, body?: object) => {
-    const res = await fetch(`${stack.controlPlane!.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    assert.ok(res.ok, `${method} ${path}: ${res.status}`);
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const admin = adminApi(() => stack.controlPlane!.url, adminToken);
   const newKey = async (policy: object) => {
     const tenant = (await admin('POST', '/v1/admin/tenants', { name: `t-${Math.random()}`, policy })) as { id: string };
     const k = (await admin('POST', `/v1/admin/tenants/${tenant.id}/keys`, { name: 'k' })) as { key: string; keyId: string };
