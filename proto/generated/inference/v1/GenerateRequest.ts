@@ -7,6 +7,7 @@ export interface GenerateRequest {
   'operation'?: (_inference_v1_Operation);
   'model'?: (string);
   'bodyJson'?: (string);
+  'answerFormat'?: (number);
 }
 
 export interface GenerateRequest__Output {
@@ -14,4 +15,5 @@ export interface GenerateRequest__Output {
   'operation': (_inference_v1_Operation__Output);
   'model': (string);
   'bodyJson': (string);
+  'answerFormat': (number);
 }
