@@ -169,11 +169,15 @@ function hasContent(v: unknown): boolean {
   return Array.isArray(choices) && choices.length > 0;
 }
 
+// `{"error":{...}}` (vLLM >= 0.10.1) or the older top-level `{"object":"error","message":...}`.
 function isErrorEvent(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && 'error' in v && !('choices' in v);
+  if (typeof v !== 'object' || v === null || 'choices' in v) return false;
+  return 'error' in v || (v as { object?: unknown }).object === 'error';
 }
 
 function errorMessage(v: unknown): string {
+  const old = v as { object?: unknown; message?: unknown };
+  if (old.object === 'error' && typeof old.message === 'string') return old.message;
   const e = (v as { error?: { message?: unknown } | string }).error;
   if (typeof e === 'string') return e;
   return typeof e?.message === 'string' ? e.message : 'engine reported an error mid-stream';
