@@ -70,8 +70,67 @@ interface Entry extends Queued {
   onAbort?: () => void;
 }
 
+/** One lane's waiting requests, a FairQueue per model, so a saturated model holds back only its own. */
+class LaneQueue {
+  private readonly byModel = new Map<string, FairQueue<Entry>>();
+  private count = 0;
+  constructor(readonly capacity: number) {}
+  get size(): number {
+    return this.count;
+  }
+  get full(): boolean {
+    return this.count >= this.capacity;
+  }
+  waiting(model: string): boolean {
+    return (this.byModel.get(model)?.size ?? 0) > 0;
+  }
+  models(): FairQueue<Entry>[] {
+    return [...this.byModel.values()];
+  }
+  push(e: Entry): void {
+    let q = this.byModel.get(e.req.model);
+    if (!q) this.byModel.set(e.req.model, (q = new FairQueue<Entry>(Infinity)));
+    q.push(e);
+    this.count++;
+  }
+  take(q: FairQueue<Entry>): Entry | undefined {
+    const e = q.shift();
+    if (e) this.settle(e);
+    return e;
+  }
+  shift(): Entry | undefined {
+    for (const q of this.byModel.values()) if (q.size > 0) return this.take(q);
+    return undefined;
+  }
+  remove(e: Entry): boolean {
+    const q = this.byModel.get(e.req.model);
+    if (!q || !q.remove(e)) return false;
+    this.settle(e);
+    return true;
+  }
+  youngest(): Entry | undefined {
+    let y: Entry | undefined;
+    for (const q of this.byModel.values()) {
+      const c = q.youngest();
+      if (c && (!y || c.enqueuedAt >= y.enqueuedAt)) y = c;
+    }
+    return y;
+  }
+  expire(now: number): Entry[] {
+    const out: Entry[] = [];
+    for (const q of this.byModel.values()) out.push(...q.expire(now));
+    for (const e of out) this.settle(e);
+    return out;
+  }
+  private settle(e: Entry): void {
+    this.count--;
+    const q = this.byModel.get(e.req.model);
+    if (q && q.size === 0) this.byModel.delete(e.req.model);
+  }
+}
+
 export class AdmissionController {
-  private readonly queues: Record<Lane, FairQueue<Entry>>;
+  private readonly queues: Record<Lane, LaneQueue>;
   readonly stats = {
     admitted: { critical: 0, standard: 0, sheddable: 0 } as Record<Lane, number>,
     /** `lane:reason` -> count; keys are built from the two closed sets only. */
@@ -85,9 +144,9 @@ export class AdmissionController {
     private readonly observer: AdmissionObserver = {},
   ) {
     this.queues = {
-      critical: new FairQueue(settings.lanes.critical.maxQueue),
-      standard: new FairQueue(settings.lanes.standard.maxQueue),
-      sheddable: new FairQueue(settings.lanes.sheddable.maxQueue),
+      critical: new LaneQueue(settings.lanes.critical.maxQueue),
+      standard: new LaneQueue(settings.lanes.standard.maxQueue),
+      sheddable: new LaneQueue(settings.lanes.sheddable.maxQueue),
     };
   }
 
@@ -137,7 +196,7 @@ export class AdmissionController {
   admit(req: AdmissionRequest, start: () => void, refused: (e: ApiError) => void): void {
     const lane = req.lane;
     const ls = this.settings.lanes[lane];
-    if (!this.waitingAtOrAbove(lane)) {
+    if (!this.waitingAtOrAbove(lane, req.model)) {
       if (this.probe(req.model) <= ls.maxPredictedWaitSeconds) {
         this.admitted(lane, 0);
         start();
@@ -175,10 +234,16 @@ export class AdmissionController {
     for (const lane of LANES) {
       const q = this.queues[lane];
       const budget = this.settings.lanes[lane].maxPredictedWaitSeconds;
-      for (let e = q.peek(); e; e = q.peek()) {
-        if (this.probe(e.req.model) > budget) break;
-        q.shift();
-        e.start();
+      // Models take turns within the lane; a saturated model is skipped, not waited on.
+      for (let progressed = true; progressed;) {
+        progressed = false;
+        for (const mq of q.models()) {
+          const e = mq.peek();
+          if (!e || this.probe(e.req.model) > budget) continue;
+          q.take(mq);
+          e.start();
+          progressed = true;
+        }
       }
     }
   }
@@ -201,9 +266,9 @@ export class AdmissionController {
     return this.queues.critical.size + this.queues.standard.size + this.queues.sheddable.size;
   }
 
-  private waitingAtOrAbove(lane: Lane): boolean {
+  private waitingAtOrAbove(lane: Lane, model: string): boolean {
     for (const l of LANES) {
-      if (this.queues[l].size > 0) return true;
+      if (this.queues[l].waiting(model)) return true;
       if (l === lane) break;
     }
     return false;

@@ -23,8 +23,12 @@ export function toCandidate(n: NodeConnection, now = Date.now(), service?: Servi
   };
 }
 
-export function defaultProfile(statusStaleMs: number, cfg: ProfileConfig = DEFAULT_PROFILE): SchedulingProfile {
-  return buildProfile(cfg, statusStaleMs);
+export function defaultProfile(
+  statusStaleMs: number,
+  cfg: ProfileConfig = DEFAULT_PROFILE,
+  random: () => number = Math.random,
+): SchedulingProfile {
+  return buildProfile(cfg, statusStaleMs, random);
 }
 
 export class Scheduler {
@@ -38,6 +42,8 @@ export class Scheduler {
   constructor(
     private readonly pool: NodePool,
     private readonly profile: SchedulingProfile,
+    /** The clock status ages are read on (a virtual-time driver passes its own). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   observeService(nodeId: string, seconds: number): void {
@@ -45,7 +51,7 @@ export class Scheduler {
   }
 
   schedule(req: SchedulingRequest): Decision & { connection: NodeConnection | undefined } {
-    const now = Date.now();
+    const now = this.now();
     const decision = this.profile.schedule(
       this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)),
       req,
@@ -59,7 +65,7 @@ export class Scheduler {
    * for admission (saturation.ts).
    */
   bestPredictedWait(req: SchedulingRequest): number {
-    const now = Date.now();
+    const now = this.now();
     const { kept } = this.profile.filter(
       this.pool.list().map((n) => toCandidate(n, now, this.serviceTimes)),
       req,
@@ -73,7 +79,7 @@ export class Scheduler {
    * tests can see this router's own view of the pool instead of inferring it from where requests went.
    */
   routableNodes(statusStaleMs: number): [string, boolean][] {
-    const now = Date.now();
+    const now = this.now();
     const avail = available(statusStaleMs);
     const anyModel = { model: '', exclude: new Set<string>() };
     return this.pool.list().map((n) => {
@@ -84,7 +90,7 @@ export class Scheduler {
 
   /** Models served by at least one node that is usable now (for /v1/models and 404 vs 503). */
   servedModels(statusStaleMs: number): Set<string> {
-    const now = Date.now();
+    const now = this.now();
     const out = new Set<string>();
     const avail = available(statusStaleMs);
     for (const n of this.pool.list()) {

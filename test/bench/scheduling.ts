@@ -95,7 +95,7 @@ function busyThroughput(results: SimResult[]): number {
 }
 const capacity = (nodes: number) => {
   const reqs = traceWorkload(rows, (N * nodes) / 4, 1_000 * nodes);
-  const { results } = simulate(reqs, { speeds: speeds(nodes), profile: buildProfile(POLICIES['least-predicted-wait']!, 2_000) });
+  const { results } = simulate(reqs, { speeds: speeds(nodes), profile: buildProfile(POLICIES['least-predicted-wait']!, 2_000, rngFor(1)) });
   return busyThroughput(results);
 };
 const cap4 = capacity(4);
@@ -130,7 +130,7 @@ printTable(`Policies, 4 nodes, ${N} requests per run, TTFT SLO ${TTFT_SLO_MS} ms
 
 // 3. Shared prefix: 100 groups x 4k-token prefix, 64-token suffixes, at 80% of load-only capacity.
 const spCapReqs = sharedPrefixWorkload(N, 1_000);
-const spCap = busyThroughput(simulate(spCapReqs, { speeds: SPEEDS4, profile: buildProfile(LOAD_ONLY, 2_000) }).results);
+const spCap = busyThroughput(simulate(spCapReqs, { speeds: SPEEDS4, profile: buildProfile(LOAD_ONLY, 2_000, rngFor(1)) }).results);
 const prefixRows: Record<string, unknown>[] = [];
 for (const [name, policy] of section('prefix')
   ? ([
